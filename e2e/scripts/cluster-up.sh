@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Starts a real local control plane (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok with one fake node), installs the CRDs, and starts Prometheus,
+# the traffic generator and the PrometheusRule -> Prometheus rule sync.
+# Everything listens on 127.0.0.1 only, on free ports picked at start.
+#
+# State (certificates, data, logs, pids) lives in ${SLO_WARDEN_E2E_DIR:-/tmp/slo-warden-e2e};
+# `source $SLO_WARDEN_E2E_DIR/env` afterwards. Stop with cluster-down.sh.
+#
+# Tunables (environment):
+#   E2E_SCRAPE_INTERVAL / E2E_EVAL_INTERVAL   Prometheus intervals (default 5s / 5s)
+#   E2E_TRAFFIC_SERVICES                      services of the traffic generator (checkout,search)
+#   E2E_TRAFFIC_RPS                           initial requests/s per service (10)
+#   E2E_RULE_SYNC_INTERVAL                    seconds between rule syncs (2)
+#   E2E_KCM_CONTROLLERS                       kube-controller-manager --controllers
+#   E2E_ARGO_CRDS                             files of argo-rollouts' manifests/crds/ to install
+#   E2E_TIMEOUT                               seconds to wait for each component (120)
+#   E2E_KEEP_ON_FAILURE=1                     leave processes running when start-up fails
+set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+
+t0=$(date +%s.%N)
+SCRAPE_INTERVAL=${E2E_SCRAPE_INTERVAL:-5s}
+EVAL_INTERVAL=${E2E_EVAL_INTERVAL:-5s}
+TRAFFIC_SERVICES=${E2E_TRAFFIC_SERVICES:-checkout,search}
+TRAFFIC_RPS=${E2E_TRAFFIC_RPS:-10}
+RULE_SYNC_INTERVAL=${E2E_RULE_SYNC_INTERVAL:-2}
+KCM_CONTROLLERS=${E2E_KCM_CONTROLLERS:-garbage-collector-controller,deployment-controller,replicaset-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller}
+ARGO_CRDS=${E2E_ARGO_CRDS:-rollout-crd.yaml}
+TIMEOUT=${E2E_TIMEOUT:-120}
+NODE_NAME=kwok-node-0
+
+for b in "$ETCD" "$KWOK" "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$K8S_BIN/kube-scheduler" "$KUBECTL"; do
+  [[ -x $b ]] || die "$b is missing: run e2e/scripts/setup.sh (or build-tools.sh) first"
+done
+for b in "$PROMETHEUS" "$PROMTOOL" openssl python3 go; do
+  command -v "$b" >/dev/null || die "$b is missing: run e2e/scripts/setup.sh first"
+done
+
+# Already (partly) running from this state dir?
+running=()
+for c in "${COMPONENTS[@]}"; do component_pid "$c" >/dev/null && running+=("$c"); done
+if ((${#running[@]} == ${#COMPONENTS[@]})) && [[ -s $DIR/env ]]; then
+  log "already running in $DIR (cluster-down.sh to stop)"
+  cat "$DIR/env"
+  exit 0
+elif ((${#running[@]})); then
+  log "partly running (${running[*]}): stopping first"
+  "$e2e_scripts/cluster-down.sh"
+fi
+if [[ -d $DIR && -n $(ls -A "$DIR") && ! -d $DIR/pids && ! -d $DIR/logs ]]; then
+  die "$DIR exists and is not an e2e state dir; set SLO_WARDEN_E2E_DIR elsewhere"
+fi
+rm -rf "$DIR"
+mkdir -p "$DIR"/{logs,pids,pki,etcd,kwok,prometheus/rules,prometheus/data}
+
+ok=0
+on_exit() {
+  ((ok)) && return
+  log "start-up failed; last lines of the component logs:"
+  for f in "$DIR"/logs/*.log; do
+    [[ -e $f ]] || continue
+    printf '==> %s <==\n' "$f" >&2; tail -n 25 "$f" >&2
+  done
+  if [[ ${E2E_KEEP_ON_FAILURE:-0} == 1 ]]; then
+    log "processes left running (E2E_KEEP_ON_FAILURE=1); logs in $DIR/logs"
+  else
+    KEEP_LOGS=1 "$e2e_scripts/cluster-down.sh" || true
+    log "logs kept in $DIR/logs"
+  fi
+}
+trap on_exit EXIT
+
+# start NAME CMD...: own session/process group, output to logs/NAME.log, pid to pids/NAME.pid.
+start() {
+  local name=$1; shift
+  local pidfile="$DIR/pids/$name.pid"
+  SLO_WARDEN_E2E_DIR=$DIR setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
+    </dev/null >>"$DIR/logs/$name.log" 2>&1 &
+  local i
+  for ((i = 0; i < 100; i++)); do [[ -s $pidfile ]] && return; sleep 0.02; done
+  die "$name did not start"
+}
+started=()
+launch() { start "$@"; started+=("$1"); }
+
+# wait_for SECONDS WHAT CMD...: polls CMD; fails early when a started component died.
+wait_for() {
+  local timeout=$1 what=$2; shift 2
+  local deadline=$((SECONDS + timeout)) c
+  until "$@" >/dev/null 2>&1; do
+    for c in "${started[@]}"; do
+      component_pid "$c" >/dev/null || die "$c exited while waiting for $what (see $DIR/logs/$c.log)"
+    done
+    ((SECONDS < deadline)) || die "timed out after ${timeout}s waiting for $what"
+    sleep 0.25
+  done
+}
+
+read -r P_ETCD P_PEER P_API P_KCM P_SCHED P_KWOK P_PROM P_TRAFFIC < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(8)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+
+# ---- etcd -------------------------------------------------------------------------
+launch etcd "$ETCD" --name e2e --data-dir "$DIR/etcd" \
+  --listen-client-urls "http://127.0.0.1:$P_ETCD" --advertise-client-urls "http://127.0.0.1:$P_ETCD" \
+  --listen-peer-urls "http://127.0.0.1:$P_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$P_PEER" \
+  --initial-cluster "e2e=http://127.0.0.1:$P_PEER" --unsafe-no-fsync --log-level warn
+
+# ---- traffic generator and Prometheus (independent of Kubernetes) ---------------
+launch traffic python3 "$e2e_root/traffic/traffic.py" --port "$P_TRAFFIC" \
+  --services "$TRAFFIC_SERVICES" --rps "$TRAFFIC_RPS"
+cat >"$DIR/prometheus/prometheus.yml" <<EOF
+global:
+  scrape_interval: $SCRAPE_INTERVAL
+  evaluation_interval: $EVAL_INTERVAL
+rule_files:
+  - $DIR/prometheus/rules/*.yaml
+scrape_configs:
+  - job_name: traffic
+    static_configs:
+      - targets: ['127.0.0.1:$P_TRAFFIC']
+EOF
+launch prometheus "$PROMETHEUS" --config.file="$DIR/prometheus/prometheus.yml" \
+  --storage.tsdb.path="$DIR/prometheus/data" --storage.tsdb.retention.time=1d \
+  --web.listen-address="127.0.0.1:$P_PROM" --web.enable-lifecycle --web.enable-admin-api
+
+# ---- certificates ------------------------------------------------------------------
+pki=$DIR/pki
+(
+  cd "$pki"
+  ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+  serial() { echo "0x$(openssl rand -hex 16)"; }
+  ec ca.key
+  openssl req -x509 -new -key ca.key -subj "/CN=slo-warden-e2e-ca" -days 3650 -out ca.crt \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+  sign() { # name subject extensions
+    ec "$1.key"
+    openssl req -new -key "$1.key" -subj "$2" -out "$1.csr"
+    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n%s\n' "$3" >"$1.ext"
+    openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -set_serial "$(serial)" -days 365 \
+      -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+    rm -f "$1.csr" "$1.ext"
+  }
+  sign apiserver "/CN=kube-apiserver" \
+    "$(printf 'extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.0.0.1')"
+  sign admin "/O=system:masters/CN=slo-warden-e2e-admin" "extendedKeyUsage=clientAuth"
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
+  openssl pkey -in sa.key -pubout -out sa.pub
+)
+b64() { base64 -w0 <"$1"; }
+cat >"$DIR/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: slo-warden-e2e
+  cluster:
+    server: https://127.0.0.1:$P_API
+    certificate-authority-data: $(b64 "$pki/ca.crt")
+users:
+- name: slo-warden-e2e-admin
+  user:
+    client-certificate-data: $(b64 "$pki/admin.crt")
+    client-key-data: $(b64 "$pki/admin.key")
+contexts:
+- name: slo-warden-e2e
+  context:
+    cluster: slo-warden-e2e
+    user: slo-warden-e2e-admin
+    namespace: default
+current-context: slo-warden-e2e
+EOF
+chmod 600 "$DIR/kubeconfig"
+
+wait_for 60 "etcd" http GET "http://127.0.0.1:$P_ETCD/health"
+
+# ---- kube-apiserver --------------------------------------------------------------
+# TaintNodesByCondition is off: it taints new nodes not-ready and only the node
+# lifecycle controller (not run here) would lift the taint. All other default
+# admission plugins (webhooks, ValidatingAdmissionPolicy, ServiceAccount, ...) stay on.
+launch kube-apiserver "$K8S_BIN/kube-apiserver" \
+  --etcd-servers="http://127.0.0.1:$P_ETCD" \
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$P_API" \
+  --cert-dir="$pki" --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+  --client-ca-file="$pki/ca.crt" \
+  --authorization-mode=RBAC --allow-privileged=true \
+  --service-cluster-ip-range=10.0.0.0/24 --endpoint-reconciler-type=none \
+  --service-account-issuer="https://127.0.0.1:$P_API" \
+  --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+  --disable-admission-plugins=TaintNodesByCondition \
+  --profiling=false
+wait_for "$TIMEOUT" "kube-apiserver /readyz" k get --raw /readyz
+
+# ---- CRDs (before the controller-manager, so its garbage collector knows them) ----
+moddir() { (cd "$DIR" && GOFLAGS= go mod download -json "$1") | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p'; }
+crd_files=()
+if [[ -d $repo_root/crds ]]; then
+  while IFS= read -r f; do crd_files+=("$f"); done < <(find "$repo_root/crds" -type f \( -name '*.yaml' -o -name '*.yml' \) | sort)
+fi
+po_dir=$(moddir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+argo_dir=$(moddir "github.com/argoproj/argo-rollouts@$ARGO_ROLLOUTS_VERSION")
+kwok_dir=$(moddir "sigs.k8s.io/kwok@$KWOK_VERSION")
+[[ -n $po_dir && -n $argo_dir && -n $kwok_dir ]] || die "could not resolve Go module directories (run setup.sh)"
+crd_files+=("$po_dir/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml")
+for f in $ARGO_CRDS; do crd_files+=("$argo_dir/manifests/crds/$f"); done
+apply_args=()
+for f in "${crd_files[@]}"; do apply_args+=(-f "$f"); done
+k apply --server-side --field-manager=slo-warden-e2e "${apply_args[@]}" >"$DIR/logs/crds.log"
+k wait --for=condition=Established crd --all --timeout="${TIMEOUT}s" >>"$DIR/logs/crds.log"
+log "CRDs established: $(k get crd -o name | sed 's|.*/||' | tr '\n' ' ')"
+
+# ---- controllers, scheduler, kwok --------------------------------------------------
+kc=$DIR/kubeconfig
+launch kube-controller-manager "$K8S_BIN/kube-controller-manager" \
+  --kubeconfig="$kc" --authentication-kubeconfig="$kc" --authorization-kubeconfig="$kc" \
+  --leader-elect=false --use-service-account-credentials=false \
+  --controllers="$KCM_CONTROLLERS" \
+  --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
+  --bind-address=127.0.0.1 --secure-port="$P_KCM" --cert-dir="$DIR/pki/kcm" \
+  --authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics
+launch kube-scheduler "$K8S_BIN/kube-scheduler" \
+  --kubeconfig="$kc" --authentication-kubeconfig="$kc" --authorization-kubeconfig="$kc" \
+  --leader-elect=false --bind-address=127.0.0.1 --secure-port="$P_SCHED" --cert-dir="$DIR/pki/scheduler" \
+  --authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics
+# kwok's stages (node: initialize + heartbeat; pod: ready, complete, delete) from its module.
+st=$kwok_dir/kustomize/stage
+for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml \
+         pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+  cat "$st/$f"; printf '\n---\n'
+done >"$DIR/kwok/kwok.yaml"
+launch kwok "$KWOK" --config="$DIR/kwok/kwok.yaml" --kubeconfig="$kc" \
+  --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+  --server-address="127.0.0.1:$P_KWOK" --node-ip=127.0.0.1 --cidr=10.244.0.0/16
+launch rule-sync python3 "$e2e_scripts/rule-sync.py" --kubectl "$KUBECTL" --kubeconfig "$kc" \
+  --promtool "$PROMTOOL" --rule-dir "$DIR/prometheus/rules" \
+  --prometheus-url "http://127.0.0.1:$P_PROM" --interval "$RULE_SYNC_INTERVAL"
+
+k apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: $NODE_NAME
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    type: kwok
+    kubernetes.io/hostname: $NODE_NAME
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+EOF
+
+wait_for "$TIMEOUT" "kube-controller-manager /healthz" http GET "https://127.0.0.1:$P_KCM/healthz"
+wait_for "$TIMEOUT" "kube-scheduler /healthz" http GET "https://127.0.0.1:$P_SCHED/healthz"
+wait_for "$TIMEOUT" "node $NODE_NAME Ready" k wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
+wait_for "$TIMEOUT" "serviceaccount default/default" k get serviceaccount default -n default
+wait_for "$TIMEOUT" "traffic generator" http GET "http://127.0.0.1:$P_TRAFFIC/healthz"
+wait_for "$TIMEOUT" "Prometheus /-/ready" http GET "http://127.0.0.1:$P_PROM/-/ready"
+
+envfile=$DIR/env
+{
+  echo "# slo-warden end-to-end cluster (cluster-up.sh $(date -u +%FT%TZ)); source this file."
+  printf 'export %s=%q\n' \
+    SLO_WARDEN_E2E_DIR "$DIR" \
+    KUBECONFIG "$DIR/kubeconfig" \
+    KUBECTL "$KUBECTL" \
+    KUBE_APISERVER_URL "https://127.0.0.1:$P_API" \
+    PROMETHEUS_URL "http://127.0.0.1:$P_PROM" \
+    PROMETHEUS_RULE_DIR "$DIR/prometheus/rules" \
+    TRAFFIC_URL "http://127.0.0.1:$P_TRAFFIC" \
+    TRAFFIC_SERVICES "$TRAFFIC_SERVICES" \
+    E2E_NODE_NAME "$NODE_NAME" \
+    E2E_SCRAPE_INTERVAL "$SCRAPE_INTERVAL" \
+    E2E_EVAL_INTERVAL "$EVAL_INTERVAL" \
+    ETCD_URL "http://127.0.0.1:$P_ETCD"
+} >"$envfile"
+ok=1
+secs=$(python3 -c "import sys,time; print('%.1f' % (time.time() - float(sys.argv[1])))" "$t0")
+log "cluster up in ${secs}s (state and logs in $DIR)"
+cat <<EOF
+
+  source $envfile        # or: export KUBECONFIG=$DIR/kubeconfig
+  kubectl:    $KUBECTL
+  apiserver:  https://127.0.0.1:$P_API (Kubernetes $K8S_VERSION, fake node $NODE_NAME)
+  Prometheus: http://127.0.0.1:$P_PROM (rule dir $DIR/prometheus/rules, synced from PrometheusRules)
+  traffic:    http://127.0.0.1:$P_TRAFFIC/control (services $TRAFFIC_SERVICES)
+  stop:       e2e/scripts/cluster-down.sh
+
+KUBECONFIG=$DIR/kubeconfig
+EOF

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Installs everything the end-to-end cluster needs; idempotent and noninteractive.
+#   - Debian packages: prometheus (/usr/bin/prometheus, /usr/bin/promtool), openssl
+#     (apt-get update only runs when something is missing). Debian's own prometheus
+#     service is kept from starting (policy-rc.d) and disabled: cluster-up.sh runs its
+#     own Prometheus on a free port.
+#   - Go: uses the go on PATH (or /usr/local/go); without one, fetches a Go toolchain
+#     from the Go module proxy (golang.org/toolchain) into the cache dir.
+#   - build-tools.sh all: etcd, kube-apiserver & co., kubectl, kwok, helm, CRD modules.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions.sh"
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+as_root() { if ((EUID == 0)); then "$@"; else sudo -n "$@"; fi; }
+
+# ---- Debian packages ---------------------------------------------------------------
+pkgs=()
+[[ -x /usr/bin/prometheus && -x /usr/bin/promtool ]] || pkgs+=(prometheus)
+command -v openssl >/dev/null || pkgs+=(openssl)
+[[ -e /etc/ssl/certs/ca-certificates.crt ]] || pkgs+=(ca-certificates)
+if ((${#pkgs[@]})); then
+  log "installing ${pkgs[*]}"
+  policy=/usr/sbin/policy-rc.d
+  added_policy=0
+  if [[ ! -e $policy ]]; then  # keep apt from starting services (the Debian prometheus unit)
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod 755 "$policy"
+    added_policy=1
+  fi
+  rc=0
+  as_root apt-get update -q && as_root apt-get install -y -q --no-install-recommends "${pkgs[@]}" || rc=$?
+  ((added_policy)) && as_root rm -f "$policy"
+  ((rc == 0)) || exit "$rc"
+  if [[ " ${pkgs[*]} " == *" prometheus "* ]]; then
+    if [[ -d /run/systemd/system ]]; then
+      as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+    elif [[ -x /etc/init.d/prometheus ]]; then
+      as_root /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+      as_root update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+  fi
+else
+  log "Debian packages present: $(/usr/bin/prometheus --version 2>&1 | head -1)"
+fi
+
+# ---- Go ------------------------------------------------------------------------------
+GO_BOOTSTRAP=${GO_BOOTSTRAP:-go1.25.0}   # any go >= 1.21 works: GOTOOLCHAIN=auto upgrades as needed
+if ! command -v go >/dev/null; then
+  if [[ -x /usr/local/go/bin/go ]]; then
+    export PATH=/usr/local/go/bin:$PATH
+  else
+    gdir=$SLO_WARDEN_CACHE/go-$GO_BOOTSTRAP
+    if [[ ! -x $gdir/bin/go ]]; then
+      log "no go on PATH: fetching golang.org/toolchain $GO_BOOTSTRAP from the Go module proxy"
+      python3 - "$gdir" "$GO_BOOTSTRAP" <<'EOF'
+import io, os, platform, shutil, sys, urllib.request, zipfile
+dest, ver = sys.argv[1], sys.argv[2]
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+proxy = os.environ.get("GOPROXY", "https://proxy.golang.org").split(",")[0].split("|")[0]
+if proxy in ("direct", "off", ""):
+    proxy = "https://proxy.golang.org"
+mod = "v0.0.1-%s.linux-%s" % (ver, arch)
+data = urllib.request.urlopen("%s/golang.org/toolchain/@v/%s.zip" % (proxy.rstrip("/"), mod), timeout=600).read()
+prefix = "golang.org/toolchain@%s/" % mod
+tmp = dest + ".tmp"
+shutil.rmtree(tmp, ignore_errors=True)
+with zipfile.ZipFile(io.BytesIO(data)) as z:
+    for info in z.infolist():
+        if not info.filename.startswith(prefix) or info.filename.endswith("/"):
+            continue
+        path = os.path.join(tmp, info.filename[len(prefix):])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with z.open(info) as src, open(path, "wb") as out:
+            shutil.copyfileobj(src, out)
+        rel = info.filename[len(prefix):]
+        if rel.startswith("bin/") or rel.startswith("pkg/tool/"):
+            os.chmod(path, 0o755)
+shutil.rmtree(dest, ignore_errors=True)
+os.rename(tmp, dest)
+EOF
+    fi
+    export PATH=$gdir/bin:$PATH
+  fi
+fi
+log "using $(go version)"
+
+# ---- Go-built tools ----------------------------------------------------------------
+"$here/build-tools.sh" all
+log "done"

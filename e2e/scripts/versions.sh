@@ -1,0 +1,10 @@
+# Pinned versions of every component the end-to-end suite and the demo run.
+# Sourced by the other scripts; bump a version here and the cache key changes with it.
+K8S_VERSION=v1.34.4
+ETCD_VERSION=v3.6.16
+KWOK_VERSION=v0.8.0
+HELM_VERSION=v3.21.4
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
+ARGO_ROLLOUTS_VERSION=v1.8.5
+
+SLO_WARDEN_CACHE=${SLO_WARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/slo-warden}
