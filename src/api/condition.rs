@@ -1,0 +1,64 @@
+//! Conditions shared by our resources: the list-map schema and a helper that sets one condition,
+//! keeping `lastTransitionTime` when the status does not change.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::{Schema, SchemaGenerator, json_schema};
+
+/// `conditions` as a list-map keyed by `type`, so server-side apply merges entries by type.
+pub fn conditions_schema(generator: &mut SchemaGenerator) -> Schema {
+    let item = generator.subschema_for::<Condition>();
+    json_schema!({
+        "type": "array",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        "items": item,
+    })
+}
+
+/// Condition types and status values as the API spells them.
+pub const READY: &str = "Ready";
+pub const TRUE: &str = "True";
+pub const FALSE: &str = "False";
+
+/// Builds the condition to store: `lastTransitionTime` is carried over from `previous` when the
+/// status is unchanged, so rewriting a condition with a new message does not look like a flap.
+pub fn next_condition(
+    previous: &[Condition],
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: impl Into<String>,
+    observed_generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> Condition {
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: message.into(),
+        observed_generation,
+        last_transition_time,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_kept_while_status_unchanged() {
+        let t0 = jiff::Timestamp::from_second(1_000).unwrap();
+        let t1 = jiff::Timestamp::from_second(2_000).unwrap();
+        let first = next_condition(&[], READY, TRUE, "Applied", "ok", Some(1), t0);
+        let same = next_condition(&[first.clone()], READY, TRUE, "Applied", "still ok", Some(2), t1);
+        assert_eq!(same.last_transition_time, Time(t0));
+        assert_eq!(same.observed_generation, Some(2));
+        let flipped = next_condition(&[first], READY, FALSE, "InvalidSpec", "bad", Some(3), t1);
+        assert_eq!(flipped.last_transition_time, Time(t1));
+    }
+}

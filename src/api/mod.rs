@@ -1,0 +1,12 @@
+//! The custom resources slo-warden serves (one per file) and the upstream ones it writes.
+
+pub mod condition;
+pub mod prometheus_rule;
+pub mod slo;
+
+pub use prometheus_rule::{PrometheusRule, PrometheusRuleSpec, Rule, RuleGroup};
+pub use slo::{
+    Alerting, BudgetState, BudgetStatus, BurnRateTier, Indicator, LatencyIndicator, NoTraffic,
+    RatioIndicator, RawIndicator, ServiceLevelObjective, ServiceLevelObjectiveSpec,
+    ServiceLevelObjectiveStatus, Severity,
+};

@@ -1,0 +1,233 @@
+//! `ServiceLevelObjective` (slo.warden.dev/v1alpha1): an SLI, an objective and a window.
+//!
+//! The schema carries CEL rules for the mistakes `kubectl apply` should refuse outright; the
+//! checks that need a PromQL parser live in `crate::validate` and run in the CLI and controller.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A Prometheus duration: one or more `<number><unit>` with units ms, s, m, h, d, w, y.
+pub const DURATION_CEL: &str = "self.matches('^([0-9]+(ms|s|m|h|d|w|y))+$')";
+
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "slo.warden.dev",
+    version = "v1alpha1",
+    kind = "ServiceLevelObjective",
+    plural = "servicelevelobjectives",
+    shortname = "slo",
+    category = "slo-warden",
+    namespaced,
+    status = "ServiceLevelObjectiveStatus",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Objective","type":"number","jsonPath":".spec.objective"}"#,
+    printcolumn = r#"{"name":"Window","type":"string","jsonPath":".spec.window"}"#,
+    printcolumn = r#"{"name":"Budget","type":"number","description":"Fraction of the error budget left over the window","jsonPath":".status.budget.remaining"}"#,
+    printcolumn = r#"{"name":"Burn-1h","type":"number","description":"Burn rate over the last hour (1 = exactly on budget)","jsonPath":".status.budget.burnRates.1h"}"#,
+    printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.budget.state"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceLevelObjectiveSpec {
+    /// The service this objective is about; defaults to the object's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+
+    /// Free text shown in alert descriptions and dashboards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+
+    /// Target percentage of good events, strictly between 0 and 100 (e.g. 99.9).
+    #[x_kube(validation = Rule::new("self > 0.0 && self < 100.0").message("objective must be a percentage strictly between 0 and 100, e.g. 99.9"))]
+    pub objective: f64,
+
+    /// Rolling window the objective is measured over, as a Prometheus duration (e.g. 30d, 28d, 7d).
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]+(ms|s|m|h|d|w|y))+$')").message("window must be a Prometheus duration such as 30d, 28d or 7d"))]
+    pub window: String,
+
+    /// How good and bad events are counted: exactly one of ratio, latency or raw.
+    pub indicator: Indicator,
+
+    /// Alert naming, labels and burn-rate tiers; every field has a sensible default.
+    #[serde(default, skip_serializing_if = "Alerting::is_default")]
+    pub alerting: Alerting,
+}
+
+/// Exactly one of `ratio`, `latency` or `raw`.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("[has(self.ratio), has(self.latency), has(self.raw)].filter(x, x).size() == 1").message("set exactly one of indicator.ratio, indicator.latency or indicator.raw"))]
+#[serde(rename_all = "camelCase")]
+pub struct Indicator {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<RatioIndicator>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyIndicator>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<RawIndicator>,
+}
+
+/// Bad (or good) events over all events, each a series selector of counters or a PromQL
+/// expression using `$window` (e.g. `sum(rate(x[$window]))`).
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.errors) != has(self.good)").message("set exactly one of indicator.ratio.errors or indicator.ratio.good"))]
+#[serde(rename_all = "camelCase")]
+pub struct RatioIndicator {
+    /// Counter(s) of failed events, e.g. `http_requests_total{job="checkout",code=~"5.."}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<String>,
+    /// Counter(s) of successful events; use instead of `errors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub good: Option<String>,
+    /// Counter(s) of all events, e.g. `http_requests_total{job="checkout"}`.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("indicator.ratio.total must not be empty"))]
+    pub total: String,
+}
+
+/// Requests slower than `threshold` are bad, read from a classic histogram.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyIndicator {
+    /// Series selector of the histogram without the `_bucket` suffix, e.g.
+    /// `http_request_duration_seconds{job="checkout"}`; its `_bucket` and `_count` series are used.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("indicator.latency.histogram must not be empty"))]
+    pub histogram: String,
+    /// Latency a good request stays within (a Prometheus duration); must equal one of the
+    /// histogram's bucket bounds.
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]+(ms|s|m|h|d|w|y))+$')").message("threshold must be a duration such as 300ms or 1s"))]
+    pub threshold: String,
+}
+
+/// Any error ratio PromQL can express, using `$window` for the range.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RawIndicator {
+    /// An expression returning the error ratio (0..1) over `$window` as a single series.
+    #[x_kube(validation = Rule::new("self.contains('$window')").message("indicator.raw.errorRatio must use $window as its range, e.g. rate(x[$window])"))]
+    pub error_ratio: String,
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Alerting {
+    /// Name of the burn-rate alerts (default `ErrorBudgetBurn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Extra labels on every alert (e.g. `team`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations on every alert (e.g. `runbook_url`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// `severity` label of page tiers (default `critical`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_severity: Option<String>,
+    /// `severity` label of ticket tiers (default `warning`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_severity: Option<String>,
+    /// Replaces the default multiwindow tiers (14.4x 1h/5m, 6x 6h/30m, 3x 1d/2h, 1x 3d/6h for 30d).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn_rates: Option<Vec<BurnRateTier>>,
+    /// The alert for an SLI that sees no traffic at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_traffic: Option<NoTraffic>,
+}
+
+impl Alerting {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BurnRateTier {
+    /// Long window, a Prometheus duration (e.g. 1h).
+    pub long: String,
+    /// Short window confirming the burn is still going on (e.g. 5m); shorter than `long`.
+    pub short: String,
+    /// Burn-rate factor: 1 spends exactly the budget over the SLO window.
+    #[x_kube(validation = Rule::new("self > 0.0").message("factor must be positive"))]
+    pub factor: f64,
+    /// `page` or `ticket`.
+    pub severity: Severity,
+    /// How long the condition must hold before firing (default depends on the tier).
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
+}
+
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub enum Severity {
+    Page,
+    Ticket,
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NoTraffic {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How long the SLI must see no traffic before alerting (default 10m).
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceLevelObjectiveStatus {
+    /// The generation the conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::api::condition::conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Name of the generated PrometheusRule (same namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_rule: Option<String>,
+    /// The generation whose rules are in place; behind `metadata.generation` while the current
+    /// spec is invalid and the last good rules are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_generation: Option<i64>,
+    /// Error budget as last read from Prometheus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetStatus>,
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetStatus {
+    /// Fraction of the error budget left over the window (1 = untouched, 0 or less = spent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<f64>,
+    /// Burn rate per alert window, keyed by window (e.g. `1h`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub burn_rates: BTreeMap<String, f64>,
+    pub state: BudgetState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluated_at: Option<Time>,
+}
+
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BudgetState {
+    Healthy,
+    Burning,
+    Exhausted,
+    #[default]
+    NoData,
+}
+
+impl ServiceLevelObjectiveSpec {
+    /// The `service` label value: `spec.service`, else the object's name.
+    pub fn service_or<'a>(&'a self, name: &'a str) -> &'a str {
+        self.service.as_deref().unwrap_or(name)
+    }
+}
