@@ -1,0 +1,234 @@
+//! Rule generation: a [`ValidSlo`] in, the Prometheus rule groups that measure and alert on it out.
+//!
+//! Three groups per SLO:
+//! - `sli`: error ratios over the short alert windows (< 1d), straight from the source series,
+//!   at the Prometheus default evaluation interval.
+//! - `window`: every 5 minutes, the error and request rates of the last 5 minutes ("tiles"), and
+//!   the long windows (1d, 3d, the SLO window) as ratios of tile sums. A tile sum is traffic-weighted
+//!   (not an average of ratios), reads one sample per 5 minutes instead of every raw scrape, and a
+//!   stretch without traffic adds zeros instead of NaN.
+//! - `alerts`: multiwindow burn-rate alerts and the no-traffic alert.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api::{PrometheusRule, PrometheusRuleSpec, Rule, RuleGroup, Severity};
+use crate::duration::Duration;
+use crate::sli::Sli;
+use crate::validate::ValidSlo;
+
+/// Tile size of the `window` group, and its evaluation interval.
+pub const TILE: Duration = Duration::minutes(5);
+/// Windows at least this long are computed from tiles.
+const TILED_FROM: Duration = Duration::days(1);
+/// Short windows recorded even when no tier uses them, for dashboards and `status.budget`.
+const STANDARD_WINDOWS: [Duration; 7] = [
+    Duration::minutes(5),
+    Duration::minutes(30),
+    Duration::hours(1),
+    Duration::hours(2),
+    Duration::hours(6),
+    Duration::days(1),
+    Duration::days(3),
+];
+
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGER: &str = "slo-warden";
+pub const NO_TRAFFIC_ALERT: &str = "SLONoTraffic";
+
+pub fn error_ratio_record(window: Duration) -> String {
+    format!("slo:sli_error:ratio_rate{window}")
+}
+pub const ERRORS_TILE: &str = "slo:sli_errors:tile_rate5m";
+pub const TOTAL_TILE: &str = "slo:sli_total:tile_rate5m";
+pub const BUDGET_REMAINING: &str = "slo:error_budget_remaining:ratio";
+pub const OBJECTIVE: &str = "slo:objective:ratio";
+pub const BUDGET: &str = "slo:error_budget:ratio";
+pub const WINDOW_SECONDS: &str = "slo:window:seconds";
+pub const INFO: &str = "slo:info";
+
+/// The windows whose error ratio is recorded: the standard ones that fit in the SLO window,
+/// every tier's windows, and the SLO window itself.
+pub fn recorded_windows(slo: &ValidSlo) -> BTreeSet<Duration> {
+    STANDARD_WINDOWS
+        .iter()
+        .copied()
+        .filter(|w| *w <= slo.window)
+        .chain(slo.tiers.iter().flat_map(|t| [t.long, t.short]))
+        .chain([slo.window])
+        .collect()
+}
+
+/// Labels identifying the SLO on every series and alert.
+pub fn identity(slo: &ValidSlo) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([("slo".to_string(), slo.name.clone())]);
+    if let Some(ns) = &slo.namespace {
+        labels.insert("namespace".into(), ns.clone());
+    }
+    labels
+}
+
+/// `{slo="checkout",namespace="shop"}`
+pub fn selector(labels: &BTreeMap<String, String>) -> String {
+    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+pub fn rule_groups(slo: &ValidSlo) -> Vec<RuleGroup> {
+    let id = identity(slo);
+    let sel = selector(&id);
+    let prefix = match &slo.namespace {
+        Some(ns) => format!("{ns}/{}", slo.name),
+        None => slo.name.clone(),
+    };
+    let record = |name: String, expr: String, labels: &BTreeMap<String, String>| Rule {
+        record: Some(name),
+        expr,
+        labels: labels.clone(),
+        ..Rule::default()
+    };
+    let windows = recorded_windows(slo);
+
+    let sli_rules = windows
+        .iter()
+        .filter(|w| **w < TILED_FROM)
+        .map(|w| record(error_ratio_record(*w), slo.sli.error_ratio(*w), &id))
+        .collect();
+
+    let (errors_tile, total_tile) = match &slo.sli {
+        Sli::Raw(_) => {
+            // A raw ratio has no request count: every 5 minutes with data weighs the same, and
+            // `>= 0` drops NaN (no traffic) so it cannot poison the window sums.
+            let ratio = format!("({}) >= 0", slo.sli.error_ratio(TILE));
+            (ratio.clone(), format!("({ratio}) * 0 + 1"))
+        }
+        Sli::Events { .. } => (slo.sli.errors_rate(TILE), slo.sli.total_rate(TILE)),
+    };
+    let mut window_rules = vec![record(ERRORS_TILE.into(), errors_tile, &id), record(TOTAL_TILE.into(), total_tile, &id)];
+    window_rules.extend(windows.iter().filter(|w| **w >= TILED_FROM).map(|w| {
+        record(
+            error_ratio_record(*w),
+            format!("sum_over_time({ERRORS_TILE}{sel}[{w}])\n/\nsum_over_time({TOTAL_TILE}{sel}[{w}])"),
+            &id,
+        )
+    }));
+    let budget = slo.budget.to_string();
+    window_rules.push(record(
+        BUDGET_REMAINING.into(),
+        format!("1 - {}{sel} / {budget}", error_ratio_record(slo.window)),
+        &id,
+    ));
+    let objective_ratio = slo.objective.shift_left(2).to_string();
+    window_rules.push(record(OBJECTIVE.into(), format!("vector({objective_ratio})"), &id));
+    window_rules.push(record(BUDGET.into(), format!("vector({budget})"), &id));
+    window_rules.push(record(WINDOW_SECONDS.into(), format!("vector({})", slo.window.as_millis() / 1000), &id));
+    let mut info = id.clone();
+    info.insert("service".into(), slo.service.clone());
+    info.insert("objective".into(), slo.objective.to_string());
+    info.insert("window".into(), slo.window.to_string());
+    info.insert("indicator".into(), slo.sli.kind().into());
+    window_rules.push(record(INFO.into(), "vector(1)".into(), &info));
+
+    vec![
+        RuleGroup { name: format!("{prefix}:sli"), interval: None, rules: sli_rules },
+        RuleGroup { name: format!("{prefix}:window"), interval: Some(TILE.to_string()), rules: window_rules },
+        RuleGroup { name: format!("{prefix}:alerts"), interval: None, rules: alert_rules(slo, &id, &sel) },
+    ]
+}
+
+fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str) -> Vec<Rule> {
+    let budget = slo.budget.to_string();
+    let mut base = slo.labels.clone();
+    base.extend(id.clone());
+    base.insert("service".into(), slo.service.clone());
+    let remaining = format!(
+        "{{{{ with query `{BUDGET_REMAINING}{sel}` }}}}{{{{ . | first | value | humanizePercentage }}}}{{{{ else }}}}unknown{{{{ end }}}}"
+    );
+    let what = format!(
+        "{} SLO {} ({}% over {})",
+        slo.service,
+        slo.name,
+        slo.objective,
+        slo.window
+    );
+    let mut rules: Vec<Rule> = slo
+        .tiers
+        .iter()
+        .map(|tier| {
+            let mut labels = base.clone();
+            let severity = match tier.severity {
+                Severity::Page => &slo.page_severity,
+                Severity::Ticket => &slo.ticket_severity,
+            };
+            labels.insert("severity".into(), severity.clone());
+            labels.insert("long".into(), tier.long.to_string());
+            labels.insert("short".into(), tier.short.to_string());
+            let burn = |w: Duration| format!("({}{sel} / {budget}) > {}", error_ratio_record(w), tier.factor);
+            // The budget would last window / factor at this burn rate.
+            let exhaustion = Duration::from_millis((slo.window.as_millis() as f64 / tier.factor.parse::<f64>().unwrap_or(1.0)) as u64);
+            let mut annotations = slo.annotations.clone();
+            annotations.insert(
+                "summary".into(),
+                format!("{}: error budget burning at {{{{ $value | printf \"%.1f\" }}}}x over {}", slo.name, tier.long),
+            );
+            annotations.insert(
+                "description".into(),
+                format!(
+                    "The {what} is burning its error budget at {{{{ $value | printf \"%.1f\" }}}}x the sustainable rate over the last {long}, \
+                     confirmed over {short} (threshold {factor}x: at that rate the whole budget lasts {exhaustion}). \
+                     Error budget remaining: {remaining}.{desc}",
+                    long = tier.long,
+                    short = tier.short,
+                    factor = tier.factor,
+                    desc = slo.description.as_ref().map(|d| format!(" {d}")).unwrap_or_default(),
+                ),
+            );
+            Rule {
+                alert: Some(slo.alert_name.clone()),
+                expr: format!("{}\nand\n{}", burn(tier.long), burn(tier.short)),
+                for_: Some(tier.for_.to_string()),
+                labels,
+                annotations,
+                ..Rule::default()
+            }
+        })
+        .collect();
+
+    if let Some(for_) = slo.no_traffic_for {
+        let mut labels = base.clone();
+        labels.insert("severity".into(), slo.ticket_severity.clone());
+        let mut annotations = slo.annotations.clone();
+        annotations.insert("summary".into(), format!("{}: the SLI sees no traffic", slo.name));
+        annotations.insert(
+            "description".into(),
+            format!(
+                "The {what} has had no requests (or no series at all) for {for_}: its error budget cannot be measured. \
+                 Check that the service is scraped and that the SLI's selectors still match."
+            ),
+        );
+        rules.push(Rule {
+            alert: Some(NO_TRAFFIC_ALERT.into()),
+            expr: format!("{TOTAL_TILE}{sel} == 0\nor\nabsent({TOTAL_TILE}{sel})"),
+            for_: Some(for_.to_string()),
+            labels,
+            annotations,
+            ..Rule::default()
+        });
+    }
+    rules
+}
+
+/// The PrometheusRule for an SLO: same name and namespace, our managed-by label plus the labels
+/// a platform team selects rules by.
+pub fn prometheus_rule(slo: &ValidSlo, extra_labels: &BTreeMap<String, String>) -> PrometheusRule {
+    let mut labels = extra_labels.clone();
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGER.into());
+    labels.insert("slo.warden.dev/slo".into(), slo.name.clone());
+    let mut pr = PrometheusRule::new(&slo.name, PrometheusRuleSpec { groups: rule_groups(slo) });
+    pr.metadata.namespace = slo.namespace.clone();
+    pr.metadata.labels = Some(labels);
+    pr
+}

@@ -1,0 +1,212 @@
+//! The PromQL for an SLI: error and request rates over any window, built from what the user
+//! wrote (a series selector, or an expression with `$window`).
+
+use promql_parser::parser::{self, Expr};
+
+use crate::duration::Duration;
+
+/// Placeholder users write for the range of a rate.
+pub const WINDOW_PLACEHOLDER: &str = "$window";
+
+/// One user-supplied input: a plain selector is wrapped as `sum(rate(<sel>[w]))`, an
+/// expression has `$window` replaced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Selector(String),
+    Template(String),
+}
+
+impl Source {
+    /// Accepts a series selector or an expression using `$window`; the error says which fix applies.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("must not be empty; write a series selector such as http_requests_total{job=\"api\"}".into());
+        }
+        if text.contains(WINDOW_PLACEHOLDER) {
+            let probe = text.replace(WINDOW_PLACEHOLDER, "5m");
+            let expr = parse_promql(&probe)?;
+            if !matches!(expr.value_type(), parser::value::ValueType::Vector | parser::value::ValueType::Scalar) {
+                return Err(format!("must evaluate to an instant vector, not a {}", expr.value_type()));
+            }
+            return Ok(Self::Template(text.to_string()));
+        }
+        match parse_promql(text)? {
+            Expr::VectorSelector(vs) => {
+                check_plain_selector(&vs)?;
+                Ok(Self::Selector(text.to_string()))
+            }
+            Expr::MatrixSelector(_) => Err(format!(
+                "has a range; write the selector without [..] (slo-warden adds the windows) or use {WINDOW_PLACEHOLDER} as the range"
+            )),
+            _ => Err(format!(
+                "is an expression without {WINDOW_PLACEHOLDER}; write a series selector such as \
+                 http_requests_total{{job=\"api\"}}, or an expression using {WINDOW_PLACEHOLDER} such as \
+                 sum(rate(http_requests_total{{job=\"api\"}}[{WINDOW_PLACEHOLDER}]))"
+            )),
+        }
+    }
+
+    /// Per-second rate over `window`, summed to one series.
+    pub fn rate(&self, window: Duration) -> String {
+        match self {
+            Self::Selector(sel) => format!("sum(rate({sel}[{window}]))"),
+            Self::Template(t) => format!("({})", t.replace(WINDOW_PLACEHOLDER, &window.to_string())),
+        }
+    }
+}
+
+fn check_plain_selector(vs: &parser::VectorSelector) -> Result<(), String> {
+    if vs.offset.is_some() || vs.at.is_some() {
+        return Err("must not use offset or @; slo-warden evaluates the SLI at the current time".into());
+    }
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err("uses `or` inside the braces, which Prometheus 2 does not understand; use a regex matcher instead".into());
+    }
+    Ok(())
+}
+
+/// Parses PromQL, returning the parser's own message (which names the position).
+pub fn parse_promql(text: &str) -> Result<Expr, String> {
+    parser::parse(text).map_err(|e| format!("is not valid PromQL: {}", e.trim()))
+}
+
+/// Bad events: counted directly, or as total minus good.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Bad {
+    Errors(Source),
+    Good(Source),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sli {
+    /// Bad and total event counters (ratio and latency indicators).
+    Events { bad: Bad, total: Source },
+    /// A user expression that is already an error ratio.
+    Raw(String),
+}
+
+impl Sli {
+    /// A latency SLI from a classic histogram: good requests are those in the `le` bucket of the
+    /// threshold, total requests are `_count`.
+    pub fn latency(histogram: &str, threshold: Duration) -> Result<Self, String> {
+        let vs = match parse_promql(histogram.trim())? {
+            Expr::VectorSelector(vs) => vs,
+            _ => return Err("must be a series selector such as http_request_duration_seconds{job=\"api\"}".into()),
+        };
+        check_plain_selector(&vs)?;
+        let name = vs.name.clone().ok_or("must start with the histogram's metric name")?;
+        if let Some(base) = name.strip_suffix("_bucket").or_else(|| name.strip_suffix("_count")) {
+            return Err(format!("must name the histogram without its suffix: use {base}"));
+        }
+        if vs.matchers.matchers.iter().any(|m| m.name == "le") {
+            return Err("must not match on le; slo-warden selects the bucket from threshold".into());
+        }
+        let matchers: Vec<String> = vs.matchers.matchers.iter().filter(|m| m.name != "__name__").map(|m| m.to_string()).collect();
+        let bound = bucket_bound(&name, threshold);
+        let with = |extra: Option<String>| {
+            let all: Vec<String> = matchers.iter().cloned().chain(extra).collect();
+            format!("{{{}}}", all.join(","))
+        };
+        Ok(Self::Events {
+            bad: Bad::Good(Source::Selector(format!("{name}_bucket{}", with(Some(format!("le=~\"{}\"", le_regex(&bound))))))),
+            total: Source::Selector(format!("{name}_count{}", with(None))),
+        })
+    }
+
+    /// Bad events per second over `window` (absent error series count as zero errors).
+    pub fn errors_rate(&self, window: Duration) -> String {
+        match self {
+            Self::Events { bad: Bad::Errors(e), .. } => format!("({} or vector(0))", e.rate(window)),
+            Self::Events { bad: Bad::Good(g), total } => {
+                format!("({} - ({} or vector(0)))", total.rate(window), g.rate(window))
+            }
+            Self::Raw(_) => unreachable_raw(),
+        }
+    }
+
+    pub fn total_rate(&self, window: Duration) -> String {
+        match self {
+            Self::Events { total, .. } => total.rate(window),
+            Self::Raw(_) => unreachable_raw(),
+        }
+    }
+
+    /// The error ratio over `window`.
+    pub fn error_ratio(&self, window: Duration) -> String {
+        match self {
+            Self::Events { .. } => format!("{}\n/\n{}", self.errors_rate(window), self.total_rate(window)),
+            Self::Raw(t) => format!("({})", t.replace(WINDOW_PLACEHOLDER, &window.to_string())),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Events { .. } => "events",
+            Self::Raw(_) => "raw",
+        }
+    }
+}
+
+fn unreachable_raw() -> String {
+    // Raw SLIs have no event counts; callers branch on `Sli::Raw` first. An always-empty
+    // vector keeps a misuse visible in the rules instead of panicking the controller.
+    "vector(0) unless vector(0)".into()
+}
+
+/// The bucket bound a threshold corresponds to, in the histogram's unit (seconds unless the
+/// metric name says milliseconds).
+fn bucket_bound(metric: &str, threshold: Duration) -> String {
+    let millis = threshold.as_millis();
+    if metric.ends_with("_milliseconds") || metric.ends_with("_ms") {
+        return millis.to_string();
+    }
+    crate::decimal::Decimal::new(i128::from(millis), 3).to_string()
+}
+
+/// Client libraries spell bucket bounds differently (`1` in Go, `1.0` in Python and in
+/// Prometheus 3's normalised labels, `0.30` rarely): match them all.
+fn le_regex(bound: &str) -> String {
+    let escaped = bound.replace('.', "\\\\.");
+    if bound.contains('.') { format!("{escaped}0*") } else { format!("{escaped}(\\\\.0+)?") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_are_wrapped_and_templates_substituted() {
+        let sel = Source::parse(r#"http_requests_total{job="a",code=~"5.."}"#).unwrap();
+        assert_eq!(sel.rate(Duration::hours(1)), r#"sum(rate(http_requests_total{job="a",code=~"5.."}[1h]))"#);
+        let t = Source::parse("sum(rate(x[$window])) + sum(rate(y[$window]))").unwrap();
+        assert_eq!(t.rate(Duration::minutes(30)), "(sum(rate(x[30m])) + sum(rate(y[30m])))");
+    }
+
+    #[test]
+    fn explains_what_to_fix() {
+        let err = Source::parse("rate(x[5m])").unwrap_err();
+        assert!(err.contains("without $window"), "{err}");
+        let err = Source::parse("x[5m]").unwrap_err();
+        assert!(err.contains("has a range"), "{err}");
+        let err = Source::parse("sum(rate(x{job=\"a\"[$window]))").unwrap_err();
+        assert!(err.starts_with("is not valid PromQL"), "{err}");
+        assert!(Source::parse("x offset 5m").unwrap_err().contains("offset"));
+    }
+
+    #[test]
+    fn latency_uses_bucket_and_count() {
+        let sli = Sli::latency(r#"http_request_duration_seconds{job="a"}"#, Duration::from_millis(300)).unwrap();
+        assert_eq!(
+            sli.errors_rate(Duration::minutes(5)),
+            r#"(sum(rate(http_request_duration_seconds_count{job="a"}[5m])) - (sum(rate(http_request_duration_seconds_bucket{job="a",le=~"0\\.30*"}[5m])) or vector(0)))"#
+        );
+        let whole = Sli::latency("rpc_latency_seconds", Duration::from_millis(1000)).unwrap();
+        assert!(whole.errors_rate(Duration::minutes(5)).contains(r#"rpc_latency_seconds_bucket{le=~"1(\\.0+)?"}"#));
+        let ms = Sli::latency("rpc_latency_milliseconds", Duration::from_millis(250)).unwrap();
+        assert!(ms.errors_rate(Duration::minutes(5)).contains(r#"le=~"250(\\.0+)?""#));
+        assert!(Sli::latency("x_bucket", Duration::from_millis(1)).unwrap_err().contains("use x"));
+        // Every generated expression is valid PromQL.
+        parse_promql(&sli.error_ratio(Duration::hours(1))).unwrap();
+    }
+}
