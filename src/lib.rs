@@ -7,3 +7,6 @@ pub mod duration;
 pub mod rules;
 pub mod sli;
 pub mod validate;
+pub mod controller;
+pub mod crds;
+pub mod documents;

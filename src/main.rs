@@ -1,1 +1,141 @@
-fn main() {}
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use slo_warden::documents::{self, Loaded};
+use slo_warden::{controller, crds, rules};
+
+/// slo-warden: ServiceLevelObjectives in, burn-rate alerts out, error budgets enforced.
+#[derive(Parser)]
+#[command(name = "slo-warden", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the rules for ServiceLevelObjective files (no cluster needed).
+    Generate {
+        /// Output PrometheusRule objects, or a plain Prometheus rule file.
+        #[arg(long, value_enum, default_value_t = Format::Prometheusrule)]
+        format: Format,
+        /// Label added to each PrometheusRule (repeatable), e.g. release=kube-prometheus-stack.
+        #[arg(long = "rule-label", value_parser = parse_label)]
+        rule_labels: Vec<(String, String)>,
+        /// Files with ServiceLevelObjective documents; `-` reads stdin.
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+    /// Check ServiceLevelObjective files; prints one line per problem and exits non-zero if any.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+    /// Print the CustomResourceDefinitions, or write them to a directory.
+    Crds {
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Run the controller.
+    Run(controller::Args),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Prometheusrule,
+    Rulefile,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not key=value"))
+}
+
+fn load_all(files: &[String]) -> Result<Loaded, ExitCode> {
+    let mut out = Loaded { valid: vec![], problems: vec![] };
+    let mut found = 0;
+    for file in files {
+        match documents::read_input(file) {
+            Ok(text) => found += documents::load(file, &text, &mut out),
+            Err(e) => {
+                eprintln!("{file}: cannot read: {e}");
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    if found == 0 {
+        eprintln!("no ServiceLevelObjective documents in {}", files.join(", "));
+        return Err(ExitCode::from(2));
+    }
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Generate { format, rule_labels, files } => {
+            let loaded = match load_all(&files) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            if !loaded.problems.is_empty() {
+                for p in &loaded.problems {
+                    eprintln!("{p}");
+                }
+                return ExitCode::FAILURE;
+            }
+            let labels: BTreeMap<String, String> = rule_labels.into_iter().collect();
+            let yaml = match format {
+                Format::Prometheusrule => loaded
+                    .valid
+                    .iter()
+                    .map(|slo| serde_yaml::to_string(&rules::prometheus_rule(slo, &labels)).map(|y| format!("---\n{y}")))
+                    .collect::<Result<String, _>>(),
+                Format::Rulefile => {
+                    let groups: Vec<_> = loaded.valid.iter().flat_map(rules::rule_groups).collect();
+                    serde_yaml::to_string(&BTreeMap::from([("groups", groups)]))
+                }
+            };
+            match yaml {
+                Ok(y) => {
+                    print!("{y}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("cannot render YAML: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Validate { files } => match load_all(&files) {
+            Err(code) => code,
+            Ok(loaded) if loaded.problems.is_empty() => {
+                println!("{} ServiceLevelObjective(s) valid", loaded.valid.len());
+                ExitCode::SUCCESS
+            }
+            Ok(loaded) => {
+                for p in &loaded.problems {
+                    println!("{p}");
+                }
+                ExitCode::FAILURE
+            }
+        },
+        Command::Crds { dir: None } => {
+            print!("{}", crds::stream());
+            ExitCode::SUCCESS
+        }
+        Command::Crds { dir: Some(dir) } => {
+            for (name, yaml) in crds::documents() {
+                if let Err(e) = std::fs::write(dir.join(&name), yaml) {
+                    eprintln!("{}: {e}", dir.join(name).display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Run(args) => controller::main(args),
+    }
+}
