@@ -25,7 +25,7 @@ EVAL_INTERVAL=${E2E_EVAL_INTERVAL:-5s}
 TRAFFIC_SERVICES=${E2E_TRAFFIC_SERVICES:-checkout,search}
 TRAFFIC_RPS=${E2E_TRAFFIC_RPS:-10}
 RULE_SYNC_INTERVAL=${E2E_RULE_SYNC_INTERVAL:-2}
-KCM_CONTROLLERS=${E2E_KCM_CONTROLLERS:-garbage-collector-controller,deployment-controller,replicaset-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller}
+KCM_CONTROLLERS=${E2E_KCM_CONTROLLERS:-garbage-collector-controller,deployment-controller,replicaset-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller}
 ARGO_CRDS=${E2E_ARGO_CRDS:-rollout-crd.yaml}
 TIMEOUT=${E2E_TIMEOUT:-120}
 NODE_NAME=kwok-node-0
@@ -52,7 +52,8 @@ if [[ -d $DIR && -n $(ls -A "$DIR") && ! -d $DIR/pids && ! -d $DIR/logs ]]; then
   die "$DIR exists and is not an e2e state dir; set SLO_WARDEN_E2E_DIR elsewhere"
 fi
 rm -rf "$DIR"
-mkdir -p "$DIR"/{logs,pids,pki,etcd,kwok,prometheus/rules,prometheus/data}
+mkdir -p "$DIR"/{logs,pids,pki,kwok,prometheus/rules,prometheus/data}
+mkdir -m 700 "$DIR/etcd"
 
 ok=0
 on_exit() {
@@ -147,6 +148,7 @@ pki=$DIR/pki
   sign apiserver "/CN=kube-apiserver" \
     "$(printf 'extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.0.0.1')"
   sign admin "/O=system:masters/CN=slo-warden-e2e-admin" "extendedKeyUsage=clientAuth"
+  sign front-proxy-client "/CN=front-proxy-client" "extendedKeyUsage=clientAuth"
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out sa.key 2>/dev/null
   openssl pkey -in sa.key -pubout -out sa.pub
 )
@@ -190,6 +192,10 @@ launch kube-apiserver "$K8S_BIN/kube-apiserver" \
   --service-account-issuer="https://127.0.0.1:$P_API" \
   --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
   --disable-admission-plugins=TaintNodesByCondition \
+  --requestheader-client-ca-file="$pki/ca.crt" --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
   --profiling=false
 wait_for "$TIMEOUT" "kube-apiserver /readyz" k get --raw /readyz
 
