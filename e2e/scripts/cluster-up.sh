@@ -56,6 +56,8 @@ mkdir -p "$DIR"/{logs,pids,pki,kwok,prometheus/rules,prometheus/data}
 mkdir -m 700 "$DIR/etcd"
 
 ok=0
+fail_reason=
+die() { fail_reason=$*; log "ERROR: $*"; exit 1; }
 on_exit() {
   ((ok)) && return
   log "start-up failed; last lines of the component logs:"
@@ -67,8 +69,8 @@ on_exit() {
     log "processes left running (E2E_KEEP_ON_FAILURE=1); logs in $DIR/logs"
   else
     KEEP_LOGS=1 "$e2e_scripts/cluster-down.sh" || true
-    log "logs kept in $DIR/logs"
   fi
+  log "cluster-up failed: ${fail_reason:-see above}"
 }
 trap on_exit EXIT
 
