@@ -10,3 +10,6 @@ pub mod validate;
 pub mod controller;
 pub mod crds;
 pub mod documents;
+pub mod error;
+pub mod http;
+pub mod metrics;

@@ -1,9 +1,174 @@
-//! The controller: watches ServiceLevelObjectives and keeps their PrometheusRules in sync.
+//! The controller process: one shutdown signal for the watches, the HTTP server and the
+//! signal handler; the reconcilers live in submodules.
 
-#[derive(clap::Args, Debug)]
-pub struct Args {}
+pub mod backoff;
+pub mod slo;
 
-pub fn main(_args: Args) -> std::process::ExitCode {
-    eprintln!("the controller is not built yet");
-    std::process::ExitCode::FAILURE
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use kube::core::DeserializeGuard;
+use kube::{Api, Client};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{PrometheusRule, ServiceLevelObjective};
+use crate::http::{self, Health};
+use crate::metrics::Metrics;
+use crate::rules::{MANAGED_BY_LABEL, MANAGER};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Namespaces to watch (repeatable or comma-separated); all namespaces when empty.
+    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Label added to every generated PrometheusRule (repeatable), e.g. release=kube-prometheus-stack.
+    #[arg(long = "rule-label", env = "RULE_LABELS", value_delimiter = ',', value_parser = parse_label)]
+    pub rule_labels: Vec<(String, String)>,
+    /// Prometheus to read burn rates and budgets from.
+    #[arg(long, env = "PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not key=value"))
+}
+
+/// What every reconciler shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub rule_labels: BTreeMap<String, String>,
+    pub backoff: backoff::Backoff<(String, String)>,
+}
+
+pub fn main(args: Args) -> ExitCode {
+    init_tracing(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "slo-warden stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let client = Client::try_default().await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    let metrics = Metrics::default();
+    let health = Health { metrics: metrics.clone(), ready: Arc::new(AtomicBool::new(false)) };
+    let server = tokio::spawn(http::serve(args.http_addr, health.clone(), shutdown.clone()));
+
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics,
+        rule_labels: args.rule_labels.into_iter().collect(),
+        backoff: backoff::Backoff::default(),
+    });
+
+    // One controller per watched namespace (or one for the whole cluster).
+    let scopes: Vec<Option<String>> =
+        if args.namespaces.is_empty() { vec![None] } else { args.namespaces.into_iter().map(Some).collect() };
+    let mut controllers = Vec::new();
+    let mut stores = Vec::new();
+    for scope in scopes {
+        let (slos, rules): (Api<DeserializeGuard<ServiceLevelObjective>>, Api<PrometheusRule>) = match &scope {
+            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        let controller = Controller::new(slos, watcher::Config::default().any_semantic())
+            .owns(rules, watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")))
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned());
+        stores.push(controller.store());
+        controllers.push(
+            controller
+                .run(slo::reconcile, slo::error_policy, ctx.clone())
+                .for_each(|result| async move {
+                    match result {
+                        Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+                        Err(e) => tracing::warn!(error = %e, "reconcile loop"),
+                    }
+                }),
+        );
+    }
+    let ready = health.ready.clone();
+    tokio::spawn(async move {
+        for store in stores {
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+        }
+        ready.store(true, Ordering::Relaxed);
+        tracing::info!("caches synced; ready");
+    });
+
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "slo-warden controller started");
+    futures::future::join_all(controllers).await;
+    shutdown.cancel();
+    server.await??;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = futures::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+    token.cancel();
 }

@@ -1,0 +1,260 @@
+//! Reconciles a ServiceLevelObjective: validate → build rules (pure) → apply the PrometheusRule
+//! → status. An invalid spec never touches the rules that are in place.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+use kube::api::{Patch, PatchParams};
+use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use tracing::instrument;
+
+use super::Context;
+use crate::api::condition::{self, FALSE, READY, TRUE};
+use crate::api::{PrometheusRule, ServiceLevelObjective, ServiceLevelObjectiveStatus};
+use crate::error::{Error, Result};
+use crate::rules::{self, MANAGED_BY_LABEL, MANAGER};
+use crate::validate;
+
+const CONTROLLER: &str = "slo";
+/// Safety net: owned PrometheusRules trigger reconciles on change, this catches anything missed.
+const RESYNC: Duration = Duration::from_secs(30 * 60);
+
+type Guarded = DeserializeGuard<ServiceLevelObjective>;
+
+fn key_of(meta: &ObjectMeta) -> (String, String) {
+    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
+
+#[instrument(skip_all, fields(namespace, name))]
+pub async fn reconcile(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    let meta = match &guard.0 {
+        Ok(slo) => &slo.metadata,
+        Err(invalid) => &invalid.metadata,
+    };
+    let span = tracing::Span::current();
+    span.record("namespace", meta.namespace.as_deref().unwrap_or_default());
+    span.record("name", meta.name.as_deref().unwrap_or_default());
+    let key = key_of(meta);
+    let result = match &guard.0 {
+        Ok(slo) => reconcile_slo(slo, &ctx).await,
+        Err(invalid) => reconcile_unreadable(invalid, &ctx).await,
+    };
+    match &result {
+        Ok(_) => ctx.backoff.succeeded(&key),
+        Err(e) => {
+            ctx.metrics.failure(CONTROLLER, e.reason());
+            tracing::warn!(reason = e.reason(), error = %e, "reconcile failed");
+            if let Ok(slo) = &guard.0 {
+                // Say it on the object too; a failure to do so must not hide the first error.
+                if let Err(status_err) = report_failure(slo, e, &ctx).await {
+                    tracing::warn!(error = %status_err, "cannot record the failure in status");
+                }
+            }
+        }
+    }
+    result
+}
+
+pub fn error_policy(guard: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
+    let meta = match &guard.0 {
+        Ok(slo) => &slo.metadata,
+        Err(invalid) => &invalid.metadata,
+    };
+    let delay = ctx.backoff.failed(key_of(meta));
+    tracing::debug!(reason = error.reason(), ?delay, "requeue after failure");
+    Action::requeue(delay)
+}
+
+async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Action> {
+    let ns = slo.namespace().ok_or(Error::MissingObjectKey("metadata.namespace"))?;
+    let previous = slo.status.clone().unwrap_or_default();
+    match validate::validate(slo) {
+        Ok(valid) => {
+            let mut desired = rules::prometheus_rule(&valid, &ctx.rule_labels);
+            let owner = slo.controller_owner_ref(&()).ok_or(Error::MissingObjectKey("metadata.uid"))?;
+            desired.metadata.owner_references = Some(vec![owner]);
+            let written = apply_rule(&ns, desired, slo, ctx).await?;
+            let groups = rules::rule_groups(&valid);
+            let alerts = groups.iter().flat_map(|g| &g.rules).filter(|r| r.alert.is_some()).count();
+            let records = groups.iter().flat_map(|g| &g.rules).count() - alerts;
+            let name = slo.name_any();
+            let message = format!("PrometheusRule {name} holds {records} recording and {alerts} alerting rules");
+            if written {
+                tracing::info!(rule = %name, "applied PrometheusRule");
+            }
+            let status = next_status(&previous, slo.metadata.generation, TRUE, "RulesApplied", message, Some(name), slo.metadata.generation);
+            write_status(slo, &previous, status, ctx).await?;
+            ctx.metrics.invalid_specs.get_or_create(&crate::metrics::ControllerLabels { controller: CONTROLLER }).set(0);
+            Ok(Action::requeue(RESYNC))
+        }
+        Err(problems) => {
+            let kept = match previous.rules_generation {
+                Some(g) => format!(" The rules generated from generation {g} stay in place until this is fixed."),
+                None => " No rules have been generated yet.".to_string(),
+            };
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            let message = format!("{}.{kept}", list.join("; "));
+            let changed = ready_condition(&previous).is_none_or(|c| c.message != message || c.observed_generation != slo.metadata.generation);
+            let status = next_status(&previous, slo.metadata.generation, FALSE, "InvalidSpec", message.clone(), previous.prometheus_rule.clone(), previous.rules_generation);
+            write_status(slo, &previous, status, ctx).await?;
+            if changed {
+                publish(ctx, &slo.object_ref(&()), EventType::Warning, "InvalidSpec", "Validate", message).await;
+            }
+            tracing::info!(problems = list.len(), "spec is invalid; rules left as they are");
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// An object the watch could not even deserialize (e.g. a field of the wrong type that slipped
+/// past the schema): say so on the object and wait for it to change.
+async fn reconcile_unreadable(invalid: &InvalidObject, ctx: &Context) -> Result<Action> {
+    let (ns, name) = key_of(&invalid.metadata);
+    let api: Api<ServiceLevelObjective> = Api::namespaced(ctx.client.clone(), &ns);
+    let message = format!("cannot be read: {}", invalid.error);
+    let ready = json!({
+        "type": READY, "status": FALSE, "reason": "InvalidSpec", "message": message,
+        "observedGeneration": invalid.metadata.generation,
+        "lastTransitionTime": jiff::Timestamp::now(),
+    });
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [ready], "observedGeneration": invalid.metadata.generation}})))
+        .await
+        .map_err(|e| api_error(e, "update servicelevelobjectives/status"))?;
+    ctx.metrics.write(CONTROLLER, "status");
+    let reference = ObjectReference {
+        api_version: Some(ServiceLevelObjective::api_version(&()).into()),
+        kind: Some(ServiceLevelObjective::kind(&()).into()),
+        namespace: Some(ns),
+        name: Some(name),
+        uid: invalid.metadata.uid.clone(),
+        ..ObjectReference::default()
+    };
+    publish(ctx, &reference, EventType::Warning, "InvalidSpec", "Validate", message).await;
+    Ok(Action::await_change())
+}
+
+/// Server-side applies the PrometheusRule unless it already matches. Returns whether it wrote.
+async fn apply_rule(ns: &str, desired: PrometheusRule, slo: &ServiceLevelObjective, ctx: &Context) -> Result<bool> {
+    let api: Api<PrometheusRule> = Api::namespaced(ctx.client.clone(), ns);
+    let name = desired.name_any();
+    let existing = api.get_opt(&name).await.map_err(|e| rule_error(e, "get prometheusrules"))?;
+    if let Some(existing) = &existing {
+        let ours = existing.owner_references().iter().any(|o| Some(&o.uid) == slo.metadata.uid.as_ref());
+        if !ours && existing.labels().get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGER) {
+            return Err(Error::InvalidSpec(format!(
+                "a PrometheusRule named {name} already exists and is not managed by slo-warden; rename the ServiceLevelObjective or remove that PrometheusRule"
+            )));
+        }
+        if is_current(existing, &desired) {
+            return Ok(false);
+        }
+    }
+    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&desired))
+        .await
+        .map_err(|e| rule_error(e, "apply prometheusrules"))?;
+    ctx.metrics.write(CONTROLLER, "prometheusrule");
+    Ok(true)
+}
+
+/// The live object already says what we would apply (extra labels or fields set by others are
+/// theirs to keep).
+pub fn is_current(existing: &PrometheusRule, desired: &PrometheusRule) -> bool {
+    let labels_ok = desired.labels().iter().all(|(k, v)| existing.labels().get(k) == Some(v));
+    let owners_ok = desired.owner_references().iter().all(|o| existing.owner_references().contains(o));
+    existing.spec == desired.spec && labels_ok && owners_ok
+}
+
+fn ready_condition(status: &ServiceLevelObjectiveStatus) -> Option<&Condition> {
+    status.conditions.iter().find(|c| c.type_ == READY)
+}
+
+/// The status after this reconcile; `budget` is left to the policy engine.
+pub fn next_status(
+    previous: &ServiceLevelObjectiveStatus,
+    generation: Option<i64>,
+    ready: &str,
+    reason: &str,
+    message: String,
+    prometheus_rule: Option<String>,
+    rules_generation: Option<i64>,
+) -> ServiceLevelObjectiveStatus {
+    let now = jiff::Timestamp::now();
+    let mut conditions: Vec<Condition> = previous.conditions.iter().filter(|c| c.type_ != READY).cloned().collect();
+    conditions.push(condition::next_condition(&previous.conditions, READY, ready, reason, message, generation, now));
+    ServiceLevelObjectiveStatus {
+        observed_generation: generation,
+        conditions,
+        prometheus_rule,
+        rules_generation,
+        budget: previous.budget.clone(),
+    }
+}
+
+/// Patches the fields this reconciler owns, only when they changed.
+async fn write_status(slo: &ServiceLevelObjective, previous: &ServiceLevelObjectiveStatus, next: ServiceLevelObjectiveStatus, ctx: &Context) -> Result<()> {
+    if same_status(previous, &next) {
+        return Ok(());
+    }
+    let api: Api<ServiceLevelObjective> = Api::namespaced(ctx.client.clone(), &slo.namespace().unwrap_or_default());
+    let patch = json!({"status": {
+        "observedGeneration": next.observed_generation,
+        "conditions": next.conditions,
+        "prometheusRule": next.prometheus_rule,
+        "rulesGeneration": next.rules_generation,
+    }});
+    api.patch_status(&slo.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| api_error(e, "update servicelevelobjectives/status"))?;
+    ctx.metrics.write(CONTROLLER, "status");
+    Ok(())
+}
+
+/// Equal apart from `lastTransitionTime` of conditions whose status did not change (those are
+/// carried over, so a plain comparison works).
+pub fn same_status(a: &ServiceLevelObjectiveStatus, b: &ServiceLevelObjectiveStatus) -> bool {
+    a.observed_generation == b.observed_generation
+        && a.prometheus_rule == b.prometheus_rule
+        && a.rules_generation == b.rules_generation
+        && a.conditions == b.conditions
+}
+
+async fn report_failure(slo: &ServiceLevelObjective, error: &Error, ctx: &Context) -> Result<()> {
+    let previous = slo.status.clone().unwrap_or_default();
+    let message = error.to_string();
+    let changed = ready_condition(&previous).is_none_or(|c| c.reason != error.reason() || c.message != message);
+    let status = next_status(&previous, slo.metadata.generation, FALSE, error.reason(), message.clone(), previous.prometheus_rule.clone(), previous.rules_generation);
+    write_status(slo, &previous, status, ctx).await?;
+    if changed {
+        publish(ctx, &slo.object_ref(&()), EventType::Warning, error.reason(), "Reconcile", message).await;
+    }
+    Ok(())
+}
+
+async fn publish(ctx: &Context, reference: &ObjectReference, type_: EventType, reason: &str, action: &str, note: String) {
+    let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&event, reference).await {
+        tracing::warn!(error = %e, "cannot publish event");
+    }
+}
+
+fn api_error(e: kube::Error, what: &str) -> Error {
+    match &e {
+        kube::Error::Api(s) if s.code == 403 => Error::Forbidden(what.into()),
+        _ => Error::Kube(e),
+    }
+}
+
+/// A 404 on a PrometheusRule request means its resource type is not served.
+fn rule_error(e: kube::Error, what: &str) -> Error {
+    match &e {
+        kube::Error::Api(s) if s.code == 404 => Error::PrometheusRuleCrdMissing,
+        _ => api_error(e, what),
+    }
+}
