@@ -15,6 +15,7 @@ cleanup() {
   k delete deployment "$id" -n "$ns" --ignore-not-found --wait=false >/dev/null 2>&1 || true
   k delete prometheusrule "$id" "$id-bad" -n "$ns" --ignore-not-found --wait=false >/dev/null 2>&1 || true
   k delete configmap "$id-owner" "$id-dependent" -n "$ns" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  k delete namespace "$id" --ignore-not-found --wait=false >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -130,4 +131,13 @@ k wait -n "$ns" --for=delete "configmap/$id-dependent" --timeout=60s >/dev/null
 pass "dependent ConfigMap garbage-collected"
 
 k delete deployment "$id" -n "$ns" >/dev/null
+
+# 7. A namespace with a running Deployment finishes terminating.
+k create namespace "$id" >/dev/null
+k create deployment "$id" -n "$id" --image=registry.invalid/smoke:1 --replicas=2 >/dev/null
+k wait -n "$id" --for=condition=Available "deployment/$id" --timeout=60s >/dev/null
+k delete namespace "$id" --wait=false >/dev/null
+k wait --for=delete "namespace/$id" --timeout=90s >/dev/null
+pass "namespace $id with a Deployment deleted"
+
 log "smoke passed in $((SECONDS - t0))s"
