@@ -6,7 +6,6 @@ use std::time::Instant;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -35,7 +34,6 @@ pub struct Metrics {
     pub duration: Family<ControllerLabels, Histogram>,
     /// Writes to the API server (applies and status patches), so churn is visible.
     pub writes: Family<WriteLabels, Counter>,
-    pub invalid_specs: Family<ControllerLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -47,13 +45,11 @@ impl Default for Metrics {
             Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0])
         });
         let writes = Family::<WriteLabels, Counter>::default();
-        let invalid_specs = Family::<ControllerLabels, Gauge>::default();
         registry.register("reconciliations", "Reconciliations started", reconciliations.clone());
         registry.register("reconcile_failures", "Reconciliations that failed, by reason", failures.clone());
         registry.register("reconcile_duration_seconds", "Time spent in one reconciliation", duration.clone());
         registry.register("api_writes", "Writes sent to the API server, by kind of object", writes.clone());
-        registry.register("invalid_specs", "Objects whose spec is invalid right now", invalid_specs.clone());
-        Self { registry: Arc::new(registry), reconciliations, failures, duration, writes, invalid_specs }
+        Self { registry: Arc::new(registry), reconciliations, failures, duration, writes }
     }
 }
 

@@ -61,6 +61,9 @@ pub struct Context {
 
 pub fn main(args: Args) -> ExitCode {
     init_tracing(args.log_format);
+    // Two TLS backends are linked in (kube uses ring, the HTTP client of prometheus-http-query
+    // brings aws-lc-rs); pick one for the process explicitly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -112,16 +115,16 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let scopes: Vec<Option<String>> =
         if args.namespaces.is_empty() { vec![None] } else { args.namespaces.into_iter().map(Some).collect() };
     let mut controllers = Vec::new();
-    let mut stores = Vec::new();
+    let mut probes = Vec::new();
     for scope in scopes {
         let (slos, rules): (Api<DeserializeGuard<ServiceLevelObjective>>, Api<PrometheusRule>) = match &scope {
             Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
+        probes.push((slos.clone(), rules.clone()));
         let controller = Controller::new(slos, watcher::Config::default().any_semantic())
             .owns(rules, watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")))
             .graceful_shutdown_on(shutdown.clone().cancelled_owned());
-        stores.push(controller.store());
         controllers.push(
             controller
                 .run(slo::reconcile, slo::error_policy, ctx.clone())
@@ -133,16 +136,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 }),
         );
     }
-    let ready = health.ready.clone();
-    tokio::spawn(async move {
-        for store in stores {
-            if store.wait_until_ready().await.is_err() {
-                return;
-            }
-        }
-        ready.store(true, Ordering::Relaxed);
-        tracing::info!("caches synced; ready");
-    });
+    tokio::spawn(mark_ready_when_listable(probes, health.ready.clone(), shutdown.clone()));
 
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "slo-warden controller started");
     futures::future::join_all(controllers).await;
@@ -150,6 +144,39 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     server.await??;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Ready once every watched scope can be listed: the CRDs exist and RBAC allows the watches.
+async fn mark_ready_when_listable(
+    probes: Vec<(Api<DeserializeGuard<ServiceLevelObjective>>, Api<PrometheusRule>)>,
+    ready: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) {
+    let lp = kube::api::ListParams::default().limit(1);
+    let mut failures = 0;
+    loop {
+        let mut ok = true;
+        for (slos, rules) in &probes {
+            if let Err(e) = slos.list_metadata(&lp).await {
+                tracing::warn!(error = %e, "cannot list ServiceLevelObjectives yet");
+                ok = false;
+            }
+            if let Err(e) = rules.list_metadata(&lp).await {
+                tracing::warn!(error = %e, "cannot list PrometheusRules yet");
+                ok = false;
+            }
+        }
+        if ok {
+            ready.store(true, Ordering::Relaxed);
+            tracing::info!("watches can list; ready");
+            return;
+        }
+        failures += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff::delay(failures)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
 }
 
 async fn cancel_on_signal(token: CancellationToken) {

@@ -91,7 +91,6 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
             }
             let status = next_status(&previous, slo.metadata.generation, TRUE, "RulesApplied", message, Some(name), slo.metadata.generation);
             write_status(slo, &previous, status, ctx).await?;
-            ctx.metrics.invalid_specs.get_or_create(&crate::metrics::ControllerLabels { controller: CONTROLLER }).set(0);
             Ok(Action::requeue(RESYNC))
         }
         Err(problems) => {
