@@ -1,0 +1,192 @@
+//! End-to-end checks of the generated rules with Prometheus' own rule unit tester.
+//!
+//! Every directory under `tests/promtool/` is a scenario holding
+//! - `slo.yaml`: one or more ServiceLevelObjectives, and
+//! - `test.yaml`: a `promtool test rules` file whose `rule_files` is `[rules.yaml]`.
+//!
+//! For each scenario the built binary runs `generate --format rulefile slo.yaml` into a fresh
+//! directory as `rules.yaml`, `test.yaml` is copied next to it, and `promtool check rules` and
+//! `promtool test rules` must both succeed. A failure prints promtool's output and keeps the
+//! directory for inspection.
+//!
+//! Things to know when writing a `test.yaml` (checked against promtool 2.42):
+//! - promtool evaluates every group at every `evaluation_interval` step and ignores a group's
+//!   own `interval`, so the 5-minute `window` group records a tile every step. The long-window
+//!   ratios are ratios of tile sums, which do not depend on how often tiles are recorded as long
+//!   as the cadence is uniform; setting `evaluation_interval: 5m` reproduces the production
+//!   cadence exactly (and makes multi-day scenarios fast).
+//! - Without `group_eval_order` promtool evaluates groups in random order, so an alert could read
+//!   recording rules of the previous step; every scenario lists its groups sli, window, alerts.
+//! - `exp_alerts` compares annotations too: an alert listed without `exp_annotations` only
+//!   matches an alert that has none. Every generated alert has a summary and a description, so
+//!   firing alerts are listed with their full rendered annotations.
+//! - `promql_expr_test` compares values exactly; computed ratios are wrapped in
+//!   `round(x, 0.000001)` (whose result is the double nearest to the decimal).
+//! - promtool's time starts at 0 and counters start at 0, so a window that reaches back before
+//!   the first sample covers all data; `rate` does not extrapolate a counter below zero, so error
+//!   and total series starting together keep exact ratios.
+//! - `a+bxn` expands to n + 1 values. Keep per-minute increments exact in binary (600, 999.5,
+//!   0.5, not 0.3) wherever a counter goes flat afterwards: a flat continuation typed as a
+//!   decimal can land a hair below the accumulated value, which `rate` reads as a counter reset.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/promtool");
+
+/// `$PROMTOOL`, else `promtool` from `PATH`.
+fn promtool() -> PathBuf {
+    let path = std::env::var_os("PROMTOOL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("promtool"));
+    match Command::new(&path).arg("--version").output() {
+        Ok(out) if out.status.success() => path,
+        Ok(out) => panic!(
+            "{} --version failed ({}): {}{}\nRun `make tools` to install promtool.",
+            path.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if e.kind() == ErrorKind::NotFound => panic!(
+            "promtool not found (looked for `{}`; set PROMTOOL to use another path). \
+             Run `make tools` to install it: these tests fail rather than skip without it.",
+            path.display()
+        ),
+        Err(e) => panic!(
+            "cannot run {}: {e}. Run `make tools` to install promtool.",
+            path.display()
+        ),
+    }
+}
+
+/// A new, empty directory under the system temp dir.
+fn scratch_dir(scenario: &str) -> PathBuf {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "slo-warden-promtool-{scenario}-{}-{nanos}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+fn describe(cmd: &str, out: &Output) -> String {
+    format!(
+        "`{cmd}` exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        String::from_utf8_lossy(&out.stderr).trim_end()
+    )
+}
+
+fn run(cmd: &mut Command, shown: &str, dir: &Path) -> Output {
+    let out = cmd
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{shown}`: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{}\n(files kept in {})",
+            describe(shown, &out),
+            dir.display()
+        );
+    }
+    out
+}
+
+fn scenario(name: &str) {
+    let promtool = promtool();
+    let src = Path::new(SCENARIOS).join(name);
+    let slo = src.join("slo.yaml");
+    let test = src.join("test.yaml");
+    for f in [&slo, &test] {
+        assert!(f.is_file(), "scenario {name}: {} is missing", f.display());
+    }
+    let test_text = fs::read_to_string(&test).unwrap();
+    assert!(
+        test_text.contains("rules.yaml"),
+        "scenario {name}: test.yaml must name rules.yaml in rule_files"
+    );
+
+    let dir = scratch_dir(name);
+    let generate = format!("slo-warden generate --format rulefile {}", slo.display());
+    let out = run(
+        Command::new(env!("CARGO_BIN_EXE_slo-warden"))
+            .args(["generate", "--format", "rulefile"])
+            .arg(&slo),
+        &generate,
+        &dir,
+    );
+    fs::write(dir.join("rules.yaml"), &out.stdout).unwrap();
+    fs::write(dir.join("test.yaml"), &test_text).unwrap();
+
+    run(
+        Command::new(&promtool).args(["check", "rules", "rules.yaml"]),
+        "promtool check rules rules.yaml",
+        &dir,
+    );
+    let out = run(
+        Command::new(&promtool).args(["test", "rules", "test.yaml"]),
+        "promtool test rules test.yaml",
+        &dir,
+    );
+    // A rule_files entry that matches nothing is only a warning; the tests would then see no rules.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("WARNING"),
+        "scenario {name}: promtool warned:\n{}\n(files kept in {})",
+        describe("promtool test rules test.yaml", &out),
+        dir.display()
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+macro_rules! scenarios {
+    ($($test:ident => $dir:literal),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                scenario($dir);
+            }
+        )*
+
+        /// Every scenario directory has a test above, so none is silently left out.
+        #[test]
+        fn every_scenario_directory_is_tested() {
+            let listed = [$($dir),*];
+            let mut missing = Vec::new();
+            for entry in fs::read_dir(SCENARIOS).unwrap() {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_dir() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if !listed.contains(&name.as_str()) {
+                        missing.push(name);
+                    }
+                }
+            }
+            assert!(missing.is_empty(), "scenario directories without a test in tests/promtool.rs: {missing:?}");
+        }
+    };
+}
+
+scenarios! {
+    fast_burn => "fast-burn",
+    slow_burn => "slow-burn",
+    zero_traffic => "zero-traffic",
+    healthy_next_to_burning => "healthy-next-to-burning",
+    odd_objective => "odd-objective",
+    latency => "latency",
+    equivalent_indicators => "equivalent-indicators",
+    budget_remaining => "budget-remaining",
+    same_name => "same-name",
+}
