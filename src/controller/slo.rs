@@ -257,3 +257,206 @@ fn rule_error(e: kube::Error, what: &str) -> Error {
         _ => api_error(e, what),
     }
 }
+
+/// The reconciler's API calls, checked against a scripted API server (no cluster).
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use http::{Method, Request, Response, StatusCode};
+    use kube::client::Body;
+    use kube::runtime::events::{Recorder, Reporter};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::controller::backoff::Backoff;
+    use crate::metrics::Metrics;
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    fn context() -> (Arc<Context>, Handle) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        let reporter = Reporter { controller: MANAGER.into(), instance: None };
+        let ctx = Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics: Metrics::default(),
+            rule_labels: BTreeMap::from([("release".into(), "kps".into())]),
+            backoff: Backoff::default(),
+        };
+        (Arc::new(ctx), handle)
+    }
+
+    fn slo(objective: &str, status: Option<Value>) -> ServiceLevelObjective {
+        let mut v = serde_json::json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": "checkout", "namespace": "shop", "uid": "uid-1", "generation": 3, "resourceVersion": "7"},
+            "spec": {"objective": 99.9, "window": "30d",
+                     "indicator": {"ratio": {"errors": objective, "total": "http_requests_total"}}},
+        });
+        if let Some(s) = status {
+            v["status"] = s;
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    async fn next(handle: &mut Handle) -> (Request<Body>, Value, tower_test::mock::SendResponse<Response<Body>>) {
+        let (req, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+            .await
+            .expect("timed out waiting for a request")
+            .expect("client dropped");
+        let (parts, body) = req.into_parts();
+        let bytes = body.collect_bytes().await.unwrap();
+        let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        (Request::from_parts(parts, Body::empty()), json, send)
+    }
+
+    fn respond(send: tower_test::mock::SendResponse<Response<Body>>, code: StatusCode, body: Value) {
+        send.send_response(Response::builder().status(code).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap());
+    }
+
+    fn not_found() -> Value {
+        serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
+    }
+
+    fn guard(slo: ServiceLevelObjective) -> Arc<Guarded> {
+        Arc::new(DeserializeGuard(Ok(slo)))
+    }
+
+    #[tokio::test]
+    async fn new_slo_applies_an_owned_rule_and_reports_ready() {
+        let (ctx, mut api) = context();
+        let task = tokio::spawn(reconcile(guard(slo("http_requests_total{code=~\"5..\"}", None)), ctx.clone()));
+
+        let (req, _, send) = next(&mut api).await;
+        assert_eq!((req.method(), req.uri().path()), (&Method::GET, "/apis/monitoring.coreos.com/v1/namespaces/shop/prometheusrules/checkout"));
+        respond(send, StatusCode::NOT_FOUND, not_found());
+
+        let (req, body, send) = next(&mut api).await;
+        assert_eq!(req.method(), Method::PATCH);
+        let query = req.uri().query().unwrap_or_default();
+        assert!(query.contains("fieldManager=slo-warden") && query.contains("force=true"), "{query}");
+        assert_eq!(req.headers()["content-type"], "application/apply-patch+yaml");
+        assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        assert_eq!(body["metadata"]["ownerReferences"][0]["controller"], true);
+        assert_eq!(body["metadata"]["labels"]["app.kubernetes.io/managed-by"], "slo-warden");
+        assert_eq!(body["metadata"]["labels"]["release"], "kps");
+        assert_eq!(body["spec"]["groups"].as_array().unwrap().len(), 3);
+        respond(send, StatusCode::OK, body.clone());
+
+        let (req, body, send) = next(&mut api).await;
+        assert_eq!((req.method(), req.uri().path()), (&Method::PATCH, "/apis/slo.warden.dev/v1alpha1/namespaces/shop/servicelevelobjectives/checkout/status"));
+        assert_eq!(req.headers()["content-type"], "application/merge-patch+json");
+        let status = &body["status"];
+        assert_eq!(status["conditions"][0]["type"], "Ready");
+        assert_eq!(status["conditions"][0]["status"], "True");
+        assert_eq!(status["conditions"][0]["reason"], "RulesApplied");
+        assert_eq!(status["conditions"][0]["observedGeneration"], 3);
+        assert_eq!(status["rulesGeneration"], 3);
+        assert_eq!(status["prometheusRule"], "checkout");
+        assert!(status.get("budget").is_none(), "the budget belongs to the policy engine");
+        respond(send, StatusCode::OK, serde_json::to_value(slo("x", None)).unwrap());
+
+        task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn unchanged_rule_and_status_cause_no_writes() {
+        let (ctx, mut api) = context();
+        let obj = slo("http_requests_total{code=~\"5..\"}", None);
+        let valid = validate::validate(&obj).unwrap();
+        let mut existing = rules::prometheus_rule(&valid, &ctx.rule_labels);
+        existing.metadata.owner_references = Some(vec![obj.controller_owner_ref(&()).unwrap()]);
+        // A label someone else added is theirs to keep and does not make the rule stale.
+        existing.metadata.labels.as_mut().unwrap().insert("team".into(), "payments".into());
+        let groups = rules::rule_groups(&valid);
+        let alerts = groups.iter().flat_map(|g| &g.rules).filter(|r| r.alert.is_some()).count();
+        let records = groups.iter().flat_map(|g| &g.rules).count() - alerts;
+        let message = format!("PrometheusRule checkout holds {records} recording and {alerts} alerting rules");
+        let status = next_status(&Default::default(), Some(3), TRUE, "RulesApplied", message, Some("checkout".into()), Some(3));
+        let obj = slo("http_requests_total{code=~\"5..\"}", Some(serde_json::to_value(&status).unwrap()));
+        let task = tokio::spawn(reconcile(guard(obj), ctx.clone()));
+
+        let (req, _, send) = next(&mut api).await;
+        assert_eq!(req.method(), Method::GET);
+        respond(send, StatusCode::OK, serde_json::to_value(&existing).unwrap());
+
+        if let Ok(Some((req, _))) = tokio::time::timeout(Duration::from_millis(500), api.next_request()).await {
+            panic!("no further request expected, got {} {}", req.method(), req.uri());
+        }
+        task.await.unwrap().unwrap();
+        assert!(!ctx.metrics.encode().contains("api_writes_total{"), "{}", ctx.metrics.encode());
+    }
+
+    #[tokio::test]
+    async fn invalid_spec_keeps_the_rules_and_says_why() {
+        let (ctx, mut api) = context();
+        let previous = serde_json::json!({"observedGeneration": 2, "rulesGeneration": 2, "prometheusRule": "checkout",
+            "conditions": [{"type": "Ready", "status": "True", "reason": "RulesApplied", "message": "ok",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 2}]});
+        let task = tokio::spawn(reconcile(guard(slo("sum(rate(x[$window])", Some(previous))), ctx.clone()));
+
+        // No PrometheusRule request at all: the status patch comes first.
+        let (req, body, send) = next(&mut api).await;
+        assert!(req.uri().path().ends_with("/servicelevelobjectives/checkout/status"), "{}", req.uri());
+        let cond = &body["status"]["conditions"][0];
+        assert_eq!(cond["status"], "False");
+        assert_eq!(cond["reason"], "InvalidSpec");
+        let message = cond["message"].as_str().unwrap();
+        assert!(message.starts_with("spec.indicator.ratio.errors: is not valid PromQL"), "{message}");
+        assert!(message.ends_with("The rules generated from generation 2 stay in place until this is fixed."), "{message}");
+        assert_eq!(body["status"]["rulesGeneration"], 2);
+        respond(send, StatusCode::OK, serde_json::to_value(slo("x", None)).unwrap());
+
+        let (req, body, send) = next(&mut api).await;
+        assert_eq!((req.method(), req.uri().path()), (&Method::POST, "/apis/events.k8s.io/v1/namespaces/shop/events"));
+        assert_eq!(body["type"], "Warning");
+        assert_eq!(body["reason"], "InvalidSpec");
+        assert_eq!(body["regarding"]["name"], "checkout");
+        respond(send, StatusCode::CREATED, body.clone());
+
+        assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
+    }
+
+    #[tokio::test]
+    async fn missing_prometheusrule_crd_is_named_in_status() {
+        let (ctx, mut api) = context();
+        let task = tokio::spawn(reconcile(guard(slo("errors_total", None)), ctx.clone()));
+        let (_, _, send) = next(&mut api).await;
+        respond(send, StatusCode::NOT_FOUND, not_found());
+        let (req, _, send) = next(&mut api).await;
+        assert_eq!(req.method(), Method::PATCH);
+        respond(send, StatusCode::NOT_FOUND, not_found());
+
+        let (req, body, send) = next(&mut api).await;
+        assert!(req.uri().path().ends_with("/status"));
+        assert_eq!(body["status"]["conditions"][0]["reason"], "PrometheusRuleCRDMissing");
+        respond(send, StatusCode::OK, serde_json::to_value(slo("x", None)).unwrap());
+        let (_, body, send) = next(&mut api).await;
+        assert_eq!(body["reason"], "PrometheusRuleCRDMissing");
+        respond(send, StatusCode::CREATED, body.clone());
+
+        let err = task.await.unwrap().unwrap_err();
+        assert_eq!(err.reason(), "PrometheusRuleCRDMissing");
+        assert!(ctx.metrics.encode().contains(r#"reconcile_failures_total{controller="slo",reason="PrometheusRuleCRDMissing"} 1"#));
+    }
+
+    #[tokio::test]
+    async fn refuses_to_take_over_a_foreign_rule() {
+        let (ctx, mut api) = context();
+        let task = tokio::spawn(reconcile(guard(slo("errors_total", None)), ctx.clone()));
+        let (_, _, send) = next(&mut api).await;
+        let foreign = serde_json::json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "checkout", "namespace": "shop"}, "spec": {"groups": []}});
+        respond(send, StatusCode::OK, foreign);
+        let (req, body, send) = next(&mut api).await;
+        assert!(req.uri().path().ends_with("/status"), "must not patch the foreign rule: {}", req.uri());
+        let message = body["status"]["conditions"][0]["message"].as_str().unwrap().to_string();
+        assert!(message.contains("not managed by slo-warden"), "{message}");
+        respond(send, StatusCode::OK, serde_json::to_value(slo("x", None)).unwrap());
+        let (_, _, send) = next(&mut api).await;
+        respond(send, StatusCode::CREATED, serde_json::json!({}));
+        assert!(task.await.unwrap().is_err());
+    }
+}
