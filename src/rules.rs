@@ -77,9 +77,25 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// Selector of this SLO's recorded series. Without a namespace (rule files for a plain
+/// Prometheus) it also requires the label to be absent, so an SLO of the same name in some
+/// namespace is not matched.
+pub fn own_series(slo: &ValidSlo) -> String {
+    let mut labels = identity(slo);
+    labels.entry("namespace".into()).or_default();
+    selector(&labels)
+}
+
+/// An instant read of a series the `window` group records every [`TILE`]: Prometheus looks back
+/// only 5 minutes, exactly one tile, so a read just before the next evaluation lands would see
+/// nothing. Looking back two tiles closes that gap.
+fn latest_tiled(record: &str, sel: &str) -> String {
+    format!("last_over_time({record}{sel}[{}])", Duration::from_millis(2 * TILE.as_millis()))
+}
+
 pub fn rule_groups(slo: &ValidSlo) -> Vec<RuleGroup> {
     let id = identity(slo);
-    let sel = selector(&id);
+    let sel = own_series(slo);
     let prefix = match &slo.namespace {
         Some(ns) => format!("{ns}/{}", slo.name),
         None => slo.name.clone(),
@@ -166,7 +182,14 @@ fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str) -> Vec<
             labels.insert("severity".into(), severity.clone());
             labels.insert("long".into(), tier.long.to_string());
             labels.insert("short".into(), tier.short.to_string());
-            let burn = |w: Duration| format!("({}{sel} / {budget}) > {}", error_ratio_record(w), tier.factor);
+            let burn = |w: Duration| {
+                let ratio = if w >= TILED_FROM {
+                    latest_tiled(&error_ratio_record(w), sel)
+                } else {
+                    format!("{}{sel}", error_ratio_record(w))
+                };
+                format!("({ratio} / {budget}) > {}", tier.factor)
+            };
             // The budget would last window / factor at this burn rate.
             let exhaustion = Duration::from_millis((slo.window.as_millis() as f64 / tier.factor.parse::<f64>().unwrap_or(1.0)) as u64);
             let mut annotations = slo.annotations.clone();
@@ -211,7 +234,7 @@ fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str) -> Vec<
         );
         rules.push(Rule {
             alert: Some(NO_TRAFFIC_ALERT.into()),
-            expr: format!("{TOTAL_TILE}{sel} == 0\nor\nabsent({TOTAL_TILE}{sel})"),
+            expr: format!("{} == 0\nor\nabsent_over_time({TOTAL_TILE}{sel}[{}])", latest_tiled(TOTAL_TILE, sel), Duration::from_millis(2 * TILE.as_millis())),
             for_: Some(for_.to_string()),
             labels,
             annotations,
