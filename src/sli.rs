@@ -24,8 +24,7 @@ impl Source {
             return Err("must not be empty; write a series selector such as http_requests_total{job=\"api\"}".into());
         }
         if text.contains(WINDOW_PLACEHOLDER) {
-            let probe = text.replace(WINDOW_PLACEHOLDER, "5m");
-            let expr = parse_promql(&probe)?;
+            let expr = parse_template(text)?;
             if !matches!(expr.value_type(), parser::value::ValueType::Vector | parser::value::ValueType::Scalar) {
                 return Err(format!("must evaluate to an instant vector, not a {}", expr.value_type()));
             }
@@ -66,9 +65,84 @@ fn check_plain_selector(vs: &parser::VectorSelector) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses PromQL, returning the parser's own message (which names the position).
+/// Parses PromQL, returning the parser's own message and, where it can be found, the position
+/// (1-based character) it refers to.
 pub fn parse_promql(text: &str) -> Result<Expr, String> {
-    parser::parse(text).map_err(|e| format!("is not valid PromQL: {}", e.trim()))
+    parse_promql_as(text, text)
+}
+
+/// Stands in for `$window` while parsing: a valid range of the same length, so positions in
+/// the probe are positions in what the user wrote.
+const WINDOW_PROBE: &str = "000005m";
+
+/// Parses an expression that may use `$window`.
+pub fn parse_template(text: &str) -> Result<Expr, String> {
+    parse_promql_as(&text.replace(WINDOW_PLACEHOLDER, WINDOW_PROBE), text)
+}
+
+fn parse_promql_as(probe: &str, text: &str) -> Result<Expr, String> {
+    parser::parse(probe).map_err(|e| {
+        let e = e.trim();
+        match locate(probe, e) {
+            Some(at) => format!("is not valid PromQL: {e} (at character {} of {text:?})", at + 1),
+            None => format!("is not valid PromQL: {e} (in {text:?})"),
+        }
+    })
+}
+
+/// The parser reports what went wrong but not where; recover the position for the common
+/// messages from the text itself.
+fn locate(text: &str, message: &str) -> Option<usize> {
+    let chars: Vec<char> = text.chars().collect();
+    if message.contains("unclosed left parenthesis") {
+        return unmatched(&chars, '(', ')');
+    }
+    if message.contains("unclosed left bracket") {
+        return unmatched(&chars, '[', ']');
+    }
+    if message.contains("end of input") {
+        return Some(chars.len());
+    }
+    // "...: '['", "... name 'rat'", "illegal regex for (", "...: 5q"
+    let token = if let Some(inner) = message.strip_suffix('\'') {
+        inner.rsplit_once('\'')?.1
+    } else if let Some(re) = message.strip_prefix("illegal regex for ") {
+        re
+    } else {
+        message.rsplit_once(':')?.1.trim()
+    };
+    if token.is_empty() {
+        return None;
+    }
+    let byte = text.find(token)?;
+    Some(text[..byte].chars().count())
+}
+
+/// Index of the first opening delimiter that is never closed, outside string literals.
+fn unmatched(chars: &[char], open: char, close: char) -> Option<usize> {
+    let mut stack = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, &c) in chars.iter().enumerate() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if matches!(c, '"' | '\'' | '`') => quote = Some(c),
+            None if c == open => stack.push(i),
+            None if c == close => {
+                stack.pop();
+            }
+            None => {}
+        }
+    }
+    stack.first().copied()
 }
 
 /// Bad events: counted directly, or as total minus good.
@@ -190,7 +264,12 @@ mod tests {
         let err = Source::parse("x[5m]").unwrap_err();
         assert!(err.contains("has a range"), "{err}");
         let err = Source::parse("sum(rate(x{job=\"a\"[$window]))").unwrap_err();
-        assert!(err.starts_with("is not valid PromQL"), "{err}");
+        assert!(err.starts_with("is not valid PromQL: unexpected character inside braces: '['"), "{err}");
+        assert!(err.contains("at character 19"), "{err}");
+        let err = Source::parse("sum(rate(x[$window])").unwrap_err();
+        assert!(err.contains("unclosed left parenthesis (at character 4 of"), "{err}");
+        let err = Source::parse("rat(x[$window])").unwrap_err();
+        assert!(err.contains("unknown function with name 'rat' (at character 1"), "{err}");
         assert!(Source::parse("x offset 5m").unwrap_err().contains("offset"));
     }
 

@@ -8,7 +8,7 @@ use crate::api::{BurnRateTier, ServiceLevelObjective, ServiceLevelObjectiveSpec}
 use crate::burn_rate::{self, Tier};
 use crate::decimal::Decimal;
 use crate::duration::Duration;
-use crate::sli::{Bad, Sli, Source, WINDOW_PLACEHOLDER, parse_promql};
+use crate::sli::{Bad, Sli, Source, WINDOW_PLACEHOLDER, parse_template};
 
 /// One thing wrong with a spec: the field (`spec.objective`) and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -194,7 +194,7 @@ impl Checker {
             self.problem(field, format!("must use {WINDOW_PLACEHOLDER} as its range, e.g. sum(rate(errors[{WINDOW_PLACEHOLDER}])) / sum(rate(total[{WINDOW_PLACEHOLDER}]))"));
             return None;
         }
-        self.field(field, parse_promql(&raw.error_ratio.replace(WINDOW_PLACEHOLDER, "5m")))?;
+        self.field(field, parse_template(&raw.error_ratio))?;
         Some(Sli::Raw(raw.error_ratio.trim().to_string()))
     }
 
