@@ -63,7 +63,15 @@ mod tests {
     fn summary(window: Duration) -> Vec<(String, String, String, Severity, String)> {
         default_tiers(window)
             .into_iter()
-            .map(|t| (t.long.to_string(), t.short.to_string(), t.factor, t.severity, t.for_.to_string()))
+            .map(|t| {
+                (
+                    t.long.to_string(),
+                    t.short.to_string(),
+                    t.factor,
+                    t.severity,
+                    t.for_.to_string(),
+                )
+            })
             .collect()
     }
 
@@ -84,7 +92,12 @@ mod tests {
 
     #[test]
     fn other_windows_keep_the_budget_shares() {
-        let factors = |d| default_tiers(Duration::days(d)).into_iter().map(|t| t.factor).collect::<Vec<_>>();
+        let factors = |d| {
+            default_tiers(Duration::days(d))
+                .into_iter()
+                .map(|t| t.factor)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(factors(28), ["13.44", "5.6", "2.8", "1"]);
         // 7d: 2% of a week's budget in an hour is a 3.36x burn; slower tiers are clamped to 1x.
         assert_eq!(factors(7), ["3.36", "1.4", "1", "1"]);

@@ -27,7 +27,13 @@ impl Decimal {
             return None;
         }
         let mantissa: i128 = format!("{int}{frac}").parse().ok()?;
-        Some(Self { mantissa, scale: frac.len() as u32 }.normalized())
+        Some(
+            Self {
+                mantissa,
+                scale: frac.len() as u32,
+            }
+            .normalized(),
+        )
     }
 
     fn normalized(mut self) -> Self {
@@ -40,25 +46,41 @@ impl Decimal {
 
     fn rescaled(self, scale: u32) -> Option<Self> {
         let factor = 10i128.checked_pow(scale.checked_sub(self.scale)?)?;
-        Some(Self { mantissa: self.mantissa.checked_mul(factor)?, scale })
+        Some(Self {
+            mantissa: self.mantissa.checked_mul(factor)?,
+            scale,
+        })
     }
 
     pub fn checked_sub(self, other: Self) -> Option<Self> {
         let scale = self.scale.max(other.scale);
         let (a, b) = (self.rescaled(scale)?, other.rescaled(scale)?);
-        Some(Self { mantissa: a.mantissa.checked_sub(b.mantissa)?, scale }.normalized())
+        Some(
+            Self {
+                mantissa: a.mantissa.checked_sub(b.mantissa)?,
+                scale,
+            }
+            .normalized(),
+        )
     }
 
     pub fn checked_mul(self, other: Self) -> Option<Self> {
         Some(
-            Self { mantissa: self.mantissa.checked_mul(other.mantissa)?, scale: self.scale + other.scale }
-                .normalized(),
+            Self {
+                mantissa: self.mantissa.checked_mul(other.mantissa)?,
+                scale: self.scale + other.scale,
+            }
+            .normalized(),
         )
     }
 
     /// Divides by a power of ten exactly (percent → fraction).
     pub fn shift_left(self, places: u32) -> Self {
-        Self { mantissa: self.mantissa, scale: self.scale + places }.normalized()
+        Self {
+            mantissa: self.mantissa,
+            scale: self.scale + places,
+        }
+        .normalized()
     }
 
     pub fn to_f64(self) -> f64 {
@@ -112,7 +134,10 @@ mod tests {
     #[test]
     fn products_are_exact() {
         let b = Decimal::from_f64(0.001).unwrap();
-        assert_eq!(Decimal::from_f64(14.4).unwrap().checked_mul(b).unwrap().to_string(), "0.0144");
+        assert_eq!(
+            Decimal::from_f64(14.4).unwrap().checked_mul(b).unwrap().to_string(),
+            "0.0144"
+        );
         assert_eq!(Decimal::from_f64(6.0).unwrap().to_string(), "6");
         assert_eq!(Decimal::from_f64(1e-7).unwrap().to_string(), "0.0000001");
     }

@@ -52,7 +52,10 @@ pub fn load(file: &str, text: &str, out: &mut Loaded) -> usize {
             file: file.to_string(),
             document,
             object,
-            problem: Problem { field: field.to_string(), message },
+            problem: Problem {
+                field: field.to_string(),
+                message,
+            },
         };
         let value = match serde_yaml::Value::deserialize(doc) {
             Ok(serde_yaml::Value::Null) => continue,
@@ -68,17 +71,27 @@ pub fn load(file: &str, text: &str, out: &mut Loaded) -> usize {
         }
         found += 1;
         let object = object_name(&value);
-        if let Some(api) = value.get("apiVersion").and_then(|v| v.as_str()) {
-            if api != "slo.warden.dev/v1alpha1" {
-                out.problems.push(at(object.clone(), "apiVersion", format!("{api:?} is not served; use slo.warden.dev/v1alpha1")));
-                continue;
-            }
+        if let Some(api) = value
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .filter(|a| *a != "slo.warden.dev/v1alpha1")
+        {
+            out.problems.push(at(
+                object.clone(),
+                "apiVersion",
+                format!("{api:?} is not served; use slo.warden.dev/v1alpha1"),
+            ));
+            continue;
         }
         let mut unknown = Vec::new();
         let parsed: Result<ServiceLevelObjective, _> =
             serde_ignored::deserialize(value, |path| unknown.push(path.to_string()));
         for path in unknown.iter().filter(|p| p.starts_with("spec")) {
-            out.problems.push(at(object.clone(), path, "is not a known field; check its spelling against the API reference".into()));
+            out.problems.push(at(
+                object.clone(),
+                path,
+                "is not a known field; check its spelling against the API reference".into(),
+            ));
         }
         match parsed {
             Ok(slo) => match validate::validate(&slo) {
@@ -111,14 +124,19 @@ mod tests {
     use super::*;
 
     fn run(text: &str) -> Loaded {
-        let mut out = Loaded { valid: vec![], problems: vec![] };
+        let mut out = Loaded {
+            valid: vec![],
+            problems: vec![],
+        };
         load("f.yaml", text, &mut out);
         out
     }
 
     #[test]
     fn locates_problems_by_document_and_object() {
-        let out = run("kind: ConfigMap\n---\napiVersion: slo.warden.dev/v1alpha1\nkind: ServiceLevelObjective\nmetadata: {name: a, namespace: n}\nspec:\n  objective: 100\n  window: 30d\n  indicator: {ratio: {errors: e, total: t}}\n");
+        let out = run(
+            "kind: ConfigMap\n---\napiVersion: slo.warden.dev/v1alpha1\nkind: ServiceLevelObjective\nmetadata: {name: a, namespace: n}\nspec:\n  objective: 100\n  window: 30d\n  indicator: {ratio: {errors: e, total: t}}\n",
+        );
         assert_eq!(out.problems.len(), 1);
         assert_eq!(
             out.problems[0].to_string(),
@@ -128,9 +146,22 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_wrong_types_are_reported() {
-        let out = run("apiVersion: slo.warden.dev/v1alpha1\nkind: ServiceLevelObjective\nmetadata: {name: a}\nspec:\n  objective: 99.9\n  window: 30d\n  indicator: {ratio: {errors: e, total: t}}\n  alertng: {}\n");
-        assert_eq!(out.problems.iter().map(ToString::to_string).collect::<Vec<_>>(), ["f.yaml: document 1 (a): spec.alertng: is not a known field; check its spelling against the API reference"]);
-        let out = run("apiVersion: slo.warden.dev/v1alpha1\nkind: ServiceLevelObjective\nmetadata: {name: a}\nspec:\n  objective: \"99.9\"\n  window: 30d\n  indicator: {ratio: {errors: e, total: t}}\n");
-        assert!(out.problems[0].to_string().contains("invalid type: string \"99.9\""), "{}", out.problems[0]);
+        let out = run(
+            "apiVersion: slo.warden.dev/v1alpha1\nkind: ServiceLevelObjective\nmetadata: {name: a}\nspec:\n  objective: 99.9\n  window: 30d\n  indicator: {ratio: {errors: e, total: t}}\n  alertng: {}\n",
+        );
+        assert_eq!(
+            out.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "f.yaml: document 1 (a): spec.alertng: is not a known field; check its spelling against the API reference"
+            ]
+        );
+        let out = run(
+            "apiVersion: slo.warden.dev/v1alpha1\nkind: ServiceLevelObjective\nmetadata: {name: a}\nspec:\n  objective: \"99.9\"\n  window: 30d\n  indicator: {ratio: {errors: e, total: t}}\n",
+        );
+        assert!(
+            out.problems[0].to_string().contains("invalid type: string \"99.9\""),
+            "{}",
+            out.problems[0]
+        );
     }
 }

@@ -66,7 +66,10 @@ impl Duration {
             }
             last_unit = idx;
             rest = &rest[unit.len()..];
-            total = n.checked_mul(*scale).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+            total = n
+                .checked_mul(*scale)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(bad)?;
         }
         if total == 0 {
             return Err(format!("{s:?} is zero; a duration must be positive"));

@@ -2,14 +2,14 @@
 
 pub mod api;
 pub mod burn_rate;
-pub mod decimal;
-pub mod duration;
-pub mod rules;
-pub mod sli;
-pub mod validate;
 pub mod controller;
 pub mod crds;
+pub mod decimal;
 pub mod documents;
+pub mod duration;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod rules;
+pub mod sli;
+pub mod validate;

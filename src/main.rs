@@ -55,7 +55,10 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 fn load_all(files: &[String]) -> Result<Loaded, ExitCode> {
-    let mut out = Loaded { valid: vec![], problems: vec![] };
+    let mut out = Loaded {
+        valid: vec![],
+        problems: vec![],
+    };
     let mut found = 0;
     for file in files {
         match documents::read_input(file) {
@@ -76,7 +79,11 @@ fn load_all(files: &[String]) -> Result<Loaded, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Generate { format, rule_labels, files } => {
+        Command::Generate {
+            format,
+            rule_labels,
+            files,
+        } => {
             let loaded = match load_all(&files) {
                 Ok(l) => l,
                 Err(code) => return code,
@@ -92,7 +99,9 @@ fn main() -> ExitCode {
                 Format::Prometheusrule => loaded
                     .valid
                     .iter()
-                    .map(|slo| serde_yaml::to_string(&rules::prometheus_rule(slo, &labels)).map(|y| format!("---\n{y}")))
+                    .map(|slo| {
+                        serde_yaml::to_string(&rules::prometheus_rule(slo, &labels)).map(|y| format!("---\n{y}"))
+                    })
                     .collect::<Result<String, _>>(),
                 Format::Rulefile => {
                     let groups: Vec<_> = loaded.valid.iter().flat_map(rules::rule_groups).collect();

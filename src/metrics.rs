@@ -46,18 +46,41 @@ impl Default for Metrics {
         });
         let writes = Family::<WriteLabels, Counter>::default();
         registry.register("reconciliations", "Reconciliations started", reconciliations.clone());
-        registry.register("reconcile_failures", "Reconciliations that failed, by reason", failures.clone());
-        registry.register("reconcile_duration_seconds", "Time spent in one reconciliation", duration.clone());
-        registry.register("api_writes", "Writes sent to the API server, by kind of object", writes.clone());
-        Self { registry: Arc::new(registry), reconciliations, failures, duration, writes }
+        registry.register(
+            "reconcile_failures",
+            "Reconciliations that failed, by reason",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconciliation",
+            duration.clone(),
+        );
+        registry.register(
+            "api_writes",
+            "Writes sent to the API server, by kind of object",
+            writes.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            reconciliations,
+            failures,
+            duration,
+            writes,
+        }
     }
 }
 
 impl Metrics {
     /// Counts a reconciliation and times it until the returned guard drops.
     pub fn reconcile(&self, controller: &'static str) -> ReconcileTimer {
-        self.reconciliations.get_or_create(&ControllerLabels { controller }).inc();
-        ReconcileTimer { start: Instant::now(), histogram: self.duration.get_or_create(&ControllerLabels { controller }).clone() }
+        self.reconciliations
+            .get_or_create(&ControllerLabels { controller })
+            .inc();
+        ReconcileTimer {
+            start: Instant::now(),
+            histogram: self.duration.get_or_create(&ControllerLabels { controller }).clone(),
+        }
     }
 
     pub fn failure(&self, controller: &'static str, reason: &'static str) {

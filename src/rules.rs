@@ -90,7 +90,10 @@ pub fn own_series(slo: &ValidSlo) -> String {
 /// only 5 minutes, exactly one tile, so a read just before the next evaluation lands would see
 /// nothing. Looking back two tiles closes that gap.
 fn latest_tiled(record: &str, sel: &str) -> String {
-    format!("last_over_time({record}{sel}[{}])", Duration::from_millis(2 * TILE.as_millis()))
+    format!(
+        "last_over_time({record}{sel}[{}])",
+        Duration::from_millis(2 * TILE.as_millis())
+    )
 }
 
 pub fn rule_groups(slo: &ValidSlo) -> Vec<RuleGroup> {
@@ -123,7 +126,10 @@ pub fn rule_groups(slo: &ValidSlo) -> Vec<RuleGroup> {
         }
         Sli::Events { .. } => (slo.sli.errors_rate(TILE), slo.sli.total_rate(TILE)),
     };
-    let mut window_rules = vec![record(ERRORS_TILE.into(), errors_tile, &id), record(TOTAL_TILE.into(), total_tile, &id)];
+    let mut window_rules = vec![
+        record(ERRORS_TILE.into(), errors_tile, &id),
+        record(TOTAL_TILE.into(), total_tile, &id),
+    ];
     window_rules.extend(windows.iter().filter(|w| **w >= TILED_FROM).map(|w| {
         record(
             error_ratio_record(*w),
@@ -140,7 +146,11 @@ pub fn rule_groups(slo: &ValidSlo) -> Vec<RuleGroup> {
     let objective_ratio = slo.objective.shift_left(2).to_string();
     window_rules.push(record(OBJECTIVE.into(), format!("vector({objective_ratio})"), &id));
     window_rules.push(record(BUDGET.into(), format!("vector({budget})"), &id));
-    window_rules.push(record(WINDOW_SECONDS.into(), format!("vector({})", slo.window.as_millis() / 1000), &id));
+    window_rules.push(record(
+        WINDOW_SECONDS.into(),
+        format!("vector({})", slo.window.as_millis() / 1000),
+        &id,
+    ));
     let mut info = id.clone();
     info.insert("service".into(), slo.service.clone());
     info.insert("objective".into(), slo.objective.to_string());
@@ -149,9 +159,21 @@ pub fn rule_groups(slo: &ValidSlo) -> Vec<RuleGroup> {
     window_rules.push(record(INFO.into(), "vector(1)".into(), &info));
 
     vec![
-        RuleGroup { name: format!("{prefix}:sli"), interval: None, rules: sli_rules },
-        RuleGroup { name: format!("{prefix}:window"), interval: Some(TILE.to_string()), rules: window_rules },
-        RuleGroup { name: format!("{prefix}:alerts"), interval: None, rules: alert_rules(slo, &id, &sel) },
+        RuleGroup {
+            name: format!("{prefix}:sli"),
+            interval: None,
+            rules: sli_rules,
+        },
+        RuleGroup {
+            name: format!("{prefix}:window"),
+            interval: Some(TILE.to_string()),
+            rules: window_rules,
+        },
+        RuleGroup {
+            name: format!("{prefix}:alerts"),
+            interval: None,
+            rules: alert_rules(slo, &id, &sel),
+        },
     ]
 }
 
@@ -165,10 +187,7 @@ fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str) -> Vec<
     );
     let what = format!(
         "{} SLO {} ({}% over {})",
-        slo.service,
-        slo.name,
-        slo.objective,
-        slo.window
+        slo.service, slo.name, slo.objective, slo.window
     );
     let mut rules: Vec<Rule> = slo
         .tiers
@@ -234,7 +253,11 @@ fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str) -> Vec<
         );
         rules.push(Rule {
             alert: Some(NO_TRAFFIC_ALERT.into()),
-            expr: format!("{} == 0\nor\nabsent_over_time({TOTAL_TILE}{sel}[{}])", latest_tiled(TOTAL_TILE, sel), Duration::from_millis(2 * TILE.as_millis())),
+            expr: format!(
+                "{} == 0\nor\nabsent_over_time({TOTAL_TILE}{sel}[{}])",
+                latest_tiled(TOTAL_TILE, sel),
+                Duration::from_millis(2 * TILE.as_millis())
+            ),
             for_: Some(for_.to_string()),
             labels,
             annotations,
@@ -250,7 +273,12 @@ pub fn prometheus_rule(slo: &ValidSlo, extra_labels: &BTreeMap<String, String>) 
     let mut labels = extra_labels.clone();
     labels.insert(MANAGED_BY_LABEL.into(), MANAGER.into());
     labels.insert("slo.warden.dev/slo".into(), slo.name.clone());
-    let mut pr = PrometheusRule::new(&slo.name, PrometheusRuleSpec { groups: rule_groups(slo) });
+    let mut pr = PrometheusRule::new(
+        &slo.name,
+        PrometheusRuleSpec {
+            groups: rule_groups(slo),
+        },
+    );
     pr.metadata.namespace = slo.namespace.clone();
     pr.metadata.labels = Some(labels);
     pr

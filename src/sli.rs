@@ -25,8 +25,14 @@ impl Source {
         }
         if text.contains(WINDOW_PLACEHOLDER) {
             let expr = parse_template(text)?;
-            if !matches!(expr.value_type(), parser::value::ValueType::Vector | parser::value::ValueType::Scalar) {
-                return Err(format!("must evaluate to an instant vector, not a {}", expr.value_type()));
+            if !matches!(
+                expr.value_type(),
+                parser::value::ValueType::Vector | parser::value::ValueType::Scalar
+            ) {
+                return Err(format!(
+                    "must evaluate to an instant vector, not a {}",
+                    expr.value_type()
+                ));
             }
             return Ok(Self::Template(text.to_string()));
         }
@@ -60,7 +66,9 @@ fn check_plain_selector(vs: &parser::VectorSelector) -> Result<(), String> {
         return Err("must not use offset or @; slo-warden evaluates the SLI at the current time".into());
     }
     if !vs.matchers.or_matchers.is_empty() {
-        return Err("uses `or` inside the braces, which Prometheus 2 does not understand; use a regex matcher instead".into());
+        return Err(
+            "uses `or` inside the braces, which Prometheus 2 does not understand; use a regex matcher instead".into(),
+        );
     }
     Ok(())
 }
@@ -176,14 +184,23 @@ impl Sli {
         if vs.matchers.matchers.iter().any(|m| m.name == "le") {
             return Err("must not match on le; slo-warden selects the bucket from threshold".into());
         }
-        let matchers: Vec<String> = vs.matchers.matchers.iter().filter(|m| m.name != "__name__").map(|m| m.to_string()).collect();
+        let matchers: Vec<String> = vs
+            .matchers
+            .matchers
+            .iter()
+            .filter(|m| m.name != "__name__")
+            .map(|m| m.to_string())
+            .collect();
         let bound = bucket_bound(&name, threshold);
         let with = |extra: Option<String>| {
             let all: Vec<String> = matchers.iter().cloned().chain(extra).collect();
             format!("{{{}}}", all.join(","))
         };
         Ok(Self::Events {
-            bad: Bad::Good(Source::Selector(format!("{name}_bucket{}", with(Some(format!("le=~\"{}\"", le_regex(&bound))))))),
+            bad: Bad::Good(Source::Selector(format!(
+                "{name}_bucket{}",
+                with(Some(format!("le=~\"{}\"", le_regex(&bound))))
+            ))),
             total: Source::Selector(format!("{name}_count{}", with(None))),
         })
     }
@@ -191,8 +208,13 @@ impl Sli {
     /// Bad events per second over `window` (absent error series count as zero errors).
     pub fn errors_rate(&self, window: Duration) -> String {
         match self {
-            Self::Events { bad: Bad::Errors(e), .. } => format!("({} or vector(0))", e.rate(window)),
-            Self::Events { bad: Bad::Good(g), total } => {
+            Self::Events {
+                bad: Bad::Errors(e), ..
+            } => format!("({} or vector(0))", e.rate(window)),
+            Self::Events {
+                bad: Bad::Good(g),
+                total,
+            } => {
                 format!("({} - ({} or vector(0)))", total.rate(window), g.rate(window))
             }
             Self::Raw(_) => unreachable_raw(),
@@ -242,7 +264,11 @@ fn bucket_bound(metric: &str, threshold: Duration) -> String {
 /// Prometheus 3's normalised labels, `0.30` rarely): match them all.
 fn le_regex(bound: &str) -> String {
     let escaped = bound.replace('.', "\\\\.");
-    if bound.contains('.') { format!("{escaped}0*") } else { format!("{escaped}(\\\\.0+)?") }
+    if bound.contains('.') {
+        format!("{escaped}0*")
+    } else {
+        format!("{escaped}(\\\\.0+)?")
+    }
 }
 
 #[cfg(test)]
@@ -252,7 +278,10 @@ mod tests {
     #[test]
     fn selectors_are_wrapped_and_templates_substituted() {
         let sel = Source::parse(r#"http_requests_total{job="a",code=~"5.."}"#).unwrap();
-        assert_eq!(sel.rate(Duration::hours(1)), r#"sum(rate(http_requests_total{job="a",code=~"5.."}[1h]))"#);
+        assert_eq!(
+            sel.rate(Duration::hours(1)),
+            r#"sum(rate(http_requests_total{job="a",code=~"5.."}[1h]))"#
+        );
         let t = Source::parse("sum(rate(x[$window])) + sum(rate(y[$window]))").unwrap();
         assert_eq!(t.rate(Duration::minutes(30)), "(sum(rate(x[30m])) + sum(rate(y[30m])))");
     }
@@ -264,12 +293,18 @@ mod tests {
         let err = Source::parse("x[5m]").unwrap_err();
         assert!(err.contains("has a range"), "{err}");
         let err = Source::parse("sum(rate(x{job=\"a\"[$window]))").unwrap_err();
-        assert!(err.starts_with("is not valid PromQL: unexpected character inside braces: '['"), "{err}");
+        assert!(
+            err.starts_with("is not valid PromQL: unexpected character inside braces: '['"),
+            "{err}"
+        );
         assert!(err.contains("at character 19"), "{err}");
         let err = Source::parse("sum(rate(x[$window])").unwrap_err();
         assert!(err.contains("unclosed left parenthesis (at character 4 of"), "{err}");
         let err = Source::parse("rat(x[$window])").unwrap_err();
-        assert!(err.contains("unknown function with name 'rat' (at character 1"), "{err}");
+        assert!(
+            err.contains("unknown function with name 'rat' (at character 1"),
+            "{err}"
+        );
         assert!(Source::parse("x offset 5m").unwrap_err().contains("offset"));
     }
 
@@ -281,10 +316,18 @@ mod tests {
             r#"(sum(rate(http_request_duration_seconds_count{job="a"}[5m])) - (sum(rate(http_request_duration_seconds_bucket{job="a",le=~"0\\.30*"}[5m])) or vector(0)))"#
         );
         let whole = Sli::latency("rpc_latency_seconds", Duration::from_millis(1000)).unwrap();
-        assert!(whole.errors_rate(Duration::minutes(5)).contains(r#"rpc_latency_seconds_bucket{le=~"1(\\.0+)?"}"#));
+        assert!(
+            whole
+                .errors_rate(Duration::minutes(5))
+                .contains(r#"rpc_latency_seconds_bucket{le=~"1(\\.0+)?"}"#)
+        );
         let ms = Sli::latency("rpc_latency_milliseconds", Duration::from_millis(250)).unwrap();
         assert!(ms.errors_rate(Duration::minutes(5)).contains(r#"le=~"250(\\.0+)?""#));
-        assert!(Sli::latency("x_bucket", Duration::from_millis(1)).unwrap_err().contains("use x"));
+        assert!(
+            Sli::latency("x_bucket", Duration::from_millis(1))
+                .unwrap_err()
+                .contains("use x")
+        );
         // Every generated expression is valid PromQL.
         parse_promql(&sli.error_ratio(Duration::hours(1))).unwrap();
     }

@@ -63,27 +63,48 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
     }
     let spec = &slo.spec;
     let objective = v.objective(spec.objective);
-    let window = v.field("spec.window", Duration::parse(&spec.window).map_err(|e| format!("{e}; the window is the rolling period of the objective")));
-    if let Some(w) = window {
-        if w < MIN_WINDOW || w > MAX_WINDOW {
-            v.problem("spec.window", format!("must be between {MIN_WINDOW} and {MAX_WINDOW} (got {w})"));
-        }
+    let window = v.field(
+        "spec.window",
+        Duration::parse(&spec.window).map_err(|e| format!("{e}; the window is the rolling period of the objective")),
+    );
+    if let Some(w) = window.filter(|w| *w < MIN_WINDOW || *w > MAX_WINDOW) {
+        v.problem(
+            "spec.window",
+            format!("must be between {MIN_WINDOW} and {MAX_WINDOW} (got {w})"),
+        );
     }
     let sli = v.indicator(spec);
     let alert_name = spec.alerting.name.clone().unwrap_or_else(|| "ErrorBudgetBurn".into());
     if !is_metric_name(&alert_name) {
-        v.problem("spec.alerting.name", format!("{alert_name:?} is not a valid alert name; use letters, digits and underscores, e.g. ErrorBudgetBurn"));
+        v.problem(
+            "spec.alerting.name",
+            format!(
+                "{alert_name:?} is not a valid alert name; use letters, digits and underscores, e.g. ErrorBudgetBurn"
+            ),
+        );
     }
     for key in spec.alerting.labels.keys() {
         if RESERVED_LABELS.contains(&key.as_str()) {
-            v.problem(format!("spec.alerting.labels.{key}"), format!("is set by slo-warden; remove it (reserved: {})", RESERVED_LABELS.join(", ")));
+            v.problem(
+                format!("spec.alerting.labels.{key}"),
+                format!(
+                    "is set by slo-warden; remove it (reserved: {})",
+                    RESERVED_LABELS.join(", ")
+                ),
+            );
         } else if !is_label_name(key) {
-            v.problem(format!("spec.alerting.labels.{key}"), "is not a valid Prometheus label name; use letters, digits and underscores");
+            v.problem(
+                format!("spec.alerting.labels.{key}"),
+                "is not a valid Prometheus label name; use letters, digits and underscores",
+            );
         }
     }
     for key in spec.alerting.annotations.keys() {
         if !is_label_name(key) {
-            v.problem(format!("spec.alerting.annotations.{key}"), "is not a valid annotation name; use letters, digits and underscores");
+            v.problem(
+                format!("spec.alerting.annotations.{key}"),
+                "is not a valid annotation name; use letters, digits and underscores",
+            );
         }
     }
     let tiers = window.map(|w| v.tiers(spec.alerting.burn_rates.as_deref(), w));
@@ -99,7 +120,10 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
         return Err(v.problems);
     }
     let (Some((objective, budget)), Some(window), Some(sli), Some(tiers)) = (objective, window, sli, tiers) else {
-        return Err(vec![Problem { field: "spec".into(), message: "is incomplete".into() }]);
+        return Err(vec![Problem {
+            field: "spec".into(),
+            message: "is incomplete".into(),
+        }]);
     };
     Ok(ValidSlo {
         service: spec.service_or(&name).to_string(),
@@ -112,7 +136,11 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
         sli,
         alert_name,
         page_severity: spec.alerting.page_severity.clone().unwrap_or_else(|| "critical".into()),
-        ticket_severity: spec.alerting.ticket_severity.clone().unwrap_or_else(|| "warning".into()),
+        ticket_severity: spec
+            .alerting
+            .ticket_severity
+            .clone()
+            .unwrap_or_else(|| "warning".into()),
         labels: spec.alerting.labels.clone(),
         annotations: spec.alerting.annotations.clone(),
         tiers,
@@ -127,7 +155,10 @@ struct Checker {
 
 impl Checker {
     fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem { field: field.into(), message: message.into() });
+        self.problems.push(Problem {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     fn field<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
@@ -160,7 +191,10 @@ impl Checker {
 
     fn indicator(&mut self, spec: &ServiceLevelObjectiveSpec) -> Option<Sli> {
         let ind = &spec.indicator;
-        let set = [ind.ratio.is_some(), ind.latency.is_some(), ind.raw.is_some()].iter().filter(|s| **s).count();
+        let set = [ind.ratio.is_some(), ind.latency.is_some(), ind.raw.is_some()]
+            .iter()
+            .filter(|s| **s)
+            .count();
         if set != 1 {
             self.problem("spec.indicator", "set exactly one of ratio, latency or raw");
             return None;
@@ -168,7 +202,9 @@ impl Checker {
         if let Some(ratio) = &ind.ratio {
             let total = self.field("spec.indicator.ratio.total", Source::parse(&ratio.total));
             let bad = match (&ratio.errors, &ratio.good) {
-                (Some(e), None) => self.field("spec.indicator.ratio.errors", Source::parse(e)).map(Bad::Errors),
+                (Some(e), None) => self
+                    .field("spec.indicator.ratio.errors", Source::parse(e))
+                    .map(Bad::Errors),
                 (None, Some(g)) => self.field("spec.indicator.ratio.good", Source::parse(g)).map(Bad::Good),
                 (Some(_), Some(_)) => {
                     self.problem("spec.indicator.ratio", "set either errors or good, not both");
@@ -179,14 +215,21 @@ impl Checker {
                     None
                 }
             };
-            return Some(Sli::Events { bad: bad?, total: total? });
+            return Some(Sli::Events {
+                bad: bad?,
+                total: total?,
+            });
         }
         if let Some(lat) = &ind.latency {
             let threshold = self.field(
                 "spec.indicator.latency.threshold",
-                Duration::parse(&lat.threshold).map_err(|e| format!("{e}; it must equal one of the histogram's bucket bounds, e.g. 300ms")),
+                Duration::parse(&lat.threshold)
+                    .map_err(|e| format!("{e}; it must equal one of the histogram's bucket bounds, e.g. 300ms")),
             );
-            return self.field("spec.indicator.latency.histogram", Sli::latency(&lat.histogram, threshold?));
+            return self.field(
+                "spec.indicator.latency.histogram",
+                Sli::latency(&lat.histogram, threshold?),
+            );
         }
         let raw = ind.raw.as_ref()?;
         let field = "spec.indicator.raw.errorRatio";
@@ -199,9 +242,14 @@ impl Checker {
     }
 
     fn tiers(&mut self, custom: Option<&[BurnRateTier]>, window: Duration) -> Vec<Tier> {
-        let Some(custom) = custom else { return burn_rate::default_tiers(window) };
+        let Some(custom) = custom else {
+            return burn_rate::default_tiers(window);
+        };
         if custom.is_empty() {
-            self.problem("spec.alerting.burnRates", "must list at least one tier, or be left out for the defaults");
+            self.problem(
+                "spec.alerting.burnRates",
+                "must list at least one tier, or be left out for the defaults",
+            );
         }
         let mut seen = BTreeSet::new();
         let mut tiers = Vec::new();
@@ -220,7 +268,9 @@ impl Checker {
                     None
                 }
             };
-            let (Some(long), Some(short), Some(for_), Some(factor)) = (long, short, for_, factor) else { continue };
+            let (Some(long), Some(short), Some(for_), Some(factor)) = (long, short, for_, factor) else {
+                continue;
+            };
             if short >= long {
                 self.problem(at("short"), format!("must be shorter than long ({long})"));
             }
@@ -231,9 +281,18 @@ impl Checker {
                 self.problem(at("long"), format!("must not exceed the SLO window ({window})"));
             }
             if !seen.insert((long, short)) {
-                self.problem(at("long"), format!("another tier already uses {long}/{short}; each pair of windows may appear once"));
+                self.problem(
+                    at("long"),
+                    format!("another tier already uses {long}/{short}; each pair of windows may appear once"),
+                );
             }
-            tiers.push(Tier { long, short, factor: factor.to_string(), severity: t.severity, for_ });
+            tiers.push(Tier {
+                long,
+                short,
+                factor: factor.to_string(),
+                severity: t.severity,
+                for_,
+            });
         }
         tiers
     }
@@ -241,7 +300,8 @@ impl Checker {
 
 fn is_label_name(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn is_metric_name(s: &str) -> bool {
@@ -265,7 +325,12 @@ mod tests {
     const GOOD: &str = "objective: 99.9\nwindow: 30d\nindicator:\n  ratio:\n    errors: http_requests_total{code=~\"5..\"}\n    total: http_requests_total\n";
 
     fn problems(yaml: &str) -> Vec<String> {
-        validate(&slo(yaml)).err().unwrap_or_default().iter().map(ToString::to_string).collect()
+        validate(&slo(yaml))
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     #[test]
@@ -279,14 +344,20 @@ mod tests {
     #[test]
     fn objective_100_names_the_fix() {
         let p = problems(&GOOD.replace("99.9", "100"));
-        assert_eq!(p, ["spec.objective: must be below 100 (100% leaves no error budget); use e.g. 99.9"]);
+        assert_eq!(
+            p,
+            ["spec.objective: must be below 100 (100% leaves no error budget); use e.g. 99.9"]
+        );
     }
 
     #[test]
     fn bad_promql_reports_the_parser_message() {
         let p = problems(&GOOD.replace("http_requests_total{code=~\"5..\"}", "sum(rate(x[$window])"));
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].starts_with("spec.indicator.ratio.errors: is not valid PromQL"), "{p:?}");
+        assert!(
+            p[0].starts_with("spec.indicator.ratio.errors: is not valid PromQL"),
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -297,22 +368,43 @@ mod tests {
 
     #[test]
     fn threshold_must_be_a_duration() {
-        let p = problems("objective: 99\nwindow: 7d\nindicator:\n  latency:\n    histogram: h_seconds\n    threshold: fast\n");
+        let p = problems(
+            "objective: 99\nwindow: 7d\nindicator:\n  latency:\n    histogram: h_seconds\n    threshold: fast\n",
+        );
         assert_eq!(p.len(), 1);
-        assert!(p[0].starts_with("spec.indicator.latency.threshold: \"fast\" is not a Prometheus duration"), "{p:?}");
+        assert!(
+            p[0].starts_with("spec.indicator.latency.threshold: \"fast\" is not a Prometheus duration"),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn reports_every_problem_at_once() {
-        let p = problems("objective: 0\nwindow: 1h\nindicator: {}\nalerting:\n  name: 'bad name'\n  labels: {severity: x}\n");
+        let p = problems(
+            "objective: 0\nwindow: 1h\nindicator: {}\nalerting:\n  name: 'bad name'\n  labels: {severity: x}\n",
+        );
         assert_eq!(p.len(), 5, "{p:?}");
-        assert!(p.iter().any(|l| l.starts_with("spec.window: must be between 1d and 365d")));
-        assert!(p.iter().any(|l| l.starts_with("spec.alerting.labels.severity: is set by slo-warden")));
+        assert!(
+            p.iter()
+                .any(|l| l.starts_with("spec.window: must be between 1d and 365d"))
+        );
+        assert!(
+            p.iter()
+                .any(|l| l.starts_with("spec.alerting.labels.severity: is set by slo-warden"))
+        );
     }
 
     #[test]
     fn custom_tiers_are_checked() {
-        let p = problems(&format!("{GOOD}alerting:\n  burnRates:\n  - {{long: 5m, short: 1h, factor: 10, severity: page}}\n  - {{long: 1h, short: 5m, factor: 0, severity: ticket}}\n"));
-        assert_eq!(p, ["spec.alerting.burnRates[0].short: must be shorter than long (5m)", "spec.alerting.burnRates[1].factor: must be a positive number, e.g. 14.4"]);
+        let p = problems(&format!(
+            "{GOOD}alerting:\n  burnRates:\n  - {{long: 5m, short: 1h, factor: 10, severity: page}}\n  - {{long: 1h, short: 5m, factor: 0, severity: ticket}}\n"
+        ));
+        assert_eq!(
+            p,
+            [
+                "spec.alerting.burnRates[0].short: must be shorter than long (5m)",
+                "spec.alerting.burnRates[1].factor: must be a positive number, e.g. 14.4"
+            ]
+        );
     }
 }

@@ -55,7 +55,15 @@ mod tests {
         let t0 = jiff::Timestamp::from_second(1_000).unwrap();
         let t1 = jiff::Timestamp::from_second(2_000).unwrap();
         let first = next_condition(&[], READY, TRUE, "Applied", "ok", Some(1), t0);
-        let same = next_condition(&[first.clone()], READY, TRUE, "Applied", "still ok", Some(2), t1);
+        let same = next_condition(
+            std::slice::from_ref(&first),
+            READY,
+            TRUE,
+            "Applied",
+            "still ok",
+            Some(2),
+            t1,
+        );
         assert_eq!(same.last_transition_time, Time(t0));
         assert_eq!(same.observed_generation, Some(2));
         let flipped = next_condition(&[first], READY, FALSE, "InvalidSpec", "bad", Some(3), t1);

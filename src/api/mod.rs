@@ -6,7 +6,6 @@ pub mod slo;
 
 pub use prometheus_rule::{PrometheusRule, PrometheusRuleSpec, Rule, RuleGroup};
 pub use slo::{
-    Alerting, BudgetState, BudgetStatus, BurnRateTier, Indicator, LatencyIndicator, NoTraffic,
-    RatioIndicator, RawIndicator, ServiceLevelObjective, ServiceLevelObjectiveSpec,
-    ServiceLevelObjectiveStatus, Severity,
+    Alerting, BudgetState, BudgetStatus, BurnRateTier, Indicator, LatencyIndicator, NoTraffic, RatioIndicator,
+    RawIndicator, ServiceLevelObjective, ServiceLevelObjectiveSpec, ServiceLevelObjectiveStatus, Severity,
 };

@@ -8,7 +8,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 #[derive(CustomResource, JsonSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "monitoring.coreos.com", version = "v1", kind = "PrometheusRule", plural = "prometheusrules", namespaced)]
+#[kube(
+    group = "monitoring.coreos.com",
+    version = "v1",
+    kind = "PrometheusRule",
+    plural = "prometheusrules",
+    namespaced
+)]
 pub struct PrometheusRuleSpec {
     pub groups: Vec<RuleGroup>,
 }

@@ -15,7 +15,9 @@ pub struct Backoff<K> {
 
 impl<K: Eq + Hash> Default for Backoff<K> {
     fn default() -> Self {
-        Self { failures: Mutex::new(HashMap::new()) }
+        Self {
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 }
 

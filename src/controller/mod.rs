@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
+use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, watcher};
-use kube::core::DeserializeGuard;
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +47,9 @@ pub enum LogFormat {
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not key=value"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not key=value"))
 }
 
 /// What every reconciler shares.
@@ -96,7 +98,10 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
 
     let metrics = Metrics::default();
-    let health = Health { metrics: metrics.clone(), ready: Arc::new(AtomicBool::new(false)) };
+    let health = Health {
+        metrics: metrics.clone(),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
     let server = tokio::spawn(http::serve(args.http_addr, health.clone(), shutdown.clone()));
 
     let reporter = Reporter {
@@ -112,8 +117,11 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     });
 
     // One controller per watched namespace (or one for the whole cluster).
-    let scopes: Vec<Option<String>> =
-        if args.namespaces.is_empty() { vec![None] } else { args.namespaces.into_iter().map(Some).collect() };
+    let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.namespaces.into_iter().map(Some).collect()
+    };
     let mut controllers = Vec::new();
     let mut probes = Vec::new();
     for scope in scopes {
@@ -123,18 +131,19 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         };
         probes.push((slos.clone(), rules.clone()));
         let controller = Controller::new(slos, watcher::Config::default().any_semantic())
-            .owns(rules, watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")))
+            .owns(
+                rules,
+                watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")),
+            )
             .graceful_shutdown_on(shutdown.clone().cancelled_owned());
-        controllers.push(
-            controller
-                .run(slo::reconcile, slo::error_policy, ctx.clone())
-                .for_each(|result| async move {
-                    match result {
-                        Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
-                        Err(e) => tracing::warn!(error = %e, "reconcile loop"),
-                    }
-                }),
-        );
+        controllers.push(controller.run(slo::reconcile, slo::error_policy, ctx.clone()).for_each(
+            |result| async move {
+                match result {
+                    Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+                    Err(e) => tracing::warn!(error = %e, "reconcile loop"),
+                }
+            },
+        ));
     }
     tokio::spawn(mark_ready_when_listable(probes, health.ready.clone(), shutdown.clone()));
 

@@ -28,7 +28,10 @@ const RESYNC: Duration = Duration::from_secs(30 * 60);
 type Guarded = DeserializeGuard<ServiceLevelObjective>;
 
 fn key_of(meta: &ObjectMeta) -> (String, String) {
-    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
 }
 
 #[instrument(skip_all, fields(namespace, name))]
@@ -78,18 +81,32 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
     match validate::validate(slo) {
         Ok(valid) => {
             let mut desired = rules::prometheus_rule(&valid, &ctx.rule_labels);
-            let owner = slo.controller_owner_ref(&()).ok_or(Error::MissingObjectKey("metadata.uid"))?;
+            let owner = slo
+                .controller_owner_ref(&())
+                .ok_or(Error::MissingObjectKey("metadata.uid"))?;
             desired.metadata.owner_references = Some(vec![owner]);
             let written = apply_rule(&ns, desired, slo, ctx).await?;
             let groups = rules::rule_groups(&valid);
-            let alerts = groups.iter().flat_map(|g| &g.rules).filter(|r| r.alert.is_some()).count();
+            let alerts = groups
+                .iter()
+                .flat_map(|g| &g.rules)
+                .filter(|r| r.alert.is_some())
+                .count();
             let records = groups.iter().flat_map(|g| &g.rules).count() - alerts;
             let name = slo.name_any();
             let message = format!("PrometheusRule {name} holds {records} recording and {alerts} alerting rules");
             if written {
                 tracing::info!(rule = %name, "applied PrometheusRule");
             }
-            let status = next_status(&previous, slo.metadata.generation, TRUE, "RulesApplied", message, Some(name), slo.metadata.generation);
+            let status = next_status(
+                &previous,
+                slo.metadata.generation,
+                TRUE,
+                "RulesApplied",
+                message,
+                Some(name),
+                slo.metadata.generation,
+            );
             write_status(slo, &previous, status, ctx).await?;
             Ok(Action::requeue(RESYNC))
         }
@@ -100,11 +117,28 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
             };
             let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
             let message = format!("{}.{kept}", list.join("; "));
-            let changed = ready_condition(&previous).is_none_or(|c| c.message != message || c.observed_generation != slo.metadata.generation);
-            let status = next_status(&previous, slo.metadata.generation, FALSE, "InvalidSpec", message.clone(), previous.prometheus_rule.clone(), previous.rules_generation);
+            let changed = ready_condition(&previous)
+                .is_none_or(|c| c.message != message || c.observed_generation != slo.metadata.generation);
+            let status = next_status(
+                &previous,
+                slo.metadata.generation,
+                FALSE,
+                "InvalidSpec",
+                message.clone(),
+                previous.prometheus_rule.clone(),
+                previous.rules_generation,
+            );
             write_status(slo, &previous, status, ctx).await?;
             if changed {
-                publish(ctx, &slo.object_ref(&()), EventType::Warning, "InvalidSpec", "Validate", message).await;
+                publish(
+                    ctx,
+                    &slo.object_ref(&()),
+                    EventType::Warning,
+                    "InvalidSpec",
+                    "Validate",
+                    message,
+                )
+                .await;
             }
             tracing::info!(problems = list.len(), "spec is invalid; rules left as they are");
             Ok(Action::await_change())
@@ -123,9 +157,13 @@ async fn reconcile_unreadable(invalid: &InvalidObject, ctx: &Context) -> Result<
         "observedGeneration": invalid.metadata.generation,
         "lastTransitionTime": jiff::Timestamp::now(),
     });
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": [ready], "observedGeneration": invalid.metadata.generation}})))
-        .await
-        .map_err(|e| api_error(e, "update servicelevelobjectives/status"))?;
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"conditions": [ready], "observedGeneration": invalid.metadata.generation}})),
+    )
+    .await
+    .map_err(|e| api_error(e, "update servicelevelobjectives/status"))?;
     ctx.metrics.write(CONTROLLER, "status");
     let reference = ObjectReference {
         api_version: Some(ServiceLevelObjective::api_version(&()).into()),
@@ -143,9 +181,15 @@ async fn reconcile_unreadable(invalid: &InvalidObject, ctx: &Context) -> Result<
 async fn apply_rule(ns: &str, desired: PrometheusRule, slo: &ServiceLevelObjective, ctx: &Context) -> Result<bool> {
     let api: Api<PrometheusRule> = Api::namespaced(ctx.client.clone(), ns);
     let name = desired.name_any();
-    let existing = api.get_opt(&name).await.map_err(|e| rule_error(e, "get prometheusrules"))?;
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| rule_error(e, "get prometheusrules"))?;
     if let Some(existing) = &existing {
-        let ours = existing.owner_references().iter().any(|o| Some(&o.uid) == slo.metadata.uid.as_ref());
+        let ours = existing
+            .owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == slo.metadata.uid.as_ref());
         if !ours && existing.labels().get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGER) {
             return Err(Error::InvalidSpec(format!(
                 "a PrometheusRule named {name} already exists and is not managed by slo-warden; rename the ServiceLevelObjective or remove that PrometheusRule"
@@ -165,8 +209,14 @@ async fn apply_rule(ns: &str, desired: PrometheusRule, slo: &ServiceLevelObjecti
 /// The live object already says what we would apply (extra labels or fields set by others are
 /// theirs to keep).
 pub fn is_current(existing: &PrometheusRule, desired: &PrometheusRule) -> bool {
-    let labels_ok = desired.labels().iter().all(|(k, v)| existing.labels().get(k) == Some(v));
-    let owners_ok = desired.owner_references().iter().all(|o| existing.owner_references().contains(o));
+    let labels_ok = desired
+        .labels()
+        .iter()
+        .all(|(k, v)| existing.labels().get(k) == Some(v));
+    let owners_ok = desired
+        .owner_references()
+        .iter()
+        .all(|o| existing.owner_references().contains(o));
     existing.spec == desired.spec && labels_ok && owners_ok
 }
 
@@ -185,8 +235,21 @@ pub fn next_status(
     rules_generation: Option<i64>,
 ) -> ServiceLevelObjectiveStatus {
     let now = jiff::Timestamp::now();
-    let mut conditions: Vec<Condition> = previous.conditions.iter().filter(|c| c.type_ != READY).cloned().collect();
-    conditions.push(condition::next_condition(&previous.conditions, READY, ready, reason, message, generation, now));
+    let mut conditions: Vec<Condition> = previous
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != READY)
+        .cloned()
+        .collect();
+    conditions.push(condition::next_condition(
+        &previous.conditions,
+        READY,
+        ready,
+        reason,
+        message,
+        generation,
+        now,
+    ));
     ServiceLevelObjectiveStatus {
         observed_generation: generation,
         conditions,
@@ -197,7 +260,12 @@ pub fn next_status(
 }
 
 /// Patches the fields this reconciler owns, only when they changed.
-async fn write_status(slo: &ServiceLevelObjective, previous: &ServiceLevelObjectiveStatus, next: ServiceLevelObjectiveStatus, ctx: &Context) -> Result<()> {
+async fn write_status(
+    slo: &ServiceLevelObjective,
+    previous: &ServiceLevelObjectiveStatus,
+    next: ServiceLevelObjectiveStatus,
+    ctx: &Context,
+) -> Result<()> {
     if same_status(previous, &next) {
         return Ok(());
     }
@@ -228,16 +296,45 @@ async fn report_failure(slo: &ServiceLevelObjective, error: &Error, ctx: &Contex
     let previous = slo.status.clone().unwrap_or_default();
     let message = error.to_string();
     let changed = ready_condition(&previous).is_none_or(|c| c.reason != error.reason() || c.message != message);
-    let status = next_status(&previous, slo.metadata.generation, FALSE, error.reason(), message.clone(), previous.prometheus_rule.clone(), previous.rules_generation);
+    let status = next_status(
+        &previous,
+        slo.metadata.generation,
+        FALSE,
+        error.reason(),
+        message.clone(),
+        previous.prometheus_rule.clone(),
+        previous.rules_generation,
+    );
     write_status(slo, &previous, status, ctx).await?;
     if changed {
-        publish(ctx, &slo.object_ref(&()), EventType::Warning, error.reason(), "Reconcile", message).await;
+        publish(
+            ctx,
+            &slo.object_ref(&()),
+            EventType::Warning,
+            error.reason(),
+            "Reconcile",
+            message,
+        )
+        .await;
     }
     Ok(())
 }
 
-async fn publish(ctx: &Context, reference: &ObjectReference, type_: EventType, reason: &str, action: &str, note: String) {
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+async fn publish(
+    ctx: &Context,
+    reference: &ObjectReference,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
     if let Err(e) = ctx.recorder.publish(&event, reference).await {
         tracing::warn!(error = %e, "cannot publish event");
     }
@@ -277,7 +374,10 @@ mod tests {
     fn context() -> (Arc<Context>, Handle) {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = kube::Client::new(service, "default");
-        let reporter = Reporter { controller: MANAGER.into(), instance: None };
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: None,
+        };
         let ctx = Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -308,12 +408,21 @@ mod tests {
             .expect("client dropped");
         let (parts, body) = req.into_parts();
         let bytes = body.collect_bytes().await.unwrap();
-        let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
         (Request::from_parts(parts, Body::empty()), json, send)
     }
 
     fn respond(send: tower_test::mock::SendResponse<Response<Body>>, code: StatusCode, body: Value) {
-        send.send_response(Response::builder().status(code).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap());
+        send.send_response(
+            Response::builder()
+                .status(code)
+                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap(),
+        );
     }
 
     fn not_found() -> Value {
@@ -327,16 +436,28 @@ mod tests {
     #[tokio::test]
     async fn new_slo_applies_an_owned_rule_and_reports_ready() {
         let (ctx, mut api) = context();
-        let task = tokio::spawn(reconcile(guard(slo("http_requests_total{code=~\"5..\"}", None)), ctx.clone()));
+        let task = tokio::spawn(reconcile(
+            guard(slo("http_requests_total{code=~\"5..\"}", None)),
+            ctx.clone(),
+        ));
 
         let (req, _, send) = next(&mut api).await;
-        assert_eq!((req.method(), req.uri().path()), (&Method::GET, "/apis/monitoring.coreos.com/v1/namespaces/shop/prometheusrules/checkout"));
+        assert_eq!(
+            (req.method(), req.uri().path()),
+            (
+                &Method::GET,
+                "/apis/monitoring.coreos.com/v1/namespaces/shop/prometheusrules/checkout"
+            )
+        );
         respond(send, StatusCode::NOT_FOUND, not_found());
 
         let (req, body, send) = next(&mut api).await;
         assert_eq!(req.method(), Method::PATCH);
         let query = req.uri().query().unwrap_or_default();
-        assert!(query.contains("fieldManager=slo-warden") && query.contains("force=true"), "{query}");
+        assert!(
+            query.contains("fieldManager=slo-warden") && query.contains("force=true"),
+            "{query}"
+        );
         assert_eq!(req.headers()["content-type"], "application/apply-patch+yaml");
         assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-1");
         assert_eq!(body["metadata"]["ownerReferences"][0]["controller"], true);
@@ -346,7 +467,13 @@ mod tests {
         respond(send, StatusCode::OK, body.clone());
 
         let (req, body, send) = next(&mut api).await;
-        assert_eq!((req.method(), req.uri().path()), (&Method::PATCH, "/apis/slo.warden.dev/v1alpha1/namespaces/shop/servicelevelobjectives/checkout/status"));
+        assert_eq!(
+            (req.method(), req.uri().path()),
+            (
+                &Method::PATCH,
+                "/apis/slo.warden.dev/v1alpha1/namespaces/shop/servicelevelobjectives/checkout/status"
+            )
+        );
         assert_eq!(req.headers()["content-type"], "application/merge-patch+json");
         let status = &body["status"];
         assert_eq!(status["conditions"][0]["type"], "Ready");
@@ -355,7 +482,10 @@ mod tests {
         assert_eq!(status["conditions"][0]["observedGeneration"], 3);
         assert_eq!(status["rulesGeneration"], 3);
         assert_eq!(status["prometheusRule"], "checkout");
-        assert!(status.get("budget").is_none(), "the budget belongs to the policy engine");
+        assert!(
+            status.get("budget").is_none(),
+            "the budget belongs to the policy engine"
+        );
         respond(send, StatusCode::OK, serde_json::to_value(slo("x", None)).unwrap());
 
         task.await.unwrap().unwrap();
@@ -369,13 +499,33 @@ mod tests {
         let mut existing = rules::prometheus_rule(&valid, &ctx.rule_labels);
         existing.metadata.owner_references = Some(vec![obj.controller_owner_ref(&()).unwrap()]);
         // A label someone else added is theirs to keep and does not make the rule stale.
-        existing.metadata.labels.as_mut().unwrap().insert("team".into(), "payments".into());
+        existing
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("team".into(), "payments".into());
         let groups = rules::rule_groups(&valid);
-        let alerts = groups.iter().flat_map(|g| &g.rules).filter(|r| r.alert.is_some()).count();
+        let alerts = groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .filter(|r| r.alert.is_some())
+            .count();
         let records = groups.iter().flat_map(|g| &g.rules).count() - alerts;
         let message = format!("PrometheusRule checkout holds {records} recording and {alerts} alerting rules");
-        let status = next_status(&Default::default(), Some(3), TRUE, "RulesApplied", message, Some("checkout".into()), Some(3));
-        let obj = slo("http_requests_total{code=~\"5..\"}", Some(serde_json::to_value(&status).unwrap()));
+        let status = next_status(
+            &Default::default(),
+            Some(3),
+            TRUE,
+            "RulesApplied",
+            message,
+            Some("checkout".into()),
+            Some(3),
+        );
+        let obj = slo(
+            "http_requests_total{code=~\"5..\"}",
+            Some(serde_json::to_value(&status).unwrap()),
+        );
         let task = tokio::spawn(reconcile(guard(obj), ctx.clone()));
 
         let (req, _, send) = next(&mut api).await;
@@ -386,7 +536,11 @@ mod tests {
             panic!("no further request expected, got {} {}", req.method(), req.uri());
         }
         task.await.unwrap().unwrap();
-        assert!(!ctx.metrics.encode().contains("api_writes_total{"), "{}", ctx.metrics.encode());
+        assert!(
+            !ctx.metrics.encode().contains("api_writes_total{"),
+            "{}",
+            ctx.metrics.encode()
+        );
     }
 
     #[tokio::test]
@@ -395,22 +549,38 @@ mod tests {
         let previous = serde_json::json!({"observedGeneration": 2, "rulesGeneration": 2, "prometheusRule": "checkout",
             "conditions": [{"type": "Ready", "status": "True", "reason": "RulesApplied", "message": "ok",
                             "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 2}]});
-        let task = tokio::spawn(reconcile(guard(slo("sum(rate(x[$window])", Some(previous))), ctx.clone()));
+        let task = tokio::spawn(reconcile(
+            guard(slo("sum(rate(x[$window])", Some(previous))),
+            ctx.clone(),
+        ));
 
         // No PrometheusRule request at all: the status patch comes first.
         let (req, body, send) = next(&mut api).await;
-        assert!(req.uri().path().ends_with("/servicelevelobjectives/checkout/status"), "{}", req.uri());
+        assert!(
+            req.uri().path().ends_with("/servicelevelobjectives/checkout/status"),
+            "{}",
+            req.uri()
+        );
         let cond = &body["status"]["conditions"][0];
         assert_eq!(cond["status"], "False");
         assert_eq!(cond["reason"], "InvalidSpec");
         let message = cond["message"].as_str().unwrap();
-        assert!(message.starts_with("spec.indicator.ratio.errors: is not valid PromQL"), "{message}");
-        assert!(message.ends_with("The rules generated from generation 2 stay in place until this is fixed."), "{message}");
+        assert!(
+            message.starts_with("spec.indicator.ratio.errors: is not valid PromQL"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("The rules generated from generation 2 stay in place until this is fixed."),
+            "{message}"
+        );
         assert_eq!(body["status"]["rulesGeneration"], 2);
         respond(send, StatusCode::OK, serde_json::to_value(slo("x", None)).unwrap());
 
         let (req, body, send) = next(&mut api).await;
-        assert_eq!((req.method(), req.uri().path()), (&Method::POST, "/apis/events.k8s.io/v1/namespaces/shop/events"));
+        assert_eq!(
+            (req.method(), req.uri().path()),
+            (&Method::POST, "/apis/events.k8s.io/v1/namespaces/shop/events")
+        );
         assert_eq!(body["type"], "Warning");
         assert_eq!(body["reason"], "InvalidSpec");
         assert_eq!(body["regarding"]["name"], "checkout");
@@ -439,7 +609,11 @@ mod tests {
 
         let err = task.await.unwrap().unwrap_err();
         assert_eq!(err.reason(), "PrometheusRuleCRDMissing");
-        assert!(ctx.metrics.encode().contains(r#"reconcile_failures_total{controller="slo",reason="PrometheusRuleCRDMissing"} 1"#));
+        assert!(
+            ctx.metrics
+                .encode()
+                .contains(r#"reconcile_failures_total{controller="slo",reason="PrometheusRuleCRDMissing"} 1"#)
+        );
     }
 
     #[tokio::test]
@@ -451,7 +625,11 @@ mod tests {
             "metadata": {"name": "checkout", "namespace": "shop"}, "spec": {"groups": []}});
         respond(send, StatusCode::OK, foreign);
         let (req, body, send) = next(&mut api).await;
-        assert!(req.uri().path().ends_with("/status"), "must not patch the foreign rule: {}", req.uri());
+        assert!(
+            req.uri().path().ends_with("/status"),
+            "must not patch the foreign rule: {}",
+            req.uri()
+        );
         let message = body["status"]["conditions"][0]["message"].as_str().unwrap().to_string();
         assert!(message.contains("not managed by slo-warden"), "{message}");
         respond(send, StatusCode::OK, serde_json::to_value(slo("x", None)).unwrap());
