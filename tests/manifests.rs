@@ -11,7 +11,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const REGENERATE: &str = "run `make generate` (slo-warden crds --dir crds && charts/render-manifests.sh) and commit the result";
+const REGENERATE: &str =
+    "run `make generate` (slo-warden crds --dir crds && charts/render-manifests.sh) and commit the result";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -19,19 +20,13 @@ fn root() -> PathBuf {
 
 /// `*.yaml` files of a directory by file name.
 fn yaml_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let entries = fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}; {REGENERATE}", dir.display()));
+    let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}; {REGENERATE}", dir.display()));
     let mut files = BTreeMap::new();
     for entry in entries {
         let path = entry.expect("directory entry").path();
         if path.extension().is_some_and(|x| x == "yaml") {
-            let name = path
-                .file_name()
-                .expect("file name")
-                .to_string_lossy()
-                .into_owned();
-            let bytes =
-                fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            let name = path.file_name().expect("file name").to_string_lossy().into_owned();
+            let bytes = fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
             files.insert(name, bytes);
         }
     }
@@ -49,9 +44,7 @@ fn first_difference(expected: &str, actual: &str) -> String {
             }
             (x, y) if x == y => line += 1,
             (x, y) => {
-                return format!(
-                    "first difference at line {line}:\n  committed: {x:?}\n  generated: {y:?}"
-                );
+                return format!("first difference at line {line}:\n  committed: {x:?}\n  generated: {y:?}");
             }
         }
     }
@@ -114,9 +107,8 @@ fn crds_match_the_rust_types() {
         } else {
             format!("{doc}\n")
         };
-        let name = crd_name(&doc).unwrap_or_else(|| {
-            panic!("a document printed by slo-warden crds has no metadata.name:\n{doc:.400}")
-        });
+        let name = crd_name(&doc)
+            .unwrap_or_else(|| panic!("a document printed by slo-warden crds has no metadata.name:\n{doc:.400}"));
         let file = format!("{name}.yaml");
         let Some(bytes) = committed.get(&file) else {
             panic!("crds/{file} is missing (the Rust types define CRD {name}); {REGENERATE}");
@@ -150,8 +142,7 @@ fn helm() -> PathBuf {
     if let Some(helm) = std::env::var_os("HELM") {
         return PathBuf::from(helm);
     }
-    let versions = fs::read_to_string(root().join("e2e/scripts/versions.sh"))
-        .expect("read e2e/scripts/versions.sh");
+    let versions = fs::read_to_string(root().join("e2e/scripts/versions.sh")).expect("read e2e/scripts/versions.sh");
     let version = versions
         .lines()
         .find_map(|l| l.strip_prefix("HELM_VERSION="))
@@ -177,8 +168,7 @@ fn manifests_are_the_rendered_chart() {
         "helm not found at {}; run `make tools` to build it (or set HELM), then {REGENERATE}",
         helm.display()
     );
-    let tmp =
-        std::env::temp_dir().join(format!("slo-warden-manifests-test-{}", std::process::id()));
+    let tmp = std::env::temp_dir().join(format!("slo-warden-manifests-test-{}", std::process::id()));
     let out = Command::new(&helm)
         .args(["template", "slo-warden"])
         .arg(root().join("charts/slo-warden"))
@@ -199,13 +189,11 @@ fn manifests_are_the_rendered_chart() {
     let rendered = String::from_utf8(out.stdout).expect("helm prints UTF-8");
 
     let path = root().join("manifests/slo-warden.yaml");
-    let committed = fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}; {REGENERATE}", path.display()));
+    let committed =
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}; {REGENERATE}", path.display()));
     // manifests/slo-warden.yaml = a header with the Namespace, then exactly what helm printed.
     let Some(at) = committed.find("---\n# Source: ") else {
-        panic!(
-            "manifests/slo-warden.yaml does not contain a rendered chart (no `# Source:` line); {REGENERATE}"
-        );
+        panic!("manifests/slo-warden.yaml does not contain a rendered chart (no `# Source:` line); {REGENERATE}");
     };
     let (header, chart) = committed.split_at(at);
     assert!(

@@ -95,11 +95,7 @@ fn run(cmd: &mut Command, shown: &str, dir: &Path) -> Output {
         .output()
         .unwrap_or_else(|e| panic!("cannot run `{shown}`: {e}"));
     if !out.status.success() {
-        panic!(
-            "{}\n(files kept in {})",
-            describe(shown, &out),
-            dir.display()
-        );
+        panic!("{}\n(files kept in {})", describe(shown, &out), dir.display());
     }
     out
 }
