@@ -3,13 +3,12 @@
 //!
 //! `cargo bench --bench generate` (about 20 s; add `-- --quick` for a faster, rougher figure).
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use slo_warden::api::ServiceLevelObjective;
-use slo_warden::rules::prometheus_rule;
+use slo_warden::rules::{Settings, prometheus_rule};
 use slo_warden::validate::{ValidSlo, validate};
 
 const FLEET: usize = 1_000;
@@ -32,9 +31,7 @@ fn slo_yaml(i: usize) -> String {
             "    latency:\n      histogram: http_request_duration_seconds{{{selector}}}\n      threshold: {}\n",
             ["300ms", "1s", "250ms"][i % 3]
         ),
-        _ => format!(
-            "    raw:\n      errorRatio: 1 - avg_over_time(probe_success{{{selector}}}[$window])\n"
-        ),
+        _ => format!("    raw:\n      errorRatio: 1 - avg_over_time(probe_success{{{selector}}}[$window])\n"),
     };
     let mut alerting = String::new();
     if i.is_multiple_of(3) {
@@ -76,7 +73,7 @@ fn valid(slo: &ServiceLevelObjective) -> ValidSlo {
 
 /// Every stage, as the controller runs it for each SLO; returns the bytes of YAML produced.
 fn parse_validate_generate(docs: &[String]) -> usize {
-    let none = BTreeMap::new();
+    let none = Settings::default();
     docs.iter()
         .map(|doc| {
             let slo = parse(doc);
@@ -87,10 +84,8 @@ fn parse_validate_generate(docs: &[String]) -> usize {
 }
 
 fn generate_only(slos: &[ValidSlo]) -> usize {
-    let none = BTreeMap::new();
-    slos.iter()
-        .map(|s| prometheus_rule(s, &none).spec.groups.len())
-        .sum()
+    let none = Settings::default();
+    slos.iter().map(|s| prometheus_rule(s, &none).spec.groups.len()).sum()
 }
 
 fn bench(c: &mut Criterion) {
@@ -104,7 +99,7 @@ fn bench(c: &mut Criterion) {
     let rules: usize = valid_slos
         .iter()
         .map(|s| {
-            prometheus_rule(s, &BTreeMap::new())
+            prometheus_rule(s, &Settings::default())
                 .spec
                 .groups
                 .iter()

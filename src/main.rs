@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use slo_warden::documents::{self, Loaded};
+use slo_warden::duration::Duration;
 use slo_warden::{controller, crds, rules};
 
 /// slo-warden: ServiceLevelObjectives in, burn-rate alerts out, error budgets enforced.
@@ -24,6 +25,9 @@ enum Command {
         /// Label added to each PrometheusRule (repeatable), e.g. release=kube-prometheus-stack.
         #[arg(long = "rule-label", value_parser = parse_label)]
         rule_labels: Vec<(String, String)>,
+        /// Scrape interval of the SLI's source series (keeps the window ratio exact).
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        scrape_interval: Duration,
         /// Files with ServiceLevelObjective documents; `-` reads stdin.
         #[arg(required = true)]
         files: Vec<String>,
@@ -46,6 +50,10 @@ enum Command {
 enum Format {
     Prometheusrule,
     Rulefile,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    Duration::parse(s)
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -82,6 +90,7 @@ fn main() -> ExitCode {
         Command::Generate {
             format,
             rule_labels,
+            scrape_interval,
             files,
         } => {
             let loaded = match load_all(&files) {
@@ -94,17 +103,17 @@ fn main() -> ExitCode {
                 }
                 return ExitCode::FAILURE;
             }
-            let labels: BTreeMap<String, String> = rule_labels.into_iter().collect();
+            let settings = rules::Settings { scrape_interval, rule_labels: rule_labels.into_iter().collect() };
             let yaml = match format {
                 Format::Prometheusrule => loaded
                     .valid
                     .iter()
                     .map(|slo| {
-                        serde_yaml::to_string(&rules::prometheus_rule(slo, &labels)).map(|y| format!("---\n{y}"))
+                        serde_yaml::to_string(&rules::prometheus_rule(slo, &settings)).map(|y| format!("---\n{y}"))
                     })
                     .collect::<Result<String, _>>(),
                 Format::Rulefile => {
-                    let groups: Vec<_> = loaded.valid.iter().flat_map(rules::rule_groups).collect();
+                    let groups: Vec<_> = loaded.valid.iter().flat_map(|slo| rules::rule_groups(slo, &settings)).collect();
                     serde_yaml::to_string(&BTreeMap::from([("groups", groups)]))
                 }
             };

@@ -4,7 +4,6 @@
 pub mod backoff;
 pub mod slo;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -35,6 +34,9 @@ pub struct Args {
     /// Label added to every generated PrometheusRule (repeatable), e.g. release=kube-prometheus-stack.
     #[arg(long = "rule-label", env = "RULE_LABELS", value_delimiter = ',', value_parser = parse_label)]
     pub rule_labels: Vec<(String, String)>,
+    /// Scrape interval of the SLIs' source series (keeps the window ratio exact).
+    #[arg(long, env = "SCRAPE_INTERVAL", default_value = "30s", value_parser = crate::duration::Duration::parse)]
+    pub scrape_interval: crate::duration::Duration,
     /// Prometheus to read burn rates and budgets from.
     #[arg(long, env = "PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
@@ -57,7 +59,7 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Metrics,
-    pub rule_labels: BTreeMap<String, String>,
+    pub settings: crate::rules::Settings,
     pub backoff: backoff::Backoff<(String, String)>,
 }
 
@@ -112,7 +114,10 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
-        rule_labels: args.rule_labels.into_iter().collect(),
+        settings: crate::rules::Settings {
+            scrape_interval: args.scrape_interval,
+            rule_labels: args.rule_labels.into_iter().collect(),
+        },
         backoff: backoff::Backoff::default(),
     });
 

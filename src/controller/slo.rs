@@ -80,13 +80,13 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
     let previous = slo.status.clone().unwrap_or_default();
     match validate::validate(slo) {
         Ok(valid) => {
-            let mut desired = rules::prometheus_rule(&valid, &ctx.rule_labels);
+            let mut desired = rules::prometheus_rule(&valid, &ctx.settings);
             let owner = slo
                 .controller_owner_ref(&())
                 .ok_or(Error::MissingObjectKey("metadata.uid"))?;
             desired.metadata.owner_references = Some(vec![owner]);
             let written = apply_rule(&ns, desired, slo, ctx).await?;
-            let groups = rules::rule_groups(&valid);
+            let groups = rules::rule_groups(&valid, &ctx.settings);
             let alerts = groups
                 .iter()
                 .flat_map(|g| &g.rules)
@@ -382,7 +382,10 @@ mod tests {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics: Metrics::default(),
-            rule_labels: BTreeMap::from([("release".into(), "kps".into())]),
+            settings: rules::Settings {
+                rule_labels: BTreeMap::from([("release".into(), "kps".into())]),
+                ..rules::Settings::default()
+            },
             backoff: Backoff::default(),
         };
         (Arc::new(ctx), handle)
@@ -496,7 +499,7 @@ mod tests {
         let (ctx, mut api) = context();
         let obj = slo("http_requests_total{code=~\"5..\"}", None);
         let valid = validate::validate(&obj).unwrap();
-        let mut existing = rules::prometheus_rule(&valid, &ctx.rule_labels);
+        let mut existing = rules::prometheus_rule(&valid, &ctx.settings);
         existing.metadata.owner_references = Some(vec![obj.controller_owner_ref(&()).unwrap()]);
         // A label someone else added is theirs to keep and does not make the rule stale.
         existing
@@ -505,7 +508,7 @@ mod tests {
             .as_mut()
             .unwrap()
             .insert("team".into(), "payments".into());
-        let groups = rules::rule_groups(&valid);
+        let groups = rules::rule_groups(&valid, &ctx.settings);
         let alerts = groups
             .iter()
             .flat_map(|g| &g.rules)
