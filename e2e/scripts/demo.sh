@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# `make demo`: a local cluster, Prometheus and synthetic traffic, slo-warden running against
+# them with the SLOs of examples/, and a terminal dashboard (redrawn every few seconds) while a
+# scripted scenario breaks and heals the checkout service. Ctrl-C tears everything down.
+#
+# Environment:
+#   DEMO_DURATION=N     stop by itself after N seconds (0, the default: run until Ctrl-C)
+#   DEMO_REFRESH=N      seconds between redraws (5)
+#   DEMO_DIR            state dir (/tmp/slo-warden-demo): cluster, operator log (logs/slo-warden.log)
+#   DEMO_KEEP_LOGS=1    keep $DEMO_DIR/logs after tear-down
+#   DEMO_SKIP_SETUP=1   skip setup.sh (tools already installed)
+#   NO_COLOR=1          no colours (also off when stdout is not a terminal)
+#
+# While it runs, another terminal can look around:
+#   source /tmp/slo-warden-demo/env; $KUBECTL get slo,prometheusrules -A
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cd "$repo"
+export SLO_WARDEN_E2E_DIR=${DEMO_DIR:-/tmp/slo-warden-demo}
+. "$here/lib.sh"   # DIR (= the state dir), KUBECTL, http, component_pid, k
+log() { printf '[demo %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+DURATION=${DEMO_DURATION:-0}
+REFRESH=${DEMO_REFRESH:-5}
+[[ $DURATION =~ ^[0-9]+$ && $REFRESH =~ ^[0-9]+$ && $REFRESH -gt 0 ]] || die "DEMO_DURATION and DEMO_REFRESH must be whole seconds"
+
+# ---- The scenario ------------------------------------------------------------------------
+# One step per line: "SECONDS|ACTION|WHAT TO WATCH". ACTION is shell run once when the step
+# starts (helpers: traffic SERVICE PARAMS..., kubectl ...); "-" for none. To extend the demo,
+# add a line (and, if it needs objects, a file under e2e/demo/ applied by its ACTION).
+SCENARIO=(
+  "0|traffic checkout errors=0.0005 slow=0; traffic search errors=0 slow=0|Healthy: checkout fails 0.05% of requests (burn 0.5x of its 0.1% budget), search none. No burn alerts."
+  "60|traffic checkout errors=0.2|Checkout errors jump to 20%: a 200x burn. Once the 1h and 5m burn rates pass 14.4x, ErrorBudgetBurn (severity=critical, 1h/5m) goes PENDING, and FIRING after its for: 2m30s."
+  "300|traffic checkout errors=0.0005|Checkout is fixed (0.05% errors). The 5m burn rate falls back below 14.4x in about 5 minutes and the alert clears; the 1h rate and the budget show the damage for longer."
+  "600|-|Checkout is healthy and the page has cleared. The slower tiers (6h/30m page, 1d/2h and 3d/6h tickets) stay pending: with only minutes of history their long windows hold mostly the incident, so the 6h/30m page still fires once its for: 15m has passed (about t=16m). Ctrl-C tears everything down."
+)
+
+traffic() { # SERVICE KEY=VALUE...
+  local svc=$1 q; shift
+  q="service=$svc$(printf '&%s' "$@")"
+  http POST "$TRAFFIC_URL/control?$q" >/dev/null
+}
+kubectl() { "$KUBECTL" "$@"; }
+
+# ---- Setup -----------------------------------------------------------------------------------
+mkdir -p "$(dirname "$DIR")"
+exec 9>"$DIR.lock"
+flock -n 9 || die "a demo is already running with state dir $DIR"
+
+tty=0
+[[ -t 1 ]] && tty=1
+color=()
+((tty)) && [[ -z ${NO_COLOR:-} ]] && color=(--color)
+
+on_exit() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM HUP
+  trap '' PIPE   # the terminal or a pipe may be gone: tear down anyway
+  ((tty)) && printf '\033[?25h'   # cursor back
+  echo
+  if pid=$(component_pid slo-warden); then
+    log "stopping slo-warden ($pid)"
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  if [[ -d $DIR/pids ]]; then
+    log "tearing down the cluster in $DIR"
+    KEEP_LOGS=${DEMO_KEEP_LOGS:-0} "$here/cluster-down.sh"
+  fi
+  log "demo stopped"
+  exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+if [[ ${DEMO_SKIP_SETUP:-0} != 1 ]]; then
+  log "installing tools (setup.sh; cached after the first run)"
+  "$here/setup.sh"
+fi
+log "building slo-warden"
+cargo build
+bin=$repo/target/debug/slo-warden
+
+log "starting the cluster, Prometheus and the traffic generator in $DIR"
+"$here/cluster-up.sh" >/dev/null
+. "$DIR/env"
+
+if pid=$(component_pid slo-warden); then  # left over from an interrupted demo
+  kill -TERM "$pid" 2>/dev/null || true
+fi
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+oplog=$DIR/logs/slo-warden.log
+# Own session (Ctrl-C reaches it through the trap, after the dashboard stops) and the
+# SLO_WARDEN_E2E_DIR marker component_pid checks.
+SLO_WARDEN_E2E_DIR=$DIR NO_COLOR=1 setsid bash -c 'echo $$ >"$0"; exec "$@"' "$DIR/pids/slo-warden.pid" \
+  "$bin" run --http-addr "127.0.0.1:$port" --prometheus-url "$PROMETHEUS_URL" \
+  --scrape-interval "$E2E_SCRAPE_INTERVAL" </dev/null >>"$oplog" 2>&1 &
+deadline=$((SECONDS + 60))
+until http GET "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
+  component_pid slo-warden >/dev/null || { tail -n 30 "$oplog" >&2; die "slo-warden exited (log $oplog)"; }
+  ((SECONDS < deadline)) || die "slo-warden not ready after 60s (log $oplog)"
+  sleep 0.5
+done
+log "slo-warden running (pid $(component_pid slo-warden), metrics http://127.0.0.1:$port/metrics, log $oplog)"
+
+for ns in $(sed -n 's/^ *namespace: *//p' examples/*.yaml | sort -u); do
+  k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
+done
+k apply -f examples/ >&2
+
+# ---- Dashboard -----------------------------------------------------------------------------
+fmt_t() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+paint() { # CODE TEXT
+  if ((${#color[@]})); then printf '\033[%sm%s\033[0m' "$1" "$2"; else printf '%s' "$2"; fi
+}
+
+# Terminal size (redrawn each frame, so resizing works); 0 = no limit (not a terminal).
+term_size() {
+  cols=0 rows=0
+  if ((tty)); then
+    read -r rows cols < <(stty size </dev/tty 2>/dev/null || echo "0 0")
+  fi
+}
+
+render() { # ELAPSED CURRENT-STEP
+  local t=$1 cur=$2 i at text width=$((cols > 40 ? cols - 16 : 1000)) first
+  printf '%s   t=%s   %s\n' "$(paint 1 'slo-warden demo')" "$(fmt_t "$t")" \
+    "$( ((DURATION)) && echo "stops at $(fmt_t "$DURATION")" || echo "Ctrl-C to stop")"
+  printf 'Prometheus %s | operator log %s | explore: source %s/env\n\n' "$PROMETHEUS_URL" "$oplog" "$DIR"
+  printf '%s\n' "$(paint 36 Scenario)"
+  for i in "${!SCENARIO[@]}"; do
+    IFS='|' read -r at _ text <<<"${SCENARIO[i]}"
+    if ((i < cur)); then
+      printf '  [x] t=%-7s %s\n' "$(fmt_t "$at")" "$(paint 2 "$text")"
+    elif ((i == cur)); then  # the current step in full, wrapped
+      first=1
+      while IFS= read -r line; do
+        if ((first)); then
+          printf '  %s t=%-7s %s\n' "$(paint '1;33' '-->')" "$(fmt_t "$at")" "$(paint 1 "$line")"
+          first=0
+        else
+          printf '              %s\n' "$(paint 1 "$line")"
+        fi
+      done < <(fold -s -w "$width" <<<"$text")
+    else
+      printf '  [ ] t=%-7s (in %s) %s\n' "$(fmt_t "$at")" "$(fmt_t $((at - t)))" "$text"
+    fi
+  done
+  echo
+  python3 "$repo/e2e/demo/dashboard.py" --kubectl "$KUBECTL" --prometheus-url "$PROMETHEUS_URL" \
+    --traffic-url "$TRAFFIC_URL" "${color[@]}" 2>&1
+}
+
+# fit COLS ROWS: cuts lines to COLS visible characters (ANSI colours kept) and the frame to
+# ROWS lines, appending erase-to-end-of-line to each.
+fit() {
+  python3 -c '
+import re, sys
+cols, rows = int(sys.argv[1]), int(sys.argv[2])
+lines = sys.stdin.read().split("\n")
+if lines and lines[-1] == "":
+    lines.pop()
+if rows > 1 and len(lines) > rows - 1:
+    lines = lines[: rows - 2] + ["... (%d more lines: enlarge the terminal)" % (len(lines) - rows + 2)]
+out = []
+for line in lines:
+    if cols > 0:
+        vis, cut = 0, []
+        for tok in re.split("(\x1b\\[[0-9;?]*[A-Za-z])", line):
+            if tok.startswith("\x1b"):
+                cut.append(tok)
+                continue
+            room = cols - 1 - vis
+            cut.append(tok[: max(0, room)])
+            vis += len(tok)
+        line = "".join(cut) + ("\x1b[0m" if "\x1b" in line else "")
+    out.append(line + "\x1b[K")
+sys.stdout.write("\n".join(out))
+' "$1" "$2"
+}
+
+((tty)) && printf '\033[?25l\033[H\033[2J'   # hide the cursor, clear once
+start=$SECONDS
+cur=-1
+while :; do
+  t=$((SECONDS - start))
+  # Start every step that is due.
+  while ((cur + 1 < ${#SCENARIO[@]})); do
+    IFS='|' read -r at action _ <<<"${SCENARIO[cur + 1]}"
+    ((t >= at)) || break
+    cur=$((cur + 1))
+    if [[ $action != - ]]; then
+      eval "$action" || log "scenario step $cur failed: $action"
+    fi
+    ((tty)) || log "scenario step $cur at t=$(fmt_t "$t"): $action"
+  done
+  term_size
+  frame=$(render "$t" "$cur")
+  if ((tty)); then
+    # Home, each line cut to the terminal and cleared to its end, then everything below:
+    # no flicker, no wrapping.
+    printf '\033[H%s\033[J' "$(printf '%s\n' "$frame" | fit "$cols" "$rows")"
+  else
+    printf '\n===== %s =====\n%s\n' "$(date +%T)" "$frame"
+  fi
+  if ((DURATION && t >= DURATION)); then
+    break
+  fi
+  # Sleep until the next refresh, or the next step if that comes first.
+  wait_s=$REFRESH
+  if ((cur + 1 < ${#SCENARIO[@]})); then
+    IFS='|' read -r at _ <<<"${SCENARIO[cur + 1]}"
+    ((at - t > 0 && at - t < wait_s)) && wait_s=$((at - t))
+  fi
+  if ((DURATION && DURATION - t < wait_s)); then wait_s=$((DURATION - t)); fi
+  ((wait_s > 0)) || wait_s=1
+  sleep "$wait_s"
+done
+echo
+log "DEMO_DURATION=$DURATION reached"

@@ -1,0 +1,679 @@
+//! Harness of the end-to-end tests (`tests/e2e.rs`): environment, a per-test namespace and
+//! traffic service, the operator as a separate process, polling with deadlines, and small
+//! std-only HTTP clients for Prometheus, the traffic generator and the operator's own endpoints.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::FutureExt;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+
+use slo_warden::api::{PrometheusRule, ServiceLevelObjective};
+
+/// How often conditions are polled.
+pub const POLL: Duration = Duration::from_millis(500);
+/// Deadline for anything the API server and the operator do on their own.
+pub const K8S: Duration = Duration::from_secs(60);
+/// Deadline for anything that goes through rule sync (2 s) and Prometheus (5 s evaluations).
+pub const PROM: Duration = Duration::from_secs(120);
+
+/// What the tests need from the environment (`source $SLO_WARDEN_E2E_DIR/env`).
+#[derive(Clone, Debug)]
+pub struct Env {
+    pub kubeconfig: String,
+    pub prometheus_url: String,
+    pub traffic_url: String,
+}
+
+impl Env {
+    pub fn from_env() -> Self {
+        let get = |k: &str| match std::env::var(k) {
+            Ok(v) if !v.trim().is_empty() => v.trim().trim_end_matches('/').to_string(),
+            _ => panic!(
+                "{k} is not set: the end-to-end tests need a cluster, Prometheus and the traffic generator. \
+                 Run `make e2e` (e2e/scripts/e2e.sh), or start one with e2e/scripts/cluster-up.sh, \
+                 `source /tmp/slo-warden-e2e/env` and run `cargo test --test e2e -- --ignored`."
+            ),
+        };
+        Self {
+            kubeconfig: get("KUBECONFIG"),
+            prometheus_url: get("PROMETHEUS_URL"),
+            traffic_url: get("TRAFFIC_URL"),
+        }
+    }
+}
+
+// ---- HTTP ------------------------------------------------------------------------------
+
+/// Percent-encodes a query-string value.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A plain HTTP/1.0 request with an empty body; returns the status code and the body.
+/// `https://` URLs (an existing cluster's Prometheus behind TLS) go through curl.
+pub fn http(method: &str, url: &str) -> Result<(u16, String), String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return curl(method, url);
+    };
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = hostport
+        .to_socket_addrs()
+        .map_err(|e| format!("{url}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{url}: no address"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("{method} {url}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    stream.set_write_timeout(Some(Duration::from_secs(10))).ok();
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {hostport}\r\nAccept: */*\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("{method} {url}: {e}"))?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("{method} {url}: {e}"))?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("{method} {url}: malformed response"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut body = raw[split + 4..].to_vec();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("{method} {url}: bad status line {:?}", head.lines().next()))?;
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    if chunked {
+        body = dechunk(&body);
+    }
+    Ok((status, String::from_utf8_lossy(&body).to_string()))
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&data[..eol]);
+        let Ok(n) = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16) else {
+            break;
+        };
+        if n == 0 || data.len() < eol + 2 + n {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + n]);
+        data = &data[(eol + 4 + n).min(data.len())..];
+    }
+    out
+}
+
+fn curl(method: &str, url: &str) -> Result<(u16, String), String> {
+    let out = Command::new("curl")
+        .args(["-sS", "-X", method, "--max-time", "30", "-w", "\n%{http_code}", url])
+        .output()
+        .map_err(|e| format!("cannot run curl for {url}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("curl {url}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    Ok((code.trim().parse().unwrap_or(0), body.to_string()))
+}
+
+/// GET/POST expecting a 2xx answer.
+pub fn http_ok(method: &str, url: &str) -> Result<String, String> {
+    match http(method, url)? {
+        (code, body) if (200..300).contains(&code) => Ok(body),
+        (code, body) => Err(format!("{method} {url}: HTTP {code}: {}", body.trim())),
+    }
+}
+
+// ---- Prometheus --------------------------------------------------------------------------
+
+/// One sample of an instant query.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+pub fn prom_query(prometheus_url: &str, query: &str) -> Result<Vec<Sample>, String> {
+    let body = http_ok(
+        "GET",
+        &format!("{prometheus_url}/api/v1/query?query={}", urlencode(query)),
+    )?;
+    let v: Value = serde_json::from_str(&body).map_err(|e| format!("query {query}: {e}: {body}"))?;
+    if v["status"] != "success" {
+        return Err(format!("query {query}: {body}"));
+    }
+    let result = v["data"]["result"].as_array().cloned().unwrap_or_default();
+    Ok(result
+        .iter()
+        .map(|s| Sample {
+            labels: serde_json::from_value(s["metric"].clone()).unwrap_or_default(),
+            value: s["value"][1].as_str().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN),
+        })
+        .collect())
+}
+
+/// The rule groups Prometheus has loaded (`/api/v1/rules`).
+pub fn prom_rule_groups(prometheus_url: &str) -> Result<Vec<Value>, String> {
+    let body = http_ok("GET", &format!("{prometheus_url}/api/v1/rules"))?;
+    let v: Value = serde_json::from_str(&body).map_err(|e| format!("/api/v1/rules: {e}"))?;
+    Ok(v["data"]["groups"].as_array().cloned().unwrap_or_default())
+}
+
+// ---- The operator process ---------------------------------------------------------------
+
+/// `slo-warden run` as a child process, limited to one namespace, logging to a file.
+/// Dropping it stops it (SIGTERM, then SIGKILL).
+pub struct Operator {
+    child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free local port")
+}
+
+impl Operator {
+    pub fn start(namespace: &str, log: &Path) -> Self {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("operator log file");
+        writeln!(
+            file,
+            "==== {} slo-warden run --http-addr {addr} --namespace {namespace}",
+            timestamp()
+        )
+        .ok();
+        let err = file.try_clone().expect("operator log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_slo-warden"))
+            .args(["run", "--http-addr", &addr.to_string(), "--namespace", namespace])
+            // The cluster's Prometheus scrape interval (cluster-up.sh's env), for exact tiles.
+            .args(
+                std::env::var("E2E_SCRAPE_INTERVAL")
+                    .map(|s| vec!["--scrape-interval".to_string(), s])
+                    .unwrap_or_default(),
+            )
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_OPERATOR_LOG").unwrap_or_else(|_| "info,slo_warden=debug,kube=warn".into()),
+            )
+            .env("NO_COLOR", "1")
+            .env_remove("HTTP_ADDR")
+            .env_remove("WATCH_NAMESPACES")
+            .env_remove("RULE_LABELS")
+            // Not read by the operator yet; once it reads budgets from Prometheus, a test that
+            // wants that passes --prometheus-url itself (status.budget changes as traffic does).
+            .env_remove("PROMETHEUS_URL")
+            // Marks the process as ours, so e2e.sh can stop leftovers by pid safely.
+            .env("SLO_WARDEN_E2E_OPERATOR", log)
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .expect("cannot start slo-warden");
+        if let Some(dir) = log.parent() {
+            fs::write(dir.join("operator.pid"), child.id().to_string()).ok();
+        }
+        Self {
+            child,
+            addr,
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `None` while running, else how it ended.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM, up to 15 s for a clean shutdown, then SIGKILL.
+    pub fn stop(&mut self) -> ExitStatus {
+        if let Some(status) = self.exited() {
+            return status;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Some(status) = self.exited() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        self.child.wait().expect("wait for slo-warden")
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sums the samples of one metric family in a Prometheus/OpenMetrics text exposition;
+/// `None` when it has no samples.
+pub fn metric_sum(exposition: &str, name: &str) -> Option<f64> {
+    let mut total = None;
+    for line in exposition.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        let value = rest.rsplit_once('}').map_or(rest, |(_, v)| v).split_whitespace().next();
+        if let Some(v) = value.and_then(|v| v.parse::<f64>().ok()) {
+            *total.get_or_insert(0.0) += v;
+        }
+    }
+    total
+}
+
+/// Samples of a metric family, one line each (for messages).
+pub fn metric_lines(exposition: &str, name: &str) -> String {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// ---- Per-test context -----------------------------------------------------------------
+
+pub struct Ctx {
+    /// Short name of the test, used in the namespace and in log lines.
+    pub tag: String,
+    /// Fresh namespace of this test (also the operator's only watched namespace).
+    pub ns: String,
+    /// Traffic generator service of this test (created at 10 rps, no errors).
+    pub service: String,
+    pub client: Client,
+    pub env: Env,
+    pub dir: PathBuf,
+    operator: Mutex<Option<Operator>>,
+    started: Instant,
+}
+
+fn timestamp() -> String {
+    jiff::Timestamp::now().strftime("%H:%M:%S%.3f").to_string()
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn log_root() -> PathBuf {
+    std::env::var_os("E2E_LOG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e"))
+}
+
+/// Runs one end-to-end test: a fresh namespace and traffic service, the operator watching only
+/// that namespace, the body, and clean-up whatever happens. When the body panics, the operator's
+/// log and the namespace's objects are printed before the panic continues.
+pub fn run(tag: &str, body: impl AsyncFnOnce(&Ctx)) {
+    let env = Env::from_env();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async move {
+        let client = Client::try_default()
+            .await
+            .unwrap_or_else(|e| panic!("cannot build a client from KUBECONFIG={}: {e}", env.kubeconfig));
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+        let suffix = format!(
+            "{:x}{:04x}",
+            std::process::id() % 0xfff,
+            (nanos ^ SEQ.fetch_add(1, Ordering::Relaxed)) % 0xffff
+        );
+        let ns = format!("e2e-{tag}-{suffix}");
+        assert!(ns.len() <= 63, "namespace name {ns} too long");
+        let dir = log_root().join(&ns);
+        fs::create_dir_all(&dir).expect("test log dir");
+
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": ns, "labels": {"slo-warden.dev/e2e": tag}}
+        }))
+        .unwrap();
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create namespace {ns}: {e}"));
+
+        let ctx = Ctx {
+            tag: tag.to_string(),
+            service: ns.clone(),
+            ns,
+            client,
+            env,
+            dir,
+            operator: Mutex::new(None),
+            started: Instant::now(),
+        };
+        ctx.log(format!("namespace {} (logs in {})", ctx.ns, ctx.dir.display()));
+        ctx.traffic("rps=10&errors=0&slow=0").expect("traffic generator");
+        ctx.start_operator().await;
+
+        let result = AssertUnwindSafe(body(&ctx)).catch_unwind().await;
+
+        if result.is_err() {
+            ctx.dump().await;
+        }
+        let status = ctx.operator.lock().unwrap().take().map(|mut op| op.stop());
+        let _ = ctx.traffic("rps=0");
+        let keep = result.is_err() && std::env::var("E2E_KEEP_NAMESPACES").is_ok_and(|v| v == "1");
+        if keep {
+            ctx.log(format!("namespace {} kept (E2E_KEEP_NAMESPACES=1)", ctx.ns));
+        } else if let Err(e) = namespaces.delete(&ctx.ns, &DeleteParams::default()).await {
+            ctx.log(format!("cannot delete namespace {}: {e}", ctx.ns));
+        }
+        match result {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => ctx.log(format!(
+                "passed in {:.0?} (operator exit: {status:?})",
+                ctx.started.elapsed()
+            )),
+        }
+    });
+}
+
+impl Ctx {
+    pub fn log(&self, msg: impl AsRef<str>) {
+        let t = self.started.elapsed().as_secs_f64();
+        for line in msg.as_ref().lines() {
+            eprintln!("[e2e {} {:>6.1}s {}] {line}", timestamp(), t, self.tag);
+        }
+    }
+
+    pub fn slos(&self) -> Api<ServiceLevelObjective> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn rules(&self) -> Api<PrometheusRule> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn events(&self) -> Api<Event> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Changes this test's traffic service, e.g. `errors=0.5`.
+    pub fn traffic(&self, params: &str) -> Result<(), String> {
+        http_ok(
+            "POST",
+            &format!(
+                "{}/control?service={}&{params}",
+                self.env.traffic_url,
+                urlencode(&self.service)
+            ),
+        )
+        .map(drop)
+    }
+
+    pub fn query(&self, q: &str) -> Result<Vec<Sample>, String> {
+        prom_query(&self.env.prometheus_url, q)
+    }
+
+    /// `{slo="<name>",namespace="<ns>"}`
+    pub fn sel(&self, slo: &str) -> String {
+        format!("{{slo=\"{slo}\",namespace=\"{}\"}}", self.ns)
+    }
+
+    /// Rule groups of this namespace loaded in Prometheus, by name.
+    pub fn loaded_groups(&self) -> Result<BTreeMap<String, Value>, String> {
+        let prefix = format!("{}/", self.ns);
+        Ok(prom_rule_groups(&self.env.prometheus_url)?
+            .into_iter()
+            .filter_map(|g| {
+                g["name"]
+                    .as_str()
+                    .filter(|n| n.starts_with(&prefix))
+                    .map(|n| (n.to_string(), g.clone()))
+            })
+            .collect())
+    }
+
+    /// Starts the operator (watching only this namespace) and waits for /readyz.
+    pub async fn start_operator(&self) {
+        let op = Operator::start(&self.ns, &self.dir.join("operator.log"));
+        let (ready, health) = (op.url("/readyz"), op.url("/healthz"));
+        self.log(format!("operator started (pid {}, {})", op.child.id(), op.addr));
+        let previous = self.operator.lock().unwrap().replace(op);
+        assert!(previous.is_none(), "the operator was already running");
+        self.eventually("operator /healthz and /readyz", K8S, async || {
+            http_ok("GET", &health)?;
+            http_ok("GET", &ready).map(drop)
+        })
+        .await;
+    }
+
+    /// Stops the operator; returns its exit status.
+    pub fn stop_operator(&self) -> ExitStatus {
+        let mut op = self
+            .operator
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the operator is not running");
+        let status = op.stop();
+        self.log(format!("operator stopped: {status}"));
+        status
+    }
+
+    /// The operator's /metrics.
+    pub fn operator_metrics(&self) -> String {
+        let url = self
+            .operator
+            .lock()
+            .unwrap()
+            .as_ref()
+            .expect("the operator is not running")
+            .url("/metrics");
+        http_ok("GET", &url).unwrap_or_else(|e| panic!("operator /metrics: {e}"))
+    }
+
+    /// Panics (with the log) when the operator was started and has exited on its own.
+    fn check_operator(&self) {
+        if let Some(op) = self.operator.lock().unwrap().as_mut()
+            && let Some(status) = op.exited()
+        {
+            panic!("the operator exited unexpectedly ({status}); log: {}", op.log.display());
+        }
+    }
+
+    /// Polls `check` every [`POLL`] until it returns `Ok`, or panics at the deadline with its
+    /// last complaint. Also fails as soon as the operator dies.
+    pub async fn eventually<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl AsyncFnMut() -> Result<T, String>,
+    ) -> T {
+        let start = Instant::now();
+        loop {
+            match check().await {
+                Ok(v) => {
+                    self.log(format!("ok: {what} ({:.1}s)", start.elapsed().as_secs_f64()));
+                    return v;
+                }
+                Err(e) if start.elapsed() >= timeout => {
+                    panic!("timed out after {timeout:?} waiting for {what}; last: {e}")
+                }
+                Err(_) => {}
+            }
+            self.check_operator();
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Prints what helps to understand a failure: the operator's log, this namespace's
+    /// objects and events, and the rule groups Prometheus has for it.
+    async fn dump(&self) {
+        let mut out = String::new();
+        let logpath = self.dir.join("operator.log");
+        let log = fs::read_to_string(&logpath).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        out.push_str(&format!(
+            "---- operator log {} (last {} of {} lines)\n",
+            logpath.display(),
+            lines.len().min(150),
+            lines.len()
+        ));
+        for l in &lines[lines.len().saturating_sub(150)..] {
+            out.push_str(l);
+            out.push('\n');
+        }
+        match self.slos().list(&ListParams::default()).await {
+            Ok(list) => {
+                for slo in list {
+                    out.push_str(&format!("---- ServiceLevelObjective {}\n", slo.name_any()));
+                    let summary = json!({"metadata": {"generation": slo.metadata.generation, "resourceVersion": slo.metadata.resource_version}, "spec": slo.spec, "status": slo.status});
+                    out.push_str(&serde_yaml::to_string(&summary).unwrap_or_default());
+                }
+            }
+            Err(e) => out.push_str(&format!("cannot list ServiceLevelObjectives: {e}\n")),
+        }
+        match self.rules().list(&ListParams::default()).await {
+            Ok(list) => {
+                for r in list {
+                    let groups: Vec<String> = r
+                        .spec
+                        .groups
+                        .iter()
+                        .map(|g| format!("{} ({} rules)", g.name, g.rules.len()))
+                        .collect();
+                    out.push_str(&format!(
+                        "---- PrometheusRule {} rv={} labels={:?} owners={:?} groups={groups:?}\n",
+                        r.name_any(),
+                        r.resource_version().unwrap_or_default(),
+                        r.labels(),
+                        r.owner_references()
+                            .iter()
+                            .map(|o| format!("{}/{} controller={:?}", o.kind, o.name, o.controller))
+                            .collect::<Vec<_>>()
+                    ));
+                }
+            }
+            Err(e) => out.push_str(&format!("cannot list PrometheusRules: {e}\n")),
+        }
+        match self.events().list(&ListParams::default()).await {
+            Ok(list) => {
+                out.push_str("---- events\n");
+                for e in list {
+                    out.push_str(&format!(
+                        "{} {} {} {}: {}\n",
+                        e.type_.unwrap_or_default(),
+                        e.reason.unwrap_or_default(),
+                        e.regarding.as_ref().and_then(|r| r.kind.clone()).unwrap_or_default(),
+                        e.regarding.as_ref().and_then(|r| r.name.clone()).unwrap_or_default(),
+                        e.note.unwrap_or_default()
+                    ));
+                }
+            }
+            Err(e) => out.push_str(&format!("cannot list events: {e}\n")),
+        }
+        match self.loaded_groups() {
+            Ok(groups) => out.push_str(&format!(
+                "---- Prometheus rule groups of {}: {:?}\n",
+                self.ns,
+                groups.keys().collect::<Vec<_>>()
+            )),
+            Err(e) => out.push_str(&format!("---- Prometheus rule groups: {e}\n")),
+        }
+        fs::write(self.dir.join("failure.txt"), &out).ok();
+        self.log(out);
+    }
+}
+
+// ---- Objects ------------------------------------------------------------------------------
+
+/// A ServiceLevelObjective from its spec as JSON.
+pub fn slo(name: &str, spec: Value) -> ServiceLevelObjective {
+    serde_json::from_value(json!({
+        "apiVersion": "slo.warden.dev/v1alpha1",
+        "kind": "ServiceLevelObjective",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .unwrap_or_else(|e| panic!("test SLO {name}: {e}"))
+}
+
+/// The `Ready` condition, if any.
+pub fn ready(slo: &ServiceLevelObjective) -> Option<Condition> {
+    slo.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .cloned()
+}
+
+/// Warning events with `reason` about the object named `name`.
+pub async fn warnings(events: &Api<Event>, name: &str, reason: &str) -> Result<Vec<Event>, String> {
+    let list = events.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.type_.as_deref() == Some("Warning")
+                && e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        })
+        .collect())
+}
+
+/// Writes a file of the test's directory (for things worth keeping, e.g. rule snapshots).
+pub fn keep(ctx: &Ctx, name: &str, contents: &str) {
+    if let Ok(mut f) = File::create(ctx.dir.join(name)) {
+        let _ = f.write_all(contents.as_bytes());
+    }
+}
