@@ -103,7 +103,10 @@ fn main() -> ExitCode {
                 }
                 return ExitCode::FAILURE;
             }
-            let settings = rules::Settings { scrape_interval, rule_labels: rule_labels.into_iter().collect() };
+            let settings = rules::Settings {
+                scrape_interval,
+                rule_labels: rule_labels.into_iter().collect(),
+            };
             let yaml = match format {
                 Format::Prometheusrule => loaded
                     .valid
@@ -113,7 +116,11 @@ fn main() -> ExitCode {
                     })
                     .collect::<Result<String, _>>(),
                 Format::Rulefile => {
-                    let groups: Vec<_> = loaded.valid.iter().flat_map(|slo| rules::rule_groups(slo, &settings)).collect();
+                    let groups: Vec<_> = loaded
+                        .valid
+                        .iter()
+                        .flat_map(|slo| rules::rule_groups(slo, &settings))
+                        .collect();
                     serde_yaml::to_string(&BTreeMap::from([("groups", groups)]))
                 }
             };

@@ -46,7 +46,10 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { scrape_interval: DEFAULT_SCRAPE_INTERVAL, rule_labels: BTreeMap::new() }
+        Self {
+            scrape_interval: DEFAULT_SCRAPE_INTERVAL,
+            rule_labels: BTreeMap::new(),
+        }
     }
 }
 
@@ -189,16 +192,19 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
             name: format!("{prefix}:sli"),
             interval: None,
             rules: sli_rules,
+            ..RuleGroup::default()
         },
         RuleGroup {
             name: format!("{prefix}:window"),
             interval: Some(TILE.to_string()),
             rules: window_rules,
+            ..RuleGroup::default()
         },
         RuleGroup {
             name: format!("{prefix}:alerts"),
             interval: None,
             rules: alert_rules(slo, &id, &sel),
+            ..RuleGroup::default()
         },
     ]
 }
@@ -303,6 +309,7 @@ pub fn prometheus_rule(slo: &ValidSlo, settings: &Settings) -> PrometheusRule {
         &slo.name,
         PrometheusRuleSpec {
             groups: rule_groups(slo, settings),
+            ..PrometheusRuleSpec::default()
         },
     );
     pr.metadata.namespace = slo.namespace.clone();
@@ -324,7 +331,11 @@ mod tests {
     }
 
     fn record<'a>(groups: &'a [RuleGroup], name: &str) -> &'a Rule {
-        groups.iter().flat_map(|g| &g.rules).find(|r| r.record.as_deref() == Some(name)).unwrap()
+        groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .find(|r| r.record.as_deref() == Some(name))
+            .unwrap()
     }
 
     #[test]
@@ -332,21 +343,36 @@ mod tests {
         let slo = valid("{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}}}");
         let groups = rule_groups(&slo, &Settings::default());
         assert_eq!(record(&groups, TOTAL_TILE).expr, "sum(rate(t_total[5m29s999ms]))");
-        assert_eq!(record(&groups, ERRORS_TILE).expr, "(sum(rate(e_total[5m29s999ms])) or vector(0))");
-        let fast = Settings { scrape_interval: Duration::parse("15s").unwrap(), ..Settings::default() };
-        assert_eq!(record(&rule_groups(&slo, &fast), TOTAL_TILE).expr, "sum(rate(t_total[5m14s999ms]))");
+        assert_eq!(
+            record(&groups, ERRORS_TILE).expr,
+            "(sum(rate(e_total[5m29s999ms])) or vector(0))"
+        );
+        let fast = Settings {
+            scrape_interval: Duration::parse("15s").unwrap(),
+            ..Settings::default()
+        };
+        assert_eq!(
+            record(&rule_groups(&slo, &fast), TOTAL_TILE).expr,
+            "sum(rate(t_total[5m14s999ms]))"
+        );
         assert_eq!(groups[1].interval.as_deref(), Some("5m"));
     }
 
     #[test]
     fn every_generated_expression_parses_and_alert_label_sets_are_unique() {
-        let slo = valid("{objective: 99.95, window: 28d, indicator: {latency: {histogram: 'h_seconds{job=\"a\"}', threshold: 250ms}}}");
+        let slo = valid(
+            "{objective: 99.95, window: 28d, indicator: {latency: {histogram: 'h_seconds{job=\"a\"}', threshold: 250ms}}}",
+        );
         let groups = rule_groups(&slo, &Settings::default());
         let mut seen = BTreeSet::new();
         for rule in groups.iter().flat_map(|g| &g.rules) {
             crate::sli::parse_promql(&rule.expr).unwrap();
             if let Some(alert) = &rule.alert {
-                assert!(seen.insert((alert.clone(), rule.labels.clone())), "duplicate label set {:?}", rule.labels);
+                assert!(
+                    seen.insert((alert.clone(), rule.labels.clone())),
+                    "duplicate label set {:?}",
+                    rule.labels
+                );
             }
         }
         assert_eq!(seen.len(), 5);

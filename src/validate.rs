@@ -31,6 +31,9 @@ const MAX_WINDOW: Duration = Duration::days(365);
 /// The smallest alert window: rates need a few scrapes inside the range.
 const MIN_ALERT_WINDOW: Duration = Duration::minutes(1);
 const DEFAULT_NO_TRAFFIC_FOR: Duration = Duration::minutes(10);
+/// The request rate behind the no-traffic alert is recorded every 5 minutes and read over two
+/// tiles; a shorter `for` would fire on every new SLO before its first tile is recorded.
+const MIN_NO_TRAFFIC_FOR: Duration = Duration::minutes(10);
 
 /// A spec that passed every check, with its inputs parsed.
 #[derive(Clone, Debug)]
@@ -111,7 +114,18 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
     let no_traffic_for = match &spec.alerting.no_traffic {
         Some(nt) if !nt.enabled => None,
         Some(nt) => match &nt.for_ {
-            Some(f) => v.field("spec.alerting.noTraffic.for", Duration::parse(f)),
+            Some(f) => v.field(
+                "spec.alerting.noTraffic.for",
+                Duration::parse(f).and_then(|d| {
+                    if d < MIN_NO_TRAFFIC_FOR {
+                        Err(format!(
+                            "must be at least {MIN_NO_TRAFFIC_FOR}: the request rate it watches is recorded every 5m"
+                        ))
+                    } else {
+                        Ok(d)
+                    }
+                }),
+            ),
             None => Some(DEFAULT_NO_TRAFFIC_FOR),
         },
         None => Some(DEFAULT_NO_TRAFFIC_FOR),
@@ -391,6 +405,22 @@ mod tests {
         assert!(
             p.iter()
                 .any(|l| l.starts_with("spec.alerting.labels.severity: is set by slo-warden"))
+        );
+    }
+
+    #[test]
+    fn no_traffic_for_has_a_floor() {
+        let p = problems(&format!("{GOOD}alerting:\n  noTraffic: {{for: 30s}}\n"));
+        assert_eq!(
+            p,
+            ["spec.alerting.noTraffic.for: must be at least 10m: the request rate it watches is recorded every 5m"]
+        );
+        assert!(problems(&format!("{GOOD}alerting:\n  noTraffic: {{for: 15m}}\n")).is_empty());
+        assert!(
+            validate(&slo(&format!("{GOOD}alerting:\n  noTraffic: {{enabled: false}}\n")))
+                .unwrap()
+                .no_traffic_for
+                .is_none()
         );
     }
 

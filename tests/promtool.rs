@@ -119,7 +119,10 @@ fn scenario(name: &str) {
     // range already holds each scrape interval of a tile exactly once. A 1ms scrape interval
     // gives that range (tile + scrape interval - 1ms); the longer range for real, unaligned
     // scrapes is measured by `make bench` (bench/window_cost.py).
-    let generate = format!("slo-warden generate --format rulefile --scrape-interval 1ms {}", slo.display());
+    let generate = format!(
+        "slo-warden generate --format rulefile --scrape-interval 1ms {}",
+        slo.display()
+    );
     let out = run(
         Command::new(env!("CARGO_BIN_EXE_slo-warden"))
             .args(["generate", "--format", "rulefile", "--scrape-interval", "1ms"])

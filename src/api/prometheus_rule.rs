@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 )]
 pub struct PrometheusRuleSpec {
     pub groups: Vec<RuleGroup>,
+    /// Fields we never set (kept so that a comparison with the live object sees them).
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 /// A Prometheus rule group, as in a rule file or a PrometheusRule.
@@ -26,6 +29,9 @@ pub struct RuleGroup {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
     pub rules: Vec<Rule>,
+    /// Fields we never set (`limit`, `partial_response_strategy`, ...).
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, serde_json::Value>,
 }
 
 /// A recording rule (`record`) or an alerting rule (`alert`).
@@ -42,4 +48,7 @@ pub struct Rule {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Fields we never set (`keep_firing_for`, ...).
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, serde_json::Value>,
 }

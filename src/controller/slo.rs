@@ -199,10 +199,23 @@ async fn apply_rule(ns: &str, desired: PrometheusRule, slo: &ServiceLevelObjecti
             return Ok(false);
         }
     }
-    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&desired))
+    let applied = api
+        .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&desired))
         .await
         .map_err(|e| rule_error(e, "apply prometheusrules"))?;
     ctx.metrics.write(CONTROLLER, "prometheusrule");
+    if applied.spec != desired.spec {
+        // Server-side apply keeps fields other managers set (a hand-added group `interval`,
+        // `limit`, an extra group); the rules must be exactly ours, so replace the groups.
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER),
+            &Patch::Merge(serde_json::json!({"spec": {"groups": desired.spec.groups}})),
+        )
+        .await
+        .map_err(|e| rule_error(e, "patch prometheusrules"))?;
+        ctx.metrics.write(CONTROLLER, "prometheusrule");
+    }
     Ok(true)
 }
 
@@ -432,6 +445,15 @@ mod tests {
         serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
     }
 
+    /// The reconcile's result; a reconcile still waiting for a request nobody answers fails the
+    /// test instead of hanging it.
+    async fn finish(task: tokio::task::JoinHandle<Result<Action>>) -> Result<Action> {
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("reconcile still waiting for the API server")
+            .unwrap()
+    }
+
     fn guard(slo: ServiceLevelObjective) -> Arc<Guarded> {
         Arc::new(DeserializeGuard(Ok(slo)))
     }
@@ -491,7 +513,38 @@ mod tests {
         );
         respond(send, StatusCode::OK, serde_json::to_value(slo("x", None)).unwrap());
 
-        task.await.unwrap().unwrap();
+        finish(task).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn fields_set_by_others_inside_the_rules_are_removed() {
+        let (ctx, mut api) = context();
+        let task = tokio::spawn(reconcile(guard(slo("errors_total", None)), ctx.clone()));
+        let (_, _, send) = next(&mut api).await;
+        respond(send, StatusCode::NOT_FOUND, not_found());
+        // The apply leaves a hand-set `limit` and `interval` owned by another manager in place.
+        let (_, mut applied, send) = next(&mut api).await;
+        let desired_groups = applied["spec"]["groups"].clone();
+        let fixed = applied.clone();
+        applied["spec"]["groups"][0]["limit"] = 10.into();
+        applied["spec"]["groups"][0]["interval"] = "10m".into();
+        respond(send, StatusCode::OK, applied);
+
+        let (req, body, send) = next(&mut api).await;
+        assert_eq!(req.method(), Method::PATCH);
+        assert_eq!(req.headers()["content-type"], "application/merge-patch+json");
+        assert!(req.uri().path().ends_with("/prometheusrules/checkout"), "{}", req.uri());
+        assert_eq!(
+            body["spec"]["groups"], desired_groups,
+            "the groups are replaced by exactly ours"
+        );
+        respond(send, StatusCode::OK, fixed);
+
+        let (req, body, send) = next(&mut api).await;
+        assert!(req.uri().path().ends_with("/status"));
+        assert_eq!(body["status"]["conditions"][0]["status"], "True");
+        respond(send, StatusCode::OK, serde_json::to_value(slo("x", None)).unwrap());
+        finish(task).await.unwrap();
     }
 
     #[tokio::test]
@@ -538,7 +591,7 @@ mod tests {
         if let Ok(Some((req, _))) = tokio::time::timeout(Duration::from_millis(500), api.next_request()).await {
             panic!("no further request expected, got {} {}", req.method(), req.uri());
         }
-        task.await.unwrap().unwrap();
+        finish(task).await.unwrap();
         assert!(
             !ctx.metrics.encode().contains("api_writes_total{"),
             "{}",
@@ -589,7 +642,7 @@ mod tests {
         assert_eq!(body["regarding"]["name"], "checkout");
         respond(send, StatusCode::CREATED, body.clone());
 
-        assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
+        assert_eq!(finish(task).await.unwrap(), Action::await_change());
     }
 
     #[tokio::test]
@@ -610,7 +663,7 @@ mod tests {
         assert_eq!(body["reason"], "PrometheusRuleCRDMissing");
         respond(send, StatusCode::CREATED, body.clone());
 
-        let err = task.await.unwrap().unwrap_err();
+        let err = finish(task).await.unwrap_err();
         assert_eq!(err.reason(), "PrometheusRuleCRDMissing");
         assert!(
             ctx.metrics
@@ -638,6 +691,6 @@ mod tests {
         respond(send, StatusCode::OK, serde_json::to_value(slo("x", None)).unwrap());
         let (_, _, send) = next(&mut api).await;
         respond(send, StatusCode::CREATED, serde_json::json!({}));
-        assert!(task.await.unwrap().is_err());
+        assert!(finish(task).await.is_err());
     }
 }
