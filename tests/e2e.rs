@@ -597,7 +597,7 @@ fn bad_promql_is_reported_and_the_last_good_rules_stay() {
 }
 
 /// Hand edits of a generated PrometheusRule are undone: a changed expression, a removed
-/// managed-by label, and deleting it outright.
+/// managed-by label, setting fields we never set, and deleting it outright.
 #[test]
 #[ignore = "needs a cluster and Prometheus: make e2e"]
 fn hand_edits_of_the_rule_are_repaired() {
@@ -627,6 +627,29 @@ fn hand_edits_of_the_rule_are_repaired() {
                 Ok(())
             } else {
                 Err(format!("expr {:?}", r.spec.groups[0].rules[0].expr))
+            }
+        })
+        .await;
+
+        // 1b. Set fields the generator never sets (server-side apply alone would keep them,
+        // because they belong to another field manager).
+        let mut groups = serde_json::to_value(&original.spec.groups).unwrap();
+        groups[0]["interval"] = json!("10m");
+        groups[0]["limit"] = json!(3);
+        ctx.rules()
+            .patch(name, &hand, &Patch::Merge(json!({"spec": {"groups": groups}})))
+            .await
+            .expect("set interval and limit");
+        ctx.log("set a group interval and limit by hand");
+        ctx.eventually("the hand-set interval and limit to be removed", K8S, async || {
+            let r = ctx.rules().get(name).await.map_err(|e| e.to_string())?;
+            if r.spec == original.spec {
+                Ok(())
+            } else {
+                Err(format!(
+                    "group 0: interval {:?}, other {:?}",
+                    r.spec.groups[0].interval, r.spec.groups[0].other
+                ))
             }
         })
         .await;
