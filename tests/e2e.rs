@@ -77,29 +77,20 @@ async fn create(ctx: &Ctx, name: &str, spec: Value) -> ServiceLevelObjective {
 
 /// Waits until the SLO is `Ready=True`/`RulesApplied` for its current generation; returns it.
 async fn wait_ready(ctx: &Ctx, name: &str) -> ServiceLevelObjective {
-    ctx.eventually(&format!("SLO {name} Ready=True RulesApplied"), K8S, async || {
-        let slo = ctx.slos().get(name).await.map_err(|e| e.to_string())?;
-        let c = ready(&slo).ok_or("no Ready condition yet")?;
-        let status = slo.status.clone().unwrap_or_default();
-        if c.status == "True" && c.reason == "RulesApplied" && status.observed_generation == slo.metadata.generation {
-            Ok(slo)
-        } else {
-            Err(format!(
-                "Ready={} {}: {} (observedGeneration {:?})",
-                c.status, c.reason, c.message, status.observed_generation
-            ))
-        }
-    })
-    .await
+    wait_ready_condition(ctx, name, "True", "RulesApplied").await
 }
 
 /// Waits until the SLO is `Ready=False`/`InvalidSpec` for its current generation; returns it.
 async fn wait_invalid(ctx: &Ctx, name: &str) -> ServiceLevelObjective {
-    ctx.eventually(&format!("SLO {name} Ready=False InvalidSpec"), K8S, async || {
+    wait_ready_condition(ctx, name, "False", "InvalidSpec").await
+}
+
+async fn wait_ready_condition(ctx: &Ctx, name: &str, want: &str, reason: &str) -> ServiceLevelObjective {
+    ctx.eventually(&format!("SLO {name} Ready={want} {reason}"), K8S, async || {
         let slo = ctx.slos().get(name).await.map_err(|e| e.to_string())?;
         let c = ready(&slo).ok_or("no Ready condition yet")?;
         let status = slo.status.clone().unwrap_or_default();
-        if c.status == "False" && c.reason == "InvalidSpec" && status.observed_generation == slo.metadata.generation {
+        if c.status == want && c.reason == reason && status.observed_generation == slo.metadata.generation {
             Ok(slo)
         } else {
             Err(format!(

@@ -117,29 +117,7 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
             };
             let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
             let message = format!("{}.{kept}", list.join("; "));
-            let changed = ready_condition(&previous)
-                .is_none_or(|c| c.message != message || c.observed_generation != slo.metadata.generation);
-            let status = next_status(
-                &previous,
-                slo.metadata.generation,
-                FALSE,
-                "InvalidSpec",
-                message.clone(),
-                previous.prometheus_rule.clone(),
-                previous.rules_generation,
-            );
-            write_status(slo, &previous, status, ctx).await?;
-            if changed {
-                publish(
-                    ctx,
-                    &slo.object_ref(&()),
-                    EventType::Warning,
-                    "InvalidSpec",
-                    "Validate",
-                    message,
-                )
-                .await;
-            }
+            report_not_ready(slo, ctx, "InvalidSpec", "Validate", message).await?;
             tracing::info!(problems = list.len(), "spec is invalid; rules left as they are");
             Ok(Action::await_change())
         }
@@ -306,29 +284,33 @@ pub fn same_status(a: &ServiceLevelObjectiveStatus, b: &ServiceLevelObjectiveSta
 }
 
 async fn report_failure(slo: &ServiceLevelObjective, error: &Error, ctx: &Context) -> Result<()> {
+    report_not_ready(slo, ctx, error.reason(), "Reconcile", error.to_string()).await
+}
+
+/// `Ready=False` with `reason`, leaving the rules in place and `rulesGeneration` as it was; a
+/// Warning Event goes out when the reason or message is new for this generation.
+async fn report_not_ready(
+    slo: &ServiceLevelObjective,
+    ctx: &Context,
+    reason: &str,
+    action: &str,
+    message: String,
+) -> Result<()> {
     let previous = slo.status.clone().unwrap_or_default();
-    let message = error.to_string();
-    let changed = ready_condition(&previous).is_none_or(|c| c.reason != error.reason() || c.message != message);
+    let changed = ready_condition(&previous)
+        .is_none_or(|c| c.reason != reason || c.message != message || c.observed_generation != slo.metadata.generation);
     let status = next_status(
         &previous,
         slo.metadata.generation,
         FALSE,
-        error.reason(),
+        reason,
         message.clone(),
         previous.prometheus_rule.clone(),
         previous.rules_generation,
     );
     write_status(slo, &previous, status, ctx).await?;
     if changed {
-        publish(
-            ctx,
-            &slo.object_ref(&()),
-            EventType::Warning,
-            error.reason(),
-            "Reconcile",
-            message,
-        )
-        .await;
+        publish(ctx, &slo.object_ref(&()), EventType::Warning, reason, action, message).await;
     }
     Ok(())
 }
