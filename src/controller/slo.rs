@@ -85,16 +85,9 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
                 .controller_owner_ref(&())
                 .ok_or(Error::MissingObjectKey("metadata.uid"))?;
             desired.metadata.owner_references = Some(vec![owner]);
-            let written = apply_rule(&ns, desired, slo, ctx).await?;
-            let groups = rules::rule_groups(&valid, &ctx.settings);
-            let alerts = groups
-                .iter()
-                .flat_map(|g| &g.rules)
-                .filter(|r| r.alert.is_some())
-                .count();
-            let records = groups.iter().flat_map(|g| &g.rules).count() - alerts;
             let name = slo.name_any();
-            let message = format!("PrometheusRule {name} holds {records} recording and {alerts} alerting rules");
+            let message = applied_message(&name, &desired.spec.groups);
+            let written = apply_rule(&ns, desired, slo, ctx).await?;
             if written {
                 tracing::info!(rule = %name, "applied PrometheusRule");
             }
@@ -195,6 +188,14 @@ async fn apply_rule(ns: &str, desired: PrometheusRule, slo: &ServiceLevelObjecti
         ctx.metrics.write(CONTROLLER, "prometheusrule");
     }
     Ok(true)
+}
+
+/// The `Ready=True` message: what the PrometheusRule holds.
+fn applied_message(name: &str, groups: &[crate::api::RuleGroup]) -> String {
+    let rules = groups.iter().flat_map(|g| &g.rules);
+    let alerts = rules.clone().filter(|r| r.alert.is_some()).count();
+    let records = rules.count() - alerts;
+    format!("PrometheusRule {name} holds {records} recording and {alerts} alerting rules")
 }
 
 /// The live object already says what we would apply (extra labels or fields set by others are
@@ -543,14 +544,11 @@ mod tests {
             .as_mut()
             .unwrap()
             .insert("team".into(), "payments".into());
-        let groups = rules::rule_groups(&valid, &ctx.settings);
-        let alerts = groups
-            .iter()
-            .flat_map(|g| &g.rules)
-            .filter(|r| r.alert.is_some())
-            .count();
-        let records = groups.iter().flat_map(|g| &g.rules).count() - alerts;
-        let message = format!("PrometheusRule checkout holds {records} recording and {alerts} alerting rules");
+        let message = applied_message("checkout", &existing.spec.groups);
+        assert_eq!(
+            message,
+            "PrometheusRule checkout holds 15 recording and 5 alerting rules"
+        );
         let status = next_status(
             &Default::default(),
             Some(3),
