@@ -153,7 +153,7 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
             let ratio = format!("({}) >= 0", slo.sli.error_ratio(tile_range));
             (ratio.clone(), format!("({ratio}) * 0 + 1"))
         }
-        Sli::Events { .. } => (slo.sli.errors_rate(tile_range), slo.sli.total_rate(tile_range)),
+        Sli::Events(events) => (events.errors_rate(tile_range), events.total_rate(tile_range)),
     };
     let mut window_rules = vec![
         record(ERRORS_TILE.into(), errors_tile, &id),

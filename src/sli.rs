@@ -163,9 +163,30 @@ pub enum Bad {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Sli {
     /// Bad and total event counters (ratio and latency indicators).
-    Events { bad: Bad, total: Source },
+    Events(Events),
     /// A user expression that is already an error ratio.
     Raw(String),
+}
+
+/// Bad and total events, each as a per-second rate over any window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Events {
+    pub bad: Bad,
+    pub total: Source,
+}
+
+impl Events {
+    /// Bad events per second over `window` (absent error series count as zero errors).
+    pub fn errors_rate(&self, window: Duration) -> String {
+        match &self.bad {
+            Bad::Errors(e) => format!("({} or vector(0))", e.rate(window)),
+            Bad::Good(g) => format!("({} - ({} or vector(0)))", self.total.rate(window), g.rate(window)),
+        }
+    }
+
+    pub fn total_rate(&self, window: Duration) -> String {
+        self.total.rate(window)
+    }
 }
 
 impl Sli {
@@ -196,58 +217,29 @@ impl Sli {
             let all: Vec<String> = matchers.iter().cloned().chain(extra).collect();
             format!("{{{}}}", all.join(","))
         };
-        Ok(Self::Events {
+        Ok(Self::Events(Events {
             bad: Bad::Good(Source::Selector(format!(
                 "{name}_bucket{}",
                 with(Some(format!("le=~\"{}\"", le_regex(&bound))))
             ))),
             total: Source::Selector(format!("{name}_count{}", with(None))),
-        })
-    }
-
-    /// Bad events per second over `window` (absent error series count as zero errors).
-    pub fn errors_rate(&self, window: Duration) -> String {
-        match self {
-            Self::Events {
-                bad: Bad::Errors(e), ..
-            } => format!("({} or vector(0))", e.rate(window)),
-            Self::Events {
-                bad: Bad::Good(g),
-                total,
-            } => {
-                format!("({} - ({} or vector(0)))", total.rate(window), g.rate(window))
-            }
-            Self::Raw(_) => unreachable_raw(),
-        }
-    }
-
-    pub fn total_rate(&self, window: Duration) -> String {
-        match self {
-            Self::Events { total, .. } => total.rate(window),
-            Self::Raw(_) => unreachable_raw(),
-        }
+        }))
     }
 
     /// The error ratio over `window`.
     pub fn error_ratio(&self, window: Duration) -> String {
         match self {
-            Self::Events { .. } => format!("{}\n/\n{}", self.errors_rate(window), self.total_rate(window)),
+            Self::Events(e) => format!("{}\n/\n{}", e.errors_rate(window), e.total_rate(window)),
             Self::Raw(t) => format!("({})", t.replace(WINDOW_PLACEHOLDER, &window.to_string())),
         }
     }
 
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Events { .. } => "events",
+            Self::Events(_) => "events",
             Self::Raw(_) => "raw",
         }
     }
-}
-
-fn unreachable_raw() -> String {
-    // Raw SLIs have no event counts; callers branch on `Sli::Raw` first. An always-empty
-    // vector keeps a misuse visible in the rules instead of panicking the controller.
-    "vector(0) unless vector(0)".into()
 }
 
 /// The bucket bound a threshold corresponds to, in the histogram's unit (seconds unless the
@@ -308,21 +300,25 @@ mod tests {
         assert!(Source::parse("x offset 5m").unwrap_err().contains("offset"));
     }
 
+    /// Bad events per second over 5m of a latency SLI.
+    fn latency_errors(sli: &Sli) -> String {
+        match sli {
+            Sli::Events(e) => e.errors_rate(Duration::minutes(5)),
+            Sli::Raw(_) => panic!("a latency SLI counts events"),
+        }
+    }
+
     #[test]
     fn latency_uses_bucket_and_count() {
         let sli = Sli::latency(r#"http_request_duration_seconds{job="a"}"#, Duration::from_millis(300)).unwrap();
         assert_eq!(
-            sli.errors_rate(Duration::minutes(5)),
+            latency_errors(&sli),
             r#"(sum(rate(http_request_duration_seconds_count{job="a"}[5m])) - (sum(rate(http_request_duration_seconds_bucket{job="a",le=~"0\\.30*"}[5m])) or vector(0)))"#
         );
         let whole = Sli::latency("rpc_latency_seconds", Duration::from_millis(1000)).unwrap();
-        assert!(
-            whole
-                .errors_rate(Duration::minutes(5))
-                .contains(r#"rpc_latency_seconds_bucket{le=~"1(\\.0+)?"}"#)
-        );
+        assert!(latency_errors(&whole).contains(r#"rpc_latency_seconds_bucket{le=~"1(\\.0+)?"}"#));
         let ms = Sli::latency("rpc_latency_milliseconds", Duration::from_millis(250)).unwrap();
-        assert!(ms.errors_rate(Duration::minutes(5)).contains(r#"le=~"250(\\.0+)?""#));
+        assert!(latency_errors(&ms).contains(r#"le=~"250(\\.0+)?""#));
         assert!(
             Sli::latency("x_bucket", Duration::from_millis(1))
                 .unwrap_err()

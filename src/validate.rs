@@ -8,7 +8,7 @@ use crate::api::{BurnRateTier, ServiceLevelObjective, ServiceLevelObjectiveSpec}
 use crate::burn_rate::{self, Tier};
 use crate::decimal::Decimal;
 use crate::duration::Duration;
-use crate::sli::{Bad, Sli, Source, WINDOW_PLACEHOLDER, parse_template};
+use crate::sli::{Bad, Events, Sli, Source, WINDOW_PLACEHOLDER, parse_template};
 
 /// One thing wrong with a spec: the field (`spec.objective`) and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,10 +229,10 @@ impl Checker {
                     None
                 }
             };
-            return Some(Sli::Events {
+            return Some(Sli::Events(Events {
                 bad: bad?,
                 total: total?,
-            });
+            }));
         }
         if let Some(lat) = &ind.latency {
             let threshold = self.field(
