@@ -97,12 +97,9 @@ pub fn load(file: &str, text: &str, out: &mut Loaded) -> usize {
             Ok(slo) => match validate::validate(&slo) {
                 Ok(v) if unknown.iter().all(|p| !p.starts_with("spec")) => out.valid.push(v),
                 Ok(_) => {}
-                Err(problems) => out.problems.extend(problems.into_iter().map(|p| Located {
-                    file: file.to_string(),
-                    document,
-                    object: object.clone(),
-                    problem: p,
-                })),
+                Err(problems) => out
+                    .problems
+                    .extend(problems.into_iter().map(|p| at(object.clone(), &p.field, p.message))),
             },
             Err(e) => out.problems.push(at(object, "spec", e.to_string())),
         }

@@ -23,10 +23,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Prometheusrule)]
         format: Format,
         /// Label added to each PrometheusRule (repeatable), e.g. release=kube-prometheus-stack.
-        #[arg(long = "rule-label", value_parser = parse_label)]
+        #[arg(long = "rule-label", value_parser = controller::parse_label)]
         rule_labels: Vec<(String, String)>,
         /// Scrape interval of the SLI's source series (keeps the window ratio exact).
-        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        #[arg(long, default_value = "30s", value_parser = Duration::parse)]
         scrape_interval: Duration,
         /// Files with ServiceLevelObjective documents; `-` reads stdin.
         #[arg(required = true)]
@@ -50,16 +50,6 @@ enum Command {
 enum Format {
     Prometheusrule,
     Rulefile,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    Duration::parse(s)
-}
-
-fn parse_label(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("{s:?} is not key=value"))
 }
 
 fn load_all(files: &[String]) -> Result<Loaded, ExitCode> {

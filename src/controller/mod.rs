@@ -48,7 +48,8 @@ pub enum LogFormat {
     Json,
 }
 
-fn parse_label(s: &str) -> Result<(String, String), String> {
+/// `key=value` of a `--rule-label`.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{s:?} is not key=value"))
