@@ -22,6 +22,17 @@ pub enum Error {
 
     #[error("object has no {0}")]
     MissingObjectKey(&'static str),
+
+    #[error(
+        "the Argo Rollouts CRD (argoproj.io/v1alpha1 Rollout) is not installed in this cluster; install Argo Rollouts or remove spec.targets.rollouts"
+    )]
+    RolloutCrdMissing,
+
+    #[error("cannot query Prometheus: {0}")]
+    Prometheus(String),
+
+    #[error("{0}")]
+    Config(String),
 }
 
 impl Error {
@@ -33,6 +44,9 @@ impl Error {
             Self::Kube(_) => "KubeAPIError",
             Self::Serialization(_) => "SerializationFailed",
             Self::MissingObjectKey(_) => "MissingObjectKey",
+            Self::RolloutCrdMissing => "RolloutCRDMissing",
+            Self::Prometheus(_) => "PrometheusUnavailable",
+            Self::Config(_) => "InvalidConfig",
         }
     }
 

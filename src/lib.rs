@@ -1,15 +1,18 @@
 //! slo-warden: ServiceLevelObjectives in, burn-rate rules out, error budgets enforced.
 
 pub mod api;
+pub mod budget;
 pub mod burn_rate;
 pub mod controller;
 pub mod crds;
 pub mod decimal;
 pub mod documents;
 pub mod duration;
+pub mod enforce;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod policy;
 pub mod rules;
 pub mod sli;
 pub mod validate;

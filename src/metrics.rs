@@ -6,6 +6,7 @@ use std::time::Instant;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -26,6 +27,35 @@ pub struct WriteLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SloLabels {
+    pub namespace: String,
+    pub slo: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Arc<Registry>,
@@ -34,6 +64,18 @@ pub struct Metrics {
     pub duration: Family<ControllerLabels, Histogram>,
     /// Writes to the API server (applies and status patches), so churn is visible.
     pub writes: Family<WriteLabels, Counter>,
+    /// Prometheus instant queries by result (`success`, `error`).
+    pub prometheus_queries: Family<ResultLabels, Counter>,
+    pub prometheus_query_duration: Histogram,
+    /// Queries sent in the last poll cycle (constant in the number of SLOs).
+    pub prometheus_queries_per_cycle: Gauge,
+    /// 1 for the stage a policy is in (`stage=""` when none).
+    pub policy_stage: Family<StageLabels, Gauge>,
+    pub enforcement_actions: Family<ActionLabels, Counter>,
+    /// Objects the operator holds paused or frozen, by kind.
+    pub frozen_objects: Family<KindLabels, Gauge>,
+    /// 1 while an SLO's budget is spent and no policy holds anything for it.
+    pub budget_exhausted_unenforced: Family<SloLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -61,12 +103,61 @@ impl Default for Metrics {
             "Writes sent to the API server, by kind of object",
             writes.clone(),
         );
+        let prometheus_queries = Family::<ResultLabels, Counter>::default();
+        let prometheus_query_duration = Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        let prometheus_queries_per_cycle = Gauge::default();
+        let policy_stage = Family::<StageLabels, Gauge>::default();
+        let enforcement_actions = Family::<ActionLabels, Counter>::default();
+        let frozen_objects = Family::<KindLabels, Gauge>::default();
+        let budget_exhausted_unenforced = Family::<SloLabels, Gauge>::default();
+        registry.register(
+            "prometheus_queries",
+            "Instant queries sent to Prometheus, by result",
+            prometheus_queries.clone(),
+        );
+        registry.register(
+            "prometheus_query_duration_seconds",
+            "Time one Prometheus query took",
+            prometheus_query_duration.clone(),
+        );
+        registry.register(
+            "prometheus_queries_per_cycle",
+            "Prometheus queries sent in the last poll cycle (does not grow with the number of SLOs)",
+            prometheus_queries_per_cycle.clone(),
+        );
+        registry.register(
+            "policy_stage",
+            "1 for the stage each ErrorBudgetPolicy is in (stage=\"\" when none)",
+            policy_stage.clone(),
+        );
+        registry.register(
+            "enforcement_actions",
+            "Changes made to enforce or release a policy, by action and result",
+            enforcement_actions.clone(),
+        );
+        registry.register(
+            "frozen_objects",
+            "Objects slo-warden holds paused or frozen, by kind",
+            frozen_objects.clone(),
+        );
+        registry.register(
+            "budget_exhausted_unenforced",
+            "1 while an SLO's error budget is spent and no policy holds anything for it",
+            budget_exhausted_unenforced.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciliations,
             failures,
             duration,
             writes,
+            prometheus_queries,
+            prometheus_query_duration,
+            prometheus_queries_per_cycle,
+            policy_stage,
+            enforcement_actions,
+            frozen_objects,
+            budget_exhausted_unenforced,
         }
     }
 }

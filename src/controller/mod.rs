@@ -2,6 +2,8 @@
 //! signal handler; the reconcilers live in submodules.
 
 pub mod backoff;
+pub mod budget;
+pub mod policy;
 pub mod slo;
 
 use std::net::SocketAddr;
@@ -9,14 +11,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{Controller, watcher};
-use kube::{Api, Client};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{PrometheusRule, ServiceLevelObjective};
+use crate::api::{ErrorBudgetOverride, ErrorBudgetPolicy, PrometheusRule, ServiceLevelObjective};
 use crate::http::{self, Health};
 use crate::metrics::Metrics;
 use crate::rules::{MANAGED_BY_LABEL, MANAGER};
@@ -37,9 +40,8 @@ pub struct Args {
     /// Scrape interval of the SLIs' source series (keeps the window ratio exact).
     #[arg(long, env = "SCRAPE_INTERVAL", default_value = "30s", value_parser = crate::duration::Duration::parse)]
     pub scrape_interval: crate::duration::Duration,
-    /// Prometheus to read burn rates and budgets from.
-    #[arg(long, env = "PROMETHEUS_URL")]
-    pub prometheus_url: Option<String>,
+    #[command(flatten)]
+    pub prometheus: crate::budget::PrometheusArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -98,6 +100,7 @@ fn init_tracing(format: LogFormat) {
 }
 
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let poller = crate::budget::Poller::new(&args.prometheus)?;
     let client = Client::try_default().await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -113,10 +116,11 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         controller: MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let recorder = Recorder::new(client.clone(), reporter);
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
-        metrics,
+        recorder: recorder.clone(),
+        metrics: metrics.clone(),
         settings: crate::rules::Settings {
             scrape_interval: args.scrape_interval,
             rule_labels: args.rule_labels.into_iter().collect(),
@@ -124,56 +128,179 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         backoff: backoff::Backoff::default(),
     });
 
-    // One controller per watched namespace (or one for the whole cluster).
+    // One set of controllers per watched namespace (or one for the whole cluster).
     let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
         vec![None]
     } else {
         args.namespaces.into_iter().map(Some).collect()
     };
+    fn api<K>(client: &Client, scope: &Option<String>) -> Api<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        match scope {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+
+    // Watch caches the policies read: SLOs and overrides.
+    let mut stores = Vec::new();
+    let mut tasks = Vec::new();
+    for scope in &scopes {
+        let (slo_store, writer) = reflector::store();
+        let slo_watch = reflector::reflector(
+            writer,
+            watcher(
+                api::<DeserializeGuard<ServiceLevelObjective>>(&client, scope),
+                watcher::Config::default().any_semantic(),
+            ),
+        )
+        .default_backoff()
+        .touched_objects();
+        let (override_store, writer) = reflector::store();
+        let override_watch = reflector::reflector(
+            writer,
+            watcher(
+                api::<ErrorBudgetOverride>(&client, scope),
+                watcher::Config::default().any_semantic(),
+            ),
+        )
+        .default_backoff()
+        .touched_objects();
+        tasks.push(tokio::spawn(drain(
+            slo_watch,
+            "ServiceLevelObjectives",
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(drain(
+            override_watch,
+            "ErrorBudgetOverrides",
+            shutdown.clone(),
+        )));
+        stores.push(budget::Scope {
+            slos: slo_store,
+            overrides: override_store,
+        });
+    }
+    let poll_interval = std::time::Duration::from_millis(args.prometheus.poll_interval.as_millis());
+    let shared = Arc::new(budget::Shared::new(
+        client.clone(),
+        recorder,
+        metrics,
+        poll_interval,
+        budget::Stores(stores),
+    ));
+    match &poller {
+        Some(_) => tracing::info!(
+            prometheus = args.prometheus.prometheus_url.as_deref().unwrap_or_default(),
+            interval = %args.prometheus.poll_interval,
+            "reading error budgets from Prometheus"
+        ),
+        None => tracing::warn!(
+            "no --prometheus-url: generating rules only; ErrorBudgetPolicies cannot read budgets and keep what they hold"
+        ),
+    }
+    let (trigger, triggered) = tokio::sync::watch::channel(0u64);
+    tokio::spawn(budget::poll_loop(poller, shared.clone(), trigger, shutdown.clone()));
+
     let mut controllers = Vec::new();
     let mut probes = Vec::new();
-    for scope in scopes {
-        let (slos, rules): (Api<DeserializeGuard<ServiceLevelObjective>>, Api<PrometheusRule>) = match &scope {
-            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        };
-        probes.push((slos.clone(), rules.clone()));
+    for scope in &scopes {
+        let slos: Api<DeserializeGuard<ServiceLevelObjective>> = api(&client, scope);
+        let rules: Api<PrometheusRule> = api(&client, scope);
+        let policies: Api<ErrorBudgetPolicy> = api(&client, scope);
+        probes.push((slos.clone(), rules.clone(), policies.clone()));
         let controller = Controller::new(slos, watcher::Config::default().any_semantic())
             .owns(
                 rules,
                 watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")),
             )
             .graceful_shutdown_on(shutdown.clone().cancelled_owned());
-        controllers.push(controller.run(slo::reconcile, slo::error_policy, ctx.clone()).for_each(
-            |result| async move {
-                match result {
-                    Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
-                    Err(e) => tracing::warn!(error = %e, "reconcile loop"),
-                }
-            },
-        ));
+        controllers.push(
+            controller
+                .run(slo::reconcile, slo::error_policy, ctx.clone())
+                .for_each(log_result)
+                .boxed_local(),
+        );
+        let policy_controller = Controller::new(policies, watcher::Config::default().any_semantic())
+            .watches(
+                api::<ErrorBudgetOverride>(&client, scope),
+                watcher::Config::default(),
+                |o: ErrorBudgetOverride| {
+                    let ns = o.namespace()?;
+                    Some(ObjectRef::<ErrorBudgetPolicy>::new(&o.spec.policy).within(&ns))
+                },
+            )
+            .reconcile_all_on(budget::triggers(triggered.clone()))
+            .graceful_shutdown_on(shutdown.clone().cancelled_owned());
+        controllers.push(
+            policy_controller
+                .run(policy::reconcile, policy::error_policy, shared.clone())
+                .for_each(log_result)
+                .boxed_local(),
+        );
     }
     tokio::spawn(mark_ready_when_listable(probes, health.ready.clone(), shutdown.clone()));
 
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "slo-warden controller started");
     futures::future::join_all(controllers).await;
     shutdown.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
     server.await??;
     tracing::info!("shut down cleanly");
     Ok(())
 }
 
-/// Ready once every watched scope can be listed: the CRDs exist and RBAC allows the watches.
-async fn mark_ready_when_listable(
-    probes: Vec<(Api<DeserializeGuard<ServiceLevelObjective>>, Api<PrometheusRule>)>,
-    ready: Arc<AtomicBool>,
-    shutdown: CancellationToken,
+async fn log_result<K: std::fmt::Display, E: std::fmt::Display>(
+    result: Result<(K, kube::runtime::controller::Action), E>,
 ) {
+    match result {
+        Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+        Err(e) => tracing::warn!(error = %e, "reconcile loop"),
+    }
+}
+
+/// Keeps a watch cache running until shutdown.
+async fn drain<S, T, E>(stream: S, what: &'static str, shutdown: CancellationToken)
+where
+    S: futures::Stream<Item = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        tokio::select! {
+            item = stream.next() => match item {
+                Some(Err(e)) => tracing::warn!(error = %e, "watch of {what}"),
+                Some(Ok(_)) => {}
+                None => return,
+            },
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// The lists that must work in one watched scope before the controller is ready.
+type Probe = (
+    Api<DeserializeGuard<ServiceLevelObjective>>,
+    Api<PrometheusRule>,
+    Api<ErrorBudgetPolicy>,
+);
+
+/// Ready once every watched scope can be listed: the CRDs exist and RBAC allows the watches.
+async fn mark_ready_when_listable(probes: Vec<Probe>, ready: Arc<AtomicBool>, shutdown: CancellationToken) {
     let lp = kube::api::ListParams::default().limit(1);
     let mut failures = 0;
     loop {
         let mut ok = true;
-        for (slos, rules) in &probes {
+        for (slos, rules, policies) in &probes {
+            if let Err(e) = policies.list_metadata(&lp).await {
+                tracing::warn!(error = %e, "cannot list ErrorBudgetPolicies yet");
+                ok = false;
+            }
             if let Err(e) = slos.list_metadata(&lp).await {
                 tracing::warn!(error = %e, "cannot list ServiceLevelObjectives yet");
                 ok = false;

@@ -80,11 +80,38 @@ one list for the ClusterRole (all namespaces) and for each per-namespace Role.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["prometheusrules"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
-# Reports problems as Events on the ServiceLevelObjectives (events.k8s.io/v1; core for older clients).
+# Reads ErrorBudgetPolicies (a finalizer releases what a deleted one holds) and their overrides.
+- apiGroups: ["slo.warden.dev"]
+  resources: ["errorbudgetpolicies"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["slo.warden.dev"]
+  resources: ["errorbudgetpolicies/status", "errorbudgetoverrides/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["slo.warden.dev"]
+  resources: ["errorbudgetoverrides"]
+  verbs: ["get", "list", "watch"]
+# Enforcement: spec.paused and slo.warden.dev/* annotations of the targets (merge patches only).
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "patch"]
+- apiGroups: ["argoproj.io"]
+  resources: ["rollouts"]
+  verbs: ["get", "list", "patch"]
+- apiGroups: ["argoproj.io"]
+  resources: ["rollouts/status"]
+  verbs: ["patch"]
+# Reports problems and actions as Events (events.k8s.io/v1; core for older clients).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+
+{{/* freezeNamespace: the frozen label and annotations of a policy's own Namespace. */}}
+{{- define "slo-warden.namespaceRules" -}}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "patch"]
 {{- end }}

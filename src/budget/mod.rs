@@ -1,0 +1,144 @@
+//! Reading every SLO's error budget from Prometheus: a fixed handful of instant queries per
+//! poll cycle, split by the `namespace`/`slo` labels of the recorded series (the number of
+//! queries does not grow with the number of SLOs).
+//!
+//! The shapes here are what the policy engine consumes; the poller fills them in.
+
+pub mod args;
+pub mod poller;
+pub mod queries;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api::{BudgetState, BudgetStatus};
+use crate::duration::Duration;
+
+pub use args::PrometheusArgs;
+pub use poller::Poller;
+
+/// `(namespace, slo name)` as the recorded series label them.
+pub type SloKey = (String, String);
+
+/// What Prometheus says about one SLO at one instant. NaN and absent values are `None` / left
+/// out: they are never a number the policy acts on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SloSamples {
+    /// `slo:error_budget_remaining:ratio` (1 = untouched, ≤ 0 = spent); `None` when absent or NaN.
+    pub remaining: Option<f64>,
+    /// Burn rate (error ratio / budget) per recorded window; only finite values.
+    pub burn_rates: BTreeMap<Duration, f64>,
+    /// `slo:sli_error:ratio_rate<window>` per recorded window; only finite values.
+    pub error_ratios: BTreeMap<Duration, f64>,
+    /// `severity` labels of the SLO's burn-rate alerts that are firing.
+    pub firing_severities: BTreeSet<String>,
+}
+
+/// One poll cycle's result for every SLO Prometheus knows about.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    pub slos: BTreeMap<SloKey, SloSamples>,
+    /// When the queries were evaluated.
+    pub at: Option<jiff::Timestamp>,
+}
+
+impl SloSamples {
+    /// Fills in the burn rates Prometheus could not give yet from the SLO's own budget: the
+    /// budget is recorded by the 5-minute group, which may not have run for a new SLO while its
+    /// short windows already show a burn.
+    pub fn with_budget(mut self, budget: Option<f64>) -> Self {
+        if let Some(budget) = budget.filter(|b| *b > 0.0) {
+            for (w, ratio) in &self.error_ratios {
+                let burn = ratio / budget;
+                if burn.is_finite() {
+                    self.burn_rates.entry(*w).or_insert(burn);
+                }
+            }
+        }
+        self
+    }
+
+    /// `Exhausted` when remaining ≤ 0, `Burning` when a burn alert fires, `NoData` when the
+    /// budget is absent or NaN, else `Healthy`.
+    pub fn state(&self) -> BudgetState {
+        match self.remaining {
+            None => BudgetState::NoData,
+            Some(r) if r <= 0.0 => BudgetState::Exhausted,
+            Some(_) if !self.firing_severities.is_empty() => BudgetState::Burning,
+            Some(_) => BudgetState::Healthy,
+        }
+    }
+}
+
+/// `status.budget` for an SLO: values rounded to 4 significant digits so that small drifts do
+/// not cause a status write every cycle. `samples` is `None` when Prometheus has nothing for it.
+pub fn budget_status(samples: Option<&SloSamples>, at: jiff::Timestamp) -> BudgetStatus {
+    let empty = SloSamples::default();
+    let s = samples.unwrap_or(&empty);
+    BudgetStatus {
+        remaining: s.remaining.map(round4),
+        burn_rates: s.burn_rates.iter().map(|(w, v)| (w.to_string(), round4(*v))).collect(),
+        state: s.state(),
+        evaluated_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at)),
+    }
+}
+
+/// The allowed error ratio of a spec (`objective: 99.95` → 0.0005, computed in decimal).
+pub fn budget_of(spec: &crate::api::ServiceLevelObjectiveSpec) -> Option<f64> {
+    let percent = crate::decimal::Decimal::from_f64(spec.objective)?;
+    let budget = crate::decimal::Decimal::new(100, 0).checked_sub(percent)?.shift_left(2);
+    budget.is_positive().then(|| budget.to_f64())
+}
+
+/// Rounds to 4 significant digits.
+pub fn round4(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let digits = 3 - v.abs().log10().floor() as i32;
+    let scale = 10f64.powi(digits);
+    (v * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burn_rates_fall_back_to_the_spec_budget() {
+        let spec: crate::api::ServiceLevelObjectiveSpec =
+            serde_yaml::from_str("{objective: 99.95, window: 30d, indicator: {raw: {errorRatio: 'x[$window]'}}}")
+                .unwrap();
+        assert_eq!(budget_of(&spec), Some(0.0005));
+        let five = Duration::minutes(5);
+        let one = Duration::hours(1);
+        let s = SloSamples {
+            burn_rates: BTreeMap::from([(one, 2.0)]),
+            error_ratios: BTreeMap::from([(five, 0.01), (one, 0.1)]),
+            ..SloSamples::default()
+        }
+        .with_budget(budget_of(&spec));
+        assert_eq!(s.burn_rates[&five], 20.0, "filled from the spec's budget");
+        assert_eq!(s.burn_rates[&one], 2.0, "what Prometheus recorded is kept");
+        assert_eq!(
+            s.state(),
+            BudgetState::NoData,
+            "a burn rate alone says nothing of the budget"
+        );
+    }
+
+    #[test]
+    fn rounds_to_four_significant_digits() {
+        for (v, want) in [
+            (0.87314159, 0.8731),
+            (28.799999999999997, 28.8),
+            (14.4, 14.4),
+            (1234.5678, 1235.0),
+            (0.000123456, 0.0001235),
+            (-0.25001, -0.25),
+            (0.0, 0.0),
+        ] {
+            assert_eq!(round4(v), want, "{v}");
+        }
+        assert!(round4(f64::NAN).is_nan());
+    }
+}

@@ -1,0 +1,284 @@
+//! The poll loop and what the policy reconciler shares with it: every interval, one reading of
+//! every SLO's budget from Prometheus (a fixed number of queries), kept for the policies,
+//! which are then all triggered; then `status.budget` of each SLO, written only where the
+//! rounded values changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration as StdDuration;
+
+use futures::{Stream, StreamExt};
+use kube::api::{Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use crate::api::{BudgetState, BudgetStatus, ErrorBudgetOverride, ServiceLevelObjective};
+use crate::budget::poller::Poller;
+use crate::budget::{SloSamples, Snapshot, budget_of, budget_status};
+use crate::enforce::Outcome;
+use crate::metrics::{KindLabels, Metrics, SloLabels};
+
+/// The last poll.
+#[derive(Clone, Debug)]
+pub enum Reading {
+    /// No `--prometheus-url`.
+    Disabled,
+    Failed(String),
+    Ok(Arc<Snapshot>),
+}
+
+/// The watch caches of one watched scope (a namespace, or the whole cluster).
+pub struct Scope {
+    pub slos: Store<DeserializeGuard<ServiceLevelObjective>>,
+    pub overrides: Store<ErrorBudgetOverride>,
+}
+
+pub struct Stores(pub Vec<Scope>);
+
+impl Stores {
+    /// Every readable SLO (one that does not deserialize reports itself in its own status).
+    pub fn all_slos(&self) -> Vec<Arc<ServiceLevelObjective>> {
+        self.0
+            .iter()
+            .flat_map(|s| s.slos.state())
+            .filter_map(|g| g.0.as_ref().ok().map(|s| Arc::new(s.clone())))
+            .collect()
+    }
+
+    pub fn slos_in(&self, namespace: &str) -> Vec<Arc<ServiceLevelObjective>> {
+        self.all_slos()
+            .into_iter()
+            .filter(|s| s.namespace().as_deref() == Some(namespace))
+            .collect()
+    }
+
+    pub fn overrides_in(&self, namespace: &str) -> Vec<Arc<ErrorBudgetOverride>> {
+        self.0
+            .iter()
+            .flat_map(|s| s.overrides.state())
+            .filter(|o| o.namespace().as_deref() == Some(namespace))
+            .collect()
+    }
+
+    async fn wait_until_ready(&self) {
+        for s in &self.0 {
+            let _ = s.slos.wait_until_ready().await;
+            let _ = s.overrides.wait_until_ready().await;
+        }
+    }
+}
+
+/// What a policy holds, for the gauges.
+#[derive(Default)]
+struct Holds {
+    slos: BTreeSet<String>,
+    objects: BTreeSet<(&'static str, String)>,
+}
+
+/// What the poll loop and the policy reconciler share.
+pub struct Shared {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub backoff: Backoff<(String, String)>,
+    pub poll_interval: StdDuration,
+    pub stores: Stores,
+    reading: RwLock<Option<Reading>>,
+    /// (namespace, policy) → what it holds.
+    holds: Mutex<BTreeMap<(String, String), Holds>>,
+}
+
+impl Shared {
+    pub fn new(
+        client: Client,
+        recorder: Recorder,
+        metrics: Metrics,
+        poll_interval: StdDuration,
+        stores: Stores,
+    ) -> Self {
+        Self {
+            client,
+            recorder,
+            metrics,
+            backoff: Backoff::default(),
+            poll_interval,
+            stores,
+            reading: RwLock::new(None),
+            holds: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The last poll; `None` before the first one.
+    pub fn reading(&self) -> Option<Reading> {
+        self.reading.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_reading(&self, reading: Reading) {
+        *self.reading.write().unwrap_or_else(|p| p.into_inner()) = Some(reading);
+    }
+
+    /// Records what a policy holds after a reconcile and refreshes `frozen_objects`.
+    pub fn record_holds(&self, policy: (String, String), slos: BTreeSet<String>, outcomes: &[Outcome]) {
+        let objects: BTreeSet<(&'static str, String)> = outcomes
+            .iter()
+            .filter(|o| o.holding)
+            .map(|o| (o.kind, format!("{}/{}", policy.0, o.name)))
+            .collect();
+        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        holds.insert(policy, Holds { slos, objects });
+        self.refresh_frozen(&holds);
+    }
+
+    pub fn forget(&self, policy: &(String, String)) {
+        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        holds.remove(policy);
+        self.refresh_frozen(&holds);
+    }
+
+    fn refresh_frozen(&self, holds: &BTreeMap<(String, String), Holds>) {
+        let unique: BTreeSet<&(&'static str, String)> = holds.values().flat_map(|h| &h.objects).collect();
+        for kind in ["Deployment", "Rollout", "Namespace"] {
+            let n = unique.iter().filter(|(k, _)| *k == kind).count();
+            self.metrics
+                .frozen_objects
+                .get_or_create(&KindLabels { kind })
+                .set(n as i64);
+        }
+    }
+
+    /// SLOs (namespace, name) for which some policy holds something.
+    fn enforced_slos(&self) -> BTreeSet<(String, String)> {
+        let holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        holds
+            .iter()
+            .filter(|(_, h)| !h.objects.is_empty())
+            .flat_map(|((ns, _), h)| h.slos.iter().map(|s| (ns.clone(), s.clone())))
+            .collect()
+    }
+}
+
+/// What the snapshot says about an SLO, with burn rates from its own budget where Prometheus
+/// has not recorded one yet.
+pub fn samples_for(slo: &ServiceLevelObjective, snapshot: &Snapshot) -> Option<SloSamples> {
+    let key = (slo.namespace().unwrap_or_default(), slo.name_any());
+    snapshot
+        .slos
+        .get(&key)
+        .cloned()
+        .map(|s| s.with_budget(budget_of(&slo.spec)))
+}
+
+/// A stream that yields once per poll, for `Controller::reconcile_all_on`.
+pub fn triggers(rx: watch::Receiver<u64>) -> impl Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    })
+}
+
+pub async fn poll_loop(
+    poller: Option<Poller>,
+    shared: Arc<Shared>,
+    trigger: watch::Sender<u64>,
+    shutdown: CancellationToken,
+) {
+    tokio::select! {
+        _ = shared.stores.wait_until_ready() => {}
+        _ = shutdown.cancelled() => return,
+    }
+    let mut cycle = 0u64;
+    loop {
+        let reading = match &poller {
+            None => Reading::Disabled,
+            Some(p) => match p.poll(&shared.metrics).await {
+                Ok(snapshot) => Reading::Ok(Arc::new(snapshot)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read budgets from Prometheus; policies hold what they hold");
+                    Reading::Failed(e.to_string())
+                }
+            },
+        };
+        shared.set_reading(reading.clone());
+        // Policies first: enforcement should not wait for thousands of status writes.
+        cycle += 1;
+        let _ = trigger.send(cycle);
+        if let Reading::Ok(snapshot) = &reading {
+            write_budgets(&shared, snapshot).await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(shared.poll_interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Equal as far as `kubectl get slo` can tell: the time of evaluation alone is not a change.
+fn same_budget(a: Option<&BudgetStatus>, b: &BudgetStatus) -> bool {
+    a.is_some_and(|a| a.remaining == b.remaining && a.burn_rates == b.burn_rates && a.state == b.state)
+}
+
+async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
+    let at = snapshot.at.unwrap_or_else(jiff::Timestamp::now);
+    let enforced = shared.enforced_slos();
+    let writes = shared.stores.all_slos().into_iter().filter_map(|slo| {
+        let key = (slo.namespace().unwrap_or_default(), slo.name_any());
+        let budget = budget_status(samples_for(&slo, snapshot).as_ref(), at);
+        let labels = SloLabels {
+            namespace: key.0.clone(),
+            slo: key.1.clone(),
+        };
+        if budget.state == BudgetState::Exhausted && !enforced.contains(&key) {
+            shared.metrics.budget_exhausted_unenforced.get_or_create(&labels).set(1);
+        } else {
+            shared.metrics.budget_exhausted_unenforced.remove(&labels);
+        }
+        let current = slo.status.as_ref().and_then(|s| s.budget.as_ref());
+        (!same_budget(current, &budget)).then_some((key, budget))
+    });
+    let writes: Vec<_> = writes.collect();
+    futures::stream::iter(writes)
+        .for_each_concurrent(8, |((ns, name), budget)| async move {
+            let api: Api<ServiceLevelObjective> = Api::namespaced(shared.client.clone(), &ns);
+            let patch = json!({"status": {"budget": budget}});
+            match api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => shared.metrics.write("budget", "status"),
+                Err(e) => tracing::warn!(namespace = %ns, slo = %name, error = %e, "cannot write status.budget"),
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluation_time_alone_is_no_change() {
+        let t = |s| {
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::from_second(s).unwrap(),
+            ))
+        };
+        let a = BudgetStatus {
+            remaining: Some(0.5),
+            state: BudgetState::Healthy,
+            evaluated_at: t(1),
+            ..BudgetStatus::default()
+        };
+        let mut b = a.clone();
+        b.evaluated_at = t(2);
+        assert!(same_budget(Some(&a), &b));
+        b.remaining = Some(0.4999);
+        assert!(!same_budget(Some(&a), &b));
+        assert!(!same_budget(None, &a));
+    }
+}

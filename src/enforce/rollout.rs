@@ -1,0 +1,78 @@
+//! Argo Rollouts (`argoproj.io/v1alpha1`): `pauseRollouts` goes through [`super::workload`]
+//! (`spec.paused`, never the step pauses in `status.pauseConditions`); `abortRollouts` sets
+//! `status.abort: true` through the status subresource, as `kubectl argo rollouts abort` does,
+//! which scales the canary down and sends traffic back to the stable ReplicaSet. An abort is
+//! not undone on release: retrying the update is the owner's call (`kubectl argo rollouts
+//! retry rollout NAME`).
+
+use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{GroupVersionKind, Selector, SelectorExt};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+use super::workload::Workload;
+use super::{Change, Outcome};
+use crate::api::Action;
+use crate::error::{Error, Result};
+use crate::rules::MANAGER;
+
+pub fn resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"), "rollouts")
+}
+
+pub fn rollouts() -> Workload {
+    Workload {
+        kind: "Rollout",
+        resource: resource(),
+        action: Action::PauseRollouts,
+    }
+}
+
+/// An update is in progress: the pods of the current template are not the stable ones yet.
+pub fn mid_update(obj: &DynamicObject) -> bool {
+    let status = &obj.data["status"];
+    match (status["currentPodHash"].as_str(), status["stableRS"].as_str()) {
+        (Some(current), Some(stable)) => !current.is_empty() && !stable.is_empty() && current != stable,
+        _ => false,
+    }
+}
+
+pub fn is_aborted(obj: &DynamicObject) -> bool {
+    obj.data["status"]["abort"].as_bool() == Some(true)
+}
+
+/// Aborts the selected Rollouts that are mid-update and not aborted yet; lists the aborted ones.
+pub async fn abort(client: &Client, namespace: &str, selected: &Selector) -> Result<Vec<Outcome>> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource());
+    let list = api.list(&ListParams::default()).await.map_err(|e| match &e {
+        kube::Error::Api(s) if s.code == 404 => Error::RolloutCrdMissing,
+        _ => Error::Kube(e),
+    })?;
+    let mut out = Vec::new();
+    for obj in list.items.iter().filter(|o| selected.matches(o.labels())) {
+        let change = if is_aborted(obj) {
+            Change::Unchanged
+        } else if mid_update(obj) {
+            api.patch_status(
+                &obj.name_any(),
+                &PatchParams::apply(MANAGER),
+                &Patch::Merge(json!({"status": {"abort": true}})),
+            )
+            .await
+            .map_err(Error::Kube)?;
+            Change::Aborted
+        } else {
+            continue;
+        };
+        out.push(Outcome {
+            kind: "Rollout",
+            name: obj.name_any(),
+            action: Action::AbortRollouts,
+            change,
+            holding: true,
+            selected: true,
+            since: None,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,111 @@
+//! `spec.paused` on Deployments (`freezeDeployments`) and Argo Rollouts (`pauseRollouts`):
+//! a paused Deployment creates no new ReplicaSet for a new pod template, a paused Rollout stays
+//! at its step. Both are what `kubectl rollout pause` / `kubectl argo rollouts pause` do.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{Selector, SelectorExt};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+use super::claim::{self, Observed, PAUSE, Plan};
+use super::{Change, Outcome};
+use crate::api::Action;
+use crate::error::{Error, Result};
+use crate::rules::MANAGER;
+
+/// A kind of workload with `spec.paused`.
+pub struct Workload {
+    pub kind: &'static str,
+    pub resource: ApiResource,
+    pub action: Action,
+}
+
+pub fn deployments() -> Workload {
+    Workload {
+        kind: "Deployment",
+        resource: ApiResource::erase::<Deployment>(&()),
+        action: Action::FreezeDeployments,
+    }
+}
+
+/// The label selector as kube's matcher; an invalid selector is a spec problem.
+pub fn selector(s: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector, field: &str) -> Result<Selector> {
+    Selector::try_from(s.clone()).map_err(|e| Error::InvalidSpec(format!("{field}: not a valid label selector: {e}")))
+}
+
+pub fn is_paused(obj: &DynamicObject) -> bool {
+    obj.data["spec"]["paused"].as_bool() == Some(true)
+}
+
+/// Lists the workloads of the namespace (all of them: one we hold may no longer match the
+/// selector) and makes each match: held by `me` when `want` and selected, else not by `me`.
+/// `None` when the kind is not served (a cluster without Argo Rollouts).
+#[allow(clippy::too_many_arguments)]
+pub async fn reconcile(
+    client: &Client,
+    namespace: &str,
+    workload: &Workload,
+    selected: Option<&Selector>,
+    me: &str,
+    want: bool,
+    reason: &str,
+    now: jiff::Timestamp,
+) -> Result<Option<Vec<Outcome>>> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &workload.resource);
+    let list = match api.list(&ListParams::default()).await {
+        Ok(l) => l,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+        Err(e) => return Err(Error::Kube(e)),
+    };
+    let mut out = Vec::new();
+    for obj in list.items {
+        let is_selected = selected.is_some_and(|s| s.matches(obj.labels()));
+        let chosen = want && is_selected;
+        let observed = Observed::new(is_paused(&obj), obj.annotations(), PAUSE);
+        let plan = claim::plan(&observed, me, chosen);
+        let change = match &plan {
+            Plan::Nothing => Change::Unchanged,
+            Plan::NotClaimed => Change::NotClaimed,
+            Plan::Change { held, holders, stamp } => {
+                let mut patch = json!({"metadata": {
+                    "resourceVersion": obj.resource_version(),
+                    "annotations": claim::annotations_patch(PAUSE, holders, *stamp, reason, now),
+                }});
+                if let Some(paused) = held {
+                    patch["spec"] = json!({"paused": paused});
+                }
+                api.patch(&obj.name_any(), &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
+                    .await
+                    .map_err(Error::Kube)?;
+                match (chosen, observed.holds(me)) {
+                    (true, true) => Change::Reheld,
+                    (true, false) => Change::Claimed,
+                    _ => Change::Released,
+                }
+            }
+        };
+        let holding = chosen && change != Change::NotClaimed;
+        if change == Change::Unchanged && !holding && !is_selected {
+            continue;
+        }
+        let since = if holding {
+            obj.annotations()
+                .get(PAUSE.at)
+                .cloned()
+                .or_else(|| Some(now.to_string()))
+        } else {
+            None
+        };
+        out.push(Outcome {
+            kind: workload.kind,
+            name: obj.name_any(),
+            action: workload.action,
+            change,
+            holding,
+            selected: is_selected,
+            since,
+        });
+    }
+    Ok(Some(out))
+}

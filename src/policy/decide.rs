@@ -1,0 +1,491 @@
+//! The decision: which stage is in force, what it demands, and why.
+//!
+//! - A stage holds when any of its `when` entries holds for any selected SLO; the last (most
+//!   severe) stage that holds is the one wanted now.
+//! - Moving to a more severe stage is immediate. Moving to a milder one (or to none) happens only
+//!   after the stage in force has not held for `releaseAfter` (`quietSince` in the status), so a
+//!   signal flapping around a threshold releases at most once per `releaseAfter`.
+//! - An entry whose input is missing (no samples, NaN, an unrecorded window) is unknown, never
+//!   true or false: `hold` keeps the stage in force (and restarts the quiet period), `release`
+//!   treats it as false, `enforce` puts the most severe stage in force.
+//! - An active override or `dryRun` keeps the stage (status shows it) but demands nothing.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+
+use super::validate::{ValidPolicy, When};
+use crate::api::{Action, MissingData};
+use crate::budget::{SloSamples, round4};
+
+/// One selected SLO and what Prometheus said about it (`None`: nothing, or unreadable).
+#[derive(Clone, Copy, Debug)]
+pub struct SloView<'a> {
+    pub name: &'a str,
+    pub samples: Option<&'a SloSamples>,
+}
+
+/// What the decision remembers between evaluations, read back from `status`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Previous {
+    /// Name of the stage in force ("" or `None`: none).
+    pub stage: Option<String>,
+    pub since: Option<Timestamp>,
+    pub quiet_since: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// Index into the policy's stages.
+    pub stage: Option<usize>,
+    pub stage_name: String,
+    pub since: Option<Timestamp>,
+    pub quiet_since: Option<Timestamp>,
+    pub reason: String,
+    /// `(from, to)` stage names when the stage changed.
+    pub transition: Option<(String, String)>,
+    /// Inputs that could not be read, e.g. `checkout: no budget data`.
+    pub missing: Vec<String>,
+    /// The actions of the stage in force.
+    pub demanded: BTreeSet<Action>,
+    /// What must be held now: `demanded`, or nothing under dry run or an active override.
+    pub enforce: BTreeSet<Action>,
+}
+
+enum Truth {
+    True(String),
+    False,
+    Unknown(String),
+}
+
+fn evaluate(when: &When, samples: Option<&SloSamples>) -> Truth {
+    let Some(s) = samples else {
+        return Truth::Unknown("no data".into());
+    };
+    match when {
+        When::BurnRate { window, above } => match s.burn_rates.get(window) {
+            None => Truth::Unknown(format!("no {window} burn rate")),
+            Some(v) if v > above => Truth::True(format!("burn rate over {window} {} > {above}", round4(*v))),
+            Some(_) => Truth::False,
+        },
+        When::BudgetBelow(below) => match s.remaining {
+            None => Truth::Unknown("no budget data".into()),
+            Some(r) if r < *below => Truth::True(format!("budget remaining {} < {below}", round4(r))),
+            Some(_) => Truth::False,
+        },
+        When::AlertFiring(severity) if s.firing_severities.contains(severity) => {
+            Truth::True(format!("burn alert with severity {severity} firing"))
+        }
+        When::AlertFiring(_) => Truth::False,
+    }
+}
+
+fn name_of(policy: &ValidPolicy, stage: Option<usize>) -> String {
+    stage.map(|i| policy.stages[i].name.clone()).unwrap_or_default()
+}
+
+fn time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+pub fn decide(
+    policy: &ValidPolicy,
+    slos: &[SloView],
+    now: Timestamp,
+    previous: &Previous,
+    override_active: bool,
+) -> Decision {
+    // Why each stage holds (the first SLO and entry that do), and what could not be read.
+    let mut holds: Vec<Option<String>> = vec![None; policy.stages.len()];
+    let mut missing = BTreeSet::new();
+    for (i, stage) in policy.stages.iter().enumerate() {
+        for slo in slos {
+            for when in &stage.when {
+                match evaluate(when, slo.samples) {
+                    Truth::True(why) => {
+                        holds[i].get_or_insert_with(|| format!("{}: {why}", slo.name));
+                    }
+                    Truth::Unknown(what) => {
+                        missing.insert(format!("{}: {what}", slo.name));
+                    }
+                    Truth::False => {}
+                }
+            }
+        }
+    }
+    let missing: Vec<String> = missing.into_iter().collect();
+    let holding = holds.iter().rposition(Option::is_some);
+    let mut wanted = holding;
+    let mut wanted_reason = holding.and_then(|i| holds[i].clone()).unwrap_or_default();
+    let mut hold_on_missing = false;
+    if !missing.is_empty() {
+        match policy.on_missing_data {
+            MissingData::Enforce if !policy.stages.is_empty() => {
+                let last = policy.stages.len() - 1;
+                if wanted != Some(last) {
+                    wanted = Some(last);
+                    wanted_reason = format!("no data ({}); onMissingData is enforce", missing.join(", "));
+                }
+            }
+            MissingData::Hold => hold_on_missing = true,
+            _ => {}
+        }
+    }
+
+    let previous_name = previous.stage.clone().filter(|s| !s.is_empty());
+    // A stage renamed or removed by a spec change no longer exists: decide afresh.
+    let current = previous_name
+        .as_deref()
+        .and_then(|n| policy.stages.iter().position(|s| s.name == n));
+
+    let (stage, quiet_since, reason) = match current {
+        Some(c) if wanted < Some(c) && hold_on_missing => (
+            Some(c),
+            None,
+            format!(
+                "{} held: no data ({}); onMissingData is hold",
+                policy.stages[c].name,
+                missing.join(", ")
+            ),
+        ),
+        Some(c) if wanted < Some(c) => {
+            let quiet = previous.quiet_since.unwrap_or(now);
+            let release_at = quiet + jiff::SignedDuration::from_millis(policy.release_after.as_millis() as i64);
+            if now >= release_at {
+                (wanted, None, wanted_reason)
+            } else {
+                (
+                    Some(c),
+                    Some(quiet),
+                    format!(
+                        "{} has not held since {}; it is left at {} (releaseAfter {}) unless it holds again",
+                        policy.stages[c].name,
+                        time(quiet),
+                        time(release_at),
+                        policy.release_after
+                    ),
+                )
+            }
+        }
+        _ => (wanted, None, wanted_reason),
+    };
+
+    let changed = stage != current || (current.is_none() && previous_name.is_some());
+    let transition = changed.then(|| (previous_name.clone().unwrap_or_default(), name_of(policy, stage)));
+    let since = if changed { Some(now) } else { previous.since };
+    let demanded: BTreeSet<Action> = stage.map(|i| policy.stages[i].actions.clone()).unwrap_or_default();
+    let enforce = if policy.dry_run || override_active {
+        BTreeSet::new()
+    } else {
+        demanded.clone()
+    };
+    Decision {
+        stage,
+        stage_name: name_of(policy, stage),
+        since,
+        quiet_since,
+        reason,
+        transition,
+        missing,
+        demanded,
+        enforce,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::duration::Duration;
+    use crate::policy::validate;
+
+    fn policy(extra: &str) -> ValidPolicy {
+        let yaml = format!(
+            "{{slos: {{names: [a, b]}}, releaseAfter: 10m, {extra} stages: [
+               {{name: fast-burn, when: [{{burnRate: {{window: 1h, above: 14.4}}}}], actions: [pauseRollouts]}},
+               {{name: exhausted, when: [{{budgetRemaining: {{below: 0}}}}, {{alertFiring: {{severity: critical}}}}],
+                 actions: [freezeDeployments, pauseRollouts, freezeNamespace]}}]}}"
+        );
+        validate::validate(&serde_yaml::from_str(&yaml).unwrap()).unwrap()
+    }
+
+    fn samples(remaining: f64, burn_1h: f64, firing: &[&str]) -> SloSamples {
+        SloSamples {
+            remaining: Some(remaining),
+            burn_rates: BTreeMap::from([(Duration::hours(1), burn_1h), (Duration::minutes(5), burn_1h)]),
+            error_ratios: BTreeMap::new(),
+            firing_severities: firing.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    fn step(p: &ValidPolicy, a: Option<&SloSamples>, now: Timestamp, prev: &Previous) -> (Decision, Previous) {
+        let views = [SloView { name: "a", samples: a }];
+        let d = decide(p, &views, now, prev, false);
+        let next = Previous {
+            stage: Some(d.stage_name.clone()),
+            since: d.since,
+            quiet_since: d.quiet_since,
+        };
+        (d, next)
+    }
+
+    #[test]
+    fn the_last_stage_that_holds_wins_and_any_slo_can_make_it_hold() {
+        let p = policy("");
+        let healthy = samples(0.9, 1.0, &[]);
+        let burning = samples(0.5, 20.0, &[]);
+        let spent = samples(-0.12, 20.0, &[]);
+        let d = decide(
+            &p,
+            &[
+                SloView {
+                    name: "a",
+                    samples: Some(&healthy),
+                },
+                SloView {
+                    name: "b",
+                    samples: Some(&burning),
+                },
+            ],
+            t(0),
+            &Previous::default(),
+            false,
+        );
+        assert_eq!(d.stage_name, "fast-burn");
+        assert_eq!(d.reason, "b: burn rate over 1h 20 > 14.4");
+        assert_eq!(d.transition, Some(("".into(), "fast-burn".into())));
+        assert_eq!(d.enforce, BTreeSet::from([Action::PauseRollouts]));
+
+        // The worst SLO wins: exhausted is later in the list than fast-burn.
+        let d = decide(
+            &p,
+            &[
+                SloView {
+                    name: "a",
+                    samples: Some(&spent),
+                },
+                SloView {
+                    name: "b",
+                    samples: Some(&burning),
+                },
+            ],
+            t(0),
+            &Previous::default(),
+            false,
+        );
+        assert_eq!(d.stage_name, "exhausted");
+        assert_eq!(d.reason, "a: budget remaining -0.12 < 0");
+        assert_eq!(d.enforce.len(), 3);
+
+        // Any entry of the list: a firing critical alert alone is enough.
+        let alerting = samples(0.5, 1.0, &["critical"]);
+        let (d, _) = step(&p, Some(&alerting), t(0), &Previous::default());
+        assert_eq!(d.stage_name, "exhausted");
+        assert_eq!(d.reason, "a: burn alert with severity critical firing");
+        let (d, _) = step(&p, Some(&samples(0.5, 1.0, &["warning"])), t(0), &Previous::default());
+        assert_eq!(d.stage, None);
+        assert!(d.transition.is_none());
+    }
+
+    #[test]
+    fn escalation_is_immediate_and_release_waits_release_after() {
+        let p = policy("");
+        let (d, prev) = step(&p, Some(&samples(0.5, 20.0, &[])), t(0), &Previous::default());
+        assert_eq!(d.stage_name, "fast-burn");
+        let (d, prev) = step(&p, Some(&samples(-0.1, 20.0, &[])), t(30), &prev);
+        assert_eq!(d.stage_name, "exhausted");
+        assert_eq!(d.since, Some(t(30)));
+        assert_eq!(d.transition, Some(("fast-burn".into(), "exhausted".into())));
+        // Recovered: held for 10 minutes, then straight to none.
+        let good = samples(0.2, 0.5, &[]);
+        let (d, prev) = step(&p, Some(&good), t(60), &prev);
+        assert_eq!(d.stage_name, "exhausted");
+        assert_eq!(d.quiet_since, Some(t(60)));
+        assert_eq!(d.since, Some(t(30)));
+        assert!(d.reason.contains("has not held since"), "{}", d.reason);
+        let (d, prev) = step(&p, Some(&good), t(60 + 599), &prev);
+        assert_eq!(d.stage_name, "exhausted");
+        let (d, prev) = step(&p, Some(&good), t(660), &prev);
+        assert_eq!(d.stage, None);
+        assert_eq!(d.transition, Some(("exhausted".into(), "".into())));
+        assert_eq!(d.since, Some(t(660)));
+        assert!(d.enforce.is_empty());
+        let (d, _) = step(&p, Some(&good), t(690), &prev);
+        assert!(d.transition.is_none());
+        assert_eq!(d.since, Some(t(660)));
+    }
+
+    #[test]
+    fn holding_again_restarts_the_quiet_period() {
+        let p = policy("");
+        let (_, prev) = step(&p, Some(&samples(0.5, 20.0, &[])), t(0), &Previous::default());
+        let (d, prev) = step(&p, Some(&samples(0.5, 1.0, &[])), t(100), &prev);
+        assert_eq!(d.quiet_since, Some(t(100)));
+        let (d, prev) = step(&p, Some(&samples(0.5, 20.0, &[])), t(500), &prev);
+        assert_eq!(d.quiet_since, None);
+        let (d, _) = step(&p, Some(&samples(0.5, 1.0, &[])), t(800), &prev);
+        assert_eq!(d.stage_name, "fast-burn", "quiet only since 800");
+    }
+
+    #[test]
+    fn stepping_down_goes_to_the_stage_that_still_holds() {
+        let p = policy("");
+        let (_, prev) = step(&p, Some(&samples(-0.1, 20.0, &[])), t(0), &Previous::default());
+        let (_, prev) = step(&p, Some(&samples(0.1, 20.0, &[])), t(30), &prev);
+        let (d, _) = step(&p, Some(&samples(0.1, 20.0, &[])), t(630), &prev);
+        assert_eq!(d.stage_name, "fast-burn");
+        assert_eq!(d.quiet_since, None);
+        assert_eq!(d.enforce, BTreeSet::from([Action::PauseRollouts]));
+    }
+
+    #[test]
+    fn missing_data_modes() {
+        let burning = samples(-0.1, 20.0, &[]);
+        // hold: the stage stays, however long the data is missing, and the quiet period only
+        // starts once data is back.
+        let p = policy("");
+        let (_, prev) = step(&p, Some(&burning), t(0), &Previous::default());
+        let (d, prev) = step(&p, None, t(5_000), &prev);
+        assert_eq!(d.stage_name, "exhausted");
+        assert_eq!(d.missing, ["a: no data"]);
+        assert!(d.reason.contains("onMissingData is hold"), "{}", d.reason);
+        assert_eq!(d.quiet_since, None);
+        let (d, _) = step(&p, Some(&samples(0.5, 1.0, &[])), t(5_030), &prev);
+        assert_eq!(d.stage_name, "exhausted");
+        assert_eq!(d.quiet_since, Some(t(5_030)));
+        // ... and with no stage in force, missing data starts nothing.
+        let (d, _) = step(&p, None, t(0), &Previous::default());
+        assert_eq!(d.stage, None);
+
+        // release: missing counts as not holding (releaseAfter still applies).
+        let p = policy("onMissingData: release,");
+        let (_, prev) = step(&p, Some(&burning), t(0), &Previous::default());
+        let (d, prev) = step(&p, None, t(30), &prev);
+        assert_eq!(d.quiet_since, Some(t(30)));
+        let (d, _) = step(&p, None, t(630), &prev);
+        assert_eq!(d.stage, None);
+
+        // enforce: the most severe stage.
+        let p = policy("onMissingData: enforce,");
+        let (d, _) = step(&p, None, t(0), &Previous::default());
+        assert_eq!(d.stage_name, "exhausted");
+        assert!(d.reason.starts_with("no data (a: no data)"), "{}", d.reason);
+        // A missing window is missing data too.
+        let partial = SloSamples {
+            remaining: Some(0.5),
+            ..SloSamples::default()
+        };
+        let (d, _) = step(&p, Some(&partial), t(0), &Previous::default());
+        assert_eq!(d.missing, ["a: no 1h burn rate"]);
+        assert_eq!(d.stage_name, "exhausted");
+    }
+
+    #[test]
+    fn dry_run_and_overrides_demand_but_enforce_nothing() {
+        let spent = samples(-0.1, 20.0, &[]);
+        let p = policy("dryRun: true,");
+        let (d, _) = step(&p, Some(&spent), t(0), &Previous::default());
+        assert_eq!(d.stage_name, "exhausted");
+        assert_eq!(d.demanded.len(), 3);
+        assert!(d.enforce.is_empty());
+
+        let p = policy("");
+        let views = [SloView {
+            name: "a",
+            samples: Some(&spent),
+        }];
+        let d = decide(&p, &views, t(0), &Previous::default(), true);
+        assert_eq!(d.stage_name, "exhausted");
+        assert_eq!(d.demanded.len(), 3);
+        assert!(d.enforce.is_empty(), "an active override releases everything");
+        let d = decide(&p, &views, t(0), &Previous::default(), false);
+        assert_eq!(d.enforce.len(), 3, "once it expires, the stage is enforced again");
+    }
+
+    #[test]
+    fn a_stage_removed_from_the_spec_is_left() {
+        let p = policy("");
+        let prev = Previous {
+            stage: Some("gone".into()),
+            since: Some(t(0)),
+            quiet_since: None,
+        };
+        let (d, _) = step(&p, Some(&samples(0.5, 1.0, &[])), t(10), &prev);
+        assert_eq!(d.stage, None);
+        assert_eq!(d.transition, Some(("gone".into(), "".into())));
+    }
+
+    /// One poll: `None` is missing data, else (remaining, 1h burn rate).
+    fn sample_strategy() -> impl Strategy<Value = Option<(f64, f64)>> {
+        prop_oneof![
+            1 => Just(None),
+            6 => (-0.2f64..1.0, 10.0f64..20.0).prop_map(Some),
+        ]
+    }
+
+    fn run(p: &ValidPolicy, seq: &[Option<(f64, f64)>], poll: i64) -> Vec<(Timestamp, Decision)> {
+        let mut prev = Previous::default();
+        let mut out = Vec::new();
+        for (i, s) in seq.iter().enumerate() {
+            let now = t(i as i64 * poll);
+            let samples = s.map(|(r, b)| samples(r, b, &[]));
+            let (d, next) = step(p, samples.as_ref(), now, &prev);
+            prev = next;
+            out.push((now, d));
+        }
+        out
+    }
+
+    fn severity(d: &Decision) -> i64 {
+        d.stage.map_or(-1, |i| i as i64)
+    }
+
+    proptest! {
+        /// A signal flapping around the thresholds releases (moves to a milder stage) at most
+        /// once per releaseAfter.
+        #[test]
+        fn at_most_one_release_per_release_after(seq in prop::collection::vec(sample_strategy(), 1..200), poll in 10i64..120) {
+            for mode in ["", "onMissingData: release,", "onMissingData: enforce,"] {
+                let p = policy(mode);
+                let mut last_release: Option<Timestamp> = None;
+                let mut prev = -1;
+                for (now, d) in run(&p, &seq, poll) {
+                    if severity(&d) < prev {
+                        if let Some(last) = last_release {
+                            prop_assert!(now.duration_since(last).as_secs() >= 600, "releases at {last} and {now}");
+                        }
+                        last_release = Some(now);
+                    }
+                    prev = severity(&d);
+                }
+            }
+        }
+
+        /// Under `hold`, a poll with missing data never lowers the stage.
+        #[test]
+        fn no_data_never_releases_under_hold(seq in prop::collection::vec(sample_strategy(), 1..200), poll in 10i64..120) {
+            let p = policy("");
+            let mut prev = -1;
+            for ((_, d), s) in run(&p, &seq, poll).iter().zip(&seq) {
+                if s.is_none() {
+                    prop_assert!(severity(d) >= prev);
+                }
+                prev = severity(d);
+            }
+        }
+
+        /// Same inputs, same decision.
+        #[test]
+        fn deterministic(seq in prop::collection::vec(sample_strategy(), 1..50), poll in 10i64..120) {
+            let p = policy("");
+            prop_assert_eq!(run(&p, &seq, poll), run(&p, &seq, poll));
+        }
+    }
+}
