@@ -17,6 +17,9 @@
 #[path = "e2e/support.rs"]
 mod support;
 
+#[path = "e2e/policy.rs"]
+mod policy;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

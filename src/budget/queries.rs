@@ -251,7 +251,11 @@ mod tests {
         let search = &slos[&(String::new(), "search".to_string())];
         assert_eq!((search.remaining, search.burn_rates.len()), (None, 0));
         assert!(search.firing_severities.is_empty());
-        assert_eq!(search.error_ratios.len(), 1, "the raw ratio is kept for the spec's budget: {search:?}");
+        assert_eq!(
+            search.error_ratios.len(),
+            1,
+            "the raw ratio is kept for the spec's budget: {search:?}"
+        );
         assert_eq!(search.state(), BudgetState::NoData);
         assert_eq!(slos.len(), 2, "series without an `slo` label are not an SLO: {slos:?}");
     }

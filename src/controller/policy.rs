@@ -154,6 +154,7 @@ fn previous_of(status: &ErrorBudgetPolicyStatus) -> Previous {
         stage: Some(status.stage.clone()).filter(|s| !s.is_empty()),
         since: status.since.as_ref().map(|t| t.0),
         quiet_since: status.quiet_since.as_ref().map(|t| t.0),
+        reason: status.reason.clone(),
     }
 }
 

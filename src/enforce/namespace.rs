@@ -8,6 +8,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use super::claim::{self, FREEZE, FROZEN_LABEL, Observed, Plan};
+use super::workload::ATTEMPTS;
 use super::{Change, Outcome};
 use crate::api::Action;
 use crate::error::{Error, Result};
@@ -26,34 +27,46 @@ pub async fn reconcile(
     now: jiff::Timestamp,
 ) -> Result<Outcome> {
     let api: Api<Namespace> = Api::all(client.clone());
-    let ns = api.get(namespace).await.map_err(Error::Kube)?;
-    let observed = Observed::new(is_frozen(&ns), ns.annotations(), FREEZE);
-    let plan = claim::plan(&observed, me, want);
-    let change = match &plan {
-        Plan::Nothing => Change::Unchanged,
-        Plan::NotClaimed => Change::NotClaimed,
-        Plan::Change { held, holders, stamp } => {
-            let mut meta = json!({
-                "resourceVersion": ns.resource_version(),
-                "annotations": claim::annotations_patch(FREEZE, holders, *stamp, reason, now),
-            });
-            match held {
-                Some(true) => meta["labels"] = json!({FROZEN_LABEL: "true"}),
-                Some(false) => meta["labels"] = json!({FROZEN_LABEL: null}),
-                None => {}
-            }
-            api.patch(
+    let mut ns = api.get(namespace).await.map_err(Error::Kube)?;
+    let mut attempt = 1;
+    let change = loop {
+        let observed = Observed::new(is_frozen(&ns), ns.annotations(), FREEZE);
+        let (held, holders, stamp) = match claim::plan(&observed, me, want) {
+            Plan::Nothing => break Change::Unchanged,
+            Plan::NotClaimed => break Change::NotClaimed,
+            Plan::Change { held, holders, stamp } => (held, holders, stamp),
+        };
+        let mut meta = json!({
+            "resourceVersion": ns.resource_version(),
+            "annotations": claim::annotations_patch(FREEZE, &holders, stamp, reason, now),
+        });
+        match held {
+            Some(true) => meta["labels"] = json!({FROZEN_LABEL: "true"}),
+            Some(false) => meta["labels"] = json!({FROZEN_LABEL: null}),
+            None => {}
+        }
+        match api
+            .patch(
                 namespace,
                 &PatchParams::apply(MANAGER),
                 &Patch::Merge(json!({"metadata": meta})),
             )
             .await
-            .map_err(Error::Kube)?;
-            match (want, observed.holds(me)) {
-                (true, true) => Change::Reheld,
-                (true, false) => Change::Claimed,
-                _ => Change::Released,
+        {
+            Ok(updated) => {
+                let change = match (want, observed.holds(me)) {
+                    (true, true) => Change::Reheld,
+                    (true, false) => Change::Claimed,
+                    _ => Change::Released,
+                };
+                ns = updated;
+                break change;
             }
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < ATTEMPTS => {
+                attempt += 1;
+                ns = api.get(namespace).await.map_err(Error::Kube)?;
+            }
+            Err(e) => return Err(Error::Kube(e)),
         }
     };
     let holding = want && change != Change::NotClaimed;

@@ -38,6 +38,56 @@ pub fn is_paused(obj: &DynamicObject) -> bool {
     obj.data["spec"]["paused"].as_bool() == Some(true)
 }
 
+/// How often a claim is planned again on a fresh copy after a conflict (another policy, a
+/// person or a controller wrote the object in between).
+pub const ATTEMPTS: usize = 4;
+
+/// Makes one object held by `me` or not; on a conflict, reads it again and plans again.
+async fn hold(
+    api: &Api<DynamicObject>,
+    mut obj: DynamicObject,
+    me: &str,
+    chosen: bool,
+    reason: &str,
+    now: jiff::Timestamp,
+) -> Result<(DynamicObject, Change)> {
+    let mut attempt = 1;
+    loop {
+        let observed = Observed::new(is_paused(&obj), obj.annotations(), PAUSE);
+        let (held, holders, stamp) = match claim::plan(&observed, me, chosen) {
+            Plan::Nothing => return Ok((obj, Change::Unchanged)),
+            Plan::NotClaimed => return Ok((obj, Change::NotClaimed)),
+            Plan::Change { held, holders, stamp } => (held, holders, stamp),
+        };
+        let mut patch = json!({"metadata": {
+            "resourceVersion": obj.resource_version(),
+            "annotations": claim::annotations_patch(PAUSE, &holders, stamp, reason, now),
+        }});
+        if let Some(paused) = held {
+            patch["spec"] = json!({"paused": paused});
+        }
+        let name = obj.name_any();
+        match api
+            .patch(&name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(updated) => {
+                let change = match (chosen, observed.holds(me)) {
+                    (true, true) => Change::Reheld,
+                    (true, false) => Change::Claimed,
+                    _ => Change::Released,
+                };
+                return Ok((updated, change));
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < ATTEMPTS => {
+                attempt += 1;
+                obj = api.get(&name).await.map_err(Error::Kube)?;
+            }
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
+}
+
 /// Lists the workloads of the namespace (all of them: one we hold may no longer match the
 /// selector) and makes each match: held by `me` when `want` and selected, else not by `me`.
 /// `None` when the kind is not served (a cluster without Argo Rollouts).
@@ -62,29 +112,7 @@ pub async fn reconcile(
     for obj in list.items {
         let is_selected = selected.is_some_and(|s| s.matches(obj.labels()));
         let chosen = want && is_selected;
-        let observed = Observed::new(is_paused(&obj), obj.annotations(), PAUSE);
-        let plan = claim::plan(&observed, me, chosen);
-        let change = match &plan {
-            Plan::Nothing => Change::Unchanged,
-            Plan::NotClaimed => Change::NotClaimed,
-            Plan::Change { held, holders, stamp } => {
-                let mut patch = json!({"metadata": {
-                    "resourceVersion": obj.resource_version(),
-                    "annotations": claim::annotations_patch(PAUSE, holders, *stamp, reason, now),
-                }});
-                if let Some(paused) = held {
-                    patch["spec"] = json!({"paused": paused});
-                }
-                api.patch(&obj.name_any(), &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
-                    .await
-                    .map_err(Error::Kube)?;
-                match (chosen, observed.holds(me)) {
-                    (true, true) => Change::Reheld,
-                    (true, false) => Change::Claimed,
-                    _ => Change::Released,
-                }
-            }
-        };
+        let (obj, change) = hold(&api, obj, me, chosen, reason, now).await?;
         let holding = chosen && change != Change::NotClaimed;
         if change == Change::Unchanged && !holding && !is_selected {
             continue;

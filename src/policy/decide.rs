@@ -32,6 +32,9 @@ pub struct Previous {
     pub stage: Option<String>,
     pub since: Option<Timestamp>,
     pub quiet_since: Option<Timestamp>,
+    /// The reason recorded with the stage; kept while the same SLO and entry hold, so a value
+    /// drifting inside a stage is not a status write every poll.
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -53,7 +56,8 @@ pub struct Decision {
 }
 
 enum Truth {
-    True(String),
+    /// What holds without its current value (`burn rate over 1h`), and with it.
+    True(String, String),
     False,
     Unknown(String),
 }
@@ -65,19 +69,34 @@ fn evaluate(when: &When, samples: Option<&SloSamples>) -> Truth {
     match when {
         When::BurnRate { window, above } => match s.burn_rates.get(window) {
             None => Truth::Unknown(format!("no {window} burn rate")),
-            Some(v) if v > above => Truth::True(format!("burn rate over {window} {} > {above}", round4(*v))),
+            Some(v) if v > above => {
+                let what = format!("burn rate over {window}");
+                let full = format!("{what} {} > {above}", round4(*v));
+                Truth::True(what, full)
+            }
             Some(_) => Truth::False,
         },
         When::BudgetBelow(below) => match s.remaining {
             None => Truth::Unknown("no budget data".into()),
-            Some(r) if r < *below => Truth::True(format!("budget remaining {} < {below}", round4(r))),
+            Some(r) if r < *below => Truth::True(
+                "budget remaining".into(),
+                format!("budget remaining {} < {below}", round4(r)),
+            ),
             Some(_) => Truth::False,
         },
         When::AlertFiring(severity) if s.firing_severities.contains(severity) => {
-            Truth::True(format!("burn alert with severity {severity} firing"))
+            let what = format!("burn alert with severity {severity} firing");
+            Truth::True(what.clone(), what)
         }
         When::AlertFiring(_) => Truth::False,
     }
+}
+
+/// The stage in force before, if it still exists (a stage renamed or removed by a spec change
+/// does not: decide afresh).
+fn current_of(policy: &ValidPolicy, previous: &Previous) -> Option<usize> {
+    let name = previous.stage.as_deref().filter(|s| !s.is_empty())?;
+    policy.stages.iter().position(|s| s.name == name)
 }
 
 fn name_of(policy: &ValidPolicy, stage: Option<usize>) -> String {
@@ -95,15 +114,17 @@ pub fn decide(
     previous: &Previous,
     override_active: bool,
 ) -> Decision {
-    // Why each stage holds (the first SLO and entry that do), and what could not be read.
-    let mut holds: Vec<Option<String>> = vec![None; policy.stages.len()];
+    // Why each stage holds (the first SLO and entry that do: what, and with its value), and
+    // what could not be read.
+    let mut holds: Vec<Option<(String, String)>> = vec![None; policy.stages.len()];
     let mut missing = BTreeSet::new();
     for (i, stage) in policy.stages.iter().enumerate() {
         for slo in slos {
             for when in &stage.when {
                 match evaluate(when, slo.samples) {
-                    Truth::True(why) => {
-                        holds[i].get_or_insert_with(|| format!("{}: {why}", slo.name));
+                    Truth::True(what, full) => {
+                        holds[i]
+                            .get_or_insert_with(|| (format!("{}: {what}", slo.name), format!("{}: {full}", slo.name)));
                     }
                     Truth::Unknown(what) => {
                         missing.insert(format!("{}: {what}", slo.name));
@@ -116,7 +137,20 @@ pub fn decide(
     let missing: Vec<String> = missing.into_iter().collect();
     let holding = holds.iter().rposition(Option::is_some);
     let mut wanted = holding;
-    let mut wanted_reason = holding.and_then(|i| holds[i].clone()).unwrap_or_default();
+    let mut wanted_reason = holding
+        .and_then(|i| holds[i].clone())
+        .map(|(what, full)| {
+            // Same stage, same SLO and entry: keep the value it was entered with.
+            if holding == current_of(policy, previous)
+                && previous.quiet_since.is_none()
+                && previous.reason.starts_with(&what)
+            {
+                previous.reason.clone()
+            } else {
+                full
+            }
+        })
+        .unwrap_or_default();
     let mut hold_on_missing = false;
     if !missing.is_empty() {
         match policy.on_missing_data {
@@ -133,10 +167,7 @@ pub fn decide(
     }
 
     let previous_name = previous.stage.clone().filter(|s| !s.is_empty());
-    // A stage renamed or removed by a spec change no longer exists: decide afresh.
-    let current = previous_name
-        .as_deref()
-        .and_then(|n| policy.stages.iter().position(|s| s.name == n));
+    let current = current_of(policy, previous);
 
     let (stage, quiet_since, reason) = match current {
         Some(c) if wanted < Some(c) && hold_on_missing => (
@@ -232,6 +263,7 @@ mod tests {
             stage: Some(d.stage_name.clone()),
             since: d.since,
             quiet_since: d.quiet_since,
+            reason: d.reason.clone(),
         };
         (d, next)
     }
@@ -320,6 +352,27 @@ mod tests {
         let (d, _) = step(&p, Some(&good), t(690), &prev);
         assert!(d.transition.is_none());
         assert_eq!(d.since, Some(t(660)));
+    }
+
+    #[test]
+    fn the_reason_keeps_the_value_the_stage_was_entered_with() {
+        let p = policy("");
+        let (d, prev) = step(&p, Some(&samples(0.5, 20.0, &[])), t(0), &Previous::default());
+        assert_eq!(d.reason, "a: burn rate over 1h 20 > 14.4");
+        let (d, prev) = step(&p, Some(&samples(0.5, 31.0, &[])), t(30), &prev);
+        assert_eq!(
+            d.reason, "a: burn rate over 1h 20 > 14.4",
+            "a drifting value is no status write"
+        );
+        let (d, prev) = step(&p, Some(&samples(-0.5, 31.0, &[])), t(60), &prev);
+        assert_eq!(d.reason, "a: budget remaining -0.5 < 0");
+        let (d, prev) = step(&p, Some(&samples(0.5, 1.0, &[])), t(90), &prev);
+        assert!(d.reason.contains("has not held since"), "{}", d.reason);
+        let (d, _) = step(&p, Some(&samples(-0.7, 31.0, &[])), t(120), &prev);
+        assert_eq!(
+            d.reason, "a: budget remaining -0.7 < 0",
+            "holding again after a quiet spell says why anew"
+        );
     }
 
     #[test]
@@ -416,6 +469,7 @@ mod tests {
             stage: Some("gone".into()),
             since: Some(t(0)),
             quiet_since: None,
+            reason: String::new(),
         };
         let (d, _) = step(&p, Some(&samples(0.5, 1.0, &[])), t(10), &prev);
         assert_eq!(d.stage, None);

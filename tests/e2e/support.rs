@@ -212,7 +212,7 @@ fn free_port() -> u16 {
 }
 
 impl Operator {
-    pub fn start(namespace: &str, log: &Path) -> Self {
+    pub fn start(namespace: &str, log: &Path, extra: &[String]) -> Self {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut file = OpenOptions::new()
             .create(true)
@@ -221,8 +221,9 @@ impl Operator {
             .expect("operator log file");
         writeln!(
             file,
-            "==== {} slo-warden run --http-addr {addr} --namespace {namespace}",
-            timestamp()
+            "==== {} slo-warden run --http-addr {addr} --namespace {namespace} {}",
+            timestamp(),
+            extra.join(" ")
         )
         .ok();
         let err = file.try_clone().expect("operator log file");
@@ -241,10 +242,11 @@ impl Operator {
             .env("NO_COLOR", "1")
             .env_remove("HTTP_ADDR")
             .env_remove("WATCH_NAMESPACES")
+            .args(extra)
             .env_remove("RULE_LABELS")
-            // Not read by the operator yet; once it reads budgets from Prometheus, a test that
-            // wants that passes --prometheus-url itself (status.budget changes as traffic does).
+            // A test that wants budgets read passes --prometheus-url itself ([`Options`]).
             .env_remove("PROMETHEUS_URL")
+            .env_remove("POLL_INTERVAL")
             // Marks the process as ours, so e2e.sh can stop leftovers by pid safely.
             .env("SLO_WARDEN_E2E_OPERATOR", log)
             .stdin(Stdio::null())
@@ -316,6 +318,24 @@ pub fn metric_sum(exposition: &str, name: &str) -> Option<f64> {
     total
 }
 
+/// Sums the samples of a metric family whose labels include every `key="value"` of `labels`.
+pub fn metric_sum_where(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix(name))
+        .filter(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        .filter(|rest| labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|rest| {
+            rest.rsplit_once('}')
+                .map_or(rest, |(_, v)| v)
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .sum()
+}
+
 /// Samples of a metric family, one line each (for messages).
 pub fn metric_lines(exposition: &str, name: &str) -> String {
     exposition
@@ -323,6 +343,75 @@ pub fn metric_lines(exposition: &str, name: &str) -> String {
         .filter(|l| l.starts_with(name))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+// ---- A proxy to Prometheus that a test can cut ------------------------------------------
+
+/// Forwards local TCP connections to Prometheus; when cut, it drops every open connection and
+/// refuses new ones, as a Prometheus that went away would.
+pub struct Proxy {
+    addr: SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(prometheus_url: &str) -> Self {
+        let target = prometheus_url
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listener");
+        let addr = listener.local_addr().expect("proxy address");
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let open = std::sync::Arc::new(Mutex::new(Vec::<TcpStream>::new()));
+        let (up2, open2) = (up.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: connection closed
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let mut open = open2.lock().unwrap();
+                for s in [&client, &server] {
+                    if let Ok(c) = s.try_clone() {
+                        open.push(c);
+                    }
+                }
+                drop(open);
+                for (mut from, mut to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ]
+                .into_iter()
+                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self { addr, up, open }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            for s in self.open.lock().unwrap().drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
 }
 
 // ---- Per-test context -----------------------------------------------------------------
@@ -338,6 +427,8 @@ pub struct Ctx {
     pub env: Env,
     pub dir: PathBuf,
     operator: Mutex<Option<Operator>>,
+    operator_args: Vec<String>,
+    proxy: Option<Proxy>,
     started: Instant,
 }
 
@@ -353,10 +444,26 @@ fn log_root() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e"))
 }
 
+/// How a test's operator runs.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Read budgets from the cluster's Prometheus every [`POLICY_POLL`].
+    pub prometheus: bool,
+    /// ... through a proxy the test can cut ([`Ctx::prometheus_down`]).
+    pub cuttable: bool,
+}
+
+/// The operator's poll interval in policy tests.
+pub const POLICY_POLL: Duration = Duration::from_secs(2);
+
 /// Runs one end-to-end test: a fresh namespace and traffic service, the operator watching only
 /// that namespace, the body, and clean-up whatever happens. When the body panics, the operator's
 /// log and the namespace's objects are printed before the panic continues.
 pub fn run(tag: &str, body: impl AsyncFnOnce(&Ctx)) {
+    run_with(tag, Options::default(), body)
+}
+
+pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
     let env = Env::from_env();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -389,6 +496,19 @@ pub fn run(tag: &str, body: impl AsyncFnOnce(&Ctx)) {
             .await
             .unwrap_or_else(|e| panic!("cannot create namespace {ns}: {e}"));
 
+        let proxy = options.cuttable.then(|| Proxy::start(&env.prometheus_url));
+        let mut operator_args = Vec::new();
+        if options.prometheus {
+            let url = proxy.as_ref().map_or(env.prometheus_url.clone(), |p| p.url());
+            operator_args = vec![
+                "--prometheus-url".into(),
+                url,
+                "--poll-interval".into(),
+                format!("{}s", POLICY_POLL.as_secs()),
+                "--prometheus-timeout".into(),
+                "2s".into(),
+            ];
+        }
         let ctx = Ctx {
             tag: tag.to_string(),
             service: ns.clone(),
@@ -397,6 +517,8 @@ pub fn run(tag: &str, body: impl AsyncFnOnce(&Ctx)) {
             env,
             dir,
             operator: Mutex::new(None),
+            operator_args,
+            proxy,
             started: Instant::now(),
         };
         ctx.log(format!("namespace {} (logs in {})", ctx.ns, ctx.dir.display()));
@@ -484,7 +606,7 @@ impl Ctx {
 
     /// Starts the operator (watching only this namespace) and waits for /readyz.
     pub async fn start_operator(&self) {
-        let op = Operator::start(&self.ns, &self.dir.join("operator.log"));
+        let op = Operator::start(&self.ns, &self.dir.join("operator.log"), &self.operator_args);
         let (ready, health) = (op.url("/readyz"), op.url("/healthz"));
         self.log(format!("operator started (pid {}, {})", op.child.id(), op.addr));
         let previous = self.operator.lock().unwrap().replace(op);
@@ -494,6 +616,17 @@ impl Ctx {
             http_ok("GET", &ready).map(drop)
         })
         .await;
+    }
+
+    /// Cuts (`false`) or restores (`true`) the operator's way to Prometheus.
+    pub fn prometheus_reachable(&self, up: bool) {
+        let proxy = self.proxy.as_ref().expect("the test runs without a cuttable proxy");
+        proxy.set_up(up);
+        self.log(if up {
+            "Prometheus reachable again"
+        } else {
+            "Prometheus cut off"
+        });
     }
 
     /// Stops the operator; returns its exit status.
