@@ -51,6 +51,34 @@ build_etcd() {
   rm -rf "$out"; mv "$out.tmp" "$out"; rm -rf "$work"
 }
 
+# Argo Rollouts' controller (cmd/rollouts-controller). Upstream's go.mod has replace directives
+# (all onto published module versions), so a wrapper module requires it and copies them, with
+# its go/godebug lines.
+build_argo_rollouts() {
+  local out="$SLO_WARDEN_CACHE/argo-rollouts-$ARGO_ROLLOUTS_VERSION/bin"
+  if [[ -x $out/rollouts-controller ]]; then log "argo-rollouts $ARGO_ROLLOUTS_VERSION cached"; return; fi
+  log "building argo-rollouts $ARGO_ROLLOUTS_VERSION rollouts-controller"
+  local mod=github.com/argoproj/argo-rollouts
+  local work; work=$(mktemp -d)
+  local gomod; gomod=$(cd "$work" && go mod download -json "$mod@$ARGO_ROLLOUTS_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  [[ -s $gomod ]] || { log "cannot download $mod@$ARGO_ROLLOUTS_VERSION"; return 1; }
+  {
+    echo "module slo-warden.local/argo-rollouts-build"
+    grep -E '^(go|godebug) ' "$gomod"
+    echo "require $mod $ARGO_ROLLOUTS_VERSION"
+    # `replace X [v] => Y v` lines, single or in a block; local-path targets are dropped.
+    awk '/^replace \($/ { inblock = 1; next }
+         inblock && /^\)/ { inblock = 0; next }
+         inblock && /=>/ { print "replace " $0; next }
+         /^replace [^(]/ { print }' "$gomod" | awk '$NF !~ /^v/ { next } { $1 = $1; print }'
+  } >"$work/go.mod"
+  local pkg=$mod/utils/version
+  local ld="-s -w -X $pkg.version=${ARGO_ROLLOUTS_VERSION#v}"
+  mkdir -p "$out.tmp"
+  (cd "$work" && go build -trimpath -ldflags "$ld" -o "$out.tmp/" "$mod/cmd/rollouts-controller")
+  rm -rf "$out"; mv "$out.tmp" "$out"; rm -rf "$work"
+}
+
 # Tools whose go.mod has no replace directives install directly.
 build_go_install() { # name version package
   local name=$1 version=$2 pkg=$3
@@ -75,6 +103,7 @@ case $what in
   etcd) build_etcd ;;
   kwok) build_go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok ;;
   helm) build_go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
+  argo-rollouts) build_argo_rollouts ;;
   crds) download_crd_modules ;;
   all)
     download_crd_modules
@@ -82,6 +111,7 @@ case $what in
     build_go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
     build_go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
     build_kubernetes
+    build_argo_rollouts
     ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|crds]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|argo-rollouts|crds]" >&2; exit 2 ;;
 esac

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts a real local control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kwok with one fake node), installs the CRDs, and starts Prometheus,
-# the traffic generator and the PrometheusRule -> Prometheus rule sync.
-# Everything listens on 127.0.0.1 only, on free ports picked at start.
+# kube-scheduler, kwok with one fake node), installs the CRDs, and starts the Argo Rollouts
+# controller, Prometheus, the traffic generator and the PrometheusRule -> Prometheus rule sync.
+# Everything listens on 127.0.0.1 only (except the Argo Rollouts controller's metrics and
+# health servers, which bind 0.0.0.0), on free ports picked at start.
 #
 # State (certificates, data, logs, pids) lives in ${SLO_WARDEN_E2E_DIR:-/tmp/slo-warden-e2e};
 # `source $SLO_WARDEN_E2E_DIR/env` afterwards. Stop with cluster-down.sh.
@@ -13,7 +14,6 @@
 #   E2E_TRAFFIC_RPS                           initial requests/s per service (10)
 #   E2E_RULE_SYNC_INTERVAL                    seconds between rule syncs (2)
 #   E2E_KCM_CONTROLLERS                       kube-controller-manager --controllers
-#   E2E_ARGO_CRDS                             files of argo-rollouts' manifests/crds/ to install
 #   E2E_TIMEOUT                               seconds to wait for each component (120)
 #   E2E_KEEP_ON_FAILURE=1                     leave processes running when start-up fails
 set -euo pipefail
@@ -26,11 +26,10 @@ TRAFFIC_SERVICES=${E2E_TRAFFIC_SERVICES:-checkout,search}
 TRAFFIC_RPS=${E2E_TRAFFIC_RPS:-10}
 RULE_SYNC_INTERVAL=${E2E_RULE_SYNC_INTERVAL:-2}
 KCM_CONTROLLERS=${E2E_KCM_CONTROLLERS:-garbage-collector-controller,deployment-controller,replicaset-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller}
-ARGO_CRDS=${E2E_ARGO_CRDS:-rollout-crd.yaml}
 TIMEOUT=${E2E_TIMEOUT:-120}
 NODE_NAME=kwok-node-0
 
-for b in "$ETCD" "$KWOK" "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$K8S_BIN/kube-scheduler" "$KUBECTL"; do
+for b in "$ETCD" "$KWOK" "$ARGO_ROLLOUTS_CONTROLLER" "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$K8S_BIN/kube-scheduler" "$KUBECTL"; do
   [[ -x $b ]] || die "$b is missing: run e2e/scripts/setup.sh (or build-tools.sh) first"
 done
 for b in "$PROMETHEUS" "$PROMTOOL" openssl python3 go; do
@@ -100,9 +99,9 @@ wait_for() {
   done
 }
 
-read -r P_ETCD P_PEER P_API P_KCM P_SCHED P_KWOK P_PROM P_TRAFFIC < <(python3 -c '
+read -r P_ETCD P_PEER P_API P_KCM P_SCHED P_KWOK P_PROM P_TRAFFIC P_ARGO_METRICS P_ARGO_HEALTHZ < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(8)]
+socks = [socket.socket() for _ in range(10)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 
@@ -212,7 +211,9 @@ argo_dir=$(moddir "github.com/argoproj/argo-rollouts@$ARGO_ROLLOUTS_VERSION")
 kwok_dir=$(moddir "sigs.k8s.io/kwok@$KWOK_VERSION")
 [[ -n $po_dir && -n $argo_dir && -n $kwok_dir ]] || die "could not resolve Go module directories (run setup.sh)"
 crd_files+=("$po_dir/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml")
-for f in $ARGO_CRDS; do crd_files+=("$argo_dir/manifests/crds/$f"); done
+# All of Argo Rollouts' CRDs: its controller watches Rollouts, AnalysisRuns, AnalysisTemplates,
+# ClusterAnalysisTemplates and Experiments.
+for f in "$argo_dir"/manifests/crds/*-crd.yaml; do crd_files+=("$f"); done
 apply_args=()
 for f in "${crd_files[@]}"; do apply_args+=(-f "$f"); done
 k apply --server-side --field-manager=slo-warden-e2e "${apply_args[@]}" >"$DIR/logs/crds.log"
@@ -241,6 +242,9 @@ done >"$DIR/kwok/kwok.yaml"
 launch kwok "$KWOK" --config="$DIR/kwok/kwok.yaml" --kubeconfig="$kc" \
   --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
   --server-address="127.0.0.1:$P_KWOK" --node-ip=127.0.0.1 --cidr=10.244.0.0/16
+# Argo Rollouts' controller, all namespaces (its servers bind 0.0.0.0: no bind-address flag).
+launch argo-rollouts "$ARGO_ROLLOUTS_CONTROLLER" --kubeconfig="$kc" --leader-elect=false \
+  --metricsport="$P_ARGO_METRICS" --healthzPort="$P_ARGO_HEALTHZ" --logformat=text --loglevel=info
 launch rule-sync python3 "$e2e_scripts/rule-sync.py" --kubectl "$KUBECTL" --kubeconfig "$kc" \
   --promtool "$PROMTOOL" --rule-dir "$DIR/prometheus/rules" \
   --prometheus-url "http://127.0.0.1:$P_PROM" --interval "$RULE_SYNC_INTERVAL"
@@ -264,6 +268,9 @@ EOF
 
 wait_for "$TIMEOUT" "kube-controller-manager /healthz" http GET "https://127.0.0.1:$P_KCM/healthz"
 wait_for "$TIMEOUT" "kube-scheduler /healthz" http GET "https://127.0.0.1:$P_SCHED/healthz"
+# The health port answers as soon as the process starts; workers run once the caches synced.
+wait_for "$TIMEOUT" "argo-rollouts /healthz" http GET "http://127.0.0.1:$P_ARGO_HEALTHZ/healthz"
+wait_for "$TIMEOUT" "argo-rollouts rollout workers" grep -q "Started rollout workers" "$DIR/logs/argo-rollouts.log"
 wait_for "$TIMEOUT" "node $NODE_NAME Ready" k wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
 wait_for "$TIMEOUT" "serviceaccount default/default" k get serviceaccount default -n default
 wait_for "$TIMEOUT" "traffic generator" http GET "http://127.0.0.1:$P_TRAFFIC/healthz"
@@ -284,7 +291,8 @@ envfile=$DIR/env
     E2E_NODE_NAME "$NODE_NAME" \
     E2E_SCRAPE_INTERVAL "$SCRAPE_INTERVAL" \
     E2E_EVAL_INTERVAL "$EVAL_INTERVAL" \
-    ETCD_URL "http://127.0.0.1:$P_ETCD"
+    ETCD_URL "http://127.0.0.1:$P_ETCD" \
+    ARGO_ROLLOUTS_METRICS_URL "http://127.0.0.1:$P_ARGO_METRICS/metrics"
 } >"$envfile"
 ok=1
 secs=$(python3 -c "import sys,time; print('%.1f' % (time.time() - float(sys.argv[1])))" "$t0")
@@ -296,6 +304,7 @@ cat <<EOF
   apiserver:  https://127.0.0.1:$P_API (Kubernetes $K8S_VERSION, fake node $NODE_NAME)
   Prometheus: http://127.0.0.1:$P_PROM (rule dir $DIR/prometheus/rules, synced from PrometheusRules)
   traffic:    http://127.0.0.1:$P_TRAFFIC/control (services $TRAFFIC_SERVICES)
+  argo:       rollouts-controller $ARGO_ROLLOUTS_VERSION, metrics http://127.0.0.1:$P_ARGO_METRICS/metrics
   stop:       e2e/scripts/cluster-down.sh
 
 KUBECONFIG=$DIR/kubeconfig

@@ -16,12 +16,13 @@ DIR=$(realpath -m "${SLO_WARDEN_E2E_DIR:-/tmp/slo-warden-e2e}")
 K8S_BIN=$SLO_WARDEN_CACHE/kubernetes-$K8S_VERSION/bin
 ETCD=$SLO_WARDEN_CACHE/etcd-$ETCD_VERSION/bin/etcd
 KWOK=$SLO_WARDEN_CACHE/kwok-$KWOK_VERSION/bin/kwok
+ARGO_ROLLOUTS_CONTROLLER=$SLO_WARDEN_CACHE/argo-rollouts-$ARGO_ROLLOUTS_VERSION/bin/rollouts-controller
 KUBECTL=$K8S_BIN/kubectl
 PROMETHEUS=${PROMETHEUS_BIN:-/usr/bin/prometheus}
 PROMTOOL=${PROMTOOL_BIN:-/usr/bin/promtool}
 
 # Components in start order; cluster-down stops them in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok traffic prometheus rule-sync)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok argo-rollouts traffic prometheus rule-sync)
 
 log() { printf '[e2e %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

@@ -6,7 +6,8 @@
 #     own Prometheus on a free port.
 #   - Go: uses the go on PATH (or /usr/local/go); without one, fetches a Go toolchain
 #     from the Go module proxy (golang.org/toolchain) into the cache dir.
-#   - build-tools.sh all: etcd, kube-apiserver & co., kubectl, kwok, helm, CRD modules.
+#   - build-tools.sh all: etcd, kube-apiserver & co., kubectl, kwok, helm, CRD modules,
+#     Argo Rollouts' controller.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.sh"
