@@ -461,10 +461,25 @@ async fn actuate(
     let deployments = selector(&targets.deployments, "spec.targets.deployments");
     let rollouts = selector(&targets.rollouts, "spec.targets.rollouts");
 
-    for (kind, sel, action) in [
-        (workload::deployments(), &deployments, PolicyAction::FreezeDeployments),
-        (rollout::rollouts(), &rollouts, PolicyAction::PauseRollouts),
-    ] {
+    // Rollouts being aborted are not held paused: the abort would wait for the pause.
+    let aborting = enforce.contains(&PolicyAction::AbortRollouts);
+    let spare_none = |_: &kube::api::DynamicObject| false;
+    let spare_aborted = |o: &kube::api::DynamicObject| aborting && rollout::mid_update(o);
+    let kinds: [(_, _, _, workload::Spared); 2] = [
+        (
+            workload::deployments(),
+            &deployments,
+            PolicyAction::FreezeDeployments,
+            &spare_none,
+        ),
+        (
+            rollout::rollouts(),
+            &rollouts,
+            PolicyAction::PauseRollouts,
+            &spare_aborted,
+        ),
+    ];
+    for (kind, sel, action, spared) in kinds {
         let sel = match sel {
             Ok(s) => s.as_ref(),
             Err(e) => {
@@ -473,7 +488,7 @@ async fn actuate(
             }
         };
         let want = enforce.contains(&action);
-        match workload::reconcile(&ctx.client, &ns, &kind, sel, me, want, reason, now).await {
+        match workload::reconcile(&ctx.client, &ns, &kind, sel, spared, me, want, reason, now).await {
             Ok(Some(o)) => outcomes.extend(o),
             Ok(None) if want && sel.is_some() => errors.push(Error::RolloutCrdMissing),
             Ok(None) => {}

@@ -3,7 +3,8 @@
 //! `status.abort: true` through the status subresource, as `kubectl argo rollouts abort` does,
 //! which scales the canary down and sends traffic back to the stable ReplicaSet. An abort is
 //! not undone on release: retrying the update is the owner's call (`kubectl argo rollouts
-//! retry rollout NAME`).
+//! retry rollout NAME`). The Rollouts controller ignores an abort while `spec.paused` is set, so
+//! a stage that aborts does not hold a pause on the Rollouts it aborts.
 
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{GroupVersionKind, Selector, SelectorExt};
@@ -28,9 +29,18 @@ pub fn rollouts() -> Workload {
     }
 }
 
-/// An update is in progress: the pods of the current template are not the stable ones yet.
+/// An update is in progress: the pods of the current template are not the stable ones yet (an
+/// aborted update counts too). Read only once the Rollouts controller has seen the current
+/// generation.
 pub fn mid_update(obj: &DynamicObject) -> bool {
     let status = &obj.data["status"];
+    let observed = status["observedGeneration"]
+        .as_str()
+        .map(String::from)
+        .or_else(|| status["observedGeneration"].as_i64().map(|g| g.to_string()));
+    if observed.is_none() || observed != obj.metadata.generation.map(|g| g.to_string()) {
+        return false;
+    }
     match (status["currentPodHash"].as_str(), status["stableRS"].as_str()) {
         (Some(current), Some(stable)) => !current.is_empty() && !stable.is_empty() && current != stable,
         _ => false,

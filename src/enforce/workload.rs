@@ -38,6 +38,9 @@ pub fn is_paused(obj: &DynamicObject) -> bool {
     obj.data["spec"]["paused"].as_bool() == Some(true)
 }
 
+/// Objects of a kind that must not be held even when selected.
+pub type Spared<'a> = &'a (dyn Fn(&DynamicObject) -> bool + Sync);
+
 /// How often a claim is planned again on a fresh copy after a conflict (another policy, a
 /// person or a controller wrote the object in between).
 pub const ATTEMPTS: usize = 4;
@@ -89,14 +92,15 @@ async fn hold(
 }
 
 /// Lists the workloads of the namespace (all of them: one we hold may no longer match the
-/// selector) and makes each match: held by `me` when `want` and selected, else not by `me`.
-/// `None` when the kind is not served (a cluster without Argo Rollouts).
+/// selector) and makes each match: held by `me` when `want`, selected and not `spared`, else
+/// not by `me`. `None` when the kind is not served (a cluster without Argo Rollouts).
 #[allow(clippy::too_many_arguments)]
 pub async fn reconcile(
     client: &Client,
     namespace: &str,
     workload: &Workload,
     selected: Option<&Selector>,
+    spared: Spared<'_>,
     me: &str,
     want: bool,
     reason: &str,
@@ -111,7 +115,7 @@ pub async fn reconcile(
     let mut out = Vec::new();
     for obj in list.items {
         let is_selected = selected.is_some_and(|s| s.matches(obj.labels()));
-        let chosen = want && is_selected;
+        let chosen = want && is_selected && !spared(&obj);
         let (obj, change) = hold(&api, obj, me, chosen, reason, now).await?;
         let holding = chosen && change != Change::NotClaimed;
         if change == Change::Unchanged && !holding && !is_selected {

@@ -793,3 +793,182 @@ fn the_api_server_rejects_invalid_policies() {
         }
     });
 }
+
+// ---- Argo Rollouts (the real controller runs in the e2e cluster) -------------------------
+
+fn rollouts(ctx: &Ctx) -> Api<DynamicObject> {
+    Api::namespaced_with(ctx.client.clone(), &ctx.ns, &slo_warden::enforce::rollout::resource())
+}
+
+/// A 2-replica canary on the kwok node: 50%, a 30 s pause, 100%.
+async fn create_rollout(ctx: &Ctx, name: &str) {
+    let r: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": name, "labels": {"tier": "web"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"nodeSelector": {"type": "kwok"},
+                                  "containers": [{"name": "app", "image": format!("{name}:1")}]}},
+            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "30s"}}, {"setWeight": 100}]}},
+        },
+    }))
+    .unwrap();
+    rollouts(ctx).create(&PostParams::default(), &r).await.unwrap();
+    ctx.log(format!("created Rollout {name}"));
+}
+
+/// `phase step stable=current paused abort` of a Rollout, for waiting and messages.
+#[derive(Debug)]
+struct RolloutState {
+    phase: String,
+    step: i64,
+    promoted: bool,
+    paused: bool,
+    aborted: bool,
+}
+
+async fn rollout_state(ctx: &Ctx, name: &str) -> Result<RolloutState, String> {
+    let r = rollouts(ctx).get(name).await.map_err(|e| e.to_string())?;
+    let s = &r.data["status"];
+    Ok(RolloutState {
+        phase: s["phase"].as_str().unwrap_or_default().to_string(),
+        step: s["currentStepIndex"].as_i64().unwrap_or(-1),
+        promoted: s["stableRS"].is_string() && s["stableRS"] == s["currentPodHash"],
+        paused: r.data["spec"]["paused"].as_bool() == Some(true),
+        aborted: s["abort"].as_bool() == Some(true),
+    })
+}
+
+async fn wait_rollout(
+    ctx: &Ctx,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&RolloutState) -> bool,
+) -> RolloutState {
+    ctx.eventually(&format!("Rollout {name} {what}"), timeout, async || {
+        let s = rollout_state(ctx, name).await?;
+        if check(&s) { Ok(s) } else { Err(format!("{s:?}")) }
+    })
+    .await
+}
+
+async fn set_rollout_image(ctx: &Ctx, name: &str, image: &str) {
+    // A merge patch replaces the containers list: send it whole with the new image.
+    let r = rollouts(ctx).get(name).await.unwrap();
+    let mut containers = r.data["spec"]["template"]["spec"]["containers"].clone();
+    containers[0]["image"] = json!(image);
+    rollouts(ctx)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": containers}}}})),
+        )
+        .await
+        .unwrap();
+    ctx.log(format!("Rollout {name}: image {image}"));
+}
+
+fn rollout_policy(actions: &[&str]) -> Value {
+    let mut spec = burn_policy("checkout", actions, "15s");
+    spec["targets"] = json!({"rollouts": {"matchLabels": {"tier": "web"}}});
+    spec
+}
+
+/// `pauseRollouts` holds a canary at its step past the step's own pause, without touching
+/// the step pauses; after the release the canary finishes.
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn a_canary_is_held_at_its_step_and_finishes_after_release() {
+    support::run_with("canary", with_prometheus(), async |ctx| {
+        create(ctx, "checkout", fast_spec(ctx)).await;
+        wait_ready(ctx, "checkout").await;
+        create_rollout(ctx, "canary").await;
+        wait_rollout(ctx, "canary", "Healthy", K8S, |s| s.phase == "Healthy" && s.promoted).await;
+        create_policy(ctx, "checkout", rollout_policy(&["pauseRollouts"])).await;
+        wait_evaluated(ctx, "checkout").await;
+
+        set_rollout_image(ctx, "canary", "canary:2").await;
+        wait_rollout(ctx, "canary", "at its 30s pause step", K8S, |s| {
+            s.step == 1 && !s.promoted
+        })
+        .await;
+        let stepped = Instant::now();
+        ctx.traffic("errors=0.5").unwrap();
+        wait_rollout(ctx, "canary", "paused by the policy", BURN, |s| s.paused).await;
+        let r = rollouts(ctx).get("canary").await.unwrap();
+        assert_eq!(
+            holders(r.annotations(), PAUSED_BY),
+            [format!("{}/checkout", ctx.ns)],
+            "{:?}",
+            r.annotations()
+        );
+        // Well past the step's own 30 s: still at step 1, not promoted.
+        tokio::time::sleep(Duration::from_secs(40).saturating_sub(stepped.elapsed())).await;
+        let s = rollout_state(ctx, "canary").await.unwrap();
+        assert!(
+            s.step == 1 && !s.promoted && s.paused,
+            "the canary moved on while held: {s:?}"
+        );
+        ctx.log(format!("held at its step: {s:?}"));
+
+        ctx.traffic("errors=0").unwrap();
+        wait_rollout(ctx, "canary", "released and fully promoted", BURN, |s| {
+            !s.paused && s.promoted && s.phase == "Healthy"
+        })
+        .await;
+        let r = rollouts(ctx).get("canary").await.unwrap();
+        assert!(!r.annotations().contains_key(PAUSED_BY), "{:?}", r.annotations());
+    });
+}
+
+/// `abortRollouts` sends a canary mid-update back to stable, and is not blocked by the pause
+/// the same stage puts on other Rollouts; a release does not retry the update.
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn a_canary_is_aborted_back_to_stable() {
+    support::run_with("abort", with_prometheus(), async |ctx| {
+        create(ctx, "checkout", fast_spec(ctx)).await;
+        wait_ready(ctx, "checkout").await;
+        create_rollout(ctx, "canary").await;
+        create_rollout(ctx, "steady").await;
+        wait_rollout(ctx, "canary", "Healthy", K8S, |s| s.phase == "Healthy" && s.promoted).await;
+        wait_rollout(ctx, "steady", "Healthy", K8S, |s| s.phase == "Healthy" && s.promoted).await;
+        create_policy(ctx, "checkout", rollout_policy(&["pauseRollouts", "abortRollouts"])).await;
+        wait_evaluated(ctx, "checkout").await;
+
+        set_rollout_image(ctx, "canary", "canary:2").await;
+        wait_rollout(ctx, "canary", "mid-update", K8S, |s| s.step == 1 && !s.promoted).await;
+        ctx.traffic("errors=0.5").unwrap();
+        let s = wait_rollout(ctx, "canary", "aborted", BURN, |s| s.aborted && s.phase == "Degraded").await;
+        assert!(
+            !s.paused,
+            "an aborted Rollout must not be held paused: the abort would wait"
+        );
+        // The other Rollout, not mid-update, is paused.
+        wait_rollout(ctx, "steady", "paused", K8S, |s| s.paused).await;
+        // Back on stable: the canary's pods are gone.
+        ctx.eventually("canary pods back to the stable ReplicaSet", K8S, async || {
+            let r = rollouts(ctx).get("canary").await.map_err(|e| e.to_string())?;
+            let s = &r.data["status"];
+            match (
+                s["stableRS"].as_str(),
+                s["currentPodHash"].as_str(),
+                s["canary"]["weights"]["canary"]["weight"].as_i64(),
+            ) {
+                (Some(stable), Some(current), weight) if stable != current && weight.unwrap_or(0) == 0 => Ok(()),
+                other => Err(format!("{other:?} {}", s)),
+            }
+        })
+        .await;
+        assert!(!events(ctx, "canary", "Abort").await.is_empty());
+
+        ctx.traffic("errors=0").unwrap();
+        wait_policy(ctx, "checkout", "released", BURN, |p| stage(p).is_empty()).await;
+        wait_rollout(ctx, "steady", "unpaused", K8S, |s| !s.paused).await;
+        let s = rollout_state(ctx, "canary").await.unwrap();
+        assert!(s.aborted, "a release must not retry an aborted update: {s:?}");
+    });
+}
