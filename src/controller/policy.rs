@@ -43,6 +43,8 @@ pub const FINALIZER: &str = "slo.warden.dev/release";
 pub const ENFORCING: &str = "Enforcing";
 pub const DATA_AVAILABLE: &str = "DataAvailable";
 pub const OVERRIDDEN: &str = "Overridden";
+/// `Ready=False` reason while a selected SLO is gone but the policy goes on without it.
+const SLO_DELETED: &str = "SLODeleted";
 
 fn key(p: &ErrorBudgetPolicy) -> (String, String) {
     (p.namespace().unwrap_or_default(), p.name_any())
@@ -127,15 +129,33 @@ fn selected_slos(policy: &ErrorBudgetPolicy, ctx: &Shared) -> (Vec<Arc<ServiceLe
 /// Why a spec cannot be acted on: a condition reason and the problems.
 type Rejection = (&'static str, Vec<Problem>);
 
+/// What the policy acts on: the spec, its SLOs, and the selected SLOs that were deleted.
+struct Checked {
+    valid: ValidPolicy,
+    slos: Vec<Arc<ServiceLevelObjective>>,
+    deleted: Vec<Problem>,
+}
+
 /// The spec checked against the cluster: valid, its SLOs found, their windows recorded.
-fn check(
-    policy: &ErrorBudgetPolicy,
-    ctx: &Shared,
-) -> Result<(ValidPolicy, Vec<Arc<ServiceLevelObjective>>), Rejection> {
+///
+/// An SLO that cannot be found is a typo when the spec just changed: nothing is decided until
+/// it is fixed (a typo releases nothing). When the same spec was evaluated fine before, the SLO
+/// was deleted: the policy goes on without it, so what it alone caused is released.
+fn check(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Checked, Rejection> {
     let valid = policy::validate(&policy.spec).map_err(|p| ("InvalidSpec", p))?;
     let (slos, problems) = selected_slos(policy, ctx);
+    let mut deleted = Vec::new();
     if !problems.is_empty() {
-        return Err(("SLONotFound", problems));
+        let status = policy.status.clone().unwrap_or_default();
+        let evaluated_before = status.conditions.iter().any(|c| {
+            c.type_ == READY
+                && c.observed_generation == policy.metadata.generation
+                && (c.status == TRUE || c.reason == SLO_DELETED)
+        });
+        if !evaluated_before {
+            return Err(("SLONotFound", problems));
+        }
+        deleted = problems;
     }
     let recorded: BTreeMap<String, BTreeSet<crate::duration::Duration>> = slos
         .iter()
@@ -146,7 +166,7 @@ fn check(
     if !problems.is_empty() {
         return Err(("InvalidSpec", problems));
     }
-    Ok((valid, slos))
+    Ok(Checked { valid, slos, deleted })
 }
 
 fn previous_of(status: &ErrorBudgetPolicyStatus) -> Previous {
@@ -237,7 +257,7 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
     let previous = policy.status.clone().unwrap_or_default();
     let generation = policy.metadata.generation;
 
-    let (valid, slos) = match check(policy, ctx) {
+    let Checked { valid, slos, deleted } = match check(policy, ctx) {
         Ok(v) => v,
         Err((reason, problems)) => {
             // Keep holding what was held for the last good spec: a typo releases nothing.
@@ -321,9 +341,21 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         );
         status.history.truncate(policy::HISTORY);
     }
-    let (ready, ready_reason, ready_message) = match errors.first() {
-        None => (TRUE, "Evaluated", format!("{} SLO(s) evaluated", slos.len())),
-        Some(e) => (FALSE, e.reason(), e.to_string()),
+    let (ready, ready_reason, ready_message) = match (errors.first(), deleted.is_empty()) {
+        (Some(e), _) => (FALSE, e.reason(), e.to_string()),
+        (None, false) => {
+            let list: Vec<String> = deleted.iter().map(ToString::to_string).collect();
+            (
+                FALSE,
+                SLO_DELETED,
+                format!(
+                    "{}. It was deleted and no longer drives the policy; {} SLO(s) evaluated",
+                    list.join("; "),
+                    slos.len()
+                ),
+            )
+        }
+        (None, true) => (TRUE, "Evaluated", format!("{} SLO(s) evaluated", slos.len())),
     };
     set_condition(
         &mut status,

@@ -733,6 +733,35 @@ fn a_typo_keeps_the_freeze_and_deleting_the_policy_releases() {
     });
 }
 
+/// Deleting the SLO behind a freeze releases it (after releaseAfter), and the policy says the
+/// SLO it names is gone.
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn deleting_the_slo_releases() {
+    support::run_with("slogone", with_prometheus(), async |ctx| {
+        create(ctx, "checkout", fast_spec(ctx)).await;
+        wait_ready(ctx, "checkout").await;
+        create_deployment(ctx, "web", json!({"tier": "web"}), false).await;
+        create_policy(ctx, "checkout", burn_policy("checkout", &["freezeDeployments"], "10s")).await;
+        wait_evaluated(ctx, "checkout").await;
+        ctx.traffic("errors=0.5").unwrap();
+        wait_deployment(ctx, "web", true, &["checkout"], BURN).await;
+
+        ctx.slos().delete("checkout", &DeleteParams::default()).await.unwrap();
+        ctx.log("deleted ServiceLevelObjective checkout (errors go on)");
+        wait_deployment(ctx, "web", false, &[], K8S).await;
+        let p = wait_policy(ctx, "checkout", "Ready=False SLODeleted, no stage", K8S, |p| {
+            condition(p, "Ready").is_some_and(|c| c.1 == "SLODeleted") && stage(p).is_empty()
+        })
+        .await;
+        let message = condition(&p, "Ready").unwrap().2;
+        assert!(
+            message.starts_with("spec.slos.names[0]: ServiceLevelObjective checkout does not exist"),
+            "{message}"
+        );
+    });
+}
+
 /// The API server refuses the obvious mistakes.
 #[test]
 #[ignore = "needs a cluster and Prometheus: make e2e"]
