@@ -1,6 +1,7 @@
 //! slo-warden: ServiceLevelObjectives in, burn-rate rules out, error budgets enforced.
 
 pub mod api;
+pub mod break_glass;
 pub mod budget;
 pub mod burn_rate;
 pub mod controller;

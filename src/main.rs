@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use slo_warden::documents::{self, Loaded};
 use slo_warden::duration::Duration;
-use slo_warden::{controller, crds, rules};
+use slo_warden::{break_glass, controller, crds, rules};
 
 /// slo-warden: ServiceLevelObjectives in, burn-rate alerts out, error budgets enforced.
 #[derive(Parser)]
@@ -42,6 +42,8 @@ enum Command {
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// Lift an ErrorBudgetPolicy for a while: creates an ErrorBudgetOverride (break-glass).
+    Override(break_glass::Args),
     /// Run the controller.
     Run(controller::Args),
 }
@@ -150,6 +152,26 @@ fn main() -> ExitCode {
                 }
             }
             ExitCode::SUCCESS
+        }
+        Command::Override(args) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(break_glass::run(args)) {
+                Ok(message) => {
+                    println!("{message}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Run(args) => controller::main(args),
     }

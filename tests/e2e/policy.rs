@@ -632,16 +632,38 @@ fn an_override_lifts_the_freeze_until_it_expires() {
             .create(&PostParams::default(), &make("too-long", "2h", "want a day off"))
             .await
             .unwrap();
-        overrides(ctx)
-            .create(&PostParams::default(), &make("hotfix", "40s", "hotfix for INC-123"))
-            .await
-            .unwrap();
-        ctx.log("override hotfix for 40s");
+        // On-call's way: the CLI, which refuses over-cap requests up front.
+        let cli = |args: &[&str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_slo-warden"))
+                .args(["override", "checkout", "--namespace", &ctx.ns])
+                .args(args)
+                .output()
+                .expect("slo-warden override");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+            )
+        };
+        let (ok, text) = cli(&["--for", "2h", "--reason", "too long"]);
+        assert!(
+            !ok && text.contains("longer than the policy's maxOverride 1m"),
+            "{text}"
+        );
+        let (ok, text) = cli(&["--for", "40s", "--reason", "hotfix for INC-123"]);
+        assert!(ok, "{text}");
+        ctx.log(text.trim());
+        let hotfix = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|o| o.strip_prefix(&format!("{}/", ctx.ns)))
+            .unwrap_or_else(|| panic!("no override name in {text:?}"))
+            .to_string();
+        assert!(hotfix.starts_with("checkout-"), "{hotfix}");
         wait_deployment(ctx, "web", false, &[], K8S).await;
         let p = wait_policy(ctx, "checkout", "Overridden", K8S, |p| is(p, "Overridden", "True")).await;
         assert_eq!(stage(&p), "fast-burn", "the stage is still computed and shown");
         assert!(condition(&p, "Overridden").unwrap().2.contains("hotfix for INC-123"));
-        let o = overrides(ctx).get("hotfix").await.unwrap().status.unwrap();
+        let o = overrides(ctx).get(&hotfix).await.unwrap().status.unwrap();
         assert_eq!(o.state, Some(OverrideState::Active));
         assert!(o.expires_at.is_some());
         let rejected = ctx
@@ -662,10 +684,10 @@ fn an_override_lifts_the_freeze_until_it_expires() {
 
         // Errors go on: once the override expires the freeze is back.
         wait_deployment(ctx, "web", true, &["checkout"], Duration::from_secs(90)).await;
-        let o = overrides(ctx).get("hotfix").await.unwrap().status.unwrap();
+        let o = overrides(ctx).get(&hotfix).await.unwrap().status.unwrap();
         assert_eq!(o.state, Some(OverrideState::Expired));
         wait_policy(ctx, "checkout", "not overridden", K8S, |p| is(p, "Overridden", "False")).await;
-        assert!(!events(ctx, "hotfix", "OverrideExpired").await.is_empty());
+        assert!(!events(ctx, &hotfix, "OverrideExpired").await.is_empty());
     });
 }
 
