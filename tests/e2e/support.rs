@@ -530,6 +530,9 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
         if result.is_err() {
             ctx.dump().await;
         }
+        // Policies release what they hold through a finalizer: delete them while the operator
+        // runs, or the namespace would wait for it forever.
+        ctx.delete_policies().await;
         let status = ctx.operator.lock().unwrap().take().map(|mut op| op.stop());
         let _ = ctx.traffic("rps=0");
         let keep = result.is_err() && std::env::var("E2E_KEEP_NAMESPACES").is_ok_and(|v| v == "1");
@@ -616,6 +619,28 @@ impl Ctx {
             http_ok("GET", &ready).map(drop)
         })
         .await;
+    }
+
+    /// Deletes this namespace's ErrorBudgetPolicies and waits (a little) until they are gone.
+    async fn delete_policies(&self) {
+        let api: Api<slo_warden::api::ErrorBudgetPolicy> = Api::namespaced(self.client.clone(), &self.ns);
+        if api
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            match api.list(&ListParams::default()).await {
+                Ok(l) if !l.items.is_empty() && self.operator.lock().unwrap().is_some() => {
+                    tokio::time::sleep(POLL).await
+                }
+                _ => return,
+            }
+        }
+        self.log("ErrorBudgetPolicies still there after 15s");
     }
 
     /// Cuts (`false`) or restores (`true`) the operator's way to Prometheus.
