@@ -594,26 +594,13 @@ fn describe(outcomes: &[Outcome], filter: impl Fn(&Outcome) -> bool) -> String {
     }
 }
 
-fn would_act_on(valid: &ValidPolicy, decision: &Decision, outcomes: &[Outcome]) -> String {
-    let _ = valid;
-    let items: Vec<String> = outcomes
-        .iter()
-        .filter(|o| o.selected)
-        .filter(|o| match o.kind {
-            "Deployment" => decision.demanded.contains(&PolicyAction::FreezeDeployments),
-            "Rollout" => decision.demanded.contains(&PolicyAction::PauseRollouts),
-            _ => decision.demanded.contains(&PolicyAction::FreezeNamespace),
-        })
-        .map(|o| format!("{} {} ({})", o.kind, o.name, o.action.as_str()))
-        .collect();
-    let mut items = items;
+/// What a stage would hold if it were enforced (dry run): the selected objects of its actions.
+fn would_act_on(decision: &Decision, outcomes: &[Outcome]) -> String {
+    let held = describe(outcomes, |o| o.selected && decision.demanded.contains(&o.action));
     if decision.demanded.contains(&PolicyAction::AbortRollouts) {
-        items.push("abort Rollouts mid-update".into());
-    }
-    if items.is_empty() {
-        "nothing".into()
+        format!("{held}; abort Rollouts mid-update")
     } else {
-        items.join(", ")
+        held
     }
 }
 
@@ -635,7 +622,7 @@ fn enforcing_condition(
             format!(
                 "dry run: stage {} would hold {}",
                 decision.stage_name,
-                would_act_on(valid, decision, outcomes)
+                would_act_on(decision, outcomes)
             ),
         );
     }
@@ -707,7 +694,7 @@ fn transition_event(
             format!(
                 "stage {from} → {to} ({}); dry run, would hold {}",
                 decision.reason,
-                would_act_on(valid, decision, outcomes)
+                would_act_on(decision, outcomes)
             ),
         );
     }
