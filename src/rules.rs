@@ -11,9 +11,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use promql_parser::parser::value::ValueType;
+
 use crate::api::{PrometheusRule, PrometheusRuleSpec, Rule, RuleGroup, Severity};
 use crate::duration::Duration;
-use crate::sli::Sli;
+use crate::sli::{Sli, parse_promql};
 use crate::validate::ValidSlo;
 
 /// Tile size of the `window` group, and its evaluation interval.
@@ -285,11 +287,7 @@ fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str) -> Vec<
         );
         rules.push(Rule {
             alert: Some(NO_TRAFFIC_ALERT.into()),
-            expr: format!(
-                "{} == 0\nor\nabsent_over_time({TOTAL_TILE}{sel}[{}])",
-                latest_tiled(TOTAL_TILE, sel),
-                Duration::from_millis(2 * TILE.as_millis())
-            ),
+            expr: no_traffic(&slo.sli),
             for_: Some(for_.to_string()),
             labels,
             annotations,
@@ -297,6 +295,30 @@ fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str) -> Vec<
         });
     }
     rules
+}
+
+/// The no-traffic alert looks for requests over this range, the shortest recorded window.
+const NO_TRAFFIC_RANGE: Duration = Duration::minutes(5);
+
+/// 1 when the SLI has had no requests over [`NO_TRAFFIC_RANGE`] or has no series at all, else
+/// nothing. It reads the source series, not recorded ones: those do not exist yet when a new
+/// SLO's alerts group runs before its other groups (up to 5 minutes before the first tile), which
+/// would make every new SLO look idle. A raw ratio has no request count: as for its tiles, a
+/// ratio that is a number (not NaN from 0/0) counts as traffic.
+fn no_traffic(sli: &Sli) -> String {
+    let traffic = match sli {
+        Sli::Raw(_) => format!("{} >= 0", as_vector(sli.error_ratio(NO_TRAFFIC_RANGE))),
+        Sli::Events(events) => format!("{} > 0", as_vector(events.total_rate(NO_TRAFFIC_RANGE))),
+    };
+    format!("absent({traffic})")
+}
+
+/// A user expression may be a scalar, which neither a filtering comparison nor `absent` takes.
+fn as_vector(expr: String) -> String {
+    match parse_promql(&expr) {
+        Ok(e) if matches!(e.value_type(), ValueType::Scalar) => format!("vector({expr})"),
+        _ => expr,
+    }
 }
 
 /// The PrometheusRule for an SLO: same name and namespace, our managed-by label plus the labels
@@ -356,6 +378,34 @@ mod tests {
             "sum(rate(t_total[5m14s999ms]))"
         );
         assert_eq!(groups[1].interval.as_deref(), Some("5m"));
+    }
+
+    #[test]
+    fn no_traffic_reads_the_source_series() {
+        let expr = |spec: &str| {
+            let groups = rule_groups(&valid(spec), &Settings::default());
+            let alert = groups[2]
+                .rules
+                .iter()
+                .find(|r| r.alert.as_deref() == Some(NO_TRAFFIC_ALERT))
+                .unwrap();
+            alert.expr.clone()
+        };
+        assert_eq!(
+            expr("{objective: 99.9, window: 30d, indicator: {ratio: {good: g_total, total: t_total}}}"),
+            "absent(sum(rate(t_total[5m])) > 0)"
+        );
+        assert_eq!(
+            expr(
+                "{objective: 99, window: 7d, indicator: {raw: {errorRatio: 'sum(rate(e[$window])) / sum(rate(t[$window]))'}}}"
+            ),
+            "absent((sum(rate(e[5m])) / sum(rate(t[5m]))) >= 0)"
+        );
+        let scalar = expr(
+            "{objective: 99, window: 7d, indicator: {ratio: {errors: e_total, total: 'scalar(sum(rate(t_total[$window])))'}}}",
+        );
+        assert_eq!(scalar, "absent(vector((scalar(sum(rate(t_total[5m]))))) > 0)");
+        parse_promql(&scalar).unwrap();
     }
 
     #[test]

@@ -31,8 +31,8 @@ const MAX_WINDOW: Duration = Duration::days(365);
 /// The smallest alert window: rates need a few scrapes inside the range.
 const MIN_ALERT_WINDOW: Duration = Duration::minutes(1);
 const DEFAULT_NO_TRAFFIC_FOR: Duration = Duration::minutes(10);
-/// The request rate behind the no-traffic alert is recorded every 5 minutes and read over two
-/// tiles; a shorter `for` would fire on every new SLO before its first tile is recorded.
+/// The no-traffic alert watches 5-minute request rates; a shorter `for` would ticket the ordinary
+/// lulls of a quiet service.
 const MIN_NO_TRAFFIC_FOR: Duration = Duration::minutes(10);
 
 /// A spec that passed every check, with its inputs parsed.
@@ -119,7 +119,7 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
                 Duration::parse(f).and_then(|d| {
                     if d < MIN_NO_TRAFFIC_FOR {
                         Err(format!(
-                            "must be at least {MIN_NO_TRAFFIC_FOR}: the request rate it watches is recorded every 5m"
+                            "must be at least {MIN_NO_TRAFFIC_FOR}: it watches 5-minute request rates, and shorter would ticket the ordinary lulls of a quiet service"
                         ))
                     } else {
                         Ok(d)
@@ -413,7 +413,9 @@ mod tests {
         let p = problems(&format!("{GOOD}alerting:\n  noTraffic: {{for: 30s}}\n"));
         assert_eq!(
             p,
-            ["spec.alerting.noTraffic.for: must be at least 10m: the request rate it watches is recorded every 5m"]
+            [
+                "spec.alerting.noTraffic.for: must be at least 10m: it watches 5-minute request rates, and shorter would ticket the ordinary lulls of a quiet service"
+            ]
         );
         assert!(problems(&format!("{GOOD}alerting:\n  noTraffic: {{for: 15m}}\n")).is_empty());
         assert!(

@@ -16,7 +16,8 @@
 //!   as the cadence is uniform; setting `evaluation_interval: 5m` reproduces the production
 //!   cadence exactly (and makes multi-day scenarios fast).
 //! - Without `group_eval_order` promtool evaluates groups in random order, so an alert could read
-//!   recording rules of the previous step; every scenario lists its groups sli, window, alerts.
+//!   recording rules of the previous step; every scenario lists its groups sli, window, alerts
+//!   (except `new-slo-with-traffic`, which runs the alerts groups first on purpose).
 //! - `exp_alerts` compares annotations too: an alert listed without `exp_annotations` only
 //!   matches an alert that has none. Every generated alert has a summary and a description, so
 //!   firing alerts are listed with their full rendered annotations.
@@ -192,4 +193,5 @@ scenarios! {
     equivalent_indicators => "equivalent-indicators",
     budget_remaining => "budget-remaining",
     same_name => "same-name",
+    new_slo_with_traffic => "new-slo-with-traffic",
 }
