@@ -11,7 +11,7 @@ use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, Pat
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
-use slo_warden::api::{ErrorBudgetOverride, ErrorBudgetPolicy, OverrideState};
+use slo_warden::api::{BudgetState, ErrorBudgetOverride, ErrorBudgetPolicy, OverrideState};
 
 use super::support::{self, Ctx, K8S, Options, metric_lines, metric_sum_where};
 use super::{create, fast_spec, wait_ready};
@@ -561,7 +561,8 @@ fn missing_data_holds_the_freeze() {
     });
 }
 
-/// `dryRun: true` reports the stage and what it would hold, and patches nothing.
+/// `dryRun: true` reports the stage and what it would hold, and patches nothing; the SLO's
+/// budget shows in its status, and a spent budget nothing enforces is flagged.
 #[test]
 #[ignore = "needs a cluster and Prometheus: make e2e"]
 fn dry_run_patches_nothing() {
@@ -596,6 +597,38 @@ fn dry_run_patches_nothing() {
         assert!(!ns.labels().contains_key(FROZEN));
         assert!(!events(ctx, "checkout", "DryRun").await.is_empty());
         assert!(events(ctx, "web", "Freeze").await.is_empty());
+
+        // kubectl get slo: the burn shows at once, the spent budget once the 5-minute tiles
+        // have been recorded; a spent budget that nothing enforces is flagged in the metrics.
+        let burning = ctx
+            .eventually("SLO status.budget Burning or Exhausted", K8S, async || {
+                let slo = ctx.slos().get("checkout").await.map_err(|e| e.to_string())?;
+                match slo.status.and_then(|s| s.budget) {
+                    Some(b) if matches!(b.state, BudgetState::Burning | BudgetState::Exhausted) => Ok(b),
+                    other => Err(format!("{other:?}")),
+                }
+            })
+            .await;
+        assert!(burning.burn_rates["1m"] > 10.0, "{burning:?}");
+        let spent = ctx
+            .eventually("SLO status.budget Exhausted", Duration::from_secs(420), async || {
+                let slo = ctx.slos().get("checkout").await.map_err(|e| e.to_string())?;
+                match slo.status.and_then(|s| s.budget) {
+                    Some(b) if b.state == BudgetState::Exhausted => Ok(b),
+                    other => Err(format!("{other:?}")),
+                }
+            })
+            .await;
+        assert!(spent.remaining.is_some_and(|r| r <= 0.0), "{spent:?}");
+        assert!(spent.burn_rates.contains_key("1d"), "{spent:?}");
+        ctx.eventually("slo_warden_budget_exhausted_unenforced", K8S, async || {
+            let m = ctx.operator_metrics();
+            match metric_sum_where(&m, "slo_warden_budget_exhausted_unenforced", &[("slo", "checkout")]) {
+                1.0 => Ok(()),
+                _ => Err(metric_lines(&m, "slo_warden_budget_exhausted_unenforced")),
+            }
+        })
+        .await;
     });
 }
 
