@@ -323,6 +323,27 @@ async fn mark_ready_when_listable(probes: Vec<Probe>, ready: Arc<AtomicBool>, sh
     }
 }
 
+/// Publishes an Event about `reference`; a failure is logged, never fatal to a reconcile.
+pub async fn publish(
+    recorder: &Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: kube::runtime::events::EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = kube::runtime::events::Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, reference).await {
+        tracing::warn!(error = %e, "cannot publish event");
+    }
+}
+
 async fn cancel_on_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]

@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, finalizer};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -235,8 +235,16 @@ async fn overrides(policy: &ErrorBudgetPolicy, valid: &ValidPolicy, now: Timesta
         };
         if news {
             let note = format!("ErrorBudgetOverride {}: {}", o.name_any(), e.message);
-            publish(ctx, &o.object_ref(&()), type_, reason, "Override", note.clone()).await;
-            publish(ctx, &policy.object_ref(&()), type_, reason, "Override", note).await;
+            super::publish(
+                &ctx.recorder,
+                &o.object_ref(&()),
+                type_,
+                reason,
+                "Override",
+                note.clone(),
+            )
+            .await;
+            super::publish(&ctx.recorder, &policy.object_ref(&()), type_, reason, "Override", note).await;
         }
     }
     Ok(out)
@@ -272,8 +280,8 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
             set_condition(&mut status, &previous, READY, FALSE, reason, &message, generation, now);
             let changed = write_status(policy, &previous, &status, ctx).await?;
             if changed {
-                publish(
-                    ctx,
+                super::publish(
+                    &ctx.recorder,
                     &policy.object_ref(&()),
                     EventType::Warning,
                     reason,
@@ -417,7 +425,7 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
     let policy_ref = policy.object_ref(&());
     if let Some((from, to)) = &decision.transition {
         let (type_, reason, note) = transition_event(&valid, from, to, &decision, &outcomes);
-        publish(ctx, &policy_ref, type_, reason, "Evaluate", note).await;
+        super::publish(&ctx.recorder, &policy_ref, type_, reason, "Evaluate", note).await;
         ctx.metrics.policy_stage.remove(&StageLabels {
             namespace: ns.clone(),
             policy: name.clone(),
@@ -438,8 +446,8 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         .any(|c| c.type_ == DATA_AVAILABLE && c.status == TRUE);
     let first_evaluation = !previous.conditions.iter().any(|c| c.type_ == DATA_AVAILABLE);
     if data == FALSE && (was_available || first_evaluation) {
-        publish(
-            ctx,
+        super::publish(
+            &ctx.recorder,
             &policy_ref,
             EventType::Warning,
             "MissingData",
@@ -731,7 +739,7 @@ async fn report_outcomes(outcomes: &[Outcome], namespace: &str, me: &str, reason
             Change::NotClaimed | Change::Unchanged => continue,
         };
         let reference = object_reference(o, namespace);
-        publish(ctx, &reference, type_, event_reason, o.action.as_str(), note).await;
+        super::publish(&ctx.recorder, &reference, type_, event_reason, o.action.as_str(), note).await;
     }
 }
 
@@ -769,8 +777,8 @@ async fn cleanup(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         return Err(e);
     }
     let released = describe(&outcomes, |o| o.change == Change::Released);
-    publish(
-        ctx,
+    super::publish(
+        &ctx.recorder,
         &policy.object_ref(&()),
         EventType::Normal,
         "Release",
@@ -826,26 +834,6 @@ async fn write_status(
     .map_err(Error::Kube)?;
     ctx.metrics.write(CONTROLLER, "status");
     Ok(true)
-}
-
-pub async fn publish(
-    ctx: &Shared,
-    reference: &ObjectReference,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, reference).await {
-        tracing::warn!(error = %e, "cannot publish event");
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::api::{Patch, PatchParams};
 use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::instrument;
@@ -144,7 +144,15 @@ async fn reconcile_unreadable(invalid: &InvalidObject, ctx: &Context) -> Result<
         uid: invalid.metadata.uid.clone(),
         ..ObjectReference::default()
     };
-    publish(ctx, &reference, EventType::Warning, "InvalidSpec", "Validate", message).await;
+    super::publish(
+        &ctx.recorder,
+        &reference,
+        EventType::Warning,
+        "InvalidSpec",
+        "Validate",
+        message,
+    )
+    .await;
     Ok(Action::await_change())
 }
 
@@ -311,29 +319,17 @@ async fn report_not_ready(
     );
     write_status(slo, &previous, status, ctx).await?;
     if changed {
-        publish(ctx, &slo.object_ref(&()), EventType::Warning, reason, action, message).await;
+        super::publish(
+            &ctx.recorder,
+            &slo.object_ref(&()),
+            EventType::Warning,
+            reason,
+            action,
+            message,
+        )
+        .await;
     }
     Ok(())
-}
-
-async fn publish(
-    ctx: &Context,
-    reference: &ObjectReference,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, reference).await {
-        tracing::warn!(error = %e, "cannot publish event");
-    }
 }
 
 fn api_error(e: kube::Error, what: &str) -> Error {

@@ -268,50 +268,35 @@ mod tests {
         (d, next)
     }
 
+    /// A fresh decision over SLOs `a` and `b`.
+    fn two(p: &ValidPolicy, a: &SloSamples, b: &SloSamples) -> Decision {
+        let views = [
+            SloView {
+                name: "a",
+                samples: Some(a),
+            },
+            SloView {
+                name: "b",
+                samples: Some(b),
+            },
+        ];
+        decide(p, &views, t(0), &Previous::default(), false)
+    }
+
     #[test]
     fn the_last_stage_that_holds_wins_and_any_slo_can_make_it_hold() {
         let p = policy("");
         let healthy = samples(0.9, 1.0, &[]);
         let burning = samples(0.5, 20.0, &[]);
         let spent = samples(-0.12, 20.0, &[]);
-        let d = decide(
-            &p,
-            &[
-                SloView {
-                    name: "a",
-                    samples: Some(&healthy),
-                },
-                SloView {
-                    name: "b",
-                    samples: Some(&burning),
-                },
-            ],
-            t(0),
-            &Previous::default(),
-            false,
-        );
+        let d = two(&p, &healthy, &burning);
         assert_eq!(d.stage_name, "fast-burn");
         assert_eq!(d.reason, "b: burn rate over 1h 20 > 14.4");
         assert_eq!(d.transition, Some(("".into(), "fast-burn".into())));
         assert_eq!(d.enforce, BTreeSet::from([Action::PauseRollouts]));
 
         // The worst SLO wins: exhausted is later in the list than fast-burn.
-        let d = decide(
-            &p,
-            &[
-                SloView {
-                    name: "a",
-                    samples: Some(&spent),
-                },
-                SloView {
-                    name: "b",
-                    samples: Some(&burning),
-                },
-            ],
-            t(0),
-            &Previous::default(),
-            false,
-        );
+        let d = two(&p, &spent, &burning);
         assert_eq!(d.stage_name, "exhausted");
         assert_eq!(d.reason, "a: budget remaining -0.12 < 0");
         assert_eq!(d.enforce.len(), 3);

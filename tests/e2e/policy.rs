@@ -281,6 +281,24 @@ async fn held_objects(ctx: &Ctx) -> String {
     lines.join("\n")
 }
 
+/// The common start: the checkout SLO, Deployment web (`tier=web`), policy checkout with
+/// `spec`, evaluated with data.
+async fn start(ctx: &Ctx, spec: Value) {
+    create(ctx, "checkout", fast_spec(ctx)).await;
+    wait_ready(ctx, "checkout").await;
+    create_deployment(ctx, "web", json!({"tier": "web"}), false).await;
+    create_policy(ctx, "checkout", spec).await;
+    wait_evaluated(ctx, "checkout").await;
+}
+
+/// [`start`], then half of the requests fail until the policy has paused web.
+async fn start_frozen(ctx: &Ctx, spec: Value) {
+    start(ctx, spec).await;
+    ctx.traffic("errors=0.5").unwrap();
+    ctx.log("traffic: errors=0.5");
+    wait_deployment(ctx, "web", true, &["checkout"], BURN).await;
+}
+
 /// Errors raised → the Deployment is paused (a new image makes no ReplicaSet) and the namespace
 /// frozen, a Deployment a person paused is left alone, a restart changes nothing; errors
 /// lowered → released after releaseAfter, one policy at a time, and the new image rolls out;
@@ -527,13 +545,7 @@ fn missing_data_holds_the_freeze() {
         cuttable: true,
     };
     support::run_with("nodata", options, async |ctx| {
-        create(ctx, "checkout", fast_spec(ctx)).await;
-        wait_ready(ctx, "checkout").await;
-        create_deployment(ctx, "web", json!({"tier": "web"}), false).await;
-        create_policy(ctx, "checkout", burn_policy("checkout", &["freezeDeployments"], "10s")).await;
-        wait_evaluated(ctx, "checkout").await;
-        ctx.traffic("errors=0.5").unwrap();
-        wait_deployment(ctx, "web", true, &["checkout"], BURN).await;
+        start_frozen(ctx, burn_policy("checkout", &["freezeDeployments"], "10s")).await;
 
         ctx.prometheus_reachable(false);
         ctx.traffic("errors=0").unwrap();
@@ -567,13 +579,9 @@ fn missing_data_holds_the_freeze() {
 #[ignore = "needs a cluster and Prometheus: make e2e"]
 fn dry_run_patches_nothing() {
     support::run_with("dryrun", with_prometheus(), async |ctx| {
-        create(ctx, "checkout", fast_spec(ctx)).await;
-        wait_ready(ctx, "checkout").await;
-        create_deployment(ctx, "web", json!({"tier": "web"}), false).await;
         let mut spec = burn_policy("checkout", &["freezeDeployments", "freezeNamespace"], "20s");
         spec["dryRun"] = json!(true);
-        create_policy(ctx, "checkout", spec).await;
-        wait_evaluated(ctx, "checkout").await;
+        start(ctx, spec).await;
         ctx.traffic("errors=0.5").unwrap();
         let p = wait_policy(ctx, "checkout", "stage fast-burn in dry run", BURN, |p| {
             stage(p) == "fast-burn"
@@ -638,15 +646,9 @@ fn dry_run_patches_nothing() {
 #[ignore = "needs a cluster and Prometheus: make e2e"]
 fn an_override_lifts_the_freeze_until_it_expires() {
     support::run_with("override", with_prometheus(), async |ctx| {
-        create(ctx, "checkout", fast_spec(ctx)).await;
-        wait_ready(ctx, "checkout").await;
-        create_deployment(ctx, "web", json!({"tier": "web"}), false).await;
         let mut spec = burn_policy("checkout", &["freezeDeployments"], "20s");
         spec["maxOverride"] = json!("1m");
-        create_policy(ctx, "checkout", spec).await;
-        wait_evaluated(ctx, "checkout").await;
-        ctx.traffic("errors=0.5").unwrap();
-        wait_deployment(ctx, "web", true, &["checkout"], BURN).await;
+        start_frozen(ctx, spec).await;
 
         let make = |name: &str, duration: &str, reason: &str| -> ErrorBudgetOverride {
             serde_json::from_value(json!({
@@ -729,18 +731,11 @@ fn an_override_lifts_the_freeze_until_it_expires() {
 #[ignore = "needs a cluster and Prometheus: make e2e"]
 fn a_typo_keeps_the_freeze_and_deleting_the_policy_releases() {
     support::run_with("delete", with_prometheus(), async |ctx| {
-        create(ctx, "checkout", fast_spec(ctx)).await;
-        wait_ready(ctx, "checkout").await;
-        create_deployment(ctx, "web", json!({"tier": "web"}), false).await;
-        create_policy(
+        start_frozen(
             ctx,
-            "checkout",
             burn_policy("checkout", &["freezeDeployments", "freezeNamespace"], "20s"),
         )
         .await;
-        wait_evaluated(ctx, "checkout").await;
-        ctx.traffic("errors=0.5").unwrap();
-        wait_deployment(ctx, "web", true, &["checkout"], BURN).await;
         wait_namespace_frozen(ctx, true, K8S).await;
 
         // A window the SLO does not record, then an SLO that does not exist.
@@ -794,13 +789,7 @@ fn a_typo_keeps_the_freeze_and_deleting_the_policy_releases() {
 #[ignore = "needs a cluster and Prometheus: make e2e"]
 fn deleting_the_slo_releases() {
     support::run_with("slogone", with_prometheus(), async |ctx| {
-        create(ctx, "checkout", fast_spec(ctx)).await;
-        wait_ready(ctx, "checkout").await;
-        create_deployment(ctx, "web", json!({"tier": "web"}), false).await;
-        create_policy(ctx, "checkout", burn_policy("checkout", &["freezeDeployments"], "10s")).await;
-        wait_evaluated(ctx, "checkout").await;
-        ctx.traffic("errors=0.5").unwrap();
-        wait_deployment(ctx, "web", true, &["checkout"], BURN).await;
+        start_frozen(ctx, burn_policy("checkout", &["freezeDeployments"], "10s")).await;
 
         ctx.slos().delete("checkout", &DeleteParams::default()).await.unwrap();
         ctx.log("deleted ServiceLevelObjective checkout (errors go on)");
