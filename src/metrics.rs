@@ -76,6 +76,8 @@ pub struct Metrics {
     pub frozen_objects: Family<KindLabels, Gauge>,
     /// 1 while an SLO's budget is spent and no policy holds anything for it.
     pub budget_exhausted_unenforced: Family<SloLabels, Gauge>,
+    /// 1 while this replica holds the Lease (always, without leader election).
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -110,6 +112,12 @@ impl Default for Metrics {
         let enforcement_actions = Family::<ActionLabels, Counter>::default();
         let frozen_objects = Family::<KindLabels, Gauge>::default();
         let budget_exhausted_unenforced = Family::<SloLabels, Gauge>::default();
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica leads: reconciles, polls Prometheus and enforces",
+            leader.clone(),
+        );
         registry.register(
             "prometheus_queries",
             "Instant queries sent to Prometheus, by result",
@@ -158,6 +166,7 @@ impl Default for Metrics {
             enforcement_actions,
             frozen_objects,
             budget_exhausted_unenforced,
+            leader,
         }
     }
 }

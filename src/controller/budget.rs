@@ -34,11 +34,13 @@ pub enum Reading {
 }
 
 /// The watch caches of one watched scope (a namespace, or the whole cluster).
+#[derive(Clone)]
 pub struct Scope {
     pub slos: Store<DeserializeGuard<ServiceLevelObjective>>,
     pub overrides: Store<ErrorBudgetOverride>,
 }
 
+#[derive(Clone)]
 pub struct Stores(pub Vec<Scope>);
 
 impl Stores {

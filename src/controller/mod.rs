@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod budget;
+pub mod leader;
 pub mod policy;
 pub mod slo;
 
@@ -42,6 +43,8 @@ pub struct Args {
     pub scrape_interval: crate::duration::Duration,
     #[command(flatten)]
     pub prometheus: crate::budget::PrometheusArgs,
+    #[command(flatten)]
+    pub leader: leader::LeaderArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -134,26 +137,18 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         args.namespaces.into_iter().map(Some).collect()
     };
-    fn api<K>(client: &Client, scope: &Option<String>) -> Api<K>
-    where
-        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
-        <K as kube::Resource>::DynamicType: Default,
-    {
-        match scope {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
 
-    // Watch caches the policies read: SLOs and overrides.
+    // Every replica keeps the watch caches the policies read (SLOs and overrides) warm, so a
+    // new leader starts from a full picture, and answers /readyz.
     let mut stores = Vec::new();
     let mut tasks = Vec::new();
+    let mut probes = Vec::new();
     for scope in &scopes {
         let (slo_store, writer) = reflector::store();
         let slo_watch = reflector::reflector(
             writer,
             watcher(
-                api::<DeserializeGuard<ServiceLevelObjective>>(&client, scope),
+                scoped::<DeserializeGuard<ServiceLevelObjective>>(&client, scope),
                 watcher::Config::default().any_semantic(),
             ),
         )
@@ -163,7 +158,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let override_watch = reflector::reflector(
             writer,
             watcher(
-                api::<ErrorBudgetOverride>(&client, scope),
+                scoped::<ErrorBudgetOverride>(&client, scope),
                 watcher::Config::default().any_semantic(),
             ),
         )
@@ -183,15 +178,10 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             slos: slo_store,
             overrides: override_store,
         });
+        probes.push((scoped(&client, scope), scoped(&client, scope), scoped(&client, scope)));
     }
-    let poll_interval = std::time::Duration::from_millis(args.prometheus.poll_interval.as_millis());
-    let shared = Arc::new(budget::Shared::new(
-        client.clone(),
-        recorder,
-        metrics,
-        poll_interval,
-        budget::Stores(stores),
-    ));
+    let stores = budget::Stores(stores);
+    tokio::spawn(mark_ready_when_listable(probes, health.ready.clone(), shutdown.clone()));
     match &poller {
         Some(_) => tracing::info!(
             prometheus = args.prometheus.prometheus_url.as_deref().unwrap_or_default(),
@@ -202,57 +192,149 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "no --prometheus-url: generating rules only; ErrorBudgetPolicies cannot read budgets and keep what they hold"
         ),
     }
-    let (trigger, triggered) = tokio::sync::watch::channel(0u64);
-    tokio::spawn(budget::poll_loop(poller, shared.clone(), trigger, shutdown.clone()));
+    let term_settings = Term {
+        client: client.clone(),
+        scopes,
+        ctx,
+        stores,
+        poller,
+        recorder,
+        metrics: metrics.clone(),
+        poll_interval: std::time::Duration::from_millis(args.prometheus.poll_interval.as_millis()),
+    };
 
-    let mut controllers = Vec::new();
-    let mut probes = Vec::new();
-    for scope in &scopes {
-        let slos: Api<DeserializeGuard<ServiceLevelObjective>> = api(&client, scope);
-        let rules: Api<PrometheusRule> = api(&client, scope);
-        let policies: Api<ErrorBudgetPolicy> = api(&client, scope);
-        probes.push((slos.clone(), rules.clone(), policies.clone()));
-        let controller = Controller::new(slos, watcher::Config::default().any_semantic())
-            .owns(
-                rules,
-                watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")),
-            )
-            .graceful_shutdown_on(shutdown.clone().cancelled_owned());
-        controllers.push(
-            controller
-                .run(slo::reconcile, slo::error_policy, ctx.clone())
-                .for_each(log_result)
-                .boxed_local(),
-        );
-        let policy_controller = Controller::new(policies, watcher::Config::default().any_semantic())
-            .watches(
-                api::<ErrorBudgetOverride>(&client, scope),
-                watcher::Config::default(),
-                |o: ErrorBudgetOverride| {
-                    let ns = o.namespace()?;
-                    Some(ObjectRef::<ErrorBudgetPolicy>::new(&o.spec.policy).within(&ns))
-                },
-            )
-            .reconcile_all_on(budget::triggers(triggered.clone()))
-            .graceful_shutdown_on(shutdown.clone().cancelled_owned());
-        controllers.push(
-            policy_controller
-                .run(policy::reconcile, policy::error_policy, shared.clone())
-                .for_each(log_result)
-                .boxed_local(),
-        );
-    }
-    tokio::spawn(mark_ready_when_listable(probes, health.ready.clone(), shutdown.clone()));
-
+    let (mut leading, lease) = leader::leadership(&args.leader, &client).await?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "slo-warden controller started");
-    futures::future::join_all(controllers).await;
+    let mut failed = None;
+    'terms: while !shutdown.is_cancelled() {
+        // Wait for the Lease (at once without leader election).
+        while !*leading.borrow_and_update() {
+            tokio::select! {
+                changed = leading.changed() => if changed.is_err() {
+                    failed = Some("leader election stopped");
+                    break 'terms;
+                },
+                _ = shutdown.cancelled() => break 'terms,
+            }
+        }
+        tracing::info!("leading: reconciling, polling and enforcing");
+        metrics.leader.set(1);
+        let term = shutdown.child_token();
+        let work = term_settings.lead(term.clone());
+        tokio::pin!(work);
+        let lost = loop {
+            tokio::select! {
+                _ = &mut work => break false,
+                changed = leading.changed() => if changed.is_err() || !*leading.borrow_and_update() {
+                    break true;
+                },
+            }
+        };
+        if lost {
+            // Stop before anyone else can start: the Lease outlives us by its duration.
+            tracing::warn!("lost the Lease: stopping reconcilers and the poller");
+            term.cancel();
+            work.await;
+        }
+        metrics.leader.set(0);
+    }
     shutdown.cancel();
+    // Our writes have stopped: hand the Lease over.
+    drop(leading);
+    if let Some(lease) = lease {
+        let _ = lease.await;
+    }
     for t in tasks {
         let _ = t.await;
     }
     server.await??;
+    if let Some(why) = failed {
+        return Err(why.into());
+    }
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// An API of one watched scope: a namespace, or all of them.
+fn scoped<K>(client: &Client, scope: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    match scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// What a leadership term runs: the SLO and policy reconcilers and the poll loop.
+struct Term {
+    client: Client,
+    scopes: Vec<Option<String>>,
+    ctx: Arc<Context>,
+    stores: budget::Stores,
+    poller: Option<crate::budget::Poller>,
+    recorder: Recorder,
+    metrics: Metrics,
+    poll_interval: std::time::Duration,
+}
+
+impl Term {
+    /// Runs until `term` is cancelled. Every term starts from the cluster: nothing it decides
+    /// depends on what an earlier term (or another replica) kept in memory.
+    async fn lead(&self, term: CancellationToken) {
+        let shared = Arc::new(budget::Shared::new(
+            self.client.clone(),
+            self.recorder.clone(),
+            self.metrics.clone(),
+            self.poll_interval,
+            self.stores.clone(),
+        ));
+        let (trigger, triggered) = tokio::sync::watch::channel(0u64);
+        let poll = tokio::spawn(budget::poll_loop(
+            self.poller.clone(),
+            shared.clone(),
+            trigger,
+            term.clone(),
+        ));
+        let mut controllers = Vec::new();
+        for scope in &self.scopes {
+            let slos: Api<DeserializeGuard<ServiceLevelObjective>> = scoped(&self.client, scope);
+            let controller = Controller::new(slos, watcher::Config::default().any_semantic())
+                .owns(
+                    scoped::<PrometheusRule>(&self.client, scope),
+                    watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")),
+                )
+                .graceful_shutdown_on(term.clone().cancelled_owned());
+            controllers.push(
+                controller
+                    .run(slo::reconcile, slo::error_policy, self.ctx.clone())
+                    .for_each(log_result)
+                    .boxed_local(),
+            );
+            let policies: Api<ErrorBudgetPolicy> = scoped(&self.client, scope);
+            let policy_controller = Controller::new(policies, watcher::Config::default().any_semantic())
+                .watches(
+                    scoped::<ErrorBudgetOverride>(&self.client, scope),
+                    watcher::Config::default(),
+                    |o: ErrorBudgetOverride| {
+                        let ns = o.namespace()?;
+                        Some(ObjectRef::<ErrorBudgetPolicy>::new(&o.spec.policy).within(&ns))
+                    },
+                )
+                .reconcile_all_on(budget::triggers(triggered.clone()))
+                .graceful_shutdown_on(term.clone().cancelled_owned());
+            controllers.push(
+                policy_controller
+                    .run(policy::reconcile, policy::error_policy, shared.clone())
+                    .for_each(log_result)
+                    .boxed_local(),
+            );
+        }
+        futures::future::join_all(controllers).await;
+        term.cancel();
+        let _ = poll.await;
+    }
 }
 
 async fn log_result<K: std::fmt::Display, E: std::fmt::Display>(

@@ -25,7 +25,7 @@ const FROZEN: &str = "slo.warden.dev/frozen";
 fn with_prometheus() -> Options {
     Options {
         prometheus: true,
-        cuttable: false,
+        ..Options::default()
     }
 }
 
@@ -543,6 +543,7 @@ fn missing_data_holds_the_freeze() {
     let options = Options {
         prometheus: true,
         cuttable: true,
+        ..Options::default()
     };
     support::run_with("nodata", options, async |ctx| {
         start_frozen(ctx, burn_policy("checkout", &["freezeDeployments"], "10s")).await;
@@ -1043,5 +1044,81 @@ fn a_canary_is_aborted_back_to_stable() {
         wait_rollout(ctx, "steady", "unpaused", K8S, |s| !s.paused).await;
         let s = rollout_state(ctx, "canary").await.unwrap();
         assert!(s.aborted, "a release must not retry an aborted update: {s:?}");
+    });
+}
+
+/// Two replicas: exactly one reconciles and enforces; killed, the other takes over within the
+/// lease duration (15 s) and changes nothing (no release, no re-apply), then enforces.
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn one_replica_leads_and_the_other_takes_over() {
+    let options = Options {
+        prometheus: true,
+        leader_elect: true,
+        ..Options::default()
+    };
+    support::run_with("leader", options, async |ctx| {
+        let leads = |m: &str| metric_sum_where(m, "slo_warden_leader", &[]);
+        ctx.eventually("the first operator to lead", K8S, async || {
+            match leads(&ctx.operator_metrics()) {
+                1.0 => Ok(()),
+                n => Err(format!("slo_warden_leader {n}")),
+            }
+        })
+        .await;
+        let standby = ctx.start_standby().await;
+        start_frozen(ctx, burn_policy("checkout", &["freezeDeployments"], "20s")).await;
+        let m = standby.metrics().unwrap();
+        assert_eq!(leads(&m), 0.0, "two leaders");
+        assert_eq!(
+            metric_sum_where(&m, "slo_warden_reconciliations_total", &[]),
+            0.0,
+            "the standby reconciled:\n{}",
+            metric_lines(&m, "slo_warden_reconciliations_total")
+        );
+        assert_eq!(metric_sum_where(&m, "slo_warden_api_writes_total", &[]), 0.0);
+
+        let steady = held_objects(ctx).await;
+        ctx.kill_operator();
+        let killed = Instant::now();
+        let mut paused_throughout = true;
+        ctx.eventually("the standby to take over", Duration::from_secs(30), async || {
+            paused_throughout &= paused(&deployment(ctx, "web").await?);
+            match leads(&standby.metrics()?) {
+                1.0 => Ok(()),
+                n => Err(format!("slo_warden_leader {n}")),
+            }
+        })
+        .await;
+        let takeover = killed.elapsed();
+        ctx.log(format!("failover: {:.1}s (lease duration 15s)", takeover.as_secs_f64()));
+        assert!(takeover <= Duration::from_secs(20), "failover took {takeover:?}");
+        ctx.eventually("the new leader to evaluate the policy after a poll", K8S, async || {
+            let m = standby.metrics()?;
+            let n = metric_sum_where(&m, "slo_warden_reconciliations_total", &[("controller", "policy")]);
+            if n >= 2.0 {
+                Ok(())
+            } else {
+                Err(format!("{n} policy reconciliations"))
+            }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(paused_throughout, "the freeze was lifted during the failover");
+        assert_eq!(held_objects(ctx).await, steady, "the failover changed objects");
+        let m = standby.metrics().unwrap();
+        assert_eq!(
+            metric_sum_where(&m, "slo_warden_api_writes_total", &[("controller", "policy")]),
+            0.0,
+            "{}",
+            metric_lines(&m, "slo_warden_api_writes_total")
+        );
+
+        // The new leader enforces: recovery releases.
+        ctx.traffic("errors=0").unwrap();
+        wait_deployment(ctx, "web", false, &[], BURN).await;
+        // A process that can take the Lease back for the clean-up once the standby stops.
+        ctx.start_operator().await;
+        drop(standby);
     });
 }

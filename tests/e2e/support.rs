@@ -268,6 +268,17 @@ impl Operator {
         format!("http://{}{path}", self.addr)
     }
 
+    /// SIGKILL: dies without releasing anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `/metrics` of this process.
+    pub fn metrics(&self) -> Result<String, String> {
+        http_ok("GET", &self.url("/metrics"))
+    }
+
     /// `None` while running, else how it ended.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
@@ -449,8 +460,10 @@ fn log_root() -> PathBuf {
 pub struct Options {
     /// Read budgets from the cluster's Prometheus every [`POLICY_POLL`].
     pub prometheus: bool,
-    /// ... through a proxy the test can cut ([`Ctx::prometheus_down`]).
+    /// ... through a proxy the test can cut ([`Ctx::prometheus_reachable`]).
     pub cuttable: bool,
+    /// `--leader-elect` on a Lease in the test's namespace (for [`Ctx::start_standby`]).
+    pub leader_elect: bool,
 }
 
 /// The operator's poll interval in policy tests.
@@ -508,6 +521,9 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
                 "--prometheus-timeout".into(),
                 "2s".into(),
             ];
+        }
+        if options.leader_elect {
+            operator_args.extend(["--leader-elect".into(), "--leader-elect-namespace".into(), ns.clone()]);
         }
         let ctx = Ctx {
             tag: tag.to_string(),
@@ -652,6 +668,30 @@ impl Ctx {
         } else {
             "Prometheus cut off"
         });
+    }
+
+    /// A second operator process with the same flags (its own log), ready.
+    pub async fn start_standby(&self) -> Operator {
+        let op = Operator::start(&self.ns, &self.dir.join("operator-2.log"), &self.operator_args);
+        self.log(format!("second operator started (pid {}, {})", op.child.id(), op.addr));
+        let ready = op.url("/readyz");
+        self.eventually("second operator /readyz", K8S, async || {
+            http_ok("GET", &ready).map(drop)
+        })
+        .await;
+        op
+    }
+
+    /// Kills the operator (SIGKILL).
+    pub fn kill_operator(&self) {
+        let mut op = self
+            .operator
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the operator is not running");
+        op.kill();
+        self.log("operator killed (SIGKILL)");
     }
 
     /// Stops the operator; returns its exit status.
