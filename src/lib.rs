@@ -1,5 +1,6 @@
 //! slo-warden: ServiceLevelObjectives in, burn-rate rules out, error budgets enforced.
 
+pub mod admission;
 pub mod api;
 pub mod break_glass;
 pub mod budget;

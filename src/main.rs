@@ -45,7 +45,7 @@ enum Command {
     /// Lift an ErrorBudgetPolicy for a while: creates an ErrorBudgetOverride (break-glass).
     Override(break_glass::Args),
     /// Run the controller.
-    Run(controller::Args),
+    Run(Box<controller::Args>),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -173,6 +173,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run(args) => controller::main(args),
+        Command::Run(args) => controller::main(*args),
     }
 }

@@ -56,6 +56,12 @@ pub struct SloLabels {
     pub slo: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    pub webhook: &'static str,
+    pub result: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Arc<Registry>,
@@ -78,6 +84,8 @@ pub struct Metrics {
     pub budget_exhausted_unenforced: Family<SloLabels, Gauge>,
     /// 1 while this replica holds the Lease (always, without leader election).
     pub leader: Gauge,
+    /// Admission reviews answered, by webhook and result.
+    pub admission: Family<AdmissionLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -113,6 +121,12 @@ impl Default for Metrics {
         let frozen_objects = Family::<KindLabels, Gauge>::default();
         let budget_exhausted_unenforced = Family::<SloLabels, Gauge>::default();
         let leader = Gauge::default();
+        let admission = Family::<AdmissionLabels, Counter>::default();
+        registry.register(
+            "admission_reviews",
+            "Admission reviews answered, by webhook and result",
+            admission.clone(),
+        );
         registry.register(
             "leader",
             "1 while this replica leads: reconciles, polls Prometheus and enforces",
@@ -167,6 +181,7 @@ impl Default for Metrics {
             frozen_objects,
             budget_exhausted_unenforced,
             leader,
+            admission,
         }
     }
 }

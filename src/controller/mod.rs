@@ -45,6 +45,8 @@ pub struct Args {
     pub prometheus: crate::budget::PrometheusArgs,
     #[command(flatten)]
     pub leader: leader::LeaderArgs,
+    #[command(flatten)]
+    pub webhook: crate::admission::WebhookArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -182,6 +184,23 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let stores = budget::Stores(stores);
     tokio::spawn(mark_ready_when_listable(probes, health.ready.clone(), shutdown.clone()));
+    // Every replica answers admission reviews.
+    let webhook = match args.webhook.webhook_addr {
+        Some(addr) => {
+            let state = Arc::new(crate::admission::Webhook {
+                client: client.clone(),
+                stores: stores.clone(),
+                metrics: metrics.clone(),
+            });
+            Some(tokio::spawn(crate::admission::serve(
+                args.webhook.clone(),
+                addr,
+                state,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     match &poller {
         Some(_) => tracing::info!(
             prometheus = args.prometheus.prometheus_url.as_deref().unwrap_or_default(),
@@ -246,6 +265,9 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     for t in tasks {
         let _ = t.await;
+    }
+    if let Some(webhook) = webhook {
+        webhook.await??;
     }
     server.await??;
     if let Some(why) = failed {

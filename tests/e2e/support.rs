@@ -440,6 +440,8 @@ pub struct Ctx {
     operator: Mutex<Option<Operator>>,
     operator_args: Vec<String>,
     proxy: Option<Proxy>,
+    /// Where the operator serves its webhook ([`Options::webhook`]).
+    pub webhook: Option<Webhook>,
     started: Instant,
 }
 
@@ -464,6 +466,17 @@ pub struct Options {
     pub cuttable: bool,
     /// `--leader-elect` on a Lease in the test's namespace (for [`Ctx::start_standby`]).
     pub leader_elect: bool,
+    /// Serve the admission webhook on a local port with a fresh self-signed certificate
+    /// ([`Ctx::webhook`]).
+    pub webhook: bool,
+}
+
+/// Where a test's operator serves its admission webhook.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    pub url: String,
+    /// PEM of the self-signed serving certificate (the caBundle).
+    pub ca: String,
 }
 
 /// The operator's poll interval in policy tests.
@@ -522,6 +535,52 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
                 "2s".into(),
             ];
         }
+        let mut webhook = None;
+        if options.webhook {
+            let (cert, key) = (dir.join("webhook.crt"), dir.join("webhook.key"));
+            let out = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-days",
+                    "1",
+                ])
+                .args([
+                    "-subj",
+                    "/CN=slo-warden-e2e-webhook",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "openssl: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let addr = format!("127.0.0.1:{}", free_port());
+            operator_args.extend([
+                "--webhook-addr".into(),
+                addr.clone(),
+                "--webhook-cert-file".into(),
+                cert.display().to_string(),
+                "--webhook-key-file".into(),
+                key.display().to_string(),
+            ]);
+            webhook = Some(Webhook {
+                url: format!("https://{addr}"),
+                ca: fs::read_to_string(&cert).unwrap(),
+            });
+        }
         if options.leader_elect {
             operator_args.extend(["--leader-elect".into(), "--leader-elect-namespace".into(), ns.clone()]);
         }
@@ -535,6 +594,7 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
             operator: Mutex::new(None),
             operator_args,
             proxy,
+            webhook,
             started: Instant::now(),
         };
         ctx.log(format!("namespace {} (logs in {})", ctx.ns, ctx.dir.display()));

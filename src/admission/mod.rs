@@ -1,0 +1,199 @@
+//! The admission webhook, served over HTTPS by the operator itself on every replica (leading
+//! or not): `POST /validate/releases` refuses releases in frozen namespaces
+//! ([`release`]). Its ValidatingWebhookConfiguration selects only namespaces labelled
+//! `slo.warden.dev/frozen=true`, so the rest of the cluster never waits on it.
+
+pub mod release;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as KubeOperation};
+use kube::{Api, Client, ResourceExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ErrorBudgetPolicy, OverrideState};
+use crate::controller::budget::Stores;
+use crate::duration::Duration;
+use crate::metrics::{AdmissionLabels, Metrics};
+use release::{Freeze, Lifted, Operation, Verdict};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct WebhookArgs {
+    /// Serve the admission webhook (HTTPS) on this address, e.g. 0.0.0.0:8443; off when unset.
+    #[arg(long, env = "WEBHOOK_ADDR")]
+    pub webhook_addr: Option<SocketAddr>,
+    /// PEM serving certificate (chain) of the webhook; re-read when it changes.
+    #[arg(long, env = "WEBHOOK_CERT_FILE", default_value = "/tls/tls.crt")]
+    pub webhook_cert_file: PathBuf,
+    /// PEM private key of the webhook's certificate.
+    #[arg(long, env = "WEBHOOK_KEY_FILE", default_value = "/tls/tls.key")]
+    pub webhook_key_file: PathBuf,
+}
+
+pub struct Webhook {
+    pub client: Client,
+    pub stores: Stores,
+    pub metrics: Metrics,
+}
+
+impl Webhook {
+    /// The freeze of the request's namespace, and the active overrides of its policies.
+    async fn freeze(&self, namespace: &str) -> kube::Result<(Option<Freeze>, Vec<Lifted>)> {
+        let ns = Api::<Namespace>::all(self.client.clone()).get(namespace).await?;
+        let Some(freeze) = Freeze::of(namespace, ns.labels(), ns.annotations()) else {
+            return Ok((None, vec![]));
+        };
+        let now = jiff::Timestamp::now();
+        let mut lifted = Vec::new();
+        for holder in &freeze.holders {
+            let Some((policy_ns, policy)) = holder.split_once('/') else {
+                continue;
+            };
+            let overrides: Vec<_> = self
+                .stores
+                .overrides_in(policy_ns)
+                .into_iter()
+                .filter(|o| o.spec.policy == policy)
+                .collect();
+            if overrides.is_empty() {
+                continue;
+            }
+            let api: Api<ErrorBudgetPolicy> = Api::namespaced(self.client.clone(), policy_ns);
+            let max = api
+                .get_opt(policy)
+                .await?
+                .and_then(|p| Duration::parse(&p.spec.max_override).ok());
+            for o in overrides {
+                let (Some(max), Some(created)) = (max, o.metadata.creation_timestamp.as_ref()) else {
+                    continue;
+                };
+                let e = crate::policy::overrides::evaluate(&o.spec, created.0, max, now);
+                if let (OverrideState::Active, Some(until)) = (e.state, e.expires_at) {
+                    lifted.push(Lifted {
+                        policy: holder.clone(),
+                        name: o.name_any(),
+                        reason: o.spec.reason.clone(),
+                        until: until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    });
+                }
+            }
+        }
+        Ok((Some(freeze), lifted))
+    }
+
+    async fn review_release(&self, req: &AdmissionRequest<DynamicObject>) -> Verdict {
+        let operation = match req.operation {
+            KubeOperation::Create => Operation::Create,
+            KubeOperation::Update => Operation::Update,
+            _ => Operation::Other,
+        };
+        let value = |o: &Option<DynamicObject>| o.as_ref().and_then(|o| serde_json::to_value(o).ok());
+        let (object, old) = (value(&req.object), value(&req.old_object));
+        if !release::is_release(operation, object.as_ref(), old.as_ref()) {
+            return Verdict::Allow;
+        }
+        let Some(namespace) = req.namespace.as_deref() else {
+            return Verdict::Allow;
+        };
+        match self.freeze(namespace).await {
+            Ok((freeze, lifted)) => release::review(
+                &req.kind.kind,
+                &req.name,
+                operation,
+                object.as_ref(),
+                old.as_ref(),
+                freeze.as_ref(),
+                &lifted,
+            ),
+            // Like failurePolicy Ignore: an operator that cannot read the freeze never blocks
+            // every deploy; it says so.
+            Err(e) => {
+                tracing::warn!(namespace, error = %e, "cannot read the freeze; letting the release through");
+                Verdict::AllowWithWarning(format!(
+                    "slo-warden could not check whether namespace {namespace} is frozen: {e}"
+                ))
+            }
+        }
+    }
+}
+
+async fn releases(
+    State(webhook): State<Arc<Webhook>>,
+    Json(review): Json<AdmissionReview<DynamicObject>>,
+) -> Json<AdmissionReview<DynamicObject>> {
+    let req: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(e) => return Json(AdmissionResponse::invalid(e.to_string()).into_review()),
+    };
+    let mut response = AdmissionResponse::from(&req);
+    let result = match webhook.review_release(&req).await {
+        Verdict::Allow => "allowed",
+        Verdict::AllowWithWarning(w) => {
+            response.warnings = Some(vec![w]);
+            "allowed_with_warning"
+        }
+        Verdict::Deny(message) => {
+            tracing::info!(namespace = ?req.namespace, kind = %req.kind.kind, name = %req.name, user = ?req.user_info.username, "release refused");
+            response = response.deny(message);
+            "denied"
+        }
+    };
+    webhook
+        .metrics
+        .admission
+        .get_or_create(&AdmissionLabels {
+            webhook: "releases",
+            result,
+        })
+        .inc();
+    Json(response.into_review())
+}
+
+/// Serves the webhook until `shutdown`; the certificate files are re-read every minute, so a
+/// renewed certificate (cert-manager, a rotated Secret) is picked up without a restart.
+pub async fn serve(
+    args: WebhookArgs,
+    addr: SocketAddr,
+    webhook: Arc<Webhook>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let config =
+        axum_server::tls_rustls::RustlsConfig::from_pem_file(&args.webhook_cert_file, &args.webhook_key_file).await?;
+    let reload = config.clone();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                _ = token.cancelled() => return,
+            }
+            if let Err(e) = reload
+                .reload_from_pem_file(&args.webhook_cert_file, &args.webhook_key_file)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot reload the webhook certificate");
+            }
+        }
+    });
+    let app = Router::new()
+        .route("/validate/releases", post(releases))
+        .with_state(webhook);
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+    });
+    tracing::info!(%addr, "serving the admission webhook (HTTPS)");
+    axum_server::bind_rustls(addr, config)
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await
+}
