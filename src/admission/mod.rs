@@ -3,6 +3,7 @@
 //! ([`release`]). Its ValidatingWebhookConfiguration selects only namespaces labelled
 //! `slo.warden.dev/frozen=true`, so the rest of the cluster never waits on it.
 
+pub mod certs;
 pub mod release;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use axum_server::tls_rustls::RustlsConfig;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as KubeOperation};
@@ -35,6 +37,23 @@ pub struct WebhookArgs {
     /// PEM private key of the webhook's certificate.
     #[arg(long, env = "WEBHOOK_KEY_FILE", default_value = "/tls/tls.key")]
     pub webhook_key_file: PathBuf,
+    /// Manage the certificate in this Secret (of POD_NAMESPACE, else the kubeconfig's
+    /// namespace) instead of reading files: a CA and a serving certificate, renewed before
+    /// expiry, its CA patched into --webhook-configuration.
+    #[arg(long, env = "WEBHOOK_CERT_SECRET")]
+    pub webhook_cert_secret: Option<String>,
+    /// Names the managed certificate is for: the webhook Service's DNS names, or an IP
+    /// (repeatable or comma-separated).
+    #[arg(long = "webhook-dns-name", env = "WEBHOOK_DNS_NAMES", value_delimiter = ',')]
+    pub webhook_dns_names: Vec<String>,
+    /// ValidatingWebhookConfigurations whose caBundle the managed certificate's CA goes into
+    /// (repeatable or comma-separated).
+    #[arg(
+        long = "webhook-configuration",
+        env = "WEBHOOK_CONFIGURATIONS",
+        value_delimiter = ','
+    )]
+    pub webhook_configurations: Vec<String>,
 }
 
 pub struct Webhook {
@@ -156,32 +175,118 @@ async fn releases(
     Json(response.into_review())
 }
 
-/// Serves the webhook until `shutdown`; the certificate files are re-read every minute, so a
-/// renewed certificate (cert-manager, a rotated Secret) is picked up without a restart.
+/// How often the managed certificate and the caBundles are checked.
+const CERT_REFRESH: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Reads the certificate files again every minute, so a renewed certificate (cert-manager, a
+/// rotated Secret volume) is picked up without a restart.
+async fn reload_files(config: RustlsConfig, args: WebhookArgs, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        if let Err(e) = config
+            .reload_from_pem_file(&args.webhook_cert_file, &args.webhook_key_file)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot reload the webhook certificate");
+        }
+    }
+}
+
+/// The managed certificate: issued or renewed in the Secret, served from memory, its CA in the
+/// webhook configurations; checked again every [`CERT_REFRESH`].
+async fn manage(
+    config: RustlsConfig,
+    client: Client,
+    args: WebhookArgs,
+    secret: String,
+    namespace: String,
+    shutdown: CancellationToken,
+) {
+    let mut served = None;
+    let mut failures = 0;
+    loop {
+        let wait = match certs::ensure(&client, &namespace, &secret, &args.webhook_dns_names).await {
+            Ok(bundle) => {
+                if served.as_ref() != Some(&bundle.cert) {
+                    match config
+                        .reload_from_pem(bundle.cert.clone().into_bytes(), bundle.key.clone().into_bytes())
+                        .await
+                    {
+                        Ok(()) => served = Some(bundle.cert.clone()),
+                        Err(e) => tracing::warn!(error = %e, "cannot load the webhook certificate"),
+                    }
+                }
+                match certs::patch_ca_bundle(&client, &args.webhook_configurations, &bundle.ca_cert).await {
+                    Ok(()) => {
+                        failures = 0;
+                        CERT_REFRESH
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(error = %e, "cannot set the webhook caBundle");
+                        crate::controller::backoff::delay(failures)
+                    }
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, "cannot issue the webhook certificate");
+                crate::controller::backoff::delay(failures)
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Serves the webhook until `shutdown`.
 pub async fn serve(
     args: WebhookArgs,
     addr: SocketAddr,
     webhook: Arc<Webhook>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let config =
-        axum_server::tls_rustls::RustlsConfig::from_pem_file(&args.webhook_cert_file, &args.webhook_key_file).await?;
-    let reload = config.clone();
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
-                _ = token.cancelled() => return,
-            }
-            if let Err(e) = reload
-                .reload_from_pem_file(&args.webhook_cert_file, &args.webhook_key_file)
-                .await
-            {
-                tracing::warn!(error = %e, "cannot reload the webhook certificate");
-            }
+    let config = match &args.webhook_cert_secret {
+        Some(secret) => {
+            let namespace = std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| webhook.client.default_namespace().to_string());
+            // Serve only once a certificate is there: issue (or read) it first.
+            let bundle = loop {
+                match certs::ensure(&webhook.client, &namespace, secret, &args.webhook_dns_names).await {
+                    Ok(b) => break b,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot issue the webhook certificate yet");
+                        tokio::select! {
+                            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                            _ = shutdown.cancelled() => return Ok(()),
+                        }
+                    }
+                }
+            };
+            let config = RustlsConfig::from_pem(bundle.cert.into_bytes(), bundle.key.into_bytes()).await?;
+            tokio::spawn(manage(
+                config.clone(),
+                webhook.client.clone(),
+                args.clone(),
+                secret.clone(),
+                namespace,
+                shutdown.clone(),
+            ));
+            config
         }
-    });
+        None => {
+            let config = RustlsConfig::from_pem_file(&args.webhook_cert_file, &args.webhook_key_file).await?;
+            tokio::spawn(reload_files(config.clone(), args.clone(), shutdown.clone()));
+            config
+        }
+    };
     let app = Router::new()
         .route("/validate/releases", post(releases))
         .with_state(webhook);

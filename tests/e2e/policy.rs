@@ -1128,13 +1128,14 @@ fn one_replica_leads_and_the_other_takes_over() {
 /// Registers the operator's release webhook for this test's namespace only (while frozen).
 async fn register_release_webhook(ctx: &Ctx) -> String {
     let hook = ctx.webhook.clone().expect("the test runs without a webhook");
-    let name = format!("slo-warden-{}", ctx.ns);
+    let name = hook.configuration.clone();
     let config: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": name},
         "webhooks": [{
             "name": "releases.slo.warden.dev",
-            "clientConfig": {"url": format!("{}/validate/releases", hook.url), "caBundle": base64(hook.ca.as_bytes())},
+            // No caBundle: the operator puts its CA there.
+            "clientConfig": {"url": format!("{}/validate/releases", hook.url)},
             "rules": [
                 {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
                  "resources": ["deployments", "statefulsets", "daemonsets"]},
@@ -1159,24 +1160,18 @@ async fn register_release_webhook(ctx: &Ctx) -> String {
     );
     api.create(&PostParams::default(), &config).await.unwrap();
     ctx.log(format!("ValidatingWebhookConfiguration {name} → {}", hook.url));
-    name
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
+    ctx.eventually("the operator to set the caBundle", K8S, async || {
+        let c = api.get(&name).await.map_err(|e| e.to_string())?;
+        match c.data["webhooks"][0]["clientConfig"]["caBundle"].as_str() {
+            Some(b) if !b.is_empty() => Ok(()),
+            _ => Err("no caBundle yet".to_string()),
         }
-    }
-    out
+    })
+    .await;
+    let secret: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    let tls = secret.get("slo-warden-webhook").await.expect("the certificate Secret");
+    assert_eq!(tls.type_.as_deref(), Some("kubernetes.io/tls"));
+    name
 }
 
 /// In a frozen namespace a new image is refused with a message that says why and how to get

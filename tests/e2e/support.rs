@@ -240,6 +240,8 @@ impl Operator {
                 std::env::var("E2E_OPERATOR_LOG").unwrap_or_else(|_| "info,slo_warden=debug,kube=warn".into()),
             )
             .env("NO_COLOR", "1")
+            // Its own namespace, as in a pod: the webhook's certificate Secret goes there.
+            .env("POD_NAMESPACE", namespace)
             .env_remove("HTTP_ADDR")
             .env_remove("WATCH_NAMESPACES")
             .args(extra)
@@ -466,7 +468,7 @@ pub struct Options {
     pub cuttable: bool,
     /// `--leader-elect` on a Lease in the test's namespace (for [`Ctx::start_standby`]).
     pub leader_elect: bool,
-    /// Serve the admission webhook on a local port with a fresh self-signed certificate
+    /// Serve the admission webhook on a local port with a certificate the operator issues
     /// ([`Ctx::webhook`]).
     pub webhook: bool,
 }
@@ -475,8 +477,8 @@ pub struct Options {
 #[derive(Clone, Debug)]
 pub struct Webhook {
     pub url: String,
-    /// PEM of the self-signed serving certificate (the caBundle).
-    pub ca: String,
+    /// The ValidatingWebhookConfiguration whose caBundle the operator sets.
+    pub configuration: String,
 }
 
 /// The operator's poll interval in policy tests.
@@ -537,48 +539,22 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
         }
         let mut webhook = None;
         if options.webhook {
-            let (cert, key) = (dir.join("webhook.crt"), dir.join("webhook.key"));
-            let out = Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-nodes",
-                    "-days",
-                    "1",
-                ])
-                .args([
-                    "-subj",
-                    "/CN=slo-warden-e2e-webhook",
-                    "-addext",
-                    "subjectAltName=IP:127.0.0.1",
-                ])
-                .arg("-keyout")
-                .arg(&key)
-                .arg("-out")
-                .arg(&cert)
-                .output()
-                .expect("openssl");
-            assert!(
-                out.status.success(),
-                "openssl: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            // The operator issues its own certificate into a Secret and patches the caBundle
+            // of the test's webhook configuration (the chart's default).
             let addr = format!("127.0.0.1:{}", free_port());
             operator_args.extend([
                 "--webhook-addr".into(),
                 addr.clone(),
-                "--webhook-cert-file".into(),
-                cert.display().to_string(),
-                "--webhook-key-file".into(),
-                key.display().to_string(),
+                "--webhook-cert-secret".into(),
+                "slo-warden-webhook".into(),
+                "--webhook-dns-name".into(),
+                "127.0.0.1".into(),
+                "--webhook-configuration".into(),
+                format!("slo-warden-{ns}"),
             ]);
             webhook = Some(Webhook {
                 url: format!("https://{addr}"),
-                ca: fs::read_to_string(&cert).unwrap(),
+                configuration: format!("slo-warden-{ns}"),
             });
         }
         if options.leader_elect {
