@@ -5,7 +5,7 @@ use std::io::Read;
 
 use serde::Deserialize;
 
-use crate::api::ServiceLevelObjective;
+use crate::api::ErrorBudgetPolicy;
 use crate::validate::{self, Problem, ValidSlo};
 
 /// One problem in one input, printed as `file: document N (ns/name): field: message`.
@@ -29,6 +29,8 @@ impl std::fmt::Display for Located {
 
 pub struct Loaded {
     pub valid: Vec<ValidSlo>,
+    /// ErrorBudgetPolicies that passed every check.
+    pub policies: usize,
     pub problems: Vec<Located>,
 }
 
@@ -42,8 +44,8 @@ pub fn read_input(path: &str) -> std::io::Result<String> {
     }
 }
 
-/// Parses and validates every ServiceLevelObjective document of `text`; documents of other
-/// kinds (a policy, a Deployment) are skipped, so whole manifests can be passed in.
+/// Parses and validates every ServiceLevelObjective and ErrorBudgetPolicy document of `text`;
+/// documents of other kinds (a Deployment) are skipped, so whole manifests can be passed in.
 pub fn load(file: &str, text: &str, out: &mut Loaded) -> usize {
     let mut found = 0;
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
@@ -66,7 +68,12 @@ pub fn load(file: &str, text: &str, out: &mut Loaded) -> usize {
                 break;
             }
         };
-        if value.get("kind").and_then(|k| k.as_str()) != Some("ServiceLevelObjective") {
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default()
+            .to_string();
+        if kind != "ServiceLevelObjective" && kind != "ErrorBudgetPolicy" {
             continue;
         }
         found += 1;
@@ -84,8 +91,33 @@ pub fn load(file: &str, text: &str, out: &mut Loaded) -> usize {
             continue;
         }
         let mut unknown = Vec::new();
-        let parsed: Result<ServiceLevelObjective, _> =
-            serde_ignored::deserialize(value, |path| unknown.push(path.to_string()));
+        let problems = if kind == "ServiceLevelObjective" {
+            match serde_ignored::deserialize(value, |path| unknown.push(path.to_string())) {
+                Ok(slo) => match validate::validate(&slo) {
+                    Ok(v) => {
+                        if unknown.iter().all(|p| !p.starts_with("spec")) {
+                            out.valid.push(v);
+                        }
+                        vec![]
+                    }
+                    Err(problems) => problems,
+                },
+                Err(e) => vec![parse_problem(e)],
+            }
+        } else {
+            match serde_ignored::deserialize::<_, _, ErrorBudgetPolicy>(value, |path| unknown.push(path.to_string())) {
+                Ok(policy) => match crate::policy::validate(&policy.spec) {
+                    Ok(_) => {
+                        if unknown.iter().all(|p| !p.starts_with("spec")) {
+                            out.policies += 1;
+                        }
+                        vec![]
+                    }
+                    Err(problems) => problems,
+                },
+                Err(e) => vec![parse_problem(e)],
+            }
+        };
         for path in unknown.iter().filter(|p| p.starts_with("spec")) {
             out.problems.push(at(
                 object.clone(),
@@ -93,18 +125,17 @@ pub fn load(file: &str, text: &str, out: &mut Loaded) -> usize {
                 "is not a known field; check its spelling against the API reference".into(),
             ));
         }
-        match parsed {
-            Ok(slo) => match validate::validate(&slo) {
-                Ok(v) if unknown.iter().all(|p| !p.starts_with("spec")) => out.valid.push(v),
-                Ok(_) => {}
-                Err(problems) => out
-                    .problems
-                    .extend(problems.into_iter().map(|p| at(object.clone(), &p.field, p.message))),
-            },
-            Err(e) => out.problems.push(at(object, "spec", e.to_string())),
-        }
+        out.problems
+            .extend(problems.into_iter().map(|p| at(object.clone(), &p.field, p.message)));
     }
     found
+}
+
+fn parse_problem(e: serde_yaml::Error) -> Problem {
+    Problem {
+        field: "spec".into(),
+        message: e.to_string(),
+    }
 }
 
 fn object_name(value: &serde_yaml::Value) -> Option<String> {
@@ -123,6 +154,7 @@ mod tests {
     fn run(text: &str) -> Loaded {
         let mut out = Loaded {
             valid: vec![],
+            policies: 0,
             problems: vec![],
         };
         load("f.yaml", text, &mut out);
@@ -139,6 +171,20 @@ mod tests {
             out.problems[0].to_string(),
             "f.yaml: document 2 (n/a): spec.objective: must be below 100 (100% leaves no error budget); use e.g. 99.9"
         );
+    }
+
+    #[test]
+    fn policies_are_checked_too() {
+        let out = run(
+            "apiVersion: slo.warden.dev/v1alpha1\nkind: ErrorBudgetPolicy\nmetadata: {name: p, namespace: n}\nspec:\n  slos: {names: [a]}\n  releaseAfter: soon\n  stages: [{name: s, when: [{burnRate: {window: 1h, above: 14.4}}], actions: [pauseRollouts]}]\n---\napiVersion: slo.warden.dev/v1alpha1\nkind: ErrorBudgetPolicy\nmetadata: {name: q}\nspec:\n  slos: {names: [a]}\n  stages: [{name: s, when: [{budgetRemaining: {below: 0}}]}]\n",
+        );
+        assert_eq!(
+            out.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "f.yaml: document 1 (n/p): spec.releaseAfter: \"soon\" is not a Prometheus duration (use e.g. 5m, 1h30m, 30d)"
+            ]
+        );
+        assert_eq!(out.policies, 1);
     }
 
     #[test]

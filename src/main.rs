@@ -32,7 +32,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<String>,
     },
-    /// Check ServiceLevelObjective files; prints one line per problem and exits non-zero if any.
+    /// Check ServiceLevelObjective and ErrorBudgetPolicy files; prints one line per problem and
+    /// exits non-zero if any.
     Validate {
         #[arg(required = true)]
         files: Vec<String>,
@@ -57,6 +58,7 @@ enum Format {
 fn load_all(files: &[String]) -> Result<Loaded, ExitCode> {
     let mut out = Loaded {
         valid: vec![],
+        policies: 0,
         problems: vec![],
     };
     let mut found = 0;
@@ -70,7 +72,10 @@ fn load_all(files: &[String]) -> Result<Loaded, ExitCode> {
         }
     }
     if found == 0 {
-        eprintln!("no ServiceLevelObjective documents in {}", files.join(", "));
+        eprintln!(
+            "no ServiceLevelObjective or ErrorBudgetPolicy documents in {}",
+            files.join(", ")
+        );
         return Err(ExitCode::from(2));
     }
     Ok(out)
@@ -130,7 +135,11 @@ fn main() -> ExitCode {
         Command::Validate { files } => match load_all(&files) {
             Err(code) => code,
             Ok(loaded) if loaded.problems.is_empty() => {
-                println!("{} ServiceLevelObjective(s) valid", loaded.valid.len());
+                println!(
+                    "{} ServiceLevelObjective(s) and {} ErrorBudgetPolicy(ies) valid",
+                    loaded.valid.len(),
+                    loaded.policies
+                );
                 ExitCode::SUCCESS
             }
             Ok(loaded) => {

@@ -1,7 +1,7 @@
 //! The admission webhook, served over HTTPS by the operator itself on every replica (leading
-//! or not): `POST /validate/releases` refuses releases in frozen namespaces
-//! ([`release`]). Its ValidatingWebhookConfiguration selects only namespaces labelled
-//! `slo.warden.dev/frozen=true`, so the rest of the cluster never waits on it.
+//! or not): `POST /validate/releases` refuses releases in frozen namespaces ([`release`]); its
+//! webhook selects only namespaces labelled `slo.warden.dev/frozen=true`, so the rest of the
+//! cluster never waits on it. `POST /validate/objects` checks our own kinds at apply time.
 
 pub mod certs;
 pub mod release;
@@ -244,6 +244,70 @@ async fn manage(
     }
 }
 
+/// `POST /validate/objects`: ServiceLevelObjectives and ErrorBudgetPolicies get the checks of
+/// `slo-warden validate` at `kubectl apply` (a PromQL error with its field and position),
+/// beyond what the CRD schema can say.
+async fn objects(
+    State(webhook): State<Arc<Webhook>>,
+    Json(review): Json<AdmissionReview<DynamicObject>>,
+) -> Json<AdmissionReview<DynamicObject>> {
+    let req: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(e) => return Json(AdmissionResponse::invalid(e.to_string()).into_review()),
+    };
+    let mut response = AdmissionResponse::from(&req);
+    let problems = match (&req.object, req.kind.kind.as_str()) {
+        (Some(object), kind) => problems_of(kind, object),
+        (None, _) => vec![],
+    };
+    let result = if problems.is_empty() {
+        "allowed"
+    } else {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        response = response.deny(format!("{} {}: {}", req.kind.kind, req.name, list.join("; ")));
+        "denied"
+    };
+    webhook
+        .metrics
+        .admission
+        .get_or_create(&AdmissionLabels {
+            webhook: "objects",
+            result,
+        })
+        .inc();
+    Json(response.into_review())
+}
+
+/// What `slo-warden validate` would say about an object of our kinds.
+pub fn problems_of(kind: &str, object: &DynamicObject) -> Vec<crate::validate::Problem> {
+    let value = match serde_json::to_value(object) {
+        Ok(v) => v,
+        Err(e) => {
+            return vec![crate::validate::Problem {
+                field: "spec".into(),
+                message: e.to_string(),
+            }];
+        }
+    };
+    let parse_error = |e: serde_json::Error| {
+        vec![crate::validate::Problem {
+            field: "spec".into(),
+            message: e.to_string(),
+        }]
+    };
+    match kind {
+        "ServiceLevelObjective" => match serde_json::from_value::<crate::api::ServiceLevelObjective>(value) {
+            Ok(slo) => crate::validate::validate(&slo).err().unwrap_or_default(),
+            Err(e) => parse_error(e),
+        },
+        "ErrorBudgetPolicy" => match serde_json::from_value::<ErrorBudgetPolicy>(value) {
+            Ok(p) => crate::policy::validate(&p.spec).err().unwrap_or_default(),
+            Err(e) => parse_error(e),
+        },
+        _ => vec![],
+    }
+}
+
 /// Serves the webhook until `shutdown`.
 pub async fn serve(
     args: WebhookArgs,
@@ -289,6 +353,7 @@ pub async fn serve(
     };
     let app = Router::new()
         .route("/validate/releases", post(releases))
+        .route("/validate/objects", post(objects))
         .with_state(webhook);
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();

@@ -1153,6 +1153,16 @@ async fn register_release_webhook(ctx: &Ctx) -> String {
             "sideEffects": "None",
             "admissionReviewVersions": ["v1"],
             "timeoutSeconds": 5,
+        }, {
+            "name": "objects.slo.warden.dev",
+            "clientConfig": {"url": format!("{}/validate/objects", hook.url)},
+            "rules": [{"apiGroups": ["slo.warden.dev"], "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"],
+                       "resources": ["servicelevelobjectives", "errorbudgetpolicies"]}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ctx.ns}},
+            "failurePolicy": "Fail",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 5,
         }],
     }))
     .unwrap();
@@ -1168,9 +1178,15 @@ async fn register_release_webhook(ctx: &Ctx) -> String {
     ctx.log(format!("ValidatingWebhookConfiguration {name} → {}", hook.url));
     ctx.eventually("the operator to set the caBundle", K8S, async || {
         let c = api.get(&name).await.map_err(|e| e.to_string())?;
-        match c.data["webhooks"][0]["clientConfig"]["caBundle"].as_str() {
-            Some(b) if !b.is_empty() => Ok(()),
-            _ => Err("no caBundle yet".to_string()),
+        let set = c.data["webhooks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|w| w["clientConfig"]["caBundle"].as_str().is_some_and(|b| !b.is_empty()));
+        if set {
+            Ok(())
+        } else {
+            Err("no caBundle yet".to_string())
         }
     })
     .await;
