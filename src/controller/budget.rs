@@ -220,6 +220,14 @@ pub async fn poll_loop(
     }
 }
 
+/// The merge patch from the current `status.budget` to `next`: a value that is gone (a burn
+/// rate no longer recorded, the budget turned NaN) is sent as `null`.
+fn budget_patch(current: Option<&BudgetStatus>, next: &BudgetStatus) -> serde_json::Value {
+    let from = current.and_then(|c| serde_json::to_value(c).ok()).unwrap_or_default();
+    let to = serde_json::to_value(next).unwrap_or_default();
+    json!({"status": {"budget": crate::merge_patch::diff(&from, &to)}})
+}
+
 /// Equal as far as `kubectl get slo` can tell: the time of evaluation alone is not a change.
 fn same_budget(a: Option<&BudgetStatus>, b: &BudgetStatus) -> bool {
     a.is_some_and(|a| a.remaining == b.remaining && a.burn_rates == b.burn_rates && a.state == b.state)
@@ -241,13 +249,12 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
             shared.metrics.budget_exhausted_unenforced.remove(&labels);
         }
         let current = slo.status.as_ref().and_then(|s| s.budget.as_ref());
-        (!same_budget(current, &budget)).then_some((key, budget))
+        (!same_budget(current, &budget)).then(|| (key, budget_patch(current, &budget)))
     });
     let writes: Vec<_> = writes.collect();
     futures::stream::iter(writes)
-        .for_each_concurrent(8, |((ns, name), budget)| async move {
+        .for_each_concurrent(8, |((ns, name), patch)| async move {
             let api: Api<ServiceLevelObjective> = Api::namespaced(shared.client.clone(), &ns);
-            let patch = json!({"status": {"budget": budget}});
             match api
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
@@ -262,6 +269,26 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_that_are_gone_are_removed() {
+        let before = BudgetStatus {
+            remaining: Some(-0.2),
+            burn_rates: [("5m".to_string(), 20.0), ("1d".to_string(), 3.0)].into(),
+            state: BudgetState::Exhausted,
+            evaluated_at: None,
+        };
+        let after = BudgetStatus {
+            burn_rates: [("5m".to_string(), 20.0)].into(),
+            ..BudgetStatus::default()
+        };
+        let patch = budget_patch(Some(&before), &after);
+        let budget = &patch["status"]["budget"];
+        assert_eq!(budget["remaining"], serde_json::Value::Null);
+        assert!(budget.as_object().unwrap().contains_key("remaining"));
+        assert_eq!(budget["burnRates"], json!({"1d": null}));
+        assert_eq!(budget["state"], "NoData");
+    }
 
     #[test]
     fn evaluation_time_alone_is_no_change() {

@@ -425,7 +425,10 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
     let policy_ref = policy.object_ref(&());
     if let Some((from, to)) = &decision.transition {
         let (type_, reason, note) = transition_event(&valid, from, to, &decision, &outcomes);
-        super::publish(&ctx.recorder, &policy_ref, type_, reason, "Evaluate", note).await;
+        // The recorder folds Events with the same reason and action into one series whatever
+        // the note says: each transition gets its own action.
+        let action = format!("Stage:{}->{}", none_if_empty(from), none_if_empty(to));
+        super::publish(&ctx.recorder, &policy_ref, type_, reason, &action, note).await;
         ctx.metrics.policy_stage.remove(&StageLabels {
             namespace: ns.clone(),
             policy: name.clone(),
@@ -677,6 +680,10 @@ fn data_condition(reading: &Reading, decision: &Decision) -> (&'static str, &'st
     }
 }
 
+fn none_if_empty(stage: &str) -> &str {
+    if stage.is_empty() { "none" } else { stage }
+}
+
 fn transition_event(
     valid: &ValidPolicy,
     from: &str,
@@ -814,6 +821,13 @@ fn set_condition(
     }
 }
 
+/// The merge patch from `previous` to `next`: fields that became empty (`quietSince` after a
+/// release, `enforced`, `reason`) are sent as `null`, or the API server would keep them.
+fn status_patch(previous: &ErrorBudgetPolicyStatus, next: &ErrorBudgetPolicyStatus) -> Result<serde_json::Value> {
+    let diff = crate::merge_patch::diff(&serde_json::to_value(previous)?, &serde_json::to_value(next)?);
+    Ok(json!({ "status": diff }))
+}
+
 /// Writes the status when it differs; returns whether it wrote.
 async fn write_status(
     policy: &ErrorBudgetPolicy,
@@ -828,7 +842,7 @@ async fn write_status(
     api.patch_status(
         &policy.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({"status": next})),
+        &Patch::Merge(status_patch(previous, next)?),
     )
     .await
     .map_err(Error::Kube)?;
@@ -839,6 +853,36 @@ async fn write_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_release_clears_what_the_stage_left_in_status() {
+        let t = Time(Timestamp::from_second(1_800_000_000).unwrap());
+        let held = ErrorBudgetPolicyStatus {
+            stage: "page".into(),
+            reason: "page has not held since ...".into(),
+            quiet_since: Some(t.clone()),
+            enforced: vec![Enforced {
+                kind: "Deployment".into(),
+                name: "web".into(),
+                action: "freezeDeployments".into(),
+                since: Some(t.clone()),
+            }],
+            ..ErrorBudgetPolicyStatus::default()
+        };
+        let released = ErrorBudgetPolicyStatus {
+            since: Some(t),
+            ..ErrorBudgetPolicyStatus::default()
+        };
+        let patch = status_patch(&held, &released).unwrap();
+        assert_eq!(patch["status"]["quietSince"], serde_json::Value::Null);
+        assert_eq!(patch["status"]["reason"], serde_json::Value::Null);
+        assert_eq!(patch["status"]["enforced"], serde_json::Value::Null);
+        assert!(
+            patch["status"].as_object().unwrap().contains_key("quietSince"),
+            "sent as null, not left out"
+        );
+        assert_eq!(patch["status"]["stage"], "");
+    }
 
     #[test]
     fn enforced_entries_keep_their_since() {

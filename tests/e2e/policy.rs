@@ -473,7 +473,14 @@ fn a_burn_freezes_and_recovery_releases() {
         .await;
         let quiet_since = quiet.status.unwrap().quiet_since.unwrap().0;
         let released = wait_policy(ctx, "checkout", "released", K8S, |p| stage(p).is_empty()).await;
-        let since = released.status.clone().unwrap().since.unwrap().0;
+        let status = released.status.clone().unwrap();
+        // Nothing of the stage is left behind: a stale quietSince would cut the next stage's
+        // releaseAfter short.
+        assert!(
+            status.quiet_since.is_none() && status.enforced.is_empty() && status.reason.is_empty(),
+            "{status:?}"
+        );
+        let since = status.since.unwrap().0;
         assert!(
             since.duration_since(quiet_since).as_secs() >= 20,
             "released at {since}, quiet since {quiet_since}: sooner than releaseAfter"
