@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# `make demo`: a local cluster, Prometheus and synthetic traffic, slo-warden running against
-# them with the SLOs of examples/, and a terminal dashboard (redrawn every few seconds) while a
-# scripted scenario breaks and heals the checkout service. Ctrl-C tears everything down.
+# `make demo`: a local cluster, Prometheus, synthetic traffic and the Argo Rollouts controller,
+# slo-warden running against them with examples/ (SLOs and the ErrorBudgetPolicy of checkout)
+# and checkout's Deployment and canary Rollout (e2e/demo/checkout-workloads.yaml), and a
+# terminal dashboard (redrawn every few seconds) while a scripted scenario breaks checkout,
+# tries to release it during the freeze, and heals it. Ctrl-C tears everything down.
 #
 # Environment:
 #   DEMO_DURATION=N     stop by itself after N seconds (0, the default: run until Ctrl-C)
 #   DEMO_REFRESH=N      seconds between redraws (5)
+#   DEMO_POLL_INTERVAL  how often the operator reads the budgets from Prometheus (5s)
 #   DEMO_DIR            state dir (/tmp/slo-warden-demo): cluster, operator log (logs/slo-warden.log)
 #   DEMO_KEEP_LOGS=1    keep $DEMO_DIR/logs after tear-down
 #   DEMO_SKIP_SETUP=1   skip setup.sh (tools already installed)
 #   NO_COLOR=1          no colours (also off when stdout is not a terminal)
 #
 # While it runs, another terminal can look around:
-#   source /tmp/slo-warden-demo/env; $KUBECTL get slo,prometheusrules -A
+#   source /tmp/slo-warden-demo/env; $KUBECTL get slo,ebp,prometheusrules -A
+#   $KUBECTL get ebp checkout -n shop -o yaml; $KUBECTL get events -n shop
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -24,17 +28,23 @@ die() { log "ERROR: $*"; exit 1; }
 
 DURATION=${DEMO_DURATION:-0}
 REFRESH=${DEMO_REFRESH:-5}
+POLL_INTERVAL=${DEMO_POLL_INTERVAL:-5s}
 [[ $DURATION =~ ^[0-9]+$ && $REFRESH =~ ^[0-9]+$ && $REFRESH -gt 0 ]] || die "DEMO_DURATION and DEMO_REFRESH must be whole seconds"
 
 # ---- The scenario ------------------------------------------------------------------------
 # One step per line: "SECONDS|ACTION|WHAT TO WATCH". ACTION is shell run once when the step
-# starts (helpers: traffic SERVICE PARAMS..., kubectl ...); "-" for none. To extend the demo,
-# add a line (and, if it needs objects, a file under e2e/demo/ applied by its ACTION).
+# starts (helpers: traffic SERVICE PARAMS..., ship VERSION, kubectl ...); "-" for none. To
+# extend the demo, add a line (and, if it needs objects, a file under e2e/demo/ applied by its
+# ACTION). Steps without an action describe what the operator does by itself around then.
 SCENARIO=(
-  "0|traffic checkout errors=0.0005 slow=0; traffic search errors=0 slow=0|Healthy: checkout fails 0.05% of requests (burn 0.5x of its 0.1% budget), search none. No burn alerts."
-  "60|traffic checkout errors=0.2|Checkout errors jump to 20%: a 200x burn. Once the 1h and 5m burn rates pass 14.4x, ErrorBudgetBurn (severity=critical, 1h/5m) goes PENDING, and FIRING after its for: 2m30s."
-  "300|traffic checkout errors=0.0005|Checkout is fixed (0.05% errors). The 5m burn rate falls back below 14.4x in about 5 minutes and the alert clears; the 1h rate and the budget show the damage for longer."
-  "600|-|Checkout is healthy and the page has cleared. The slower tiers (6h/30m page, 1d/2h and 3d/6h tickets) stay pending: with only minutes of history their long windows hold mostly the incident, so the 6h/30m page still fires once its for: 15m has passed (about t=16m). Ctrl-C tears everything down."
+  "0|traffic checkout errors=0.0005 slow=0; traffic search errors=0 slow=0|Healthy: checkout fails 0.05% of requests (burn 0.5x of its 0.1% budget), search none. No burn alerts. The ErrorBudgetPolicy shop/checkout (examples/checkout-policy.yaml) watches both checkout SLOs: no stage in force; the Deployment and the canary Rollout checkout run 1.4.0."
+  "60|traffic checkout errors=0.2|Checkout errors jump to 20%: a 200x burn. Within seconds the 5m burn rate passes 14.4x: the policy enters stage fast-burn and pauses the Rollout (spec.paused). ErrorBudgetBurn (severity=critical, 1h/5m) goes PENDING, and FIRING after its for: 2m30s."
+  "225|-|About now ErrorBudgetBurn 1h/5m fires: the policy enters stage page, pauses the Deployment too and labels namespace shop slo.warden.dev/frozen=true (see what it holds, the paused-by annotations and the Freeze Events)."
+  "270|ship 1.5.0|A release during the freeze: checkout 1.5.0 is set on the Deployment (kubectl set image) and on the Rollout. Nothing rolls: the paused Deployment creates no ReplicaSet for 1.5.0, the Rollout creates its canary ReplicaSet with 0 pods and stays paused at step 0."
+  "300|traffic checkout errors=0.0005|Checkout is fixed (0.05% errors). The 5m burn rate falls back below 14.4x in about 5 minutes: then the page clears and no stage holds, and the policy still holds everything for releaseAfter (2m). The 1h rate and the budget show the damage for longer."
+  "590|-|About now the page clears and the 5m burn rate is back under 14.4x: the policy is quiet (status.quietSince) and releases in 2 minutes unless the budget burns again."
+  "700|-|About now the policy releases (Release Events): it unpauses the Deployment and the Rollout and removes the frozen label. 1.5.0 rolls out: the Deployment gets its new ReplicaSet at once, the canary goes 25%, waits 45s, 75%, waits 30s, 100%."
+  "800|-|Done: checkout runs 1.5.0 and nothing is held. Later, the slower tiers: with only minutes of history their long windows hold mostly the incident, so the 6h/30m page fires once its for: 15m has passed (about t=16m) and the policy enters page again until it clears (about t=35m) and releaseAfter passes. Ctrl-C tears everything down."
 )
 
 traffic() { # SERVICE KEY=VALUE...
@@ -43,6 +53,18 @@ traffic() { # SERVICE KEY=VALUE...
   http POST "$TRAFFIC_URL/control?$q" >/dev/null
 }
 kubectl() { "$KUBECTL" "$@"; }
+# ship VERSION: what a release pipeline does, on both checkout workloads. It is meant to happen
+# during the freeze: it waits (up to 90s) for the Deployment to be paused first.
+ship() {
+  local image=registry.invalid/shop/checkout:$1 deadline=$((SECONDS + 90))
+  until [[ $(kubectl get deployment checkout -n shop -o jsonpath='{.spec.paused}') == true ]]; do
+    ((SECONDS < deadline)) || { log "the Deployment is still not paused: shipping $1 anyway"; break; }
+    sleep 2
+  done
+  kubectl set image deployment/checkout -n shop "checkout=$image" >/dev/null
+  kubectl patch rollout checkout -n shop --type=merge >/dev/null \
+    -p "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"checkout\",\"image\":\"$image\"}]}}}}"
+}
 
 # ---- Setup -----------------------------------------------------------------------------------
 mkdir -p "$(dirname "$DIR")"
@@ -100,7 +122,7 @@ oplog=$DIR/logs/slo-warden.log
 # SLO_WARDEN_E2E_DIR marker component_pid checks.
 SLO_WARDEN_E2E_DIR=$DIR NO_COLOR=1 setsid bash -c 'echo $$ >"$0"; exec "$@"' "$DIR/pids/slo-warden.pid" \
   "$bin" run --http-addr "127.0.0.1:$port" --prometheus-url "$PROMETHEUS_URL" \
-  --scrape-interval "$E2E_SCRAPE_INTERVAL" </dev/null >>"$oplog" 2>&1 &
+  --scrape-interval "$E2E_SCRAPE_INTERVAL" --poll-interval "$POLL_INTERVAL" </dev/null >>"$oplog" 2>&1 &
 deadline=$((SECONDS + 60))
 until http GET "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
   component_pid slo-warden >/dev/null || { tail -n 30 "$oplog" >&2; die "slo-warden exited (log $oplog)"; }
@@ -109,10 +131,12 @@ until http GET "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
 done
 log "slo-warden running (pid $(component_pid slo-warden), metrics http://127.0.0.1:$port/metrics, log $oplog)"
 
-for ns in $(sed -n 's/^ *namespace: *//p' examples/*.yaml | sort -u); do
+for ns in $(sed -n 's/^ *namespace: *//p' examples/*.yaml e2e/demo/*.yaml | sort -u); do
   k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
 done
-k apply -f examples/ >&2
+# The SLOs first: a policy created before its SLOs reports them missing until they exist.
+k apply $(grep -l '^kind: ServiceLevelObjective' examples/*.yaml | sed 's/^/-f /') >/dev/null
+k apply -f examples/ -f e2e/demo/checkout-workloads.yaml >&2
 
 # ---- Dashboard -----------------------------------------------------------------------------
 fmt_t() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
@@ -154,7 +178,7 @@ render() { # ELAPSED CURRENT-STEP
   done
   echo
   python3 "$repo/e2e/demo/dashboard.py" --kubectl "$KUBECTL" --prometheus-url "$PROMETHEUS_URL" \
-    --traffic-url "$TRAFFIC_URL" "${color[@]}" 2>&1
+    --traffic-url "$TRAFFIC_URL" --operator-url "http://127.0.0.1:$port" --width "$cols" "${color[@]}" 2>&1
 }
 
 # fit COLS ROWS: cuts lines to COLS visible characters (ANSI colours kept) and the frame to
