@@ -143,23 +143,29 @@ impl Webhook {
     }
 }
 
-async fn releases(
-    State(webhook): State<Arc<Webhook>>,
-    Json(review): Json<AdmissionReview<DynamicObject>>,
-) -> Json<AdmissionReview<DynamicObject>> {
+/// Parses a review, answers it with `verdict` and counts the answer.
+async fn answer<F, Fut>(
+    webhook: &Webhook,
+    name: &'static str,
+    review: AdmissionReview<DynamicObject>,
+    verdict: F,
+) -> Json<AdmissionReview<DynamicObject>>
+where
+    F: FnOnce(AdmissionRequest<DynamicObject>) -> Fut,
+    Fut: std::future::Future<Output = (AdmissionResponse, Verdict)>,
+{
     let req: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(r) => r,
         Err(e) => return Json(AdmissionResponse::invalid(e.to_string()).into_review()),
     };
-    let mut response = AdmissionResponse::from(&req);
-    let result = match webhook.review_release(&req).await {
+    let (mut response, verdict) = verdict(req).await;
+    let result = match verdict {
         Verdict::Allow => "allowed",
         Verdict::AllowWithWarning(w) => {
             response.warnings = Some(vec![w]);
             "allowed_with_warning"
         }
         Verdict::Deny(message) => {
-            tracing::info!(namespace = ?req.namespace, kind = %req.kind.kind, name = %req.name, user = ?req.user_info.username, "release refused");
             response = response.deny(message);
             "denied"
         }
@@ -167,12 +173,24 @@ async fn releases(
     webhook
         .metrics
         .admission
-        .get_or_create(&AdmissionLabels {
-            webhook: "releases",
-            result,
-        })
+        .get_or_create(&AdmissionLabels { webhook: name, result })
         .inc();
     Json(response.into_review())
+}
+
+/// `POST /validate/releases`.
+async fn releases(
+    State(webhook): State<Arc<Webhook>>,
+    Json(review): Json<AdmissionReview<DynamicObject>>,
+) -> Json<AdmissionReview<DynamicObject>> {
+    answer(&webhook, "releases", review, async |req| {
+        let verdict = webhook.review_release(&req).await;
+        if let Verdict::Deny(_) = &verdict {
+            tracing::info!(namespace = ?req.namespace, kind = %req.kind.kind, name = %req.name, user = ?req.user_info.username, "release refused");
+        }
+        (AdmissionResponse::from(&req), verdict)
+    })
+    .await
 }
 
 /// How often the managed certificate and the caBundles are checked.
@@ -251,31 +269,20 @@ async fn objects(
     State(webhook): State<Arc<Webhook>>,
     Json(review): Json<AdmissionReview<DynamicObject>>,
 ) -> Json<AdmissionReview<DynamicObject>> {
-    let req: AdmissionRequest<DynamicObject> = match review.try_into() {
-        Ok(r) => r,
-        Err(e) => return Json(AdmissionResponse::invalid(e.to_string()).into_review()),
-    };
-    let mut response = AdmissionResponse::from(&req);
-    let problems = match (&req.object, req.kind.kind.as_str()) {
-        (Some(object), kind) => problems_of(kind, object),
-        (None, _) => vec![],
-    };
-    let result = if problems.is_empty() {
-        "allowed"
-    } else {
-        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        response = response.deny(format!("{} {}: {}", req.kind.kind, req.name, list.join("; ")));
-        "denied"
-    };
-    webhook
-        .metrics
-        .admission
-        .get_or_create(&AdmissionLabels {
-            webhook: "objects",
-            result,
-        })
-        .inc();
-    Json(response.into_review())
+    answer(&webhook, "objects", review, async |req| {
+        let problems = match &req.object {
+            Some(object) => problems_of(&req.kind.kind, object),
+            None => vec![],
+        };
+        let verdict = if problems.is_empty() {
+            Verdict::Allow
+        } else {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            Verdict::Deny(format!("{} {}: {}", req.kind.kind, req.name, list.join("; ")))
+        };
+        (AdmissionResponse::from(&req), verdict)
+    })
+    .await
 }
 
 /// What `slo-warden validate` would say about an object of our kinds.

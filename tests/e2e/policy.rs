@@ -254,6 +254,23 @@ async fn events(ctx: &Ctx, name: &str, reason: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits until an operator (its /metrics from `metrics`) has run `at_least` policy reconciles.
+async fn wait_reconciled(ctx: &Ctx, what: &str, at_least: f64, metrics: impl Fn() -> Result<String, String>) {
+    ctx.eventually(what, K8S, async || {
+        let n = metric_sum_where(
+            &metrics()?,
+            "slo_warden_reconciliations_total",
+            &[("controller", "policy")],
+        );
+        if n >= at_least {
+            Ok(())
+        } else {
+            Err(format!("{n} policy reconciliations"))
+        }
+    })
+    .await;
+}
+
 /// `kind/name resourceVersion` of the objects the policies act on, and the policies.
 async fn held_objects(ctx: &Ctx) -> String {
     let mut lines = Vec::new();
@@ -422,18 +439,11 @@ fn a_burn_freezes_and_recovery_releases() {
         let exit = ctx.stop_operator();
         assert!(exit.success(), "{exit}");
         ctx.start_operator().await;
-        ctx.eventually(
+        wait_reconciled(
+            ctx,
             "the restarted operator to evaluate both policies after a poll",
-            K8S,
-            async || {
-                let m = ctx.operator_metrics();
-                let n = metric_sum_where(&m, "slo_warden_reconciliations_total", &[("controller", "policy")]);
-                if n >= 4.0 {
-                    Ok(())
-                } else {
-                    Err(format!("{n} policy reconciliations"))
-                }
-            },
+            4.0,
+            || Ok(ctx.operator_metrics()),
         )
         .await;
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -1106,14 +1116,8 @@ fn one_replica_leads_and_the_other_takes_over() {
         let takeover = killed.elapsed();
         ctx.log(format!("failover: {:.1}s (lease duration 15s)", takeover.as_secs_f64()));
         assert!(takeover <= Duration::from_secs(20), "failover took {takeover:?}");
-        ctx.eventually("the new leader to evaluate the policy after a poll", K8S, async || {
-            let m = standby.metrics()?;
-            let n = metric_sum_where(&m, "slo_warden_reconciliations_total", &[("controller", "policy")]);
-            if n >= 2.0 {
-                Ok(())
-            } else {
-                Err(format!("{n} policy reconciliations"))
-            }
+        wait_reconciled(ctx, "the new leader to evaluate the policy after a poll", 2.0, || {
+            standby.metrics()
         })
         .await;
         tokio::time::sleep(Duration::from_secs(3)).await;
