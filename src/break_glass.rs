@@ -37,6 +37,7 @@ pub fn build(policy: &str, duration: Duration, reason: &str) -> Result<ErrorBudg
             policy: policy.to_string(),
             duration: duration.to_string(),
             reason: reason.trim().to_string(),
+            requested_by: None,
         },
     );
     o.metadata.name = None;

@@ -173,42 +173,45 @@ pub async fn ensure(client: &Client, namespace: &str, name: &str, names: &[Strin
     )))
 }
 
-/// Puts the CA into every webhook of the ValidatingWebhookConfigurations named, when it is not
-/// there already.
+/// Puts the CA into every webhook of the webhook configurations named (validating and
+/// mutating ones may share a name), when it is not there already.
 pub async fn patch_ca_bundle(client: &Client, configurations: &[String], ca_pem: &str) -> Result<()> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
-        "admissionregistration.k8s.io",
-        "v1",
-        "ValidatingWebhookConfiguration",
-    ));
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     let bundle = base64(ca_pem.as_bytes());
     for name in configurations {
-        // Retried soon: at install time the configuration may come after the operator.
-        let config = api.get_opt(name).await.map_err(Error::Kube)?.ok_or_else(|| {
-            Error::Config(format!(
-                "ValidatingWebhookConfiguration {name} does not exist (yet); its caBundle is not set"
-            ))
-        })?;
-        let stale: Vec<serde_json::Value> = config.data["webhooks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|w| w["clientConfig"]["caBundle"].as_str() != Some(bundle.as_str()))
-            .map(|w| json!({"name": w["name"], "clientConfig": {"caBundle": bundle}}))
-            .collect();
-        if stale.is_empty() {
-            continue;
+        let mut found = false;
+        for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+            let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind));
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let Some(config) = api.get_opt(name).await.map_err(Error::Kube)? else {
+                continue;
+            };
+            found = true;
+            let stale: Vec<serde_json::Value> = config.data["webhooks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|w| w["clientConfig"]["caBundle"].as_str() != Some(bundle.as_str()))
+                .map(|w| json!({"name": w["name"], "clientConfig": {"caBundle": bundle}}))
+                .collect();
+            if stale.is_empty() {
+                continue;
+            }
+            // Strategic merge: webhooks merge by name, only caBundle changes.
+            api.patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"webhooks": stale})),
+            )
+            .await
+            .map_err(Error::Kube)?;
+            tracing::info!(configuration = %name, kind, "caBundle set");
         }
-        // Strategic merge: webhooks merge by name, only caBundle changes.
-        api.patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Strategic(json!({"webhooks": stale})),
-        )
-        .await
-        .map_err(Error::Kube)?;
-        tracing::info!(configuration = %name, "caBundle set");
+        // Retried soon: at install time the configuration may come after the operator.
+        if !found {
+            return Err(Error::Config(format!(
+                "no webhook configuration named {name} (yet); its caBundle is not set"
+            )));
+        }
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The admission webhook, served over HTTPS by the operator itself on every replica (leading
 //! or not): `POST /validate/releases` refuses releases in frozen namespaces ([`release`]); its
 //! webhook selects only namespaces labelled `slo.warden.dev/frozen=true`, so the rest of the
-//! cluster never waits on it. `POST /validate/objects` checks our own kinds at apply time.
+//! cluster never waits on it. `POST /validate/objects` checks our own kinds at apply time;
+//! `POST /mutate/overrides` records who asks for a break-glass.
 
 pub mod certs;
 pub mod release;
@@ -20,7 +21,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ErrorBudgetPolicy, OverrideState};
+use crate::api::{ErrorBudgetOverrideSpec, ErrorBudgetPolicy, OverrideState};
 use crate::controller::budget::Stores;
 use crate::duration::Duration;
 use crate::metrics::{AdmissionLabels, Metrics};
@@ -98,7 +99,7 @@ impl Webhook {
                     lifted.push(Lifted {
                         policy: holder.clone(),
                         name: o.name_any(),
-                        reason: o.spec.reason.clone(),
+                        reason: format!("by {}: {}", crate::policy::overrides::requester(&o.spec), o.spec.reason),
                         until: until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
                     });
                 }
@@ -285,6 +286,77 @@ async fn objects(
     .await
 }
 
+/// `POST /mutate/overrides`: a new ErrorBudgetOverride gets `spec.requestedBy` from the user
+/// who creates it (so the policy's status, Events and the release webhook can name them), and
+/// what the controller would reject is refused at apply time.
+async fn overrides(
+    State(webhook): State<Arc<Webhook>>,
+    Json(review): Json<AdmissionReview<DynamicObject>>,
+) -> Json<AdmissionReview<DynamicObject>> {
+    answer(&webhook, "overrides", review, async |req| {
+        let response = AdmissionResponse::from(&req);
+        let (KubeOperation::Create, Some(object)) = (&req.operation, &req.object) else {
+            return (response, Verdict::Allow);
+        };
+        let spec: ErrorBudgetOverrideSpec = match serde_json::from_value(object.data["spec"].clone()) {
+            Ok(s) => s,
+            Err(e) => return (response, Verdict::Deny(format!("spec: {e}"))),
+        };
+        let namespace = req.namespace.clone().unwrap_or_default();
+        if let Err(message) = webhook.check_override(&namespace, &spec).await {
+            return (response, Verdict::Deny(message));
+        }
+        let user = req.user_info.username.clone().unwrap_or_default();
+        let stamp = serde_json::from_value::<json_patch::Patch>(serde_json::json!([
+            {"op": "add", "path": "/spec/requestedBy", "value": user}
+        ]));
+        match stamp.map_err(|e| e.to_string()).and_then(|p| response.with_patch(p).map_err(|e| e.to_string())) {
+            Ok(stamped) => {
+                tracing::info!(%namespace, policy = %spec.policy, %user, reason = %spec.reason, "ErrorBudgetOverride requested");
+                (stamped, Verdict::Allow)
+            }
+            Err(e) => (
+                AdmissionResponse::from(&req),
+                Verdict::Deny(format!("cannot record who requests the override: {e}")),
+            ),
+        }
+    })
+    .await
+}
+
+impl Webhook {
+    /// What the controller would reject, said at apply time.
+    async fn check_override(&self, namespace: &str, spec: &ErrorBudgetOverrideSpec) -> Result<(), String> {
+        if let Some(by) = &spec.requested_by {
+            return Err(format!(
+                "spec.requestedBy ({by}) is set by slo-warden from who creates the override; leave it out"
+            ));
+        }
+        if spec.reason.trim().is_empty() {
+            return Err("spec.reason must say why the override is needed, e.g. hotfix for INC-123".into());
+        }
+        let duration = Duration::parse(&spec.duration).map_err(|e| format!("spec.duration: {e}"))?;
+        let api: Api<ErrorBudgetPolicy> = Api::namespaced(self.client.clone(), namespace);
+        match api.get_opt(&spec.policy).await {
+            Ok(None) => Err(format!(
+                "there is no ErrorBudgetPolicy {namespace}/{}; spec.policy names the policy to lift",
+                spec.policy
+            )),
+            Ok(Some(p)) => match Duration::parse(&p.spec.max_override) {
+                Ok(max) if duration > max => Err(format!(
+                    "spec.duration {duration} is longer than the policy's maxOverride {max}; ask for at most {max}"
+                )),
+                _ => Ok(()),
+            },
+            // The controller checks again; attribution must not wait on a lookup.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the policy of an override");
+                Ok(())
+            }
+        }
+    }
+}
+
 /// What `slo-warden validate` would say about an object of our kinds.
 pub fn problems_of(kind: &str, object: &DynamicObject) -> Vec<crate::validate::Problem> {
     let value = match serde_json::to_value(object) {
@@ -361,6 +433,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/validate/releases", post(releases))
         .route("/validate/objects", post(objects))
+        .route("/mutate/overrides", post(overrides))
         .with_state(webhook);
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();

@@ -40,6 +40,10 @@ pub struct ErrorBudgetOverrideSpec {
     #[x_kube(validation = Rule::new("self.matches('[^ \\t\\n]')").message("reason must say why the override is needed, e.g. hotfix for INC-123"))]
     #[schemars(length(max = 1024))]
     pub reason: String,
+    /// Who created the override, stamped by slo-warden's admission webhook from the request's
+    /// user (a value set by hand is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]

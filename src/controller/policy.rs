@@ -179,7 +179,7 @@ fn previous_of(status: &ErrorBudgetPolicyStatus) -> Previous {
 }
 
 struct Overrides {
-    /// (name, reason, expires at) of the active ones.
+    /// (name, "by whom: reason", expires at) of the active ones.
     active: Vec<(String, String, Timestamp)>,
     /// Earliest expiry among the active ones.
     next_expiry: Option<Timestamp>,
@@ -201,7 +201,8 @@ async fn overrides(policy: &ErrorBudgetPolicy, valid: &ValidPolicy, now: Timesta
         if e.state == OverrideState::Active
             && let Some(at) = e.expires_at
         {
-            out.active.push((o.name_any(), o.spec.reason.clone(), at));
+            let why = format!("by {}: {}", policy::overrides::requester(&o.spec), o.spec.reason);
+            out.active.push((o.name_any(), why, at));
             out.next_expiry = Some(out.next_expiry.map_or(at, |n| n.min(at)));
         }
         let before = o.status.clone().unwrap_or_default();

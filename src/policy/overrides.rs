@@ -14,6 +14,11 @@ pub struct Evaluated {
     pub message: String,
 }
 
+/// Who asked for an override, as the webhook stamped it.
+pub fn requester(spec: &ErrorBudgetOverrideSpec) -> &str {
+    spec.requested_by.as_deref().unwrap_or("an unknown user")
+}
+
 pub fn evaluate(spec: &ErrorBudgetOverrideSpec, created: Timestamp, max: Duration, now: Timestamp) -> Evaluated {
     let rejected = |message: String| Evaluated {
         state: OverrideState::Rejected,
@@ -38,7 +43,12 @@ pub fn evaluate(spec: &ErrorBudgetOverrideSpec, created: Timestamp, max: Duratio
         Evaluated {
             state: OverrideState::Active,
             expires_at: Some(expires_at),
-            message: format!("policy {} is lifted until {at}: {}", spec.policy, spec.reason),
+            message: format!(
+                "policy {} is lifted until {at} by {}: {}",
+                spec.policy,
+                requester(spec),
+                spec.reason
+            ),
         }
     } else {
         Evaluated {
@@ -58,6 +68,7 @@ mod tests {
             policy: "checkout".into(),
             duration: duration.into(),
             reason: reason.into(),
+            requested_by: Some("alice".into()),
         }
     }
 
@@ -68,7 +79,7 @@ mod tests {
         let e = evaluate(&spec("2h", "hotfix for INC-123"), created, max, created);
         assert_eq!(e.state, OverrideState::Active);
         assert_eq!(e.expires_at, Some(created + SignedDuration::from_hours(2)));
-        assert!(e.message.ends_with("hotfix for INC-123"), "{}", e.message);
+        assert!(e.message.ends_with("by alice: hotfix for INC-123"), "{}", e.message);
         let later = created + SignedDuration::from_hours(2);
         assert_eq!(
             evaluate(&spec("2h", "x"), created, max, later).state,

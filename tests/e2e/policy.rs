@@ -1142,7 +1142,31 @@ fn one_replica_leads_and_the_other_takes_over() {
 
 // ---- Admission: releases refused in a frozen namespace -----------------------------------
 
-/// Registers the operator's release webhook for this test's namespace only (while frozen).
+fn webhook_configurations(ctx: &Ctx, kind: &str) -> Api<DynamicObject> {
+    Api::all_with(
+        ctx.client.clone(),
+        &ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "admissionregistration.k8s.io",
+            "v1",
+            kind,
+        )),
+    )
+}
+
+/// An override of policy `checkout`.
+fn override_of(name: &str, duration: &str, reason: &str, requested_by: Option<&str>) -> ErrorBudgetOverride {
+    let mut spec = json!({"policy": "checkout", "duration": duration, "reason": reason});
+    if let Some(by) = requested_by {
+        spec["requestedBy"] = json!(by);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetOverride",
+        "metadata": {"name": name}, "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// Registers the operator's webhooks for this test's namespace only (releases: while frozen).
 async fn register_release_webhook(ctx: &Ctx) -> String {
     let hook = ctx.webhook.clone().expect("the test runs without a webhook");
     let name = hook.configuration.clone();
@@ -1186,19 +1210,43 @@ async fn register_release_webhook(ctx: &Ctx) -> String {
         )),
     );
     api.create(&PostParams::default(), &config).await.unwrap();
-    ctx.log(format!("ValidatingWebhookConfiguration {name} → {}", hook.url));
-    ctx.eventually("the operator to set the caBundle", K8S, async || {
-        let c = api.get(&name).await.map_err(|e| e.to_string())?;
-        let set = c.data["webhooks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .all(|w| w["clientConfig"]["caBundle"].as_str().is_some_and(|b| !b.is_empty()));
-        if set {
-            Ok(())
-        } else {
-            Err("no caBundle yet".to_string())
+    let mutating: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": "overrides.slo.warden.dev",
+            "clientConfig": {"url": format!("{}/mutate/overrides", hook.url)},
+            "rules": [{"apiGroups": ["slo.warden.dev"], "apiVersions": ["v1alpha1"], "operations": ["CREATE"],
+                       "resources": ["errorbudgetoverrides"]}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ctx.ns}},
+            "failurePolicy": "Fail",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 5,
+        }],
+    }))
+    .unwrap();
+    webhook_configurations(ctx, "MutatingWebhookConfiguration")
+        .create(&PostParams::default(), &mutating)
+        .await
+        .unwrap();
+    ctx.log(format!("Validating/MutatingWebhookConfiguration {name} → {}", hook.url));
+    ctx.eventually("the operator to set the caBundles", K8S, async || {
+        for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+            let c = webhook_configurations(ctx, kind)
+                .get(&name)
+                .await
+                .map_err(|e| e.to_string())?;
+            let set = c.data["webhooks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|w| w["clientConfig"]["caBundle"].as_str().is_some_and(|b| !b.is_empty()));
+            if !set {
+                return Err(format!("no caBundle in the {kind} yet"));
+            }
         }
+        Ok(())
     })
     .await;
     let secret: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
@@ -1263,21 +1311,61 @@ fn a_frozen_namespace_refuses_releases() {
             .await
             .expect("scaling in a frozen namespace is allowed");
 
-        // Break-glass: the release goes through while the override is active.
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_slo-warden"))
-            .args([
-                "override",
-                "checkout",
-                "--namespace",
+        // Break-glass by on-call user alice, who may create overrides and nothing else: the
+        // webhook records her name; a hand-set name or an over-cap duration is refused at
+        // apply time.
+        for (kind, body) in [
+            (
+                "Role",
+                json!({"metadata": {"name": "break-glass"},
+                "rules": [{"apiGroups": ["slo.warden.dev"], "resources": ["errorbudgetoverrides"], "verbs": ["create", "get"]}]}),
+            ),
+            (
+                "RoleBinding",
+                json!({"metadata": {"name": "break-glass"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "break-glass"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]}),
+            ),
+        ] {
+            let mut body = body;
+            body["apiVersion"] = json!("rbac.authorization.k8s.io/v1");
+            body["kind"] = json!(kind);
+            let object: DynamicObject = serde_json::from_value(body).unwrap();
+            let api: Api<DynamicObject> = Api::namespaced_with(
+                ctx.client.clone(),
                 &ctx.ns,
-                "--for",
-                "1h",
-                "--reason",
-                "hotfix for INC-7",
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                &ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+                    "rbac.authorization.k8s.io",
+                    "v1",
+                    kind,
+                )),
+            );
+            api.create(&PostParams::default(), &object).await.unwrap();
+        }
+        let mut as_alice = kube::Config::infer().await.unwrap();
+        as_alice.auth_info.impersonate = Some("alice".into());
+        let alice: Api<ErrorBudgetOverride> = Api::namespaced(kube::Client::try_from(as_alice).unwrap(), &ctx.ns);
+        for (o, want) in [
+            (
+                override_of("forged", "1h", "hotfix", Some("bob")),
+                "is set by slo-warden from who creates the override",
+            ),
+            (
+                override_of("too-long", "5h", "hotfix", None),
+                "longer than the policy's maxOverride 4h",
+            ),
+        ] {
+            let err = alice.create(&PostParams::default(), &o).await.expect_err(want);
+            assert!(err.to_string().contains(want), "{err}");
+        }
+        let created = alice
+            .create(
+                &PostParams::default(),
+                &override_of("hotfix", "1h", "hotfix for INC-7", None),
+            )
+            .await
+            .expect("alice may break glass");
+        assert_eq!(created.spec.requested_by.as_deref(), Some("alice"));
         ctx.eventually("the new image to be accepted under the override", K8S, async || {
             deployments(ctx)
                 .patch("web", &PatchParams::default(), &Patch::Strategic(image("web:2")))
@@ -1286,21 +1374,22 @@ fn a_frozen_namespace_refuses_releases() {
                 .map_err(|e| e.to_string())
         })
         .await;
+        wait_policy(ctx, "checkout", "Overridden, naming alice", K8S, |p| {
+            condition(p, "Overridden").is_some_and(|c| c.0 == "True" && c.2.contains("by alice: hotfix for INC-7"))
+        })
+        .await;
         let m = ctx.operator_metrics();
         assert!(
             metric_sum_where(&m, "slo_warden_admission_reviews_total", &[("result", "denied")]) >= 2.0,
             "{}",
             metric_lines(&m, "slo_warden_admission_reviews_total")
         );
-        let api: Api<DynamicObject> = Api::all_with(
-            ctx.client.clone(),
-            &ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
-                "admissionregistration.k8s.io",
-                "v1",
-                "ValidatingWebhookConfiguration",
-            )),
-        );
-        api.delete(&config, &DeleteParams::default()).await.unwrap();
+        for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+            webhook_configurations(ctx, kind)
+                .delete(&config, &DeleteParams::default())
+                .await
+                .unwrap();
+        }
     });
 }
 
