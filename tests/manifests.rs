@@ -160,19 +160,15 @@ fn helm() -> PathBuf {
     cache.join(format!("helm-{version}")).join("bin/helm")
 }
 
-#[test]
-fn manifests_are_the_rendered_chart() {
-    let helm = helm();
-    assert!(
-        helm.is_file(),
-        "helm not found at {}; run `make tools` to build it (or set HELM), then {REGENERATE}",
-        helm.display()
-    );
-    let tmp = std::env::temp_dir().join(format!("slo-warden-manifests-test-{}", std::process::id()));
-    let out = Command::new(&helm)
+/// `helm template slo-warden charts/slo-warden --namespace slo-warden ARGS`, isolated from the
+/// user's helm and cluster configuration.
+fn render(helm: &Path, args: &[&str], tag: &str) -> String {
+    let tmp = std::env::temp_dir().join(format!("slo-warden-{tag}-test-{}", std::process::id()));
+    let out = Command::new(helm)
         .args(["template", "slo-warden"])
         .arg(root().join("charts/slo-warden"))
-        .args(["--namespace", "slo-warden", "--include-crds"])
+        .args(["--namespace", "slo-warden"])
+        .args(args)
         // Nothing from the user's helm or cluster configuration may leak into the output.
         .env("HELM_CACHE_HOME", tmp.join("cache"))
         .env("HELM_CONFIG_HOME", tmp.join("config"))
@@ -186,7 +182,103 @@ fn manifests_are_the_rendered_chart() {
         "helm template failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rendered = String::from_utf8(out.stdout).expect("helm prints UTF-8");
+    String::from_utf8(out.stdout).expect("helm prints UTF-8")
+}
+
+/// The chart's alerts on slo-warden itself load in Prometheus and fire when they should.
+#[test]
+fn operator_alerts_pass_promtool() {
+    let rendered = render(
+        &helm(),
+        &[
+            "--set",
+            "operatorAlerts.enabled=true",
+            "--show-only",
+            "templates/operator-alerts.yaml",
+        ],
+        "alerts",
+    );
+    let doc: serde_yaml::Value = serde_yaml::from_str(&rendered).expect("a PrometheusRule");
+    let mut file = serde_yaml::Mapping::new();
+    file.insert("groups".into(), doc["spec"]["groups"].clone());
+    let dir = std::env::temp_dir().join(format!("slo-warden-alerts-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("rules.yaml"), serde_yaml::to_string(&file).unwrap()).unwrap();
+    let unenforced = "The error budget of shop/checkout is spent and no ErrorBudgetPolicy holds anything for it \
+                      (no policy, a dry run, or an override): the budget does not change what ships.";
+    fs::write(
+        dir.join("test.yaml"),
+        format!(
+            r#"rule_files: [rules.yaml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'up{{job="slo-warden"}}'
+        values: '1x40'
+      - series: 'slo_warden_leader{{job="slo-warden"}}'
+        values: '1x40'
+      - series: 'slo_warden_budget_exhausted_unenforced{{job="slo-warden",namespace="shop",slo="checkout"}}'
+        values: '_x5 1x35'
+      - series: 'slo_warden_prometheus_queries_total{{job="slo-warden",result="error"}}'
+        values: '0+3x40'
+      - series: 'slo_warden_prometheus_queries_total{{job="slo-warden",result="success"}}'
+        values: '0x40'
+    alert_rule_test:
+      - eval_time: 15m
+        alertname: SloWardenBudgetExhaustedUnenforced
+        exp_alerts: []
+      - eval_time: 25m
+        alertname: SloWardenBudgetExhaustedUnenforced
+        exp_alerts:
+          - exp_labels: {{severity: warning, namespace: shop, slo: checkout}}
+            exp_annotations:
+              summary: "shop/checkout: error budget spent, nothing enforced"
+              description: "{unenforced}"
+      - eval_time: 25m
+        alertname: SloWardenPrometheusUnreachable
+        exp_alerts:
+          - exp_labels: {{severity: warning}}
+            exp_annotations:
+              summary: slo-warden cannot read budgets from Prometheus
+              description: "Every budget query has failed for 10 minutes. Policies hold what they hold (onMissingData) and `kubectl get ebp` shows DataAvailable=False with the error."
+      - eval_time: 25m
+        alertname: SloWardenDown
+        exp_alerts: []
+      - eval_time: 25m
+        alertname: SloWardenNoLeader
+        exp_alerts: []
+"#
+        ),
+    )
+    .unwrap();
+    let promtool = std::env::var_os("PROMTOOL").unwrap_or_else(|| "promtool".into());
+    for args in [["check", "rules", "rules.yaml"], ["test", "rules", "test.yaml"]] {
+        let out = Command::new(&promtool)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run promtool: {e}; run `make tools`"));
+        assert!(
+            out.status.success(),
+            "promtool {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn manifests_are_the_rendered_chart() {
+    let helm = helm();
+    assert!(
+        helm.is_file(),
+        "helm not found at {}; run `make tools` to build it (or set HELM), then {REGENERATE}",
+        helm.display()
+    );
+    let rendered = render(&helm, &["--include-crds"], "manifests");
 
     let path = root().join("manifests/slo-warden.yaml");
     let committed =
