@@ -9,7 +9,14 @@ pub mod namespace;
 pub mod rollout;
 pub mod workload;
 
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
+
 use crate::api::Action;
+use crate::error::{Error, Result};
+use crate::rules::MANAGER;
+use claim::{Keys, Observed, Plan};
 
 /// What happened to one object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,4 +66,65 @@ impl Outcome {
 /// The `namespace/policy` a claim names.
 pub fn holder(namespace: &str, policy: &str) -> String {
     format!("{namespace}/{policy}")
+}
+
+/// How a kind shows that it is held: its claim annotations, whether it is held now, and the
+/// patch fields that hold it or let it go.
+pub struct Hold {
+    pub keys: Keys,
+    pub is_held: fn(&DynamicObject) -> bool,
+    pub set_held: fn(&mut Value, bool),
+}
+
+/// How often a claim is planned again on a fresh copy after a conflict (another policy, a
+/// person or a controller wrote the object in between).
+pub const ATTEMPTS: usize = 4;
+
+/// Makes one object held by `me` or not (`chosen`), with a merge patch of exactly the claim
+/// fields carrying the object's `resourceVersion`; on a conflict, reads it again and plans
+/// again. Returns the object as it is now and what changed.
+pub async fn hold(
+    api: &Api<DynamicObject>,
+    mut obj: DynamicObject,
+    how: &Hold,
+    me: &str,
+    chosen: bool,
+    reason: &str,
+    now: jiff::Timestamp,
+) -> Result<(DynamicObject, Change)> {
+    let mut attempt = 1;
+    loop {
+        let observed = Observed::new((how.is_held)(&obj), obj.annotations(), how.keys);
+        let (held, holders, stamp) = match claim::plan(&observed, me, chosen) {
+            Plan::Nothing => return Ok((obj, Change::Unchanged)),
+            Plan::NotClaimed => return Ok((obj, Change::NotClaimed)),
+            Plan::Change { held, holders, stamp } => (held, holders, stamp),
+        };
+        let mut patch = json!({"metadata": {
+            "resourceVersion": obj.resource_version(),
+            "annotations": claim::annotations_patch(how.keys, &holders, stamp, reason, now),
+        }});
+        if let Some(held) = held {
+            (how.set_held)(&mut patch, held);
+        }
+        let name = obj.name_any();
+        match api
+            .patch(&name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(updated) => {
+                let change = match (chosen, observed.holds(me)) {
+                    (true, true) => Change::Reheld,
+                    (true, false) => Change::Claimed,
+                    _ => Change::Released,
+                };
+                return Ok((updated, change));
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < ATTEMPTS => {
+                attempt += 1;
+                obj = api.get(&name).await.map_err(Error::Kube)?;
+            }
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
 }

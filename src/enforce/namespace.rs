@@ -3,20 +3,27 @@
 //! workloads in `slo.warden.dev/frozen-by`.
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-use super::claim::{self, FREEZE, FROZEN_LABEL, Observed, Plan};
-use super::workload::ATTEMPTS;
-use super::{Change, Outcome};
+use super::claim::{FREEZE, FROZEN_LABEL};
+use super::{Change, Hold, Outcome, hold};
 use crate::api::Action;
 use crate::error::{Error, Result};
-use crate::rules::MANAGER;
 
-pub fn is_frozen(ns: &Namespace) -> bool {
+pub fn is_frozen(ns: &DynamicObject) -> bool {
     ns.labels().get(FROZEN_LABEL).map(String::as_str) == Some("true")
 }
+
+/// The frozen label, claimed in `slo.warden.dev/frozen-by`.
+pub const FROZEN: Hold = Hold {
+    keys: FREEZE,
+    is_held: is_frozen,
+    set_held: |patch, frozen| {
+        patch["metadata"]["labels"] = json!({ FROZEN_LABEL: if frozen { json!("true") } else { json!(null) } })
+    },
+};
 
 pub async fn reconcile(
     client: &Client,
@@ -26,49 +33,9 @@ pub async fn reconcile(
     reason: &str,
     now: jiff::Timestamp,
 ) -> Result<Outcome> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let mut ns = api.get(namespace).await.map_err(Error::Kube)?;
-    let mut attempt = 1;
-    let change = loop {
-        let observed = Observed::new(is_frozen(&ns), ns.annotations(), FREEZE);
-        let (held, holders, stamp) = match claim::plan(&observed, me, want) {
-            Plan::Nothing => break Change::Unchanged,
-            Plan::NotClaimed => break Change::NotClaimed,
-            Plan::Change { held, holders, stamp } => (held, holders, stamp),
-        };
-        let mut meta = json!({
-            "resourceVersion": ns.resource_version(),
-            "annotations": claim::annotations_patch(FREEZE, &holders, stamp, reason, now),
-        });
-        match held {
-            Some(true) => meta["labels"] = json!({FROZEN_LABEL: "true"}),
-            Some(false) => meta["labels"] = json!({FROZEN_LABEL: null}),
-            None => {}
-        }
-        match api
-            .patch(
-                namespace,
-                &PatchParams::apply(MANAGER),
-                &Patch::Merge(json!({"metadata": meta})),
-            )
-            .await
-        {
-            Ok(updated) => {
-                let change = match (want, observed.holds(me)) {
-                    (true, true) => Change::Reheld,
-                    (true, false) => Change::Claimed,
-                    _ => Change::Released,
-                };
-                ns = updated;
-                break change;
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 && attempt < ATTEMPTS => {
-                attempt += 1;
-                ns = api.get(namespace).await.map_err(Error::Kube)?;
-            }
-            Err(e) => return Err(Error::Kube(e)),
-        }
-    };
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::erase::<Namespace>(&()));
+    let ns = api.get(namespace).await.map_err(Error::Kube)?;
+    let (ns, change) = hold(&api, ns, &FROZEN, me, want, reason, now).await?;
     let holding = want && change != Change::NotClaimed;
     Ok(Outcome {
         kind: "Namespace",

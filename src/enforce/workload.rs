@@ -3,16 +3,15 @@
 //! at its step. Both are what `kubectl rollout pause` / `kubectl argo rollouts pause` do.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::core::{Selector, SelectorExt};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-use super::claim::{self, Observed, PAUSE, Plan};
-use super::{Change, Outcome};
+use super::claim::PAUSE;
+use super::{Change, Hold, Outcome, hold};
 use crate::api::Action;
 use crate::error::{Error, Result};
-use crate::rules::MANAGER;
 
 /// A kind of workload with `spec.paused`.
 pub struct Workload {
@@ -41,55 +40,12 @@ pub fn is_paused(obj: &DynamicObject) -> bool {
 /// Objects of a kind that must not be held even when selected.
 pub type Spared<'a> = &'a (dyn Fn(&DynamicObject) -> bool + Sync);
 
-/// How often a claim is planned again on a fresh copy after a conflict (another policy, a
-/// person or a controller wrote the object in between).
-pub const ATTEMPTS: usize = 4;
-
-/// Makes one object held by `me` or not; on a conflict, reads it again and plans again.
-async fn hold(
-    api: &Api<DynamicObject>,
-    mut obj: DynamicObject,
-    me: &str,
-    chosen: bool,
-    reason: &str,
-    now: jiff::Timestamp,
-) -> Result<(DynamicObject, Change)> {
-    let mut attempt = 1;
-    loop {
-        let observed = Observed::new(is_paused(&obj), obj.annotations(), PAUSE);
-        let (held, holders, stamp) = match claim::plan(&observed, me, chosen) {
-            Plan::Nothing => return Ok((obj, Change::Unchanged)),
-            Plan::NotClaimed => return Ok((obj, Change::NotClaimed)),
-            Plan::Change { held, holders, stamp } => (held, holders, stamp),
-        };
-        let mut patch = json!({"metadata": {
-            "resourceVersion": obj.resource_version(),
-            "annotations": claim::annotations_patch(PAUSE, &holders, stamp, reason, now),
-        }});
-        if let Some(paused) = held {
-            patch["spec"] = json!({"paused": paused});
-        }
-        let name = obj.name_any();
-        match api
-            .patch(&name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(updated) => {
-                let change = match (chosen, observed.holds(me)) {
-                    (true, true) => Change::Reheld,
-                    (true, false) => Change::Claimed,
-                    _ => Change::Released,
-                };
-                return Ok((updated, change));
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 && attempt < ATTEMPTS => {
-                attempt += 1;
-                obj = api.get(&name).await.map_err(Error::Kube)?;
-            }
-            Err(e) => return Err(Error::Kube(e)),
-        }
-    }
-}
+/// `spec.paused`, claimed in `slo.warden.dev/paused-by`.
+pub const PAUSED: Hold = Hold {
+    keys: PAUSE,
+    is_held: is_paused,
+    set_held: |patch, paused| patch["spec"] = json!({ "paused": paused }),
+};
 
 /// Lists the workloads of the namespace (all of them: one we hold may no longer match the
 /// selector) and makes each match: held by `me` when `want`, selected and not `spared`, else
@@ -116,7 +72,7 @@ pub async fn reconcile(
     for obj in list.items {
         let is_selected = selected.is_some_and(|s| s.matches(obj.labels()));
         let chosen = want && is_selected && !spared(&obj);
-        let (obj, change) = hold(&api, obj, me, chosen, reason, now).await?;
+        let (obj, change) = hold(&api, obj, &PAUSED, me, chosen, reason, now).await?;
         let holding = chosen && change != Change::NotClaimed;
         if change == Change::Unchanged && !holding && !is_selected {
             continue;
