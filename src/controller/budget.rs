@@ -46,17 +46,23 @@ pub struct Stores(pub Vec<Scope>);
 impl Stores {
     /// Every readable SLO (one that does not deserialize reports itself in its own status).
     pub fn all_slos(&self) -> Vec<Arc<ServiceLevelObjective>> {
-        self.0
-            .iter()
-            .flat_map(|s| s.slos.state())
-            .filter_map(|g| g.0.as_ref().ok().map(|s| Arc::new(s.clone())))
-            .collect()
+        self.slos_where(|_| true)
     }
 
     pub fn slos_in(&self, namespace: &str) -> Vec<Arc<ServiceLevelObjective>> {
-        self.all_slos()
-            .into_iter()
-            .filter(|s| s.namespace().as_deref() == Some(namespace))
+        self.slos_where(|g| g.namespace().as_deref() == Some(namespace))
+    }
+
+    /// The readable SLOs `keep` accepts; only those are copied out of the cache.
+    fn slos_where(
+        &self,
+        keep: impl Fn(&DeserializeGuard<ServiceLevelObjective>) -> bool,
+    ) -> Vec<Arc<ServiceLevelObjective>> {
+        self.0
+            .iter()
+            .flat_map(|s| s.slos.state())
+            .filter(|g| keep(g))
+            .filter_map(|g| g.0.as_ref().ok().map(|s| Arc::new(s.clone())))
             .collect()
     }
 

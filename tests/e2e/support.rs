@@ -718,26 +718,24 @@ impl Ctx {
         op
     }
 
-    /// Kills the operator (SIGKILL).
-    pub fn kill_operator(&self) {
-        let mut op = self
-            .operator
+    fn take_operator(&self) -> Operator {
+        self.operator
             .lock()
             .unwrap()
             .take()
-            .expect("the operator is not running");
+            .expect("the operator is not running")
+    }
+
+    /// Kills the operator (SIGKILL).
+    pub fn kill_operator(&self) {
+        let mut op = self.take_operator();
         op.kill();
         self.log("operator killed (SIGKILL)");
     }
 
     /// Stops the operator; returns its exit status.
     pub fn stop_operator(&self) -> ExitStatus {
-        let mut op = self
-            .operator
-            .lock()
-            .unwrap()
-            .take()
-            .expect("the operator is not running");
+        let mut op = self.take_operator();
         let status = op.stop();
         self.log(format!("operator stopped: {status}"));
         status
