@@ -332,27 +332,29 @@ impl Webhook {
                 "spec.requestedBy ({by}) is set by slo-warden from who creates the override; leave it out"
             ));
         }
-        if spec.reason.trim().is_empty() {
-            return Err("spec.reason must say why the override is needed, e.g. hotfix for INC-123".into());
-        }
-        let duration = Duration::parse(&spec.duration).map_err(|e| format!("spec.duration: {e}"))?;
         let api: Api<ErrorBudgetPolicy> = Api::namespaced(self.client.clone(), namespace);
-        match api.get_opt(&spec.policy).await {
-            Ok(None) => Err(format!(
-                "there is no ErrorBudgetPolicy {namespace}/{}; spec.policy names the policy to lift",
-                spec.policy
-            )),
-            Ok(Some(p)) => match Duration::parse(&p.spec.max_override) {
-                Ok(max) if duration > max => Err(format!(
-                    "spec.duration {duration} is longer than the policy's maxOverride {max}; ask for at most {max}"
-                )),
-                _ => Ok(()),
-            },
-            // The controller checks again; attribution must not wait on a lookup.
+        let max = match api.get_opt(&spec.policy).await {
+            Ok(None) => {
+                return Err(format!(
+                    "there is no ErrorBudgetPolicy {namespace}/{}; spec.policy names the policy to lift",
+                    spec.policy
+                ));
+            }
+            Ok(Some(p)) => Duration::parse(&p.spec.max_override).ok(),
+            // The controller checks the cap again; attribution must not wait on a lookup.
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the policy of an override");
-                Ok(())
+                None
             }
+        };
+        // The controller's own rule (reason, duration, cap), so apply time and the controller
+        // never disagree; without a readable cap only the rest is checked here.
+        let now = jiff::Timestamp::now();
+        let cap = max.unwrap_or(Duration::from_millis(u64::MAX));
+        let e = crate::policy::overrides::evaluate(spec, now, cap, now);
+        match e.state {
+            OverrideState::Rejected => Err(e.message),
+            _ => Ok(()),
         }
     }
 }
