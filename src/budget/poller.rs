@@ -737,9 +737,11 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_and_silent_servers_give_url_free_errors() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
+        // Bound but not listening: connections are refused, and no other process can take
+        // the port in between (as it could once a listener is dropped).
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = closed.local_addr().unwrap();
         let metrics = Metrics::default();
         let err = poller(&args(&format!("http://{addr}")))
             .poll_at(&metrics, at())
@@ -749,6 +751,7 @@ mod tests {
         assert!(message.contains(": cannot connect: "), "{message}");
         assert!(!message.contains(&addr.to_string()), "{message}");
         assert_eq!(queries_count(&metrics, "error"), 3);
+        drop(closed);
 
         // Accepts connections, never answers.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
