@@ -20,6 +20,9 @@ mod support;
 #[path = "e2e/policy.rs"]
 mod policy;
 
+#[path = "e2e/chart.rs"]
+mod chart;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

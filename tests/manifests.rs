@@ -298,3 +298,67 @@ fn manifests_are_the_rendered_chart() {
         first_difference(chart, &rendered)
     );
 }
+
+/// With watchNamespaces the chart grants and judges only those namespaces: Roles there and no
+/// cluster-wide access to the SLO kinds, and every webhook limited to them by name.
+#[test]
+fn watch_namespaces_scope_rbac_and_webhooks() {
+    let rendered = render(&helm(), &["--set", "watchNamespaces={shop,search}"], "watch");
+    let docs: Vec<serde_yaml::Value> = rendered
+        .split("\n---")
+        .filter_map(|d| serde_yaml::from_str::<serde_yaml::Value>(d).ok())
+        .filter(|d| d.get("kind").is_some())
+        .collect();
+    let of_kind = |kind: &'static str| docs.iter().filter(move |d| d["kind"].as_str() == Some(kind));
+
+    let roles: Vec<&str> = of_kind("Role")
+        .filter(|r| {
+            serde_yaml::to_string(&r["rules"])
+                .unwrap()
+                .contains("servicelevelobjectives")
+        })
+        .filter_map(|r| r["metadata"]["namespace"].as_str())
+        .collect();
+    assert_eq!(roles, ["shop", "search"], "one Role per watched namespace");
+    for c in of_kind("ClusterRole").filter(|c| {
+        !c["metadata"]["labels"].as_mapping().is_some_and(|l| {
+            l.keys().any(|k| {
+                k.as_str()
+                    .is_some_and(|k| k.starts_with("rbac.authorization.k8s.io/aggregate-to-"))
+            })
+        })
+    }) {
+        let rules = serde_yaml::to_string(&c["rules"]).unwrap();
+        assert!(
+            !rules.contains("servicelevelobjectives") && !rules.contains("deployments"),
+            "cluster-wide access with watchNamespaces: {rules}"
+        );
+    }
+
+    let mut hooks = 0;
+    for config in of_kind("ValidatingWebhookConfiguration").chain(of_kind("MutatingWebhookConfiguration")) {
+        for hook in config["webhooks"].as_sequence().into_iter().flatten() {
+            hooks += 1;
+            let selector = &hook["namespaceSelector"];
+            let expressions = serde_yaml::to_string(&selector["matchExpressions"]).unwrap();
+            assert!(
+                expressions.contains("key: kubernetes.io/metadata.name")
+                    && expressions.contains("operator: In")
+                    && expressions.contains("- shop")
+                    && expressions.contains("- search"),
+                "webhook {:?} is not limited to the watched namespaces: {expressions}",
+                hook["name"]
+            );
+        }
+    }
+    assert_eq!(hooks, 3, "releases, objects and overrides webhooks");
+    let releases = of_kind("ValidatingWebhookConfiguration")
+        .flat_map(|c| c["webhooks"].as_sequence().cloned().unwrap_or_default())
+        .find(|h| h["name"].as_str() == Some("releases.slo.warden.dev"))
+        .expect("the releases webhook");
+    assert_eq!(
+        releases["namespaceSelector"]["matchLabels"]["slo.warden.dev/frozen"].as_str(),
+        Some("true"),
+        "releases are judged in frozen namespaces only"
+    );
+}

@@ -283,6 +283,7 @@ envfile=$DIR/env
     SLO_WARDEN_E2E_DIR "$DIR" \
     KUBECONFIG "$DIR/kubeconfig" \
     KUBECTL "$KUBECTL" \
+    HELM "$HELM" \
     KUBE_APISERVER_URL "https://127.0.0.1:$P_API" \
     PROMETHEUS_URL "http://127.0.0.1:$P_PROM" \
     PROMETHEUS_RULE_DIR "$DIR/prometheus/rules" \

@@ -41,18 +41,21 @@ test_logs=$(mktemp -d "${TMPDIR:-/tmp}/slo-warden-e2e-tests.XXXXXX")
 cluster_started=0
 
 # Operators the tests started and could not stop (test process killed): their pids are in
-# $test_logs/<namespace>/operator.pid, and each carries SLO_WARDEN_E2E_OPERATOR=<its log> in
-# its environment, which guards against pid reuse.
+# $test_logs/<namespace>/operator.pid, one per line, and each carries
+# SLO_WARDEN_E2E_OPERATOR=<its log in that directory> in its environment, which guards against
+# pid reuse.
 stop_leftover_operators() {
-  local f pid
+  local f pid dir
   for f in "$test_logs"/*/operator.pid; do
     [[ -s $f ]] || continue
-    pid=$(<"$f")
-    [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/environ ]] || continue
-    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "SLO_WARDEN_E2E_OPERATOR=$(dirname "$f")/operator.log"; then
-      log "stopping leftover operator $pid"
-      kill -TERM "$pid" 2>/dev/null || true
-    fi
+    dir=$(dirname "$f")
+    while read -r pid; do
+      [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/environ ]] || continue
+      if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -q "^SLO_WARDEN_E2E_OPERATOR=$dir/[^/]*\.log\$"; then
+        log "stopping leftover operator $pid"
+        kill -TERM "$pid" 2>/dev/null || true
+      fi
+    done <"$f"
   done
 }
 
@@ -97,6 +100,12 @@ if [[ $use_existing == 1 ]]; then
     [[ -n $KUBECTL ]] || KUBECTL=$SLO_WARDEN_CACHE/kubernetes-$K8S_VERSION/bin/kubectl
   fi
   [[ -x $KUBECTL ]] || die "no kubectl (set KUBECTL, put one on PATH or run e2e/scripts/setup.sh)"
+  if [[ -z ${HELM:-} ]]; then
+    HELM=$(command -v helm || true)
+    [[ -n $HELM ]] || HELM=$SLO_WARDEN_CACHE/helm-$HELM_VERSION/bin/helm
+  fi
+  [[ -x $HELM ]] || die "no helm (set HELM, put one on PATH or run e2e/scripts/setup.sh)"
+  export KUBECTL HELM
   log "using the existing cluster of KUBECONFIG=$KUBECONFIG"
 else
   log "setup (tools)"

@@ -272,7 +272,12 @@ async fn objects(
 ) -> Json<AdmissionReview<DynamicObject>> {
     answer(&webhook, "objects", review, async |req| {
         let problems = match &req.object {
-            Some(object) => problems_of(&req.kind.kind, object),
+            Some(object) => match problems_of(&req.kind.kind, object) {
+                problems if problems.is_empty() => {
+                    webhook.cluster_problems(&req.kind.kind, req.namespace.as_deref(), object)
+                }
+                problems => problems,
+            },
             None => vec![],
         };
         let verdict = if problems.is_empty() {
@@ -325,6 +330,30 @@ async fn overrides(
 }
 
 impl Webhook {
+    /// What a valid object's neighbours say against it: a policy reading a burn-rate window
+    /// that one of its existing SLOs does not record (an SLO not there yet may come in the
+    /// same apply, so only the controller reports that).
+    fn cluster_problems(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        object: &DynamicObject,
+    ) -> Vec<crate::validate::Problem> {
+        if kind != "ErrorBudgetPolicy" {
+            return vec![];
+        }
+        let Ok(mut policy) = serde_json::to_value(object).and_then(serde_json::from_value::<ErrorBudgetPolicy>) else {
+            return vec![];
+        };
+        let Ok(valid) = crate::policy::validate(&policy.spec) else {
+            return vec![];
+        };
+        // The request's namespace: a new object need not name it.
+        policy.metadata.namespace = namespace.map(String::from).or(policy.metadata.namespace);
+        let (slos, _) = crate::controller::policy::selected_slos(&policy, &self.stores);
+        crate::controller::policy::unrecorded_windows(&valid, &slos)
+    }
+
     /// What the controller would reject, said at apply time.
     async fn check_override(&self, namespace: &str, spec: &ErrorBudgetOverrideSpec) -> Result<(), String> {
         if let Some(by) = &spec.requested_by {

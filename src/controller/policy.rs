@@ -24,7 +24,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::instrument;
 
-use super::budget::{Reading, Shared};
+use super::budget::{Reading, Shared, Stores};
 use crate::api::condition::{self, FALSE, READY, TRUE};
 use crate::api::policy::{Enforced, Transition};
 use crate::api::{
@@ -87,9 +87,9 @@ pub fn error_policy(policy: Arc<ErrorBudgetPolicy>, error: &Error, ctx: Arc<Shar
 }
 
 /// The SLOs the policy selects, or the problems that keep it from selecting them.
-fn selected_slos(policy: &ErrorBudgetPolicy, ctx: &Shared) -> (Vec<Arc<ServiceLevelObjective>>, Vec<Problem>) {
+pub fn selected_slos(policy: &ErrorBudgetPolicy, stores: &Stores) -> (Vec<Arc<ServiceLevelObjective>>, Vec<Problem>) {
     let ns = policy.namespace().unwrap_or_default();
-    let in_ns = ctx.stores.slos_in(&ns);
+    let in_ns = stores.slos_in(&ns);
     let mut problems = Vec::new();
     let mut found = Vec::new();
     if let Some(names) = &policy.spec.slos.names {
@@ -143,7 +143,7 @@ struct Checked {
 /// was deleted: the policy goes on without it, so what it alone caused is released.
 fn check(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Checked, Rejection> {
     let valid = policy::validate(&policy.spec).map_err(|p| ("InvalidSpec", p))?;
-    let (slos, problems) = selected_slos(policy, ctx);
+    let (slos, problems) = selected_slos(policy, &ctx.stores);
     let mut deleted = Vec::new();
     if !problems.is_empty() {
         let status = policy.status.clone().unwrap_or_default();
@@ -157,16 +157,21 @@ fn check(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Checked, Rejection>
         }
         deleted = problems;
     }
+    let problems = unrecorded_windows(&valid, &slos);
+    if !problems.is_empty() {
+        return Err(("InvalidSpec", problems));
+    }
+    Ok(Checked { valid, slos, deleted })
+}
+
+/// Every burn-rate window the policy reads must be recorded by each of its (valid) SLOs.
+pub fn unrecorded_windows(valid: &ValidPolicy, slos: &[Arc<ServiceLevelObjective>]) -> Vec<Problem> {
     let recorded: BTreeMap<String, BTreeSet<crate::duration::Duration>> = slos
         .iter()
         .filter_map(|s| crate::validate::validate(s).ok())
         .map(|v| (v.name.clone(), crate::rules::recorded_windows(&v)))
         .collect();
-    let problems = policy::check_windows(&valid, &recorded);
-    if !problems.is_empty() {
-        return Err(("InvalidSpec", problems));
-    }
-    Ok(Checked { valid, slos, deleted })
+    policy::check_windows(valid, &recorded)
 }
 
 fn previous_of(status: &ErrorBudgetPolicyStatus) -> Previous {

@@ -17,10 +17,10 @@ use super::support::{self, Ctx, K8S, Options, metric_lines, metric_sum_where};
 use super::{create, fast_spec, wait_ready};
 
 /// Time for a burn to show in the 1m window and for the 1m window to forget it.
-const BURN: Duration = Duration::from_secs(150);
-const PAUSED_BY: &str = "slo.warden.dev/paused-by";
-const FROZEN_BY: &str = "slo.warden.dev/frozen-by";
-const FROZEN: &str = "slo.warden.dev/frozen";
+pub(super) const BURN: Duration = Duration::from_secs(150);
+pub(super) const PAUSED_BY: &str = "slo.warden.dev/paused-by";
+pub(super) const FROZEN_BY: &str = "slo.warden.dev/frozen-by";
+pub(super) const FROZEN: &str = "slo.warden.dev/frozen";
 
 fn with_prometheus() -> Options {
     Options {
@@ -29,20 +29,20 @@ fn with_prometheus() -> Options {
     }
 }
 
-fn policies(ctx: &Ctx) -> Api<ErrorBudgetPolicy> {
+pub(super) fn policies(ctx: &Ctx) -> Api<ErrorBudgetPolicy> {
     Api::namespaced(ctx.client.clone(), &ctx.ns)
 }
 
-fn deployments(ctx: &Ctx) -> Api<Deployment> {
+pub(super) fn deployments(ctx: &Ctx) -> Api<Deployment> {
     Api::namespaced(ctx.client.clone(), &ctx.ns)
 }
 
-fn overrides(ctx: &Ctx) -> Api<ErrorBudgetOverride> {
+pub(super) fn overrides(ctx: &Ctx) -> Api<ErrorBudgetOverride> {
     Api::namespaced(ctx.client.clone(), &ctx.ns)
 }
 
 /// One stage holding while the 1m burn rate is above 10 (errors above 10% of requests).
-fn burn_policy(slo: &str, actions: &[&str], release_after: &str) -> Value {
+pub(super) fn burn_policy(slo: &str, actions: &[&str], release_after: &str) -> Value {
     json!({
         "slos": {"names": [slo]},
         "stages": [{"name": "fast-burn", "when": [{"burnRate": {"window": "1m", "above": 10}}], "actions": actions}],
@@ -51,7 +51,7 @@ fn burn_policy(slo: &str, actions: &[&str], release_after: &str) -> Value {
     })
 }
 
-async fn create_policy(ctx: &Ctx, name: &str, spec: Value) -> ErrorBudgetPolicy {
+pub(super) async fn create_policy(ctx: &Ctx, name: &str, spec: Value) -> ErrorBudgetPolicy {
     let policy: ErrorBudgetPolicy = serde_json::from_value(json!({
         "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetPolicy",
         "metadata": {"name": name}, "spec": spec,
@@ -66,7 +66,7 @@ async fn create_policy(ctx: &Ctx, name: &str, spec: Value) -> ErrorBudgetPolicy 
 }
 
 /// A Deployment on the kwok node; `paused` as a person would leave it.
-async fn create_deployment(ctx: &Ctx, name: &str, labels: Value, paused: bool) -> Deployment {
+pub(super) async fn create_deployment(ctx: &Ctx, name: &str, labels: Value, paused: bool) -> Deployment {
     let mut labels = labels;
     labels["app"] = json!(name);
     let d: Deployment = serde_json::from_value(json!({
@@ -86,7 +86,7 @@ async fn create_deployment(ctx: &Ctx, name: &str, labels: Value, paused: bool) -
         .unwrap_or_else(|e| panic!("create Deployment {name}: {e}"))
 }
 
-fn condition(p: &ErrorBudgetPolicy, type_: &str) -> Option<(String, String, String)> {
+pub(super) fn condition(p: &ErrorBudgetPolicy, type_: &str) -> Option<(String, String, String)> {
     p.status
         .as_ref()?
         .conditions
@@ -96,7 +96,7 @@ fn condition(p: &ErrorBudgetPolicy, type_: &str) -> Option<(String, String, Stri
 }
 
 /// Waits until `check` accepts the policy.
-async fn wait_policy(
+pub(super) async fn wait_policy(
     ctx: &Ctx,
     name: &str,
     what: &str,
@@ -117,27 +117,27 @@ async fn wait_policy(
     .await
 }
 
-fn stage(p: &ErrorBudgetPolicy) -> &str {
+pub(super) fn stage(p: &ErrorBudgetPolicy) -> &str {
     p.status.as_ref().map_or("", |s| s.stage.as_str())
 }
 
-fn is(p: &ErrorBudgetPolicy, type_: &str, status: &str) -> bool {
+pub(super) fn is(p: &ErrorBudgetPolicy, type_: &str, status: &str) -> bool {
     condition(p, type_).is_some_and(|c| c.0 == status)
 }
 
 /// Created and evaluated with data: Ready, DataAvailable, no stage.
-async fn wait_evaluated(ctx: &Ctx, name: &str) -> ErrorBudgetPolicy {
+pub(super) async fn wait_evaluated(ctx: &Ctx, name: &str) -> ErrorBudgetPolicy {
     wait_policy(ctx, name, "Ready, DataAvailable, no stage", K8S, |p| {
         is(p, "Ready", "True") && is(p, "DataAvailable", "True") && stage(p).is_empty()
     })
     .await
 }
 
-fn paused(d: &Deployment) -> bool {
+pub(super) fn paused(d: &Deployment) -> bool {
     d.spec.as_ref().and_then(|s| s.paused) == Some(true)
 }
 
-fn holders(annotations: &BTreeMap<String, String>, key: &str) -> Vec<String> {
+pub(super) fn holders(annotations: &BTreeMap<String, String>, key: &str) -> Vec<String> {
     let mut v: Vec<String> = annotations
         .get(key)
         .map(|s| s.split(',').map(String::from).collect())
@@ -146,11 +146,11 @@ fn holders(annotations: &BTreeMap<String, String>, key: &str) -> Vec<String> {
     v
 }
 
-async fn deployment(ctx: &Ctx, name: &str) -> Result<Deployment, String> {
+pub(super) async fn deployment(ctx: &Ctx, name: &str) -> Result<Deployment, String> {
     deployments(ctx).get(name).await.map_err(|e| e.to_string())
 }
 
-async fn namespace(ctx: &Ctx) -> Result<Namespace, String> {
+pub(super) async fn namespace(ctx: &Ctx) -> Result<Namespace, String> {
     Api::<Namespace>::all(ctx.client.clone())
         .get(&ctx.ns)
         .await
@@ -158,7 +158,7 @@ async fn namespace(ctx: &Ctx) -> Result<Namespace, String> {
 }
 
 /// Waits until the Deployment is paused (or not) with exactly these holders.
-async fn wait_deployment(
+pub(super) async fn wait_deployment(
     ctx: &Ctx,
     name: &str,
     want_paused: bool,
@@ -182,7 +182,7 @@ async fn wait_deployment(
     .await
 }
 
-async fn wait_namespace_frozen(ctx: &Ctx, frozen: bool, timeout: Duration) -> Namespace {
+pub(super) async fn wait_namespace_frozen(ctx: &Ctx, frozen: bool, timeout: Duration) -> Namespace {
     ctx.eventually(&format!("namespace frozen={frozen}"), timeout, async || {
         let ns = namespace(ctx).await?;
         let is_frozen = ns.labels().get(FROZEN).is_some_and(|v| v == "true");
@@ -243,7 +243,7 @@ async fn occurrences(ctx: &Ctx, name: &str, reason: &str) -> i32 {
 }
 
 /// Events with `reason` about the object named `name`.
-async fn events(ctx: &Ctx, name: &str, reason: &str) -> Vec<String> {
+pub(super) async fn events(ctx: &Ctx, name: &str, reason: &str) -> Vec<String> {
     let list = ctx.events().list(&ListParams::default()).await.unwrap();
     list.items
         .into_iter()
@@ -255,7 +255,12 @@ async fn events(ctx: &Ctx, name: &str, reason: &str) -> Vec<String> {
 }
 
 /// Waits until an operator (its /metrics from `metrics`) has run `at_least` policy reconciles.
-async fn wait_reconciled(ctx: &Ctx, what: &str, at_least: f64, metrics: impl Fn() -> Result<String, String>) {
+pub(super) async fn wait_reconciled(
+    ctx: &Ctx,
+    what: &str,
+    at_least: f64,
+    metrics: impl Fn() -> Result<String, String>,
+) {
     ctx.eventually(what, K8S, async || {
         let n = metric_sum_where(
             &metrics()?,
@@ -272,7 +277,7 @@ async fn wait_reconciled(ctx: &Ctx, what: &str, at_least: f64, metrics: impl Fn(
 }
 
 /// `kind/name resourceVersion` of the objects the policies act on, and the policies.
-async fn held_objects(ctx: &Ctx) -> String {
+pub(super) async fn held_objects(ctx: &Ctx) -> String {
     let mut lines = Vec::new();
     for d in deployments(ctx).list(&ListParams::default()).await.unwrap() {
         lines.push(format!(
@@ -893,12 +898,12 @@ fn the_api_server_rejects_invalid_policies() {
 
 // ---- Argo Rollouts (the real controller runs in the e2e cluster) -------------------------
 
-fn rollouts(ctx: &Ctx) -> Api<DynamicObject> {
+pub(super) fn rollouts(ctx: &Ctx) -> Api<DynamicObject> {
     Api::namespaced_with(ctx.client.clone(), &ctx.ns, &slo_warden::enforce::rollout::resource())
 }
 
 /// A 2-replica canary on the kwok node: 50%, a 30 s pause, 100%.
-async fn create_rollout(ctx: &Ctx, name: &str) {
+pub(super) async fn create_rollout(ctx: &Ctx, name: &str) {
     let r: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
         "metadata": {"name": name, "labels": {"tier": "web"}},
@@ -918,15 +923,15 @@ async fn create_rollout(ctx: &Ctx, name: &str) {
 
 /// `phase step stable=current paused abort` of a Rollout, for waiting and messages.
 #[derive(Debug)]
-struct RolloutState {
-    phase: String,
-    step: i64,
-    promoted: bool,
-    paused: bool,
-    aborted: bool,
+pub(super) struct RolloutState {
+    pub(super) phase: String,
+    pub(super) step: i64,
+    pub(super) promoted: bool,
+    pub(super) paused: bool,
+    pub(super) aborted: bool,
 }
 
-async fn rollout_state(ctx: &Ctx, name: &str) -> Result<RolloutState, String> {
+pub(super) async fn rollout_state(ctx: &Ctx, name: &str) -> Result<RolloutState, String> {
     let r = rollouts(ctx).get(name).await.map_err(|e| e.to_string())?;
     let s = &r.data["status"];
     Ok(RolloutState {
@@ -938,7 +943,7 @@ async fn rollout_state(ctx: &Ctx, name: &str) -> Result<RolloutState, String> {
     })
 }
 
-async fn wait_rollout(
+pub(super) async fn wait_rollout(
     ctx: &Ctx,
     name: &str,
     what: &str,
@@ -1142,7 +1147,7 @@ fn one_replica_leads_and_the_other_takes_over() {
 
 // ---- Admission: releases refused in a frozen namespace -----------------------------------
 
-fn webhook_configurations(ctx: &Ctx, kind: &str) -> Api<DynamicObject> {
+pub(super) fn webhook_configurations(ctx: &Ctx, kind: &str) -> Api<DynamicObject> {
     Api::all_with(
         ctx.client.clone(),
         &ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
@@ -1154,7 +1159,7 @@ fn webhook_configurations(ctx: &Ctx, kind: &str) -> Api<DynamicObject> {
 }
 
 /// An override of policy `checkout`.
-fn override_of(name: &str, duration: &str, reason: &str, requested_by: Option<&str>) -> ErrorBudgetOverride {
+pub(super) fn override_of(name: &str, duration: &str, reason: &str, requested_by: Option<&str>) -> ErrorBudgetOverride {
     let mut spec = json!({"policy": "checkout", "duration": duration, "reason": reason});
     if let Some(by) = requested_by {
         spec["requestedBy"] = json!(by);

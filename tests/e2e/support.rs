@@ -213,42 +213,61 @@ fn free_port() -> u16 {
 
 impl Operator {
     pub fn start(namespace: &str, log: &Path, extra: &[String]) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut args: Vec<String> = ["run", "--http-addr", &addr, "--namespace", namespace]
+            .map(String::from)
+            .to_vec();
+        // The cluster's Prometheus scrape interval (cluster-up.sh's env), for exact tiles.
+        if let Ok(s) = std::env::var("E2E_SCRAPE_INTERVAL") {
+            args.extend(["--scrape-interval".to_string(), s]);
+        }
+        args.extend(extra.iter().cloned());
+        // Its own namespace, as in a pod: the webhook's certificate Secret goes there.
+        Self::spawn(&args, &[("POD_NAMESPACE", namespace)], log)
+    }
+
+    /// `slo-warden ARGS` (which must include `--http-addr`), with `env` on top of the test's
+    /// environment minus the operator's own variables.
+    pub fn spawn(args: &[String], env: &[(&str, &str)], log: &Path) -> Self {
+        let addr: SocketAddr = args
+            .iter()
+            .enumerate()
+            .find_map(|(i, a)| match a.strip_prefix("--http-addr") {
+                Some("") => args.get(i + 1).cloned(),
+                Some(v) => v.strip_prefix('=').map(String::from),
+                None => None,
+            })
+            .and_then(|a| a.parse().ok())
+            .expect("the operator's arguments need --http-addr with a local address");
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("operator log file");
-        writeln!(
-            file,
-            "==== {} slo-warden run --http-addr {addr} --namespace {namespace} {}",
-            timestamp(),
-            extra.join(" ")
-        )
-        .ok();
+        writeln!(file, "==== {} slo-warden {}", timestamp(), args.join(" ")).ok();
         let err = file.try_clone().expect("operator log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_slo-warden"))
-            .args(["run", "--http-addr", &addr.to_string(), "--namespace", namespace])
-            // The cluster's Prometheus scrape interval (cluster-up.sh's env), for exact tiles.
-            .args(
-                std::env::var("E2E_SCRAPE_INTERVAL")
-                    .map(|s| vec!["--scrape-interval".to_string(), s])
-                    .unwrap_or_default(),
-            )
+        let mut command = Command::new(env!("CARGO_BIN_EXE_slo-warden"));
+        command
+            .args(args)
             .env(
                 "RUST_LOG",
                 std::env::var("E2E_OPERATOR_LOG").unwrap_or_else(|_| "info,slo_warden=debug,kube=warn".into()),
             )
-            .env("NO_COLOR", "1")
-            // Its own namespace, as in a pod: the webhook's certificate Secret goes there.
-            .env("POD_NAMESPACE", namespace)
-            .env_remove("HTTP_ADDR")
-            .env_remove("WATCH_NAMESPACES")
-            .args(extra)
-            .env_remove("RULE_LABELS")
-            // A test that wants budgets read passes --prometheus-url itself ([`Options`]).
-            .env_remove("PROMETHEUS_URL")
-            .env_remove("POLL_INTERVAL")
+            .env("NO_COLOR", "1");
+        // Only what the arguments say: none of the operator's own variables leak in.
+        for var in [
+            "HTTP_ADDR",
+            "WATCH_NAMESPACES",
+            "RULE_LABELS",
+            "PROMETHEUS_URL",
+            "POLL_INTERVAL",
+            "POD_NAME",
+            "POD_NAMESPACE",
+        ] {
+            command.env_remove(var);
+        }
+        let child = command
+            .envs(env.iter().copied())
             // Marks the process as ours, so e2e.sh can stop leftovers by pid safely.
             .env("SLO_WARDEN_E2E_OPERATOR", log)
             .stdin(Stdio::null())
@@ -257,13 +276,20 @@ impl Operator {
             .spawn()
             .expect("cannot start slo-warden");
         if let Some(dir) = log.parent() {
-            fs::write(dir.join("operator.pid"), child.id().to_string()).ok();
+            let pids = dir.join("operator.pid");
+            let mut all = fs::read_to_string(&pids).unwrap_or_default();
+            all.push_str(&format!("{}\n", child.id()));
+            fs::write(pids, all).ok();
         }
         Self {
             child,
             addr,
             log: log.to_path_buf(),
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -445,6 +471,8 @@ pub struct Ctx {
     /// Where the operator serves its webhook ([`Options::webhook`]).
     pub webhook: Option<Webhook>,
     started: Instant,
+    /// Run after the operator stopped, last first ([`Ctx::on_cleanup`]).
+    cleanups: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 fn timestamp() -> String {
@@ -471,6 +499,8 @@ pub struct Options {
     /// Serve the admission webhook on a local port with a certificate the operator issues
     /// ([`Ctx::webhook`]).
     pub webhook: bool,
+    /// No operator is started: the test starts its own ([`Ctx::adopt_operator`]).
+    pub own_operator: bool,
 }
 
 /// Where a test's operator serves its admission webhook.
@@ -572,10 +602,13 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
             proxy,
             webhook,
             started: Instant::now(),
+            cleanups: Mutex::new(Vec::new()),
         };
         ctx.log(format!("namespace {} (logs in {})", ctx.ns, ctx.dir.display()));
         ctx.traffic("rps=10&errors=0&slow=0").expect("traffic generator");
-        ctx.start_operator().await;
+        if !options.own_operator {
+            ctx.start_operator().await;
+        }
 
         let result = AssertUnwindSafe(body(&ctx)).catch_unwind().await;
 
@@ -586,6 +619,10 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
         // runs, or the namespace would wait for it forever.
         ctx.delete_policies().await;
         let status = ctx.operator.lock().unwrap().take().map(|mut op| op.stop());
+        let cleanups = std::mem::take(&mut *ctx.cleanups.lock().unwrap());
+        for cleanup in cleanups.into_iter().rev() {
+            cleanup();
+        }
         let _ = ctx.traffic("rps=0");
         let keep = result.is_err() && std::env::var("E2E_KEEP_NAMESPACES").is_ok_and(|v| v == "1");
         if keep {
@@ -673,6 +710,18 @@ impl Ctx {
         .await;
     }
 
+    /// Runs `cleanup` at the end of the test whatever happens, once the operator has stopped.
+    pub fn on_cleanup(&self, cleanup: impl FnOnce() + Send + 'static) {
+        self.cleanups.lock().unwrap().push(Box::new(cleanup));
+    }
+
+    /// Makes a process the test started this test's operator: watched for an early exit,
+    /// kept running until the test's policies are released, then stopped.
+    pub fn adopt_operator(&self, op: Operator) {
+        let previous = self.operator.lock().unwrap().replace(op);
+        assert!(previous.is_none(), "the operator was already running");
+    }
+
     /// Deletes this namespace's ErrorBudgetPolicies and waits (a little) until they are gone.
     async fn delete_policies(&self) {
         let api: Api<slo_warden::api::ErrorBudgetPolicy> = Api::namespaced(self.client.clone(), &self.ns);
@@ -718,7 +767,7 @@ impl Ctx {
         op
     }
 
-    fn take_operator(&self) -> Operator {
+    pub fn take_operator(&self) -> Operator {
         self.operator
             .lock()
             .unwrap()
@@ -791,18 +840,31 @@ impl Ctx {
     /// objects and events, and the rule groups Prometheus has for it.
     async fn dump(&self) {
         let mut out = String::new();
-        let logpath = self.dir.join("operator.log");
-        let log = fs::read_to_string(&logpath).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        out.push_str(&format!(
-            "---- operator log {} (last {} of {} lines)\n",
-            logpath.display(),
-            lines.len().min(150),
-            lines.len()
-        ));
-        for l in &lines[lines.len().saturating_sub(150)..] {
-            out.push_str(l);
-            out.push('\n');
+        let mut logs: Vec<PathBuf> = fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("operator") && n.ends_with(".log"))
+            })
+            .collect();
+        logs.sort();
+        for logpath in logs {
+            let log = fs::read_to_string(&logpath).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            out.push_str(&format!(
+                "---- operator log {} (last {} of {} lines)\n",
+                logpath.display(),
+                lines.len().min(150),
+                lines.len()
+            ));
+            for l in &lines[lines.len().saturating_sub(150)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
         }
         match self.slos().list(&ListParams::default()).await {
             Ok(list) => {
@@ -864,6 +926,45 @@ impl Ctx {
         fs::write(self.dir.join("failure.txt"), &out).ok();
         self.log(out);
     }
+}
+
+// ---- kubectl and helm -----------------------------------------------------------------------
+
+/// Runs a command of the cluster's tools (`KUBECTL`, `HELM` from cluster-up.sh's env, else
+/// from PATH) with `stdin`; its stdout, or its stderr as the error.
+pub fn tool(var: &str, default: &str, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    let bin = std::env::var(var).unwrap_or_else(|_| default.to_string());
+    let mut child = Command::new(&bin)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {bin}: {e}"))?;
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input.as_bytes())
+            .map_err(|e| format!("{bin}: {e}"))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("{bin}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// `kubectl ARGS` against the test cluster (KUBECONFIG).
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    tool("KUBECTL", "kubectl", args, stdin)
+}
+
+/// `helm ARGS` against the test cluster (KUBECONFIG).
+pub fn helm(args: &[&str]) -> Result<String, String> {
+    tool("HELM", "helm", args, None)
 }
 
 // ---- Objects ------------------------------------------------------------------------------

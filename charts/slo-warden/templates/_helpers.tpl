@@ -115,3 +115,15 @@ one list for the ClusterRole (all namespaces) and for each per-namespace Role.
   resources: ["namespaces"]
   verbs: ["get", "patch"]
 {{- end }}
+
+{{/* With watchNamespaces, the webhooks judge only those namespaces (another installation, or
+nobody, looks after the rest). Empty otherwise. */}}
+{{- define "slo-warden.watchedNamespaces" -}}
+{{- with .Values.watchNamespaces -}}
+matchExpressions:
+  - key: kubernetes.io/metadata.name
+    operator: In
+    values:
+      {{- toYaml (uniq .) | nindent 6 }}
+{{- end }}
+{{- end }}
