@@ -362,3 +362,72 @@ fn watch_namespaces_scope_rbac_and_webhooks() {
         "releases are judged in frozen namespaces only"
     );
 }
+
+/// `helm lint --strict` passes with the defaults and with every optional part switched on, and
+/// values.schema.json refuses a misspelt key or a wrong failure policy.
+#[test]
+fn chart_lints_and_its_schema_refuses_typos() {
+    let helm = helm();
+    let tmp = std::env::temp_dir().join(format!("slo-warden-lint-test-{}", std::process::id()));
+    let run = |args: &[&str]| {
+        Command::new(&helm)
+            .args(args)
+            .env("HELM_CACHE_HOME", tmp.join("cache"))
+            .env("HELM_CONFIG_HOME", tmp.join("config"))
+            .env("HELM_DATA_HOME", tmp.join("data"))
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}; run `make tools`", helm.display()))
+    };
+    let chart = root().join("charts/slo-warden");
+    let chart = chart.to_str().unwrap();
+    for values in [
+        vec![],
+        vec![
+            "--set",
+            "watchNamespaces={shop,search}",
+            "--set",
+            "webhook.certManager.enabled=true",
+            "--set",
+            "serviceMonitor.enabled=true",
+            "--set",
+            "operatorAlerts.enabled=true",
+            "--set",
+            "prometheusAuth.bearerTokenSecret.name=prom-token",
+            "--set",
+            "prometheusAuth.caSecret.name=prom-ca",
+            "--set",
+            "prometheusAuth.headers.X-Scope-OrgID=team-a",
+        ],
+        vec![
+            "--set",
+            "webhook.enabled=false",
+            "--set",
+            "leaderElection.enabled=false",
+            "--set",
+            "replicaCount=1",
+        ],
+    ] {
+        let mut args = vec!["lint", "--strict", chart];
+        args.extend(values.iter().copied());
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "helm lint --strict {values:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for (typo, want) in [
+        ("webhook.failurPolicy=Fail", "failurPolicy"),
+        ("webhook.failurePolicy=Sometimes", "failurePolicy"),
+    ] {
+        let out = run(&["template", "x", chart, "--set", typo]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(want),
+            "values.schema.json let {typo} through: {stderr}"
+        );
+    }
+    let _ = fs::remove_dir_all(&tmp);
+}

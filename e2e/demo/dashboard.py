@@ -405,6 +405,25 @@ def event_section(a, p, events, namespaces):
     return out
 
 
+def release_section(a, p, path, last=4):
+    """The latest release attempts of the scenario and what the API server answered."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [x.rstrip("\n") for x in f if x.strip()]
+    except OSError:
+        lines = []
+    if not lines:
+        return ["(none yet)"]
+    out = []
+    for line in lines[-last:]:
+        refused = ": REFUSED " in line
+        wrapped = wrap(line, a.width, indent="", hang=9)
+        if len(wrapped) > 4:  # at most four lines each
+            wrapped = wrapped[:3] + [cut(" ".join(x.strip() for x in wrapped[3:]), a.width)]
+        out += [p(x, RED if refused else GREEN) for x in wrapped]
+    return out
+
+
 def operator_metrics_line(text):
     """The stage and the frozen objects from the operator's /metrics, on one line."""
     stages, frozen = [], []
@@ -431,6 +450,7 @@ def main():
     ap.add_argument("--operator-url", help="the operator's HTTP address, for its /metrics")
     ap.add_argument("--width", type=int, default=0, help="terminal columns to wrap to (0: no wrapping)")
     ap.add_argument("--events", type=int, default=6, help="how many of slo-warden's latest Events to show")
+    ap.add_argument("--releases", help="the scenario's release attempts (one line each)")
     ap.add_argument("--color", action="store_true")
     a = ap.parse_args()
     a.prometheus_url = a.prometheus_url.rstrip("/")
@@ -476,6 +496,10 @@ def main():
         out.append("")
         out.append(p("Workloads the policies hold (spec.paused, the frozen label; images and ReplicaSets)", CYAN))
         out += workload_section(a, p, policy_ns, items, json.loads(namespaces.result())["items"])
+        if a.releases:
+            out.append("")
+            out.append(p("Release attempts (kubectl; the admission webhook answers in frozen namespaces)", CYAN))
+            out += release_section(a, p, a.releases)
         out.append("")
         out.append(p("slo-warden's Events (latest last)", CYAN))
         out += event_section(a, p, json.loads(events.result())["items"], policy_ns)

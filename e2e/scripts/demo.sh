@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: a local cluster, Prometheus, synthetic traffic and the Argo Rollouts controller,
-# slo-warden running against them with examples/ (SLOs and the ErrorBudgetPolicy of checkout)
-# and checkout's Deployment and canary Rollout (e2e/demo/checkout-workloads.yaml), and a
-# terminal dashboard (redrawn every few seconds) while a scripted scenario breaks checkout,
-# tries to release it during the freeze, and heals it. Ctrl-C tears everything down.
+# slo-warden running against them with examples/ (SLOs and the ErrorBudgetPolicy of checkout),
+# checkout's Deployment and canary Rollout (e2e/demo/checkout-workloads.yaml) and its admission
+# webhooks (e2e/demo/webhooks.yaml), and a terminal dashboard (redrawn every few seconds) while
+# a scripted scenario breaks checkout, tries to release it during the freeze (refused), heals
+# it and releases it. Ctrl-C tears everything down.
 #
 # Environment:
 #   DEMO_DURATION=N     stop by itself after N seconds (0, the default: run until Ctrl-C)
@@ -40,11 +41,12 @@ SCENARIO=(
   "0|traffic checkout errors=0.0005 slow=0; traffic search errors=0 slow=0|Healthy: checkout fails 0.05% of requests (burn 0.5x of its 0.1% budget), search none. No burn alerts. The ErrorBudgetPolicy shop/checkout (examples/checkout-policy.yaml) watches both checkout SLOs: no stage in force; the Deployment and the canary Rollout checkout run 1.4.0."
   "60|traffic checkout errors=0.2|Checkout errors jump to 20%: a 200x burn. Within seconds the 5m burn rate passes 14.4x: the policy enters stage fast-burn and pauses the Rollout (spec.paused). ErrorBudgetBurn (severity=critical, 1h/5m) goes PENDING, and FIRING after its for: 2m30s."
   "225|-|About now ErrorBudgetBurn 1h/5m fires: the policy enters stage page, pauses the Deployment too and labels namespace shop slo.warden.dev/frozen=true (see what it holds, the paused-by annotations and the Freeze Events)."
-  "270|ship 1.5.0|A release during the freeze: checkout 1.5.0 is set on the Deployment (kubectl set image) and on the Rollout. Nothing rolls: the paused Deployment creates no ReplicaSet for 1.5.0, the Rollout creates its canary ReplicaSet with 0 pods and stays paused at step 0."
+  "270|ship 1.5.0|A release during the freeze: kubectl set image checkout 1.5.0 on the Deployment, and the same image patched into the Rollout. slo-warden's admission webhook refuses both, saying which policy and SLO froze namespace shop, since when, and the slo-warden override command that would let it through (see Release attempts). Scaling would still be allowed."
   "300|traffic checkout errors=0.0005|Checkout is fixed (0.05% errors). The 5m burn rate falls back below 14.4x in about 5 minutes: then the page clears and no stage holds, and the policy still holds everything for releaseAfter (2m). The 1h rate and the budget show the damage for longer."
   "590|-|About now the page clears and the 5m burn rate is back under 14.4x: the policy is quiet (status.quietSince) and releases in 2 minutes unless the budget burns again."
-  "700|-|About now the policy releases (Release Events): it unpauses the Deployment and the Rollout and removes the frozen label. 1.5.0 rolls out: the Deployment gets its new ReplicaSet at once, the canary goes 25%, waits 45s, 75%, waits 30s, 100%."
-  "800|-|Done: checkout runs 1.5.0 and nothing is held. Later, the slower tiers: with only minutes of history their long windows hold mostly the incident, so the 6h/30m page fires once its for: 15m has passed (about t=16m) and the policy enters page again until it clears (about t=35m) and releaseAfter passes. Ctrl-C tears everything down."
+  "700|-|About now the policy releases (Release Events): it unpauses the Deployment and the Rollout and removes the frozen label."
+  "720|ship 1.5.0 --after-release|The release again once namespace shop is no longer frozen: accepted. 1.5.0 rolls out: the Deployment gets its new ReplicaSet at once, the canary goes 25%, waits 45s, 75%, waits 30s, 100%."
+  "840|-|Done: checkout runs 1.5.0 and nothing is held. Later, the slower tiers: with only minutes of history their long windows hold mostly the incident, so the 6h/30m page fires once its for: 15m has passed (about t=16m) and the policy enters page again until it clears (about t=35m) and releaseAfter passes. Ctrl-C tears everything down."
 )
 
 traffic() { # SERVICE KEY=VALUE...
@@ -53,16 +55,29 @@ traffic() { # SERVICE KEY=VALUE...
   http POST "$TRAFFIC_URL/control?$q" >/dev/null
 }
 kubectl() { "$KUBECTL" "$@"; }
-# ship VERSION: what a release pipeline does, on both checkout workloads. It is meant to happen
-# during the freeze: it waits (up to 90s) for the Deployment to be paused first.
+# attempt WHAT COMMAND...: runs a release command and notes in $releases whether the API server
+# accepted it, or what it answered.
+attempt() {
+  local what=$1 out; shift
+  if out=$("$@" 2>&1); then
+    printf '%s %s: accepted\n' "$(date +%T)" "$what"
+  else
+    printf '%s %s: REFUSED %s\n' "$(date +%T)" "$what" "$(tr '\n' ' ' <<<"$out")"
+  fi >>"$releases"
+}
+# ship VERSION [--after-release]: what a release pipeline does, on both checkout workloads.
+# Meant for the freeze, it waits (up to 90s) for the namespace to be frozen first; with
+# --after-release, for it to be released (up to 4 minutes).
 ship() {
-  local image=registry.invalid/shop/checkout:$1 deadline=$((SECONDS + 90))
-  until [[ $(kubectl get deployment checkout -n shop -o jsonpath='{.spec.paused}') == true ]]; do
-    ((SECONDS < deadline)) || { log "the Deployment is still not paused: shipping $1 anyway"; break; }
+  local image=registry.invalid/shop/checkout:$1 want=true deadline=$((SECONDS + 90))
+  if [[ ${2:-} == --after-release ]]; then want='' deadline=$((SECONDS + 240)); fi
+  until [[ $(kubectl get namespace shop -o jsonpath='{.metadata.labels.slo\.warden\.dev/frozen}') == "$want" ]]; do
+    ((SECONDS < deadline)) || { log "namespace shop is not as expected: shipping $1 anyway"; break; }
     sleep 2
   done
-  kubectl set image deployment/checkout -n shop "checkout=$image" >/dev/null
-  kubectl patch rollout checkout -n shop --type=merge >/dev/null \
+  attempt "kubectl set image deployment/checkout checkout=…:$1" \
+    kubectl set image deployment/checkout -n shop "checkout=$image"
+  attempt "kubectl patch rollout checkout (image …:$1)" kubectl patch rollout checkout -n shop --type=merge \
     -p "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"checkout\",\"image\":\"$image\"}]}}}}"
 }
 
@@ -116,20 +131,34 @@ log "starting the cluster, Prometheus and the traffic generator in $DIR"
 if pid=$(component_pid slo-warden); then  # left over from an interrupted demo
   kill -TERM "$pid" 2>/dev/null || true
 fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+webhook_port=$(free_port)
 oplog=$DIR/logs/slo-warden.log
+releases=$DIR/logs/releases.log
+: >"$releases"
+# The webhooks call the operator on this machine (the chart's Service stands in a cluster);
+# its certificate lives in namespace slo-warden, as the chart's would.
+k create namespace slo-warden --dry-run=client -o yaml | k apply -f - >/dev/null
+sed "s/WEBHOOK_PORT/$webhook_port/" e2e/demo/webhooks.yaml | k apply -f - >/dev/null
 # Own session (Ctrl-C reaches it through the trap, after the dashboard stops) and the
 # SLO_WARDEN_E2E_DIR marker component_pid checks.
-SLO_WARDEN_E2E_DIR=$DIR NO_COLOR=1 setsid bash -c 'echo $$ >"$0"; exec "$@"' "$DIR/pids/slo-warden.pid" \
+SLO_WARDEN_E2E_DIR=$DIR NO_COLOR=1 POD_NAMESPACE=slo-warden setsid bash -c 'echo $$ >"$0"; exec "$@"' "$DIR/pids/slo-warden.pid" \
   "$bin" run --http-addr "127.0.0.1:$port" --prometheus-url "$PROMETHEUS_URL" \
-  --scrape-interval "$E2E_SCRAPE_INTERVAL" --poll-interval "$POLL_INTERVAL" </dev/null >>"$oplog" 2>&1 &
+  --scrape-interval "$E2E_SCRAPE_INTERVAL" --poll-interval "$POLL_INTERVAL" \
+  --webhook-addr "127.0.0.1:$webhook_port" --webhook-cert-secret slo-warden-webhook \
+  --webhook-dns-name localhost --webhook-configuration slo-warden-demo </dev/null >>"$oplog" 2>&1 &
 deadline=$((SECONDS + 60))
 until http GET "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
   component_pid slo-warden >/dev/null || { tail -n 30 "$oplog" >&2; die "slo-warden exited (log $oplog)"; }
   ((SECONDS < deadline)) || die "slo-warden not ready after 60s (log $oplog)"
   sleep 0.5
 done
-log "slo-warden running (pid $(component_pid slo-warden), metrics http://127.0.0.1:$port/metrics, log $oplog)"
+until [[ -n $(k get validatingwebhookconfiguration slo-warden-demo -o jsonpath='{.webhooks[0].clientConfig.caBundle}') ]]; do
+  ((SECONDS < deadline)) || die "slo-warden did not set the webhooks' caBundle after 60s (log $oplog)"
+  sleep 0.5
+done
+log "slo-warden running (pid $(component_pid slo-warden), metrics http://127.0.0.1:$port/metrics, webhook https://localhost:$webhook_port, log $oplog)"
 
 for ns in $(sed -n 's/^ *namespace: *//p' examples/*.yaml e2e/demo/*.yaml | sort -u); do
   k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
@@ -178,7 +207,8 @@ render() { # ELAPSED CURRENT-STEP
   done
   echo
   python3 "$repo/e2e/demo/dashboard.py" --kubectl "$KUBECTL" --prometheus-url "$PROMETHEUS_URL" \
-    --traffic-url "$TRAFFIC_URL" --operator-url "http://127.0.0.1:$port" --width "$cols" "${color[@]}" 2>&1
+    --traffic-url "$TRAFFIC_URL" --operator-url "http://127.0.0.1:$port" --releases "$releases" \
+    --width "$cols" "${color[@]}" 2>&1
 }
 
 # fit COLS ROWS: cuts lines to COLS visible characters (ANSI colours kept) and the frame to

@@ -28,6 +28,16 @@ use super::{BAD_PROMQL, create, fast_spec, wait_ready};
 
 const WEBHOOK_KINDS: [&str; 2] = ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"];
 
+/// How the API server reaches this machine: `localhost`, or `E2E_WEBHOOK_HOST` for an API
+/// server elsewhere (e.g. `host.docker.internal` from kind), where the replicas then listen on
+/// every address.
+fn webhook_host() -> String {
+    std::env::var("E2E_WEBHOOK_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// One operator process of the release: its ports and how to read its metrics.
 struct Replica {
     name: &'static str,
@@ -177,7 +187,7 @@ async fn route_webhooks_to(ctx: &Ctx, fullname: &str, replica: &Replica) {
                         .map_or("/".into(), |(_, p)| format!("/{p}")),
                     _ => return Err(format!("{kind} {fullname}: no clientConfig: {cc}")),
                 };
-                let mut new = json!({"url": format!("https://localhost:{}{path}", replica.webhook_port)});
+                let mut new = json!({"url": format!("https://{}:{}{path}", webhook_host(), replica.webhook_port)});
                 if let Some(ca) = cc.get("caBundle") {
                     new["caBundle"] = ca.clone();
                 }
@@ -248,9 +258,14 @@ fn the_chart_installs_an_operator_that_needs_nothing_more() {
                     if a.starts_with("--http-addr=") {
                         format!("--http-addr=127.0.0.1:{}", free_port())
                     } else if a.starts_with("--webhook-addr=") {
-                        format!("--webhook-addr=127.0.0.1:{}", r.webhook_port)
+                        let bind = if webhook_host() == "localhost" {
+                            "127.0.0.1"
+                        } else {
+                            "0.0.0.0"
+                        };
+                        format!("--webhook-addr={bind}:{}", r.webhook_port)
                     } else if a.starts_with("--webhook-dns-name=") {
-                        format!("{a},localhost")
+                        format!("{a},{}", webhook_host())
                     } else {
                         a.clone()
                     }
