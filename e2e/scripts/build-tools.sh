@@ -51,32 +51,48 @@ build_etcd() {
   rm -rf "$out"; mv "$out.tmp" "$out"; rm -rf "$work"
 }
 
-# Argo Rollouts' controller (cmd/rollouts-controller). Upstream's go.mod has replace directives
-# (all onto published module versions), so a wrapper module requires it and copies them, with
-# its go/godebug lines.
-build_argo_rollouts() {
-  local out="$SLO_WARDEN_CACHE/argo-rollouts-$ARGO_ROLLOUTS_VERSION/bin"
-  if [[ -x $out/rollouts-controller ]]; then log "argo-rollouts $ARGO_ROLLOUTS_VERSION cached"; return; fi
-  log "building argo-rollouts $ARGO_ROLLOUTS_VERSION rollouts-controller"
-  local mod=github.com/argoproj/argo-rollouts
+# A command of a module whose go.mod has replace directives (all onto published module
+# versions), so `go install mod/cmd@version` refuses it: a wrapper module requires it and copies
+# the replaces, with its go/godebug lines.
+build_with_replaces() { # name version module package ldflags [tags]
+  local name=$1 version=$2 mod=$3 pkg=$4 ld=$5 tags=${6:-}
   local work; work=$(mktemp -d)
-  local gomod; gomod=$(cd "$work" && go mod download -json "$mod@$ARGO_ROLLOUTS_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-  [[ -s $gomod ]] || { log "cannot download $mod@$ARGO_ROLLOUTS_VERSION"; return 1; }
+  local gomod; gomod=$(cd "$work" && go mod download -json "$mod@$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  [[ -s $gomod ]] || { log "cannot download $mod@$version"; return 1; }
   {
-    echo "module slo-warden.local/argo-rollouts-build"
+    echo "module slo-warden.local/$name-build"
     grep -E '^(go|godebug) ' "$gomod"
-    echo "require $mod $ARGO_ROLLOUTS_VERSION"
+    echo "require $mod $version"
     # `replace X [v] => Y v` lines, single or in a block; local-path targets are dropped.
     awk '/^replace \($/ { inblock = 1; next }
          inblock && /^\)/ { inblock = 0; next }
          inblock && /=>/ { print "replace " $0; next }
          /^replace [^(]/ { print }' "$gomod" | awk '$NF !~ /^v/ { next } { $1 = $1; print }'
   } >"$work/go.mod"
-  local pkg=$mod/utils/version
-  local ld="-s -w -X $pkg.version=${ARGO_ROLLOUTS_VERSION#v}"
+  local out="$SLO_WARDEN_CACHE/$name-$version/bin"
   mkdir -p "$out.tmp"
-  (cd "$work" && go build -trimpath -ldflags "$ld" -o "$out.tmp/" "$mod/cmd/rollouts-controller")
+  (cd "$work" && go build -trimpath ${tags:+-tags "$tags"} -ldflags "$ld" -o "$out.tmp/" "$pkg")
   rm -rf "$out"; mv "$out.tmp" "$out"; rm -rf "$work"
+}
+
+# Argo Rollouts' controller (cmd/rollouts-controller).
+build_argo_rollouts() {
+  local out="$SLO_WARDEN_CACHE/argo-rollouts-$ARGO_ROLLOUTS_VERSION/bin"
+  if [[ -x $out/rollouts-controller ]]; then log "argo-rollouts $ARGO_ROLLOUTS_VERSION cached"; return; fi
+  log "building argo-rollouts $ARGO_ROLLOUTS_VERSION rollouts-controller"
+  local mod=github.com/argoproj/argo-rollouts
+  build_with_replaces argo-rollouts "$ARGO_ROLLOUTS_VERSION" "$mod" "$mod/cmd/rollouts-controller" \
+    "-s -w -X $mod/utils/version.version=${ARGO_ROLLOUTS_VERSION#v}"
+}
+
+# Thanos (sidecar and querier in one binary), with upstream's release build tags.
+build_thanos() {
+  local out="$SLO_WARDEN_CACHE/thanos-$THANOS_VERSION/bin"
+  if [[ -x $out/thanos ]]; then log "thanos $THANOS_VERSION cached"; return; fi
+  log "building thanos $THANOS_VERSION (cold: about 3 min on 2 cores)"
+  local mod=github.com/thanos-io/thanos v=github.com/prometheus/common/version
+  build_with_replaces thanos "$THANOS_VERSION" "$mod" "$mod/cmd/thanos" \
+    "-s -w -X $v.Version=${THANOS_VERSION#v} -X $v.Branch=HEAD -X $v.Revision=$THANOS_VERSION" netgo,slicelabels
 }
 
 # Tools whose go.mod has no replace directives install directly.
@@ -104,6 +120,7 @@ case $what in
   kwok) build_go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok ;;
   helm) build_go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
   argo-rollouts) build_argo_rollouts ;;
+  thanos) build_thanos ;;
   crds) download_crd_modules ;;
   all)
     download_crd_modules
@@ -112,6 +129,7 @@ case $what in
     build_go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
     build_kubernetes
     build_argo_rollouts
+    build_thanos
     ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|argo-rollouts|crds]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|argo-rollouts|thanos|crds]" >&2; exit 2 ;;
 esac

@@ -15,6 +15,9 @@
 #   E2E_RULE_SYNC_INTERVAL                    seconds between rule syncs (2)
 #   E2E_KCM_CONTROLLERS                       kube-controller-manager --controllers
 #   E2E_TIMEOUT                               seconds to wait for each component (120)
+#   E2E_RULE_SYNC=0                           no rule sync (Prometheus evaluates no PrometheusRules)
+#   E2E_SCRAPE_TARGETS=HOST:PORT,...          also scraped, as job "extra" (e.g. bench/scale's exporter)
+#   E2E_AUDIT=1                               kube-apiserver audit log of every write ($DIR/logs/audit.log)
 #   E2E_KEEP_ON_FAILURE=1                     leave processes running when start-up fails
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
@@ -27,9 +30,12 @@ TRAFFIC_RPS=${E2E_TRAFFIC_RPS:-10}
 RULE_SYNC_INTERVAL=${E2E_RULE_SYNC_INTERVAL:-2}
 KCM_CONTROLLERS=${E2E_KCM_CONTROLLERS:-garbage-collector-controller,deployment-controller,replicaset-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller}
 TIMEOUT=${E2E_TIMEOUT:-120}
+RULE_SYNC=${E2E_RULE_SYNC:-1}
+SCRAPE_TARGETS=${E2E_SCRAPE_TARGETS:-}
+AUDIT=${E2E_AUDIT:-0}
 NODE_NAME=kwok-node-0
 
-for b in "$ETCD" "$KWOK" "$ARGO_ROLLOUTS_CONTROLLER" "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$K8S_BIN/kube-scheduler" "$KUBECTL"; do
+for b in "$ETCD" "$KWOK" "$ARGO_ROLLOUTS_CONTROLLER" "$THANOS" "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$K8S_BIN/kube-scheduler" "$KUBECTL"; do
   [[ -x $b ]] || die "$b is missing: run e2e/scripts/setup.sh (or build-tools.sh) first"
 done
 for b in "$PROMETHEUS" "$PROMTOOL" openssl python3 go; do
@@ -99,9 +105,10 @@ wait_for() {
   done
 }
 
-read -r P_ETCD P_PEER P_API P_KCM P_SCHED P_KWOK P_PROM P_TRAFFIC P_ARGO_METRICS P_ARGO_HEALTHZ < <(python3 -c '
+read -r P_ETCD P_PEER P_API P_KCM P_SCHED P_KWOK P_PROM P_TRAFFIC P_ARGO_METRICS P_ARGO_HEALTHZ \
+  P_SIDECAR_GRPC P_SIDECAR_HTTP P_THANOS_HTTP P_THANOS_GRPC < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(10)]
+socks = [socket.socket() for _ in range(14)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 
@@ -118,6 +125,9 @@ cat >"$DIR/prometheus/prometheus.yml" <<EOF
 global:
   scrape_interval: $SCRAPE_INTERVAL
   evaluation_interval: $EVAL_INTERVAL
+  # Thanos' sidecar needs them; through the Querier they are the tenant (cluster="e2e").
+  external_labels:
+    cluster: e2e
 rule_files:
   - $DIR/prometheus/rules/*.yaml
 scrape_configs:
@@ -125,9 +135,28 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:$P_TRAFFIC']
 EOF
+if [[ -n $SCRAPE_TARGETS ]]; then
+  cat >>"$DIR/prometheus/prometheus.yml" <<EOF
+  - job_name: extra
+    scrape_timeout: 10s
+    honor_labels: true
+    static_configs:
+      - targets: [$(sed "s/[^,]\+/'&'/g" <<<"$SCRAPE_TARGETS")]
+EOF
+fi
 launch prometheus "$PROMETHEUS" --config.file="$DIR/prometheus/prometheus.yml" \
   --storage.tsdb.path="$DIR/prometheus/data" --storage.tsdb.retention.time=1d \
   --web.listen-address="127.0.0.1:$P_PROM" --web.enable-lifecycle --web.enable-admin-api
+# Thanos in front of it, as users who outgrow one Prometheus run it: a sidecar, and a Querier
+# that enforces tenancy on the `cluster` external label from the X-Scope-OrgID header.
+launch thanos-sidecar "$THANOS" sidecar --prometheus.url="http://127.0.0.1:$P_PROM" \
+  --tsdb.path="$DIR/prometheus/data" --grpc-address="127.0.0.1:$P_SIDECAR_GRPC" \
+  --http-address="127.0.0.1:$P_SIDECAR_HTTP" --prometheus.get_config_interval=1s \
+  --http-grace-period=0s --grpc-grace-period=0s --log.level=warn
+launch thanos-query "$THANOS" query --endpoint="127.0.0.1:$P_SIDECAR_GRPC" \
+  --http-address="127.0.0.1:$P_THANOS_HTTP" --grpc-address="127.0.0.1:$P_THANOS_GRPC" \
+  --query.enforce-tenancy --query.tenant-label-name=cluster --query.tenant-header=X-Scope-OrgID \
+  --http-grace-period=0s --grpc-grace-period=0s --log.level=warn
 
 # ---- certificates ------------------------------------------------------------------
 pki=$DIR/pki
@@ -183,6 +212,21 @@ wait_for 60 "etcd" http GET "http://127.0.0.1:$P_ETCD/health"
 # TaintNodesByCondition is off: it taints new nodes not-ready and only the node
 # lifecycle controller (not run here) would lift the taint. All other default
 # admission plugins (webhooks, ValidatingAdmissionPolicy, ServiceAccount, ...) stay on.
+# Writes only (who changed what, never the bodies): what a benchmark counts.
+audit_flags=()
+if [[ $AUDIT == 1 ]]; then
+  cat >"$DIR/audit-policy.yaml" <<EOF
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+EOF
+  audit_flags=(--audit-policy-file="$DIR/audit-policy.yaml" --audit-log-path="$DIR/logs/audit.log"
+    --audit-log-format=json --audit-log-maxsize=0 --audit-log-mode=batch)
+fi
 launch kube-apiserver "$K8S_BIN/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$P_ETCD" \
   --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$P_API" \
@@ -197,7 +241,7 @@ launch kube-apiserver "$K8S_BIN/kube-apiserver" \
   --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
   --requestheader-extra-headers-prefix=X-Remote-Extra- \
   --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
-  --profiling=false
+  --profiling=false "${audit_flags[@]}"
 wait_for "$TIMEOUT" "kube-apiserver /readyz" k get --raw /readyz
 
 # ---- CRDs (before the controller-manager, so its garbage collector knows them) ----
@@ -245,9 +289,11 @@ launch kwok "$KWOK" --config="$DIR/kwok/kwok.yaml" --kubeconfig="$kc" \
 # Argo Rollouts' controller, all namespaces (its servers bind 0.0.0.0: no bind-address flag).
 launch argo-rollouts "$ARGO_ROLLOUTS_CONTROLLER" --kubeconfig="$kc" --leader-elect=false \
   --metricsport="$P_ARGO_METRICS" --healthzPort="$P_ARGO_HEALTHZ" --logformat=text --loglevel=info
-launch rule-sync python3 "$e2e_scripts/rule-sync.py" --kubectl "$KUBECTL" --kubeconfig "$kc" \
-  --promtool "$PROMTOOL" --rule-dir "$DIR/prometheus/rules" \
-  --prometheus-url "http://127.0.0.1:$P_PROM" --interval "$RULE_SYNC_INTERVAL"
+if [[ $RULE_SYNC == 1 ]]; then
+  launch rule-sync python3 "$e2e_scripts/rule-sync.py" --kubectl "$KUBECTL" --kubeconfig "$kc" \
+    --promtool "$PROMTOOL" --rule-dir "$DIR/prometheus/rules" \
+    --prometheus-url "http://127.0.0.1:$P_PROM" --interval "$RULE_SYNC_INTERVAL"
+fi
 
 k apply -f - >/dev/null <<EOF
 apiVersion: v1
@@ -275,6 +321,7 @@ wait_for "$TIMEOUT" "node $NODE_NAME Ready" k wait --for=condition=Ready "node/$
 wait_for "$TIMEOUT" "serviceaccount default/default" k get serviceaccount default -n default
 wait_for "$TIMEOUT" "traffic generator" http GET "http://127.0.0.1:$P_TRAFFIC/healthz"
 wait_for "$TIMEOUT" "Prometheus /-/ready" http GET "http://127.0.0.1:$P_PROM/-/ready"
+wait_for "$TIMEOUT" "Thanos Querier /-/ready" http GET "http://127.0.0.1:$P_THANOS_HTTP/-/ready"
 
 envfile=$DIR/env
 {
@@ -286,6 +333,7 @@ envfile=$DIR/env
     HELM "$HELM" \
     KUBE_APISERVER_URL "https://127.0.0.1:$P_API" \
     PROMETHEUS_URL "http://127.0.0.1:$P_PROM" \
+    THANOS_QUERY_URL "http://127.0.0.1:$P_THANOS_HTTP" \
     PROMETHEUS_RULE_DIR "$DIR/prometheus/rules" \
     TRAFFIC_URL "http://127.0.0.1:$P_TRAFFIC" \
     TRAFFIC_SERVICES "$TRAFFIC_SERVICES" \

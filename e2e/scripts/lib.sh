@@ -17,13 +17,14 @@ K8S_BIN=$SLO_WARDEN_CACHE/kubernetes-$K8S_VERSION/bin
 ETCD=$SLO_WARDEN_CACHE/etcd-$ETCD_VERSION/bin/etcd
 KWOK=$SLO_WARDEN_CACHE/kwok-$KWOK_VERSION/bin/kwok
 ARGO_ROLLOUTS_CONTROLLER=$SLO_WARDEN_CACHE/argo-rollouts-$ARGO_ROLLOUTS_VERSION/bin/rollouts-controller
+THANOS=$SLO_WARDEN_CACHE/thanos-$THANOS_VERSION/bin/thanos
 KUBECTL=$K8S_BIN/kubectl
 HELM=$SLO_WARDEN_CACHE/helm-$HELM_VERSION/bin/helm
 PROMETHEUS=${PROMETHEUS_BIN:-/usr/bin/prometheus}
 PROMTOOL=${PROMTOOL_BIN:-/usr/bin/promtool}
 
 # Components in start order; cluster-down stops them in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok argo-rollouts traffic prometheus rule-sync)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok argo-rollouts traffic prometheus thanos-sidecar thanos-query rule-sync)
 
 log() { printf '[e2e %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Publishes the series slo-warden's recording rules would record, for N synthetic SLOs.
+
+The scale benchmark (bench/scale/scale.py) measures the operator, not Prometheus' rule
+evaluation: instead of evaluating 10,000 SLOs' rules, Prometheus scrapes this exporter, which
+serves for every SLO `<ns>/<name>` the error ratios over its recorded windows
+(slo:sli_error:ratio_rate<window>), its budget (slo:error_budget:ratio) and what is left of it
+(slo:error_budget_remaining:ratio), labelled {namespace, slo} as the rules label them.
+
+Budgets drift: every --drift-interval seconds, --drift-percent of the SLOs (a different slice
+each time) get a new remaining budget, so status writes per cycle can be counted.
+
+  GET  /metrics                           the exposition
+  POST /control?slo=NS/NAME&ratio=X       sets every error ratio of one SLO (e.g. a burn);
+                                          ratio=-1 goes back to the normal value
+  POST /control?drift=1|0                 budgets drift, or hold still (the default)
+  GET  /control                           the settings, as JSON
+"""
+
+import argparse
+import json
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+WINDOWS = ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"]
+BUDGET = 0.001  # 99.9%
+
+
+class State:
+    def __init__(self, slos, drift_percent, drift_interval):
+        self.slos = slos  # [(namespace, name)]
+        self.lock = threading.Lock()
+        # Normal error ratio: a quiet 0.2x burn, different per SLO so values are not all equal.
+        self.remaining = [0.9 - (i % 50) * 0.01 for i in range(len(slos))]
+        self.burning = {}  # index -> ratio
+        self.drift_percent = drift_percent
+        self.drifting = False
+        self.drift_interval = drift_interval
+        self.drifts = 0
+        self.cached = None
+        self.index = {f"{ns}/{name}": i for i, (ns, name) in enumerate(slos)}
+
+    def drift(self):
+        with self.lock:
+            n = len(self.slos)
+            k = max(1, n * self.drift_percent // 100) if self.drift_percent else 0
+            start = (self.drifts * k) % n if n else 0
+            for j in range(k):
+                i = (start + j) % n
+                # A change the 4-significant-digit status rounding sees.
+                self.remaining[i] = round(self.remaining[i] - 0.0011, 4)
+                if self.remaining[i] < 0.1:
+                    self.remaining[i] = 0.9
+            self.drifts += 1
+            self.cached = None
+
+    def exposition(self):
+        with self.lock:
+            if self.cached is not None:
+                return self.cached
+            lines = []
+            for w in WINDOWS:
+                name = "slo:sli_error:ratio_rate" + w
+                lines.append(f"# TYPE {name} gauge")
+                for i, (ns, slo) in enumerate(self.slos):
+                    ratio = self.burning.get(i, BUDGET * 0.2)
+                    lines.append(f'{name}{{namespace="{ns}",slo="{slo}"}} {ratio:g}')
+            lines.append("# TYPE slo:error_budget:ratio gauge")
+            for ns, slo in self.slos:
+                lines.append(f'slo:error_budget:ratio{{namespace="{ns}",slo="{slo}"}} {BUDGET:g}')
+            lines.append("# TYPE slo:error_budget_remaining:ratio gauge")
+            for i, (ns, slo) in enumerate(self.slos):
+                lines.append(f'slo:error_budget_remaining:ratio{{namespace="{ns}",slo="{slo}"}} {self.remaining[i]:g}')
+            self.cached = ("\n".join(lines) + "\n").encode()
+            return self.cached
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--slos", required=True, help="file with one NAMESPACE/NAME per line")
+    ap.add_argument("--drift-percent", type=int, default=1)
+    ap.add_argument("--drift-interval", type=float, default=30.0)
+    a = ap.parse_args()
+    with open(a.slos, encoding="utf-8") as f:
+        slos = [tuple(line.strip().split("/", 1)) for line in f if line.strip()]
+    state = State(slos, a.drift_percent, a.drift_interval)
+
+    def drifter():
+        while True:
+            time.sleep(state.drift_interval)
+            if state.drifting:
+                state.drift()
+
+    threading.Thread(target=drifter, daemon=True).start()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def reply(self, code, body, ctype="text/plain; version=0.0.4"):
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            path = urllib.parse.urlparse(self.path).path
+            if path == "/metrics":
+                self.reply(200, state.exposition())
+            elif path == "/control":
+                with state.lock:
+                    body = {"slos": len(state.slos), "drifting": state.drifting, "drifts": state.drifts,
+                            "burning": {f"{state.slos[i][0]}/{state.slos[i][1]}": r for i, r in state.burning.items()}}
+                self.reply(200, json.dumps(body).encode(), "application/json")
+            elif path == "/healthz":
+                self.reply(200, b"ok\n")
+            else:
+                self.reply(404, b"not found\n")
+
+        def do_POST(self):
+            u = urllib.parse.urlparse(self.path)
+            if u.path != "/control":
+                return self.reply(404, b"not found\n")
+            q = urllib.parse.parse_qs(u.query)
+            if "drift" in q:
+                state.drifting = q["drift"][0] == "1"
+                return self.reply(200, b"ok\n")
+            slo, ratio = q.get("slo", [""])[0], q.get("ratio", [""])[0]
+            if slo not in state.index:
+                return self.reply(400, f"unknown slo {slo!r}\n".encode())
+            try:
+                r = float(ratio)
+            except ValueError:
+                return self.reply(400, b"ratio must be a number\n")
+            with state.lock:
+                if r < 0:
+                    state.burning.pop(state.index[slo], None)
+                else:
+                    state.burning[state.index[slo]] = r
+                state.cached = None
+            self.reply(200, b"ok\n")
+
+    ThreadingHTTPServer(("127.0.0.1", a.port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
