@@ -1412,3 +1412,71 @@ async fn create_deployment_result(ctx: &Ctx, name: &str) -> Result<(), String> {
         .map(drop)
         .map_err(|e| e.to_string())
 }
+
+// ---- Distributed Prometheus ----------------------------------------------------------------
+
+/// An instant query through the Thanos Querier, as `tenant` (or none): how many series.
+fn thanos_series(ctx: &Ctx, query: &str, tenant: Option<&str>) -> Result<usize, String> {
+    let url = ctx.env.thanos_url.clone().ok_or("no THANOS_QUERY_URL")?;
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sS", "--fail-with-body", "--max-time", "10", "-G"])
+        .arg(format!("{url}/api/v1/query"))
+        .args(["--data-urlencode", &format!("query={query}")]);
+    if let Some(t) = tenant {
+        cmd.args(["-H", &format!("X-Scope-OrgID: {t}")]);
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    let body = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!("{body} {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let v: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    Ok(v["data"]["result"].as_array().map_or(0, Vec::len))
+}
+
+/// Users who outgrow one Prometheus read through Thanos: the poller's three queries go through
+/// a real Thanos Querier (over a sidecar) that enforces tenancy, with the tenant header passed
+/// on every query; the budgets read and a burn freezes and releases as against Prometheus.
+#[test]
+#[ignore = "needs a cluster, Prometheus and Thanos: make e2e"]
+fn budgets_are_read_through_a_thanos_querier_as_a_tenant() {
+    let options = Options {
+        prometheus: true,
+        thanos: true,
+        ..Options::default()
+    };
+    support::run_with("thanos", options, async |ctx| {
+        start(ctx, burn_policy("checkout", &["freezeDeployments"], "15s")).await;
+        // The tenant header is what selects the data: without it, the default tenant's (none).
+        let ratios = format!(r#"{{__name__=~"slo:sli_error:ratio_rate.+",namespace="{}"}}"#, ctx.ns);
+        ctx.eventually(
+            "the recorded ratios through Thanos as the tenant",
+            K8S,
+            async || match thanos_series(ctx, &ratios, Some(support::THANOS_TENANT))? {
+                0 => Err("no series yet".to_string()),
+                _ => Ok(()),
+            },
+        )
+        .await;
+        assert_eq!(thanos_series(ctx, &ratios, None), Ok(0), "tenancy is not enforced");
+        ctx.eventually("status.budget burn rates read through Thanos", K8S, async || {
+            let slo = ctx.slos().get("checkout").await.map_err(|e| e.to_string())?;
+            match slo.status.and_then(|s| s.budget) {
+                Some(b) if !b.burn_rates.is_empty() => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+
+        ctx.traffic("errors=0.5").unwrap();
+        wait_deployment(ctx, "web", true, &["checkout"], BURN).await;
+        let m = ctx.operator_metrics();
+        assert!(
+            metric_sum_where(&m, "slo_warden_prometheus_queries_total", &[("result", "success")]) > 0.0,
+            "{}",
+            metric_lines(&m, "slo_warden_prometheus_queries_total")
+        );
+        ctx.traffic("errors=0").unwrap();
+        wait_deployment(ctx, "web", false, &[], BURN).await;
+    });
+}

@@ -38,6 +38,8 @@ pub struct Env {
     pub kubeconfig: String,
     pub prometheus_url: String,
     pub traffic_url: String,
+    /// The Thanos Querier in front of that Prometheus (cluster-up.sh), if any.
+    pub thanos_url: Option<String>,
 }
 
 impl Env {
@@ -54,6 +56,10 @@ impl Env {
             kubeconfig: get("KUBECONFIG"),
             prometheus_url: get("PROMETHEUS_URL"),
             traffic_url: get("TRAFFIC_URL"),
+            thanos_url: std::env::var("THANOS_QUERY_URL")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| v.trim().trim_end_matches('/').to_string()),
         }
     }
 }
@@ -501,7 +507,13 @@ pub struct Options {
     pub webhook: bool,
     /// No operator is started: the test starts its own ([`Ctx::adopt_operator`]).
     pub own_operator: bool,
+    /// ... through the Thanos Querier instead, as tenant [`THANOS_TENANT`].
+    pub thanos: bool,
 }
+
+/// The tenant of the e2e cluster's data in its Thanos Querier (Prometheus' external label
+/// `cluster`, chosen by the `X-Scope-OrgID` header).
+pub const THANOS_TENANT: &str = "e2e";
 
 /// Where a test's operator serves its admission webhook.
 #[derive(Clone, Debug)]
@@ -557,15 +569,25 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
         let proxy = options.cuttable.then(|| Proxy::start(&env.prometheus_url));
         let mut operator_args = Vec::new();
         if options.prometheus {
-            let url = proxy.as_ref().map_or(env.prometheus_url.clone(), |p| p.url());
-            operator_args = vec![
+            let mut url = proxy.as_ref().map_or(env.prometheus_url.clone(), |p| p.url());
+            if options.thanos {
+                url = env
+                    .thanos_url
+                    .clone()
+                    .expect("THANOS_QUERY_URL is not set: the e2e cluster runs a Thanos Querier (cluster-up.sh)");
+                operator_args.extend([
+                    "--prometheus-header".to_string(),
+                    format!("X-Scope-OrgID={THANOS_TENANT}"),
+                ]);
+            }
+            operator_args.extend([
                 "--prometheus-url".into(),
                 url,
                 "--poll-interval".into(),
                 format!("{}s", POLICY_POLL.as_secs()),
                 "--prometheus-timeout".into(),
                 "2s".into(),
-            ];
+            ]);
         }
         let mut webhook = None;
         if options.webhook {
