@@ -22,6 +22,7 @@ use crate::api::{BudgetState, BudgetStatus, ErrorBudgetOverride, ServiceLevelObj
 use crate::budget::poller::Poller;
 use crate::budget::{SloSamples, Snapshot, budget_of, budget_status};
 use crate::enforce::Outcome;
+use crate::enforce::cache::Targets;
 use crate::metrics::{KindLabels, Metrics, SloLabels};
 
 /// The last poll.
@@ -38,6 +39,8 @@ pub enum Reading {
 pub struct Scope {
     pub slos: Store<DeserializeGuard<ServiceLevelObjective>>,
     pub overrides: Store<ErrorBudgetOverride>,
+    pub deployments: Targets,
+    pub rollouts: Targets,
 }
 
 #[derive(Clone)]
@@ -64,6 +67,17 @@ impl Stores {
             .filter(|g| keep(g))
             .filter_map(|g| g.0.as_ref().ok().map(|s| Arc::new(s.clone())))
             .collect()
+    }
+
+    /// The cached Deployments (`rollouts: false`) or Rollouts of a namespace; `None` when its
+    /// cache cannot answer (not synced, kind not served).
+    pub fn workloads_in(&self, namespace: &str, rollouts: bool) -> Option<Vec<kube::api::DynamicObject>> {
+        let mut out = Vec::new();
+        for scope in &self.0 {
+            let targets = if rollouts { &scope.rollouts } else { &scope.deployments };
+            out.extend(targets.in_namespace(namespace)?);
+        }
+        Some(out)
     }
 
     pub fn overrides_in(&self, namespace: &str) -> Vec<Arc<ErrorBudgetOverride>> {
@@ -158,6 +172,15 @@ impl Shared {
                 .get_or_create(&KindLabels { kind })
                 .set(n as i64);
         }
+    }
+
+    /// Whether the policy may hold its Namespace: not known yet in this term, or it did at its
+    /// last reconcile. A policy whose stages never freeze the namespace reads it only then.
+    pub fn may_hold_namespace(&self, policy: &(String, String)) -> bool {
+        let holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        holds
+            .get(policy)
+            .is_none_or(|h| h.objects.iter().any(|(kind, _)| *kind == "Namespace"))
     }
 
     /// SLOs (namespace, name) for which some policy holds something.

@@ -152,7 +152,8 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             watcher(
                 scoped::<DeserializeGuard<ServiceLevelObjective>>(&client, scope),
                 watcher::Config::default().any_semantic(),
-            ),
+            )
+            .modify(slim),
         )
         .default_backoff()
         .touched_objects();
@@ -162,7 +163,8 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             watcher(
                 scoped::<ErrorBudgetOverride>(&client, scope),
                 watcher::Config::default().any_semantic(),
-            ),
+            )
+            .modify(slim),
         )
         .default_backoff()
         .touched_objects();
@@ -176,9 +178,26 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "ErrorBudgetOverrides",
             shutdown.clone(),
         )));
+        // The workloads policies act on, so that a poll lists none of them.
+        let (deployments, task) = crate::enforce::cache::Targets::watch(
+            &client,
+            scope,
+            crate::enforce::workload::deployments().resource,
+            shutdown.clone(),
+        );
+        tasks.push(task);
+        let (rollouts, task) = crate::enforce::cache::Targets::watch(
+            &client,
+            scope,
+            crate::enforce::rollout::resource(),
+            shutdown.clone(),
+        );
+        tasks.push(task);
         stores.push(budget::Scope {
             slos: slo_store,
             overrides: override_store,
+            deployments,
+            rollouts,
         });
         probes.push((scoped(&client, scope), scoped(&client, scope), scoped(&client, scope)));
     }
@@ -321,12 +340,13 @@ impl Term {
         ));
         let mut controllers = Vec::new();
         for scope in &self.scopes {
-            let slos: Api<DeserializeGuard<ServiceLevelObjective>> = scoped(&self.client, scope);
-            let controller = Controller::new(slos, watcher::Config::default().any_semantic())
+            let (slos, slo_cache) = slim_watch::<DeserializeGuard<ServiceLevelObjective>>(&self.client, scope);
+            let controller = Controller::for_stream(slos, slo_cache)
                 .owns(
                     scoped::<PrometheusRule>(&self.client, scope),
                     watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")),
                 )
+                .with_config(controller_config())
                 .graceful_shutdown_on(term.clone().cancelled_owned());
             controllers.push(
                 controller
@@ -334,8 +354,8 @@ impl Term {
                     .for_each(log_result)
                     .boxed_local(),
             );
-            let policies: Api<ErrorBudgetPolicy> = scoped(&self.client, scope);
-            let policy_controller = Controller::new(policies, watcher::Config::default().any_semantic())
+            let (policies, policy_cache) = slim_watch::<ErrorBudgetPolicy>(&self.client, scope);
+            let policy_controller = Controller::for_stream(policies, policy_cache)
                 .watches(
                     scoped::<ErrorBudgetOverride>(&self.client, scope),
                     watcher::Config::default(),
@@ -345,6 +365,7 @@ impl Term {
                     },
                 )
                 .reconcile_all_on(budget::triggers(triggered.clone()))
+                .with_config(controller_config())
                 .graceful_shutdown_on(term.clone().cancelled_owned());
             controllers.push(
                 policy_controller
@@ -357,6 +378,55 @@ impl Term {
         term.cancel();
         let _ = poll.await;
     }
+}
+
+/// What no reconciler reads and every object carries: `managedFields` (a tree per field
+/// manager) and kubectl's last applied configuration, often more than the object itself. Cached
+/// objects go without them.
+fn slim<K: kube::Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// A controller's watch of its kind, slimmed: the objects that trigger it and its cache.
+#[allow(clippy::type_complexity)]
+fn slim_watch<K>(
+    client: &Client,
+    scope: &Option<String>,
+) -> (
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    reflector::Store<K>,
+)
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    <K as kube::Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (cache, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(scoped::<K>(client, scope), watcher::Config::default().any_semantic()).modify(slim),
+    )
+    .default_backoff()
+    .touched_objects();
+    (stream, cache)
+}
+
+/// Reconciles at once per controller. Unbounded, a cold start of ten thousand SLOs holds ten
+/// thousand requests and their buffers in flight (the process keeps that memory afterwards);
+/// this many keep the API server busy without queueing behind each other.
+const CONCURRENCY: u16 = 16;
+
+fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(CONCURRENCY)
 }
 
 async fn log_result<K: std::fmt::Display, E: std::fmt::Display>(

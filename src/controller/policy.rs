@@ -537,7 +537,8 @@ async fn actuate(
             }
         };
         let want = enforce.contains(&action);
-        match workload::reconcile(&ctx.client, &ns, &kind, sel, spared, me, want, reason, now).await {
+        let cached = ctx.stores.workloads_in(&ns, kind.kind == "Rollout");
+        match workload::reconcile(&ctx.client, &ns, &kind, cached, sel, spared, me, want, reason, now).await {
             Ok(Some(o)) => outcomes.extend(o),
             Ok(None) if want && sel.is_some() => errors.push(Error::RolloutCrdMissing),
             Ok(None) => {}
@@ -547,15 +548,25 @@ async fn actuate(
     if enforce.contains(&PolicyAction::AbortRollouts)
         && let Ok(Some(sel)) = &rollouts
     {
-        match rollout::abort(&ctx.client, &ns, sel).await {
+        match rollout::abort(&ctx.client, &ns, ctx.stores.workloads_in(&ns, true), sel).await {
             Ok(o) => outcomes.extend(o),
             Err(e) => errors.push(e),
         }
     }
+    // The Namespace is read only when the policy may freeze it or may hold it: a policy that
+    // never freezes its namespace costs no request per poll once it is known not to hold it.
     let want = enforce.contains(&PolicyAction::FreezeNamespace);
-    match namespace::reconcile(&ctx.client, &ns, me, want, reason, now).await {
-        Ok(o) => outcomes.push(o),
-        Err(e) => errors.push(e),
+    let freezes = policy
+        .spec
+        .stages
+        .iter()
+        .any(|s| s.actions.contains(&PolicyAction::FreezeNamespace));
+    let key = (ns.clone(), policy.name_any());
+    if want || freezes || ctx.may_hold_namespace(&key) {
+        match namespace::reconcile(&ctx.client, &ns, me, want, reason, now).await {
+            Ok(o) => outcomes.push(o),
+            Err(e) => errors.push(e),
+        }
     }
     for o in &outcomes {
         if let Some(result) = o.result() {
@@ -784,6 +795,8 @@ async fn cleanup(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
     let ns = policy.namespace().unwrap_or_default();
     let name = policy.name_any();
     let me = enforce::holder(&ns, &name);
+    // Whatever this term saw, the Namespace is checked too.
+    ctx.forget(&(ns.clone(), name.clone()));
     let (outcomes, errors) = actuate(policy, &BTreeSet::new(), &me, "", Timestamp::now(), ctx).await;
     report_outcomes(&outcomes, &ns, &me, "", ctx).await;
     if let Some(e) = errors.into_iter().next() {

@@ -4,6 +4,7 @@
 //! `resourceVersion` (so two policies racing on one object cannot lose a claim), and reports
 //! what it changed for Events, metrics and `status.enforced`.
 
+pub mod cache;
 pub mod claim;
 pub mod namespace;
 pub mod rollout;

@@ -6,7 +6,7 @@
 //! retry rollout NAME`). The Rollouts controller ignores an abort while `spec.paused` is set, so
 //! a stage that aborts does not hold a pause on the Rollouts it aborts.
 
-use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::{GroupVersionKind, Selector, SelectorExt};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -51,15 +51,20 @@ pub fn is_aborted(obj: &DynamicObject) -> bool {
     obj.data["status"]["abort"].as_bool() == Some(true)
 }
 
-/// Aborts the selected Rollouts that are mid-update and not aborted yet; lists the aborted ones.
-pub async fn abort(client: &Client, namespace: &str, selected: &Selector) -> Result<Vec<Outcome>> {
+/// Aborts the selected Rollouts (`cached`, else listed) that are mid-update and not aborted
+/// yet; lists the aborted ones.
+pub async fn abort(
+    client: &Client,
+    namespace: &str,
+    cached: Option<Vec<DynamicObject>>,
+    selected: &Selector,
+) -> Result<Vec<Outcome>> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource());
-    let list = api.list(&ListParams::default()).await.map_err(|e| match &e {
-        kube::Error::Api(s) if s.code == 404 => Error::RolloutCrdMissing,
-        _ => Error::Kube(e),
-    })?;
+    let objects = super::workload::objects(&api, cached)
+        .await?
+        .ok_or(Error::RolloutCrdMissing)?;
     let mut out = Vec::new();
-    for obj in list.items.iter().filter(|o| selected.matches(o.labels())) {
+    for obj in objects.iter().filter(|o| selected.matches(o.labels())) {
         let change = if is_aborted(obj) {
             Change::Unchanged
         } else if mid_update(obj) {

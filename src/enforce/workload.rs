@@ -47,14 +47,32 @@ pub const PAUSED: Hold = Hold {
     set_held: |patch, paused| patch["spec"] = json!({ "paused": paused }),
 };
 
-/// Lists the workloads of the namespace (all of them: one we hold may no longer match the
-/// selector) and makes each match: held by `me` when `want`, selected and not `spared`, else
-/// not by `me`. `None` when the kind is not served (a cluster without Argo Rollouts).
+/// The workloads of a namespace: from the watch cache (`cached`), else listed. `None` when the
+/// kind is not served (a cluster without Argo Rollouts).
+pub async fn objects(
+    api: &Api<DynamicObject>,
+    cached: Option<Vec<DynamicObject>>,
+) -> Result<Option<Vec<DynamicObject>>> {
+    if let Some(objects) = cached {
+        return Ok(Some(objects));
+    }
+    match api.list(&ListParams::default()).await {
+        Ok(l) => Ok(Some(l.items)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
+/// Makes every workload of the namespace (all of them: one we hold may no longer match the
+/// selector; `cached`, else listed) match: held by `me` when `want`, selected and not
+/// `spared`, else not by `me`. `None` when the kind is not served (a cluster without Argo
+/// Rollouts).
 #[allow(clippy::too_many_arguments)]
 pub async fn reconcile(
     client: &Client,
     namespace: &str,
     workload: &Workload,
+    cached: Option<Vec<DynamicObject>>,
     selected: Option<&Selector>,
     spared: Spared<'_>,
     me: &str,
@@ -63,13 +81,11 @@ pub async fn reconcile(
     now: jiff::Timestamp,
 ) -> Result<Option<Vec<Outcome>>> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &workload.resource);
-    let list = match api.list(&ListParams::default()).await {
-        Ok(l) => l,
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
-        Err(e) => return Err(Error::Kube(e)),
+    let Some(objects) = objects(&api, cached).await? else {
+        return Ok(None);
     };
     let mut out = Vec::new();
-    for obj in list.items {
+    for obj in objects {
         let is_selected = selected.is_some_and(|s| s.matches(obj.labels()));
         let chosen = want && is_selected && !spared(&obj);
         let (obj, change) = hold(&api, obj, &PAUSED, me, chosen, reason, now).await?;

@@ -90,13 +90,14 @@ one list for the ClusterRole (all namespaces) and for each per-namespace Role.
 - apiGroups: ["slo.warden.dev"]
   resources: ["errorbudgetoverrides"]
   verbs: ["get", "list", "watch"]
-# Enforcement: spec.paused and slo.warden.dev/* annotations of the targets (merge patches only).
+# Enforcement: spec.paused and slo.warden.dev/* annotations of the targets (merge patches only),
+# read from a watch cache.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["argoproj.io"]
   resources: ["rollouts"]
-  verbs: ["get", "list", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["argoproj.io"]
   resources: ["rollouts/status"]
   verbs: ["patch"]

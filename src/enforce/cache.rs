@@ -1,0 +1,179 @@
+//! Watch caches of the workloads policies act on (Deployments, Argo Rollouts), trimmed to what
+//! the actuators read: a poll of a thousand policies then reads no workload from the API
+//! server, and a cache of ten thousand Deployments stays a few megabytes.
+//!
+//! Until its first list is complete (or when the kind is not served: no Argo Rollouts) a cache
+//! answers nothing and the actuators list the namespace instead, so a cache only ever saves
+//! requests. Writes always carry the cached `resourceVersion`; a cache that lags behind our own
+//! last write costs one conflict, re-read and re-planned ([`super::hold`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::{FutureExt, StreamExt};
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+/// Annotations no actuator reads that can be large.
+const DROPPED_ANNOTATIONS: [&str; 1] = ["kubectl.kubernetes.io/last-applied-configuration"];
+
+/// Status fields [`super::rollout::mid_update`] and [`super::rollout::is_aborted`] read.
+const KEPT_STATUS: [&str; 4] = ["observedGeneration", "currentPodHash", "stableRS", "abort"];
+
+/// Keeps what the actuators read: name, namespace, labels, annotations (but the last applied
+/// configuration), generation and resourceVersion; `spec.paused`; the Rollout status fields of
+/// an abort.
+pub fn trim(obj: &mut DynamicObject) {
+    let meta = &mut obj.metadata;
+    meta.managed_fields = None;
+    meta.owner_references = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        for key in DROPPED_ANNOTATIONS {
+            a.remove(key);
+        }
+    }
+    let mut kept = Map::new();
+    if let Some(paused) = obj.data.pointer("/spec/paused") {
+        kept.insert("spec".into(), serde_json::json!({ "paused": paused }));
+    }
+    if let Some(Value::Object(status)) = obj.data.get("status") {
+        let status: Map<String, Value> = KEPT_STATUS
+            .iter()
+            .filter_map(|k| status.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect();
+        if !status.is_empty() {
+            kept.insert("status".into(), Value::Object(status));
+        }
+    }
+    obj.data = Value::Object(kept);
+}
+
+/// One kind of workload in one watched scope.
+#[derive(Clone)]
+pub struct Targets {
+    store: Store<DynamicObject>,
+    synced: Arc<AtomicBool>,
+}
+
+impl Targets {
+    /// Starts the watch (until `shutdown`); returns the cache and the task keeping it.
+    pub fn watch(
+        client: &Client,
+        scope: &Option<String>,
+        resource: ApiResource,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let api: Api<DynamicObject> = match scope {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let writer = reflector::store::Writer::new(resource.clone());
+        let store = writer.as_reader();
+        let synced = Arc::new(AtomicBool::new(false));
+        let stream = reflector::reflector(
+            writer,
+            watcher(api, watcher::Config::default().any_semantic()).modify(trim),
+        )
+        .default_backoff();
+        let kind = resource.kind.clone();
+        let (ready, flag) = (store.clone(), synced.clone());
+        let task = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            let mut warned = false;
+            loop {
+                tokio::select! {
+                    item = stream.next() => match item {
+                        Some(Ok(_)) => {
+                            if !flag.load(Ordering::Relaxed) && ready.wait_until_ready().now_or_never().is_some() {
+                                flag.store(true, Ordering::Relaxed);
+                                tracing::debug!(%kind, "watch cache synced");
+                            }
+                        }
+                        // A kind that is not served (no Argo Rollouts) fails here for good:
+                        // the actuators list instead, and report that.
+                        Some(Err(e)) => {
+                            if !warned {
+                                tracing::info!(%kind, error = %e, "cannot watch; policies will list instead");
+                                warned = true;
+                            }
+                        }
+                        None => return,
+                    },
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        });
+        (Self { store, synced }, task)
+    }
+
+    /// The cached objects of `namespace`, or `None` before the first complete list.
+    pub fn in_namespace(&self, namespace: &str) -> Option<Vec<DynamicObject>> {
+        if !self.synced.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(
+            self.store
+                .state()
+                .iter()
+                .filter(|o| o.namespace().as_deref() == Some(namespace))
+                .map(|o| (**o).clone())
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn trimming_keeps_what_the_actuators_read() {
+        let mut obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {
+                "name": "web", "namespace": "shop", "generation": 3, "resourceVersion": "42",
+                "labels": {"tier": "web"},
+                "annotations": {"slo.warden.dev/paused-by": "shop/checkout",
+                                "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+                "managedFields": [{"manager": "kubectl"}],
+            },
+            "spec": {"paused": true, "replicas": 3, "template": {"spec": {"containers": [{"name": "app"}]}}},
+            "status": {"observedGeneration": "3", "currentPodHash": "a", "stableRS": "b", "abort": false,
+                       "conditions": [{"type": "Progressing"}]},
+        }))
+        .unwrap();
+        trim(&mut obj);
+        assert_eq!(
+            obj.data,
+            json!({
+                "spec": {"paused": true},
+                "status": {"observedGeneration": "3", "currentPodHash": "a", "stableRS": "b", "abort": false},
+            })
+        );
+        assert!(obj.metadata.managed_fields.is_none());
+        assert_eq!(
+            obj.annotations().keys().collect::<Vec<_>>(),
+            ["slo.warden.dev/paused-by"],
+            "the claim is kept, the last applied configuration dropped"
+        );
+        assert_eq!(obj.metadata.generation, Some(3));
+        assert_eq!(obj.resource_version().as_deref(), Some("42"));
+        assert!(super::super::rollout::mid_update(&obj));
+        assert!(super::super::workload::is_paused(&obj));
+
+        // A Deployment that was never paused keeps no spec at all: not paused.
+        let mut d: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "shop"},
+            "spec": {"replicas": 1}, "status": {"replicas": 1},
+        }))
+        .unwrap();
+        trim(&mut d);
+        assert_eq!(d.data, json!({}));
+        assert!(!super::super::workload::is_paused(&d));
+    }
+}
