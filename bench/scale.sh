@@ -2,7 +2,7 @@
 # `make bench-scale`: slo-warden at 1,000 and 10,000 ServiceLevelObjectives (N/10
 # ErrorBudgetPolicies, each selecting 10 SLOs and 2 Deployments) on the real control plane,
 # run as the chart runs it. Prometheus scrapes bench/scale/exporter.py, which publishes the
-# recorded series of every SLO (the operator only reads those), with 1% of the budgets
+# recorded series of every SLO (the operator only reads those), with 1% of the burn rates
 # changing every poll interval. Prints a table of measurements against the targets and exits
 # non-zero when one is missed. A report, never a timed test. Takes about 35 minutes (10 of them
 # steady state per size).
@@ -50,8 +50,24 @@ for n in "${sizes[@]}"; do
     >"$out/exporter.log" 2>&1 &
   exporter_pid=$!
   log "N=$n: cluster (no rule sync, audit log), exporter on :$port"
+  # The recorded series as the rules record them: short windows every 30 s, the long ones and
+  # the budgets every 5 minutes.
+  cat >"$out/scrape.yml" <<EOF
+  - job_name: slo-short
+    honor_labels: true
+    scrape_interval: 30s
+    scrape_timeout: 20s
+    metrics_path: /metrics/short
+    static_configs: [{targets: ['127.0.0.1:$port']}]
+  - job_name: slo-long
+    honor_labels: true
+    scrape_interval: 5m
+    scrape_timeout: 20s
+    metrics_path: /metrics/long
+    static_configs: [{targets: ['127.0.0.1:$port']}]
+EOF
   SLO_WARDEN_E2E_DIR=$root/cluster E2E_RULE_SYNC=0 E2E_AUDIT=1 E2E_SCRAPE_INTERVAL=30s E2E_EVAL_INTERVAL=30s \
-    E2E_SCRAPE_TARGETS=127.0.0.1:$port e2e/scripts/cluster-up.sh >/dev/null
+    E2E_EXTRA_SCRAPE_CONFIGS=$out/scrape.yml e2e/scripts/cluster-up.sh >/dev/null
   . "$root/cluster/env"
   # The exporter's series must be in Prometheus before the operator starts reading.
   until [[ $(curl -fsS "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=count(slo:error_budget:ratio)' |

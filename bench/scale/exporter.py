@@ -5,12 +5,15 @@ The scale benchmark (bench/scale/scale.py) measures the operator, not Prometheus
 evaluation: instead of evaluating 10,000 SLOs' rules, Prometheus scrapes this exporter, which
 serves for every SLO `<ns>/<name>` the error ratios over its recorded windows
 (slo:sli_error:ratio_rate<window>), its budget (slo:error_budget:ratio) and what is left of it
-(slo:error_budget_remaining:ratio), labelled {namespace, slo} as the rules label them.
+(slo:error_budget_remaining:ratio), labelled {namespace, slo} as the rules label them. As the
+rules record them at two intervals, it serves them on two paths, scraped as two jobs:
+/metrics/short (the windows under a day: the default evaluation interval) and /metrics/long
+(the longer windows and the budgets: every 5 minutes, like the `:window` group).
 
-Budgets drift: every --drift-interval seconds, --drift-percent of the SLOs (a different slice
-each time) get a new remaining budget, so status writes per cycle can be counted.
+Burn rates drift: every --drift-interval seconds, --drift-percent of the SLOs (a different slice
+each time) get a new 5-minute error ratio, so status writes per cycle can be counted.
 
-  GET  /metrics                           the exposition
+  GET  /metrics/short, /metrics/long     the exposition
   POST /control?slo=NS/NAME&ratio=X       sets every error ratio of one SLO (e.g. a burn);
                                           ratio=-1 goes back to the normal value
   POST /control?drift=1|0                 budgets drift, or hold still (the default)
@@ -32,8 +35,9 @@ class State:
     def __init__(self, slos, drift_percent, drift_interval):
         self.slos = slos  # [(namespace, name)]
         self.lock = threading.Lock()
-        # Normal error ratio: a quiet 0.2x burn, different per SLO so values are not all equal.
+        # Quiet: a 0.2x burn (0.1x to 0.3x), and budgets left between 0.4 and 0.9.
         self.remaining = [0.9 - (i % 50) * 0.01 for i in range(len(slos))]
+        self.ratio5m = [BUDGET * (0.1 + (i % 20) * 0.01) for i in range(len(slos))]
         self.burning = {}  # index -> ratio
         self.drift_percent = drift_percent
         self.drifting = False
@@ -50,31 +54,32 @@ class State:
             for j in range(k):
                 i = (start + j) % n
                 # A change the 4-significant-digit status rounding sees.
-                self.remaining[i] = round(self.remaining[i] - 0.0011, 4)
-                if self.remaining[i] < 0.1:
-                    self.remaining[i] = 0.9
+                self.ratio5m[i] = self.ratio5m[i] * 1.01 if self.ratio5m[i] < BUDGET * 0.5 else BUDGET * 0.1
             self.drifts += 1
             self.cached = None
 
-    def exposition(self):
+    def exposition(self, long):
         with self.lock:
-            if self.cached is not None:
-                return self.cached
+            if self.cached is None:
+                self.cached = {}
+            if long in self.cached:
+                return self.cached[long]
             lines = []
-            for w in WINDOWS:
+            for w in (WINDOWS[5:] if long else WINDOWS[:5]):
                 name = "slo:sli_error:ratio_rate" + w
                 lines.append(f"# TYPE {name} gauge")
                 for i, (ns, slo) in enumerate(self.slos):
-                    ratio = self.burning.get(i, BUDGET * 0.2)
+                    ratio = self.burning.get(i, self.ratio5m[i] if w == "5m" else BUDGET * 0.2)
                     lines.append(f'{name}{{namespace="{ns}",slo="{slo}"}} {ratio:g}')
-            lines.append("# TYPE slo:error_budget:ratio gauge")
-            for ns, slo in self.slos:
-                lines.append(f'slo:error_budget:ratio{{namespace="{ns}",slo="{slo}"}} {BUDGET:g}')
-            lines.append("# TYPE slo:error_budget_remaining:ratio gauge")
-            for i, (ns, slo) in enumerate(self.slos):
-                lines.append(f'slo:error_budget_remaining:ratio{{namespace="{ns}",slo="{slo}"}} {self.remaining[i]:g}')
-            self.cached = ("\n".join(lines) + "\n").encode()
-            return self.cached
+            if long:
+                lines.append("# TYPE slo:error_budget:ratio gauge")
+                for ns, slo in self.slos:
+                    lines.append(f'slo:error_budget:ratio{{namespace="{ns}",slo="{slo}"}} {BUDGET:g}')
+                lines.append("# TYPE slo:error_budget_remaining:ratio gauge")
+                for i, (ns, slo) in enumerate(self.slos):
+                    lines.append(f'slo:error_budget_remaining:ratio{{namespace="{ns}",slo="{slo}"}} {self.remaining[i]:g}')
+            self.cached[long] = ("\n".join(lines) + "\n").encode()
+            return self.cached[long]
 
 
 def main():
@@ -111,8 +116,8 @@ def main():
 
         def do_GET(self):
             path = urllib.parse.urlparse(self.path).path
-            if path == "/metrics":
-                self.reply(200, state.exposition())
+            if path in ("/metrics/short", "/metrics/long"):
+                self.reply(200, state.exposition(path.endswith("long")))
             elif path == "/control":
                 with state.lock:
                     body = {"slos": len(state.slos), "drifting": state.drifting, "drifts": state.drifts,

@@ -36,8 +36,8 @@ def main():
         row("steady: API writes per minute (Lease aside)", "steady_writes_per_min"),
         row("steady: Lease writes per minute", "lease_writes_per_min"),
         row("steady: Prometheus queries per poll cycle", "prometheus_queries_per_cycle"),
-        row("steady: SLO status writes per cycle (budgets changed per cycle)",
-            lambda r: "%s (%s)" % (r["status_writes_per_cycle"], r["budget_changes_per_cycle"])),
+        row("steady: SLO status writes per cycle (burn rates changed per cycle)",
+            lambda r: "%s (%s)" % (r["status_writes_per_cycle"], r["burn_changes_per_cycle"])),
         row("burn true in Prometheus → Deployment paused (s)", "burn_to_pause_s"),
         row("PrometheusRule object size per SLO (bytes)", "prometheusrule_bytes_per_slo"),
     ]

@@ -327,7 +327,7 @@ class Bench:
         r["prometheusrule_bytes_per_slo"] = round(sum(len(json.dumps(x, separators=(",", ":"))) for x in rules) / max(1, len(rules)))
         del rules
 
-        # Steady state: budgets drift (1% per cycle).
+        # Steady state: 1% of the burn rates drift per cycle.
         self.exporter("POST", "/control?drift=1")
         self.wait_cycles(1)
         offset = self.audit_offset()
@@ -351,7 +351,7 @@ class Bench:
         r["steady_writes_per_min"] = round(sum(v for k, v in writes.items() if k != "leases") * 60 / elapsed, 1)
         r["lease_writes_per_min"] = round(writes.get("leases", 0) * 60 / elapsed, 1)
         r["status_writes_per_cycle"] = round(writes.get("servicelevelobjectives/status", 0) / cycles, 1)
-        r["budget_changes_per_cycle"] = max(1, self.n // 100)
+        r["burn_changes_per_cycle"] = max(1, self.n // 100)
         # What the operator reports for its last cycle, and the average over the steady state.
         r["prometheus_queries_per_cycle"] = self.metric("slo_warden_prometheus_queries_per_cycle")
         r["prometheus_queries_per_cycle_avg"] = round((self.metric("slo_warden_prometheus_queries_total") - q0) / cycles, 2)

@@ -16,7 +16,7 @@
 #   E2E_KCM_CONTROLLERS                       kube-controller-manager --controllers
 #   E2E_TIMEOUT                               seconds to wait for each component (120)
 #   E2E_RULE_SYNC=0                           no rule sync (Prometheus evaluates no PrometheusRules)
-#   E2E_SCRAPE_TARGETS=HOST:PORT,...          also scraped, as job "extra" (e.g. bench/scale's exporter)
+#   E2E_EXTRA_SCRAPE_CONFIGS=FILE             scrape jobs appended to Prometheus' scrape_configs (e.g. bench/scale's exporter)
 #   E2E_AUDIT=1                               kube-apiserver audit log of every write ($DIR/logs/audit.log)
 #   E2E_KEEP_ON_FAILURE=1                     leave processes running when start-up fails
 set -euo pipefail
@@ -31,7 +31,7 @@ RULE_SYNC_INTERVAL=${E2E_RULE_SYNC_INTERVAL:-2}
 KCM_CONTROLLERS=${E2E_KCM_CONTROLLERS:-garbage-collector-controller,deployment-controller,replicaset-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller}
 TIMEOUT=${E2E_TIMEOUT:-120}
 RULE_SYNC=${E2E_RULE_SYNC:-1}
-SCRAPE_TARGETS=${E2E_SCRAPE_TARGETS:-}
+EXTRA_SCRAPE_CONFIGS=${E2E_EXTRA_SCRAPE_CONFIGS:-}
 AUDIT=${E2E_AUDIT:-0}
 NODE_NAME=kwok-node-0
 
@@ -135,14 +135,8 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:$P_TRAFFIC']
 EOF
-if [[ -n $SCRAPE_TARGETS ]]; then
-  cat >>"$DIR/prometheus/prometheus.yml" <<EOF
-  - job_name: extra
-    scrape_timeout: 10s
-    honor_labels: true
-    static_configs:
-      - targets: [$(sed "s/[^,]\+/'&'/g" <<<"$SCRAPE_TARGETS")]
-EOF
+if [[ -n $EXTRA_SCRAPE_CONFIGS ]]; then
+  cat "$EXTRA_SCRAPE_CONFIGS" >>"$DIR/prometheus/prometheus.yml"
 fi
 launch prometheus "$PROMETHEUS" --config.file="$DIR/prometheus/prometheus.yml" \
   --storage.tsdb.path="$DIR/prometheus/data" --storage.tsdb.retention.time=1d \
