@@ -81,6 +81,11 @@ fn load_all(files: &[String]) -> Result<Loaded, ExitCode> {
     Ok(out)
 }
 
+/// mimalloc hands memory back to the system between polls; with glibc's allocator the peak of
+/// parsing one poll of 10,000 SLOs stayed in the process for good.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

@@ -47,13 +47,24 @@ pub struct Scope {
 pub struct Stores(pub Vec<Scope>);
 
 impl Stores {
-    /// Every readable SLO (one that does not deserialize reports itself in its own status).
-    pub fn all_slos(&self) -> Vec<Arc<ServiceLevelObjective>> {
-        self.slos_where(|_| true)
+    /// Calls `f` with every readable SLO (one that does not deserialize reports itself in its
+    /// own status), straight from the cache: a poll of 10,000 SLOs copies none of them.
+    pub fn for_each_slo(&self, mut f: impl FnMut(&ServiceLevelObjective)) {
+        for scope in &self.0 {
+            for guard in scope.slos.state() {
+                if let Ok(slo) = guard.0.as_ref() {
+                    f(slo);
+                }
+            }
+        }
     }
 
-    pub fn slos_in(&self, namespace: &str) -> Vec<Arc<ServiceLevelObjective>> {
-        self.slos_where(|g| g.namespace().as_deref() == Some(namespace))
+    /// The readable SLOs of a namespace whose name `keep` accepts.
+    pub fn slos_in(&self, namespace: &str, keep: impl Fn(&str) -> bool) -> Vec<Arc<ServiceLevelObjective>> {
+        self.slos_where(|g| {
+            let meta = kube::Resource::meta(g);
+            meta.namespace.as_deref() == Some(namespace) && meta.name.as_deref().is_some_and(&keep)
+        })
     }
 
     /// The readable SLOs `keep` accepts; only those are copied out of the cache.
@@ -103,6 +114,9 @@ struct Holds {
     objects: BTreeSet<(&'static str, String)>,
 }
 
+/// The windows an SLO records; `None` for an invalid spec.
+type RecordedWindows = Option<BTreeSet<crate::duration::Duration>>;
+
 /// What the poll loop and the policy reconciler share.
 pub struct Shared {
     pub client: Client,
@@ -112,6 +126,8 @@ pub struct Shared {
     pub poll_interval: StdDuration,
     pub stores: Stores,
     reading: RwLock<Option<Reading>>,
+    /// SLO uid → (generation, the windows it records), see [`Shared::recorded_windows`].
+    windows: Mutex<std::collections::HashMap<String, (Option<i64>, RecordedWindows)>>,
     /// (namespace, policy) → what it holds.
     holds: Mutex<BTreeMap<(String, String), Holds>>,
 }
@@ -132,6 +148,7 @@ impl Shared {
             poll_interval,
             stores,
             reading: RwLock::new(None),
+            windows: Mutex::new(std::collections::HashMap::new()),
             holds: Mutex::new(BTreeMap::new()),
         }
     }
@@ -172,6 +189,21 @@ impl Shared {
                 .get_or_create(&KindLabels { kind })
                 .set(n as i64);
         }
+    }
+
+    /// The windows an SLO records, computed once per generation (validation parses PromQL).
+    pub fn recorded_windows(&self, slo: &ServiceLevelObjective) -> Option<BTreeSet<crate::duration::Duration>> {
+        let uid = slo.metadata.uid.clone().unwrap_or_default();
+        let generation = slo.metadata.generation;
+        let mut memo = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((g, w)) = memo.get(&uid)
+            && *g == generation
+        {
+            return w.clone();
+        }
+        let w = super::policy::recorded_windows(slo);
+        memo.insert(uid, (generation, w.clone()));
+        w
     }
 
     /// Whether the policy may hold its Namespace: not known yet in this term, or it did at its
@@ -265,9 +297,10 @@ fn same_budget(a: Option<&BudgetStatus>, b: &BudgetStatus) -> bool {
 async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
     let at = snapshot.at.unwrap_or_else(jiff::Timestamp::now);
     let enforced = shared.enforced_slos();
-    let writes = shared.stores.all_slos().into_iter().filter_map(|slo| {
+    let mut writes = Vec::new();
+    shared.stores.for_each_slo(|slo| {
         let key = (slo.namespace().unwrap_or_default(), slo.name_any());
-        let budget = budget_status(samples_for(&slo, snapshot).as_ref(), at);
+        let budget = budget_status(samples_for(slo, snapshot).as_ref(), at);
         let labels = SloLabels {
             namespace: key.0.clone(),
             slo: key.1.clone(),
@@ -278,9 +311,10 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
             shared.metrics.budget_exhausted_unenforced.remove(&labels);
         }
         let current = slo.status.as_ref().and_then(|s| s.budget.as_ref());
-        (!same_budget(current, &budget)).then(|| (key, budget_patch(current, &budget)))
+        if !same_budget(current, &budget) {
+            writes.push((key, budget_patch(current, &budget)));
+        }
     });
-    let writes: Vec<_> = writes.collect();
     futures::stream::iter(writes)
         .for_each_concurrent(8, |((ns, name), patch)| async move {
             let api: Api<ServiceLevelObjective> = Api::namespaced(shared.client.clone(), &ns);

@@ -89,7 +89,14 @@ pub fn error_policy(policy: Arc<ErrorBudgetPolicy>, error: &Error, ctx: Arc<Shar
 /// The SLOs the policy selects, or the problems that keep it from selecting them.
 pub fn selected_slos(policy: &ErrorBudgetPolicy, stores: &Stores) -> (Vec<Arc<ServiceLevelObjective>>, Vec<Problem>) {
     let ns = policy.namespace().unwrap_or_default();
-    let in_ns = stores.slos_in(&ns);
+    // Only the SLOs the policy may select are copied out of the cache.
+    let wanted: Option<BTreeSet<&str>> = policy
+        .spec
+        .slos
+        .names
+        .as_ref()
+        .map(|n| n.iter().map(String::as_str).collect());
+    let in_ns = stores.slos_in(&ns, |name| wanted.as_ref().is_none_or(|w| w.contains(name)));
     let mut problems = Vec::new();
     let mut found = Vec::new();
     if let Some(names) = &policy.spec.slos.names {
@@ -157,19 +164,34 @@ fn check(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Checked, Rejection>
         }
         deleted = problems;
     }
-    let problems = unrecorded_windows(&valid, &slos);
+    // Validating an SLO parses its PromQL: once per generation, not once per poll and policy.
+    let problems = unrecorded_windows_with(&valid, &slos, |s| ctx.recorded_windows(s));
     if !problems.is_empty() {
         return Err(("InvalidSpec", problems));
     }
     Ok(Checked { valid, slos, deleted })
 }
 
+/// The windows an SLO records; `None` when its spec is invalid (it then reports itself).
+pub fn recorded_windows(slo: &ServiceLevelObjective) -> Option<BTreeSet<crate::duration::Duration>> {
+    crate::validate::validate(slo)
+        .ok()
+        .map(|v| crate::rules::recorded_windows(&v))
+}
+
 /// Every burn-rate window the policy reads must be recorded by each of its (valid) SLOs.
 pub fn unrecorded_windows(valid: &ValidPolicy, slos: &[Arc<ServiceLevelObjective>]) -> Vec<Problem> {
+    unrecorded_windows_with(valid, slos, recorded_windows)
+}
+
+fn unrecorded_windows_with(
+    valid: &ValidPolicy,
+    slos: &[Arc<ServiceLevelObjective>],
+    windows: impl Fn(&ServiceLevelObjective) -> Option<BTreeSet<crate::duration::Duration>>,
+) -> Vec<Problem> {
     let recorded: BTreeMap<String, BTreeSet<crate::duration::Duration>> = slos
         .iter()
-        .filter_map(|s| crate::validate::validate(s).ok())
-        .map(|v| (v.name.clone(), crate::rules::recorded_windows(&v)))
+        .filter_map(|s| windows(s).map(|w| (s.name_any(), w)))
         .collect();
     policy::check_windows(valid, &recorded)
 }

@@ -14,7 +14,7 @@ use futures::{FutureExt, StreamExt};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -119,7 +119,7 @@ impl Targets {
             self.store
                 .state()
                 .iter()
-                .filter(|o| o.namespace().as_deref() == Some(namespace))
+                .filter(|o| o.metadata.namespace.as_deref() == Some(namespace))
                 .map(|o| (**o).clone())
                 .collect(),
         )
@@ -129,6 +129,7 @@ impl Targets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::ResourceExt;
     use serde_json::json;
 
     #[test]
