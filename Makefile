@@ -33,7 +33,7 @@ bench: tools
 	python3 bench/generate_fleet.py target/release/slo-warden 10000
 	bench/window-cost.sh
 
-# The operator at 1,000 and 10,000 SLOs on the real control plane (about 35 minutes).
+# The operator at 1,000 and 10,000 SLOs on the real control plane (about 50 minutes).
 bench-scale: tools
 	bench/scale.sh
 

@@ -4,7 +4,7 @@
 # run as the chart runs it. Prometheus scrapes bench/scale/exporter.py, which publishes the
 # recorded series of every SLO (the operator only reads those), with 1% of the burn rates
 # changing every poll interval. Prints a table of measurements against the targets and exits
-# non-zero when one is missed. A report, never a timed test. Takes about 35 minutes (10 of them
+# non-zero when one is missed. A report, never a timed test. Takes about 50 minutes (10 of them
 # steady state per size).
 #
 #   bench/scale.sh [N...]              fleet sizes (default: 1000 10000)
