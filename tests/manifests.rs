@@ -160,14 +160,9 @@ fn helm() -> PathBuf {
     cache.join(format!("helm-{version}")).join("bin/helm")
 }
 
-/// `helm template slo-warden charts/slo-warden --namespace slo-warden ARGS`, isolated from the
-/// user's helm and cluster configuration.
-fn render(helm: &Path, args: &[&str], tag: &str) -> String {
-    let tmp = std::env::temp_dir().join(format!("slo-warden-{tag}-test-{}", std::process::id()));
-    let out = Command::new(helm)
-        .args(["template", "slo-warden"])
-        .arg(root().join("charts/slo-warden"))
-        .args(["--namespace", "slo-warden"])
+/// `helm ARGS`, isolated from the user's helm and cluster configuration (state in `tmp`).
+fn run_helm(helm: &Path, tmp: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(helm)
         .args(args)
         // Nothing from the user's helm or cluster configuration may leak into the output.
         .env("HELM_CACHE_HOME", tmp.join("cache"))
@@ -175,7 +170,23 @@ fn render(helm: &Path, args: &[&str], tag: &str) -> String {
         .env("HELM_DATA_HOME", tmp.join("data"))
         .env_remove("KUBECONFIG")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}; run `make tools`", helm.display()));
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}; run `make tools`", helm.display()))
+}
+
+/// `helm template slo-warden charts/slo-warden --namespace slo-warden ARGS`, isolated from the
+/// user's helm and cluster configuration.
+fn render(helm: &Path, args: &[&str], tag: &str) -> String {
+    let tmp = std::env::temp_dir().join(format!("slo-warden-{tag}-test-{}", std::process::id()));
+    let chart = root().join("charts/slo-warden");
+    let mut all = vec![
+        "template",
+        "slo-warden",
+        chart.to_str().unwrap(),
+        "--namespace",
+        "slo-warden",
+    ];
+    all.extend_from_slice(args);
+    let out = run_helm(helm, &tmp, &all);
     let _ = fs::remove_dir_all(&tmp);
     assert!(
         out.status.success(),
@@ -369,16 +380,7 @@ fn watch_namespaces_scope_rbac_and_webhooks() {
 fn chart_lints_and_its_schema_refuses_typos() {
     let helm = helm();
     let tmp = std::env::temp_dir().join(format!("slo-warden-lint-test-{}", std::process::id()));
-    let run = |args: &[&str]| {
-        Command::new(&helm)
-            .args(args)
-            .env("HELM_CACHE_HOME", tmp.join("cache"))
-            .env("HELM_CONFIG_HOME", tmp.join("config"))
-            .env("HELM_DATA_HOME", tmp.join("data"))
-            .env_remove("KUBECONFIG")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}; run `make tools`", helm.display()))
-    };
+    let run = |args: &[&str]| run_helm(&helm, &tmp, args);
     let chart = root().join("charts/slo-warden");
     let chart = chart.to_str().unwrap();
     for values in [

@@ -21,6 +21,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ErrorBudgetOverride, ErrorBudgetPolicy, PrometheusRule, ServiceLevelObjective};
+use crate::enforce::cache::slim;
 use crate::http::{self, Health};
 use crate::metrics::Metrics;
 use crate::rules::{MANAGED_BY_LABEL, MANAGER};
@@ -377,17 +378,6 @@ impl Term {
         futures::future::join_all(controllers).await;
         term.cancel();
         let _ = poll.await;
-    }
-}
-
-/// What no reconciler reads and every object carries: `managedFields` (a tree per field
-/// manager) and kubectl's last applied configuration, often more than the object itself. Cached
-/// objects go without them.
-fn slim<K: kube::Resource>(obj: &mut K) {
-    let meta = obj.meta_mut();
-    meta.managed_fields = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        a.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
 }
 

@@ -18,24 +18,26 @@ use kube::{Api, Client};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-/// Annotations no actuator reads that can be large.
-const DROPPED_ANNOTATIONS: [&str; 1] = ["kubectl.kubernetes.io/last-applied-configuration"];
-
 /// Status fields [`super::rollout::mid_update`] and [`super::rollout::is_aborted`] read.
 const KEPT_STATUS: [&str; 4] = ["observedGeneration", "currentPodHash", "stableRS", "abort"];
+
+/// What no reconciler reads and every object carries: `managedFields` (a tree per field
+/// manager) and kubectl's last applied configuration, often more than the object itself. Every
+/// watch cache of the operator keeps objects without them.
+pub fn slim<K: kube::Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
 
 /// Keeps what the actuators read: name, namespace, labels, annotations (but the last applied
 /// configuration), generation and resourceVersion; `spec.paused`; the Rollout status fields of
 /// an abort.
 pub fn trim(obj: &mut DynamicObject) {
-    let meta = &mut obj.metadata;
-    meta.managed_fields = None;
-    meta.owner_references = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        for key in DROPPED_ANNOTATIONS {
-            a.remove(key);
-        }
-    }
+    slim(obj);
+    obj.metadata.owner_references = None;
     let mut kept = Map::new();
     if let Some(paused) = obj.data.pointer("/spec/paused") {
         kept.insert("spec".into(), serde_json::json!({ "paused": paused }));

@@ -19,14 +19,12 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::policy::{
-    self, BURN, PAUSED_BY, condition, create_deployment, create_policy, create_rollout, deployment, held_objects,
-    holders, paused, stage, wait_deployment, wait_evaluated, wait_namespace_frozen, wait_policy, wait_reconciled,
-    wait_rollout, webhook_configurations,
+    self, BURN, PAUSED_BY, WEBHOOK_KINDS, condition, create_deployment, create_policy, create_rollout, deployment,
+    held_objects, holders, paused, stage, wait_ca_bundles, wait_deployment, wait_evaluated, wait_namespace_frozen,
+    wait_policy, wait_reconciled, wait_rollout, webhook_configurations,
 };
-use super::support::{self, Ctx, K8S, Operator, Options, helm, kubectl, metric_lines, metric_sum_where};
+use super::support::{self, Ctx, K8S, Operator, Options, free_port, helm, kubectl, metric_lines, metric_sum_where};
 use super::{BAD_PROMQL, create, fast_spec, wait_ready};
-
-const WEBHOOK_KINDS: [&str; 2] = ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"];
 
 /// How the API server reaches this machine: `localhost`, or `E2E_WEBHOOK_HOST` for an API
 /// server elsewhere (e.g. `host.docker.internal` from kind), where the replicas then listen on
@@ -42,13 +40,6 @@ fn webhook_host() -> String {
 struct Replica {
     name: &'static str,
     webhook_port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free local port")
 }
 
 /// `helm install`s the chart into `<ns>-system`, watching the test's namespace only; the
@@ -208,8 +199,31 @@ fn leads(op: &Operator) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn rollout_image_patch(image: &str) -> String {
-    json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}).to_string()
+/// `kubectl patch rollout canary` with a new image (`kubectl set image` knows no Rollouts).
+fn set_rollout_image(ns: &str, image: &str) -> Result<String, String> {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
+    kubectl(
+        &[
+            "patch",
+            "rollout",
+            "canary",
+            "-n",
+            ns,
+            "--type",
+            "merge",
+            "-p",
+            &patch.to_string(),
+        ],
+        None,
+    )
+}
+
+/// `kubectl set image deployment/web app=IMAGE`.
+fn set_web_image(ns: &str, image: &str) -> Result<String, String> {
+    kubectl(
+        &["set", "image", "deployment/web", &format!("app={image}"), "-n", ns],
+        None,
+    )
 }
 
 fn override_yaml(name: &str) -> String {
@@ -305,24 +319,7 @@ fn the_chart_installs_an_operator_that_needs_nothing_more() {
             })
             .await;
         ctx.log(format!("replica {} leads", replicas[leader].name));
-        ctx.eventually("the caBundles set from the certificate Secret", K8S, async || {
-            for kind in WEBHOOK_KINDS {
-                let c = webhook_configurations(ctx, kind)
-                    .get(&fullname)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let set = c.data["webhooks"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .all(|w| w["clientConfig"]["caBundle"].as_str().is_some_and(|b| !b.is_empty()));
-                if !set {
-                    return Err(format!("no caBundle in the {kind} yet"));
-                }
-            }
-            Ok(())
-        })
-        .await;
+        wait_ca_bundles(ctx, &fullname).await;
 
         // Bad input is refused by `kubectl apply`, with the validator's message.
         let mut bad = fast_spec(ctx);
@@ -379,8 +376,7 @@ fn the_chart_installs_an_operator_that_needs_nothing_more() {
         wait_namespace_frozen(ctx, true, K8S).await;
 
         // Releases are refused with the reason and the way out; replica a answers.
-        let err = kubectl(&["set", "image", "deployment/web", "app=web:2", "-n", &ns], None)
-            .expect_err("kubectl set image in a frozen namespace must be refused");
+        let err = set_web_image(&ns, "web:2").expect_err("kubectl set image in a frozen namespace must be refused");
         ctx.log(format!("kubectl set image deployment/web: {err}"));
         for want in [
             r#"admission webhook "releases.slo.warden.dev" denied the request"#.to_string(),
@@ -394,21 +390,8 @@ fn the_chart_installs_an_operator_that_needs_nothing_more() {
         }
         // Replica b serves the same certificate: the Rollout is refused through it.
         route_webhooks_to(ctx, &fullname, &replicas[1]).await;
-        let err = kubectl(
-            &[
-                "patch",
-                "rollout",
-                "canary",
-                "-n",
-                &ns,
-                "--type",
-                "merge",
-                "-p",
-                &rollout_image_patch("canary:2"),
-            ],
-            None,
-        )
-        .expect_err("a new Rollout image in a frozen namespace must be refused");
+        let err =
+            set_rollout_image(&ns, "canary:2").expect_err("a new Rollout image in a frozen namespace must be refused");
         ctx.log(format!("kubectl patch rollout/canary: {err}"));
         assert!(
             err.contains("changing the pod template of Rollout canary is refused"),
@@ -472,7 +455,7 @@ fn the_chart_installs_an_operator_that_needs_nothing_more() {
         .unwrap();
         assert_eq!(by, "alice", "the webhook records who applied the override");
         ctx.eventually("the new image accepted under alice's override", K8S, async || {
-            kubectl(&["set", "image", "deployment/web", "app=web:2", "-n", &ns], None).map(drop)
+            set_web_image(&ns, "web:2").map(drop)
         })
         .await;
         wait_policy(ctx, "checkout", "Overridden, naming alice", K8S, |p| {
@@ -521,23 +504,8 @@ fn the_chart_installs_an_operator_that_needs_nothing_more() {
         wait_rollout(ctx, "canary", "unpaused", K8S, |s| !s.paused).await;
         let r = policy::rollouts(ctx).get("canary").await.unwrap();
         assert!(holders(r.annotations(), PAUSED_BY).is_empty(), "{:?}", r.annotations());
-        kubectl(
-            &[
-                "patch",
-                "rollout",
-                "canary",
-                "-n",
-                &ns,
-                "--type",
-                "merge",
-                "-p",
-                &rollout_image_patch("canary:2"),
-            ],
-            None,
-        )
-        .expect("after the release a new Rollout image is accepted");
-        kubectl(&["set", "image", "deployment/web", "app=web:3", "-n", &ns], None)
-            .expect("after the release a new image is accepted");
+        set_rollout_image(&ns, "canary:2").expect("after the release a new Rollout image is accepted");
+        set_web_image(&ns, "web:3").expect("after the release a new image is accepted");
 
         // Deleting the policy: the finalizer is removed with the chart's permissions.
         kubectl(

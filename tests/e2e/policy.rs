@@ -1171,6 +1171,31 @@ pub(super) fn override_of(name: &str, duration: &str, reason: &str, requested_by
     .unwrap()
 }
 
+/// The kinds of the operator's webhook configurations.
+pub(super) const WEBHOOK_KINDS: [&str; 2] = ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"];
+
+/// Waits until the operator has put its CA into every webhook of both configurations `name`.
+pub(super) async fn wait_ca_bundles(ctx: &Ctx, name: &str) {
+    ctx.eventually("the operator to set the caBundles", K8S, async || {
+        for kind in WEBHOOK_KINDS {
+            let c = webhook_configurations(ctx, kind)
+                .get(name)
+                .await
+                .map_err(|e| e.to_string())?;
+            let set = c.data["webhooks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|w| w["clientConfig"]["caBundle"].as_str().is_some_and(|b| !b.is_empty()));
+            if !set {
+                return Err(format!("no caBundle in the {kind} yet"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+}
+
 /// Registers the operator's webhooks for this test's namespace only (releases: while frozen).
 async fn register_release_webhook(ctx: &Ctx) -> String {
     let hook = ctx.webhook.clone().expect("the test runs without a webhook");
@@ -1236,24 +1261,7 @@ async fn register_release_webhook(ctx: &Ctx) -> String {
         .await
         .unwrap();
     ctx.log(format!("Validating/MutatingWebhookConfiguration {name} → {}", hook.url));
-    ctx.eventually("the operator to set the caBundles", K8S, async || {
-        for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
-            let c = webhook_configurations(ctx, kind)
-                .get(&name)
-                .await
-                .map_err(|e| e.to_string())?;
-            let set = c.data["webhooks"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .all(|w| w["clientConfig"]["caBundle"].as_str().is_some_and(|b| !b.is_empty()));
-            if !set {
-                return Err(format!("no caBundle in the {kind} yet"));
-            }
-        }
-        Ok(())
-    })
-    .await;
+    wait_ca_bundles(ctx, &name).await;
     let secret: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctx.client.clone(), &ctx.ns);
     let tls = secret.get("slo-warden-webhook").await.expect("the certificate Secret");
     assert_eq!(tls.type_.as_deref(), Some("kubernetes.io/tls"));
@@ -1389,7 +1397,7 @@ fn a_frozen_namespace_refuses_releases() {
             "{}",
             metric_lines(&m, "slo_warden_admission_reviews_total")
         );
-        for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+        for kind in WEBHOOK_KINDS {
             webhook_configurations(ctx, kind)
                 .delete(&config, &DeleteParams::default())
                 .await
