@@ -10,7 +10,9 @@
 #   bench/scale.sh [N...]              fleet sizes (default: 1000 10000)
 #
 # Environment: SCALE_STEADY (seconds of steady state, 600), SCALE_POLL_INTERVAL (30s, the
-# chart's default), SCALE_DIR (state and logs, /tmp/slo-warden-scale), SCALE_SKIP_SETUP=1.
+# chart's default), SCALE_DIR (state and logs, /tmp/slo-warden-scale), SCALE_SKIP_SETUP=1,
+# SCALE_KEEP=1 (leave the last size's cluster, fleet and exporter running, e.g. to profile the
+# operator against them; stop them with e2e/scripts/cluster-down.sh and kill the exporter).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -33,6 +35,10 @@ mkdir -p "$root"
 exporter_pid=
 cleanup() {
   set +e
+  if [[ ${SCALE_KEEP:-0} == 1 ]]; then
+    log "kept: . $root/cluster/env; operator kubeconfig and flags in $out; exporter pid $exporter_pid"
+    return
+  fi
   [[ -n $exporter_pid ]] && kill "$exporter_pid" 2>/dev/null
   SLO_WARDEN_E2E_DIR=$root/cluster e2e/scripts/cluster-down.sh >/dev/null 2>&1
 }
@@ -80,6 +86,7 @@ EOF
     --audit-log "$root/cluster/logs/audit.log" --out "$out" --scrape-interval 30s --poll-interval "$poll" \
     --steady "$steady" | tee "$out/result.json"
   results+=("$out/result.json")
+  [[ ${SCALE_KEEP:-0} == 1 && $n == "${sizes[-1]}" ]] && break
   kill "$exporter_pid" 2>/dev/null || true
   wait "$exporter_pid" 2>/dev/null || true
   exporter_pid=

@@ -171,6 +171,8 @@ class Bench:
             raise RuntimeError("helm install: " + out.stderr)
         dep = json.loads(self.kubectl("get", "deployment", RELEASE, "-n", SYSTEM_NS, "-o", "json"))
         self.chart_args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+        with open(os.path.join(self.a.out, "operator.args.json"), "w") as f:
+            json.dump(self.chart_args, f)
         token = json.loads(self.kubectl("create", "--raw",
                                         "/api/v1/namespaces/%s/serviceaccounts/%s/token" % (SYSTEM_NS, RELEASE), "-f", "-",
                                         stdin=json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",

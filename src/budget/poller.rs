@@ -3,9 +3,9 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use prometheus_http_query::response::{Data, PromqlResult};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
@@ -122,23 +122,48 @@ impl Poller {
         );
         metrics.prometheus_queries_per_cycle.set(QUERIES_PER_CYCLE);
         let t = at.as_second();
-        let (short_answer, long_answer, alerts_answer) = futures::join!(
-            timed(metrics, &short, async {
-                self.send(&short, t, auth).await?.into_vector().map_err(unexpected)
-            }),
-            timed(metrics, &long, async {
-                self.send(&long, t, auth).await?.into_matrix().map_err(unexpected)
-            }),
-            timed(metrics, &alerts, async {
-                self.send(&alerts, t, auth).await?.into_vector().map_err(unexpected)
-            }),
+        // Each answer goes into the split as it is read, and its body is dropped.
+        let split = Mutex::new(queries::Split::default());
+        let into = |series: &[queries::Series], alerts: bool| {
+            let mut split = split.lock().unwrap_or_else(PoisonError::into_inner);
+            for s in series {
+                if alerts { split.alert(s) } else { split.record(s) }
+            }
+        };
+        let (short_read, long_read, alerts_read) = futures::join!(
+            timed(
+                metrics,
+                &short,
+                self.read(&short, t, auth, Shape::Vector, |s| into(s, false))
+            ),
+            timed(
+                metrics,
+                &long,
+                self.read(&long, t, auth, Shape::Matrix, |s| into(s, false))
+            ),
+            timed(
+                metrics,
+                &alerts,
+                self.read(&alerts, t, auth, Shape::Vector, |s| into(s, true))
+            ),
         );
-        let slos = queries::split(&short_answer?, &long_answer?, &alerts_answer?);
+        short_read?;
+        long_read?;
+        alerts_read?;
+        let slos = split.into_inner().unwrap_or_else(PoisonError::into_inner).finish();
         tracing::debug!(slos = slos.len(), "read error budgets from Prometheus");
         Ok(Snapshot { slos, at: Some(at) })
     }
 
-    async fn send(&self, query: &Query, time: i64, auth: Option<&HeaderValue>) -> Result<Data, String> {
+    /// Sends one query and hands its series to `each`.
+    async fn read(
+        &self,
+        query: &Query,
+        time: i64,
+        auth: Option<&HeaderValue>,
+        shape: Shape,
+        each: impl FnOnce(&[queries::Series]),
+    ) -> Result<(), String> {
         let mut request = self
             .client
             .query(&query.promql)
@@ -161,11 +186,12 @@ impl Poller {
             .bytes()
             .await
             .map_err(|e| self.describe_reqwest(&e.without_url()))?;
-        let (data, warnings) = decode(status, content_type.as_deref(), &body)?;
+        let (series, warnings) = decode(status, content_type.as_deref(), &body, shape)?;
         for warning in warnings {
             tracing::warn!(query = query.what, %warning, "Prometheus warned");
         }
-        Ok(data)
+        each(&series);
+        Ok(())
     }
 
     /// A sentence without the URL (it may carry credentials, and says nothing new).
@@ -210,30 +236,44 @@ async fn timed<T>(metrics: &Metrics, query: &Query, run: impl Future<Output = Re
     result.map_err(|e| Error::Prometheus(format!("{}: {e}", query.what)))
 }
 
-fn unexpected(data: Data) -> String {
-    let kind = match data {
-        Data::Vector(_) => "an instant vector",
-        Data::Matrix(_) => "a range vector",
-        Data::Scalar(_) => "a scalar",
-    };
-    format!("unexpected answer: {kind}")
+/// The kind of answer a query must give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    Vector,
+    Matrix,
 }
 
 /// The Prometheus API envelope, read by hand so that an error answer's own words reach the
-/// message (the client library keeps only the status of a non-JSON answer).
+/// message (the client library keeps only the status of a non-JSON answer), and so that the
+/// series are read straight into what the split needs.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ApiResponse {
+struct ApiResponse<'a> {
     status: String,
-    data: Option<PromqlResult>,
+    #[serde(borrow)]
+    data: Option<ApiData<'a>>,
     error_type: Option<String>,
     error: Option<String>,
     #[serde(default)]
     warnings: Vec<String>,
 }
 
-/// The data of an answer and its warnings, or why there is none.
-fn decode(status: reqwest::StatusCode, content_type: Option<&str>, body: &[u8]) -> Result<(Data, Vec<String>), String> {
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiData<'a> {
+    result_type: String,
+    /// Read once the type is known to be the expected one.
+    #[serde(borrow)]
+    result: &'a serde_json::value::RawValue,
+}
+
+/// The series of an answer and its warnings, or why there are none.
+fn decode<'a>(
+    status: reqwest::StatusCode,
+    content_type: Option<&str>,
+    body: &'a [u8],
+    shape: Shape,
+) -> Result<(Vec<queries::Series<'a>>, Vec<String>), String> {
     let is_json = content_type
         .and_then(|c| c.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
@@ -248,7 +288,24 @@ fn decode(status: reqwest::StatusCode, content_type: Option<&str>, body: &[u8]) 
             data: Some(data),
             warnings,
             ..
-        })) if s == "success" => Ok((data.into_inner().0, warnings)),
+        })) if s == "success" => {
+            let expected = match shape {
+                Shape::Vector => "vector",
+                Shape::Matrix => "matrix",
+            };
+            if data.result_type != expected {
+                let kind = match data.result_type.as_str() {
+                    "vector" => "an instant vector",
+                    "matrix" => "a range vector",
+                    "scalar" => "a scalar",
+                    "string" => "a string",
+                    other => other,
+                };
+                return Err(format!("unexpected answer: {kind}"));
+            }
+            let series = serde_json::from_str(data.result.get()).map_err(|e| format!("cannot read the answer: {e}"))?;
+            Ok((series, warnings))
+        }
         Some(Ok(ApiResponse { error_type, error, .. })) if error.is_some() => Err(format!(
             "HTTP {status}: {}: {}",
             error_type.as_deref().unwrap_or("error"),
@@ -731,6 +788,30 @@ mod tests {
         .await;
         assert!(
             message.ends_with("HTTP 404 Not Found: 404 page not found; does the URL have the API's path prefix, if any (e.g. /prometheus)?"),
+            "{message}"
+        );
+
+        // A scalar where a vector belongs, and a sample that is not a number.
+        let (message, _) = failing((
+            "ALERTS",
+            StatusCode::OK,
+            "application/json",
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"1"]}}"#,
+        ))
+        .await;
+        assert_eq!(
+            message,
+            "cannot query Prometheus: reading the firing burn-rate alerts: unexpected answer: a scalar"
+        );
+        let (message, _) = failing((
+            "[10m]",
+            StatusCode::OK,
+            "application/json",
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"slo":"x"},"values":[[1,"fast"]]}]}}"#,
+        ))
+        .await;
+        assert!(
+            message.contains("long-window error ratios: cannot read the answer: \"fast\" is not a sample value"),
             "{message}"
         );
     }

@@ -3,9 +3,10 @@
 //! Every query selects by record name across all SLOs and the answers are split by the
 //! `namespace`/`slo` labels, so a cycle costs the same few queries for 1 SLO or 10,000.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
-use prometheus_http_query::response::{InstantVector, RangeVector};
+use serde::Deserialize;
 
 use super::{SloKey, SloSamples};
 use crate::duration::Duration;
@@ -54,6 +55,105 @@ pub fn firing_burn_alerts() -> Query {
     }
 }
 
+/// One series of an answer, as much of it as the split reads, borrowed from the body: an
+/// answer for ten thousand SLOs holds about a hundred thousand series, and materialising each
+/// one's label map cost more memory than everything else the operator keeps.
+#[derive(Debug, Deserialize)]
+pub struct Series<'a> {
+    #[serde(borrow)]
+    metric: Labels<'a>,
+    /// An instant vector's sample.
+    #[serde(default)]
+    value: Option<Sample>,
+    /// A range vector's newest sample.
+    #[serde(default)]
+    values: Option<Newest>,
+}
+
+impl Series<'_> {
+    /// The sample that counts, NaN and infinities included; `None` for a series without one
+    /// (a native histogram's).
+    fn sample(&self) -> Option<f64> {
+        self.value.or(self.values.and_then(|n| n.0)).map(|s| s.value)
+    }
+}
+
+/// The labels the split reads; the others are skipped unread.
+#[derive(Debug, Default, Deserialize)]
+struct Labels<'a> {
+    #[serde(rename = "__name__", borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    slo: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    severity: Option<Cow<'a, str>>,
+}
+
+/// `[<unix seconds>, "<value>"]`, the value spelled as Go's `strconv` spells it (`NaN`,
+/// `+Inf`, `-Inf` included).
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    at: f64,
+    value: f64,
+}
+
+impl<'de> Deserialize<'de> for Sample {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (at, Value(value)) = <(f64, Value)>::deserialize(deserializer)?;
+        Ok(Sample { at, value })
+    }
+}
+
+/// A sample's value, parsed from its string without copying it.
+struct Value(f64);
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Value;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sample value as a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+                v.parse()
+                    .map(Value)
+                    .map_err(|_| E::custom(format!("{v:?} is not a sample value")))
+            }
+        }
+        deserializer.deserialize_str(Visit)
+    }
+}
+
+/// The newest of a range vector's samples, without keeping the others.
+#[derive(Clone, Copy, Debug)]
+struct Newest(Option<Sample>);
+
+impl<'de> Deserialize<'de> for Newest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Newest;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of samples")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Newest, A::Error> {
+                let mut newest: Option<Sample> = None;
+                while let Some(s) = seq.next_element::<Sample>()? {
+                    // Samples come oldest first; the order is not relied on.
+                    if newest.is_none_or(|n| s.at >= n.at) {
+                        newest = Some(s);
+                    }
+                }
+                Ok(Newest(newest))
+            }
+        }
+        deserializer.deserialize_seq(Visit)
+    }
+}
+
 /// Everything the three queries found about one SLO, before burn rates are computed.
 #[derive(Default)]
 struct Found {
@@ -63,100 +163,111 @@ struct Found {
     firing: BTreeSet<String>,
 }
 
-/// Splits the answers of the three queries by SLO. NaN and infinite values are left out (a
-/// window without traffic has a NaN ratio). A burn rate needs the SLO's budget; without it the
-/// SLO has no burn rates. When a series comes twice (rules loaded twice, replicas not
-/// deduplicated) the worse value wins, so the result does not depend on the answers' order.
-pub fn split(short: &[InstantVector], long: &[RangeVector], alerts: &[InstantVector]) -> BTreeMap<SloKey, SloSamples> {
-    let mut found: BTreeMap<SloKey, Found> = BTreeMap::new();
-    let mut record = |labels: &HashMap<String, String>, value: f64| {
-        let (Some(key), Some(name)) = (key(labels), labels.get("__name__")) else {
+/// Gathers the answers of the three queries by SLO, one series at a time, in any order. NaN and
+/// infinite values are left out (a window without traffic has a NaN ratio). A burn rate needs
+/// the SLO's budget; without it the SLO has no burn rates. When a series comes twice (rules
+/// loaded twice, replicas not deduplicated) the worse value wins, so the result does not depend
+/// on the answers' order.
+#[derive(Default)]
+pub struct Split {
+    found: BTreeMap<SloKey, Found>,
+}
+
+impl Split {
+    /// A series of the ratio and budget queries.
+    pub fn record(&mut self, series: &Series) {
+        let (Some(key), Some(name), Some(value)) = (key(&series.metric), &series.metric.name, series.sample()) else {
             return;
         };
-        let f = found.entry(key).or_default();
+        let f = self.found.entry(key).or_default();
         if !value.is_finite() {
             return;
         }
-        match name.as_str() {
+        match name.as_ref() {
             BUDGET => f.budget = Some(f.budget.map_or(value, |b| b.min(value))),
             BUDGET_REMAINING => f.remaining = Some(f.remaining.map_or(value, |r| r.min(value))),
-            _ => {
+            name => {
                 if let Some(window) = name.strip_prefix(RATIO_PREFIX).and_then(|w| Duration::parse(w).ok()) {
                     let ratio = f.ratios.entry(window).or_insert(value);
                     *ratio = ratio.max(value);
                 }
             }
         }
-    };
-    for series in short {
-        record(series.metric(), series.sample().value());
     }
-    for series in long {
-        // Samples come oldest first; the last one is the current value, NaN included.
-        if let Some(last) = series
-            .samples()
-            .iter()
-            .max_by(|a, b| a.timestamp().total_cmp(&b.timestamp()))
-        {
-            record(series.metric(), last.value());
-        }
-    }
-    for alert in alerts {
-        if let Some(key) = key(alert.metric()) {
-            let f = found.entry(key).or_default();
-            if let Some(severity) = alert.metric().get("severity") {
-                f.firing.insert(severity.clone());
+
+    /// A series of the firing-alerts query.
+    pub fn alert(&mut self, series: &Series) {
+        if let Some(key) = key(&series.metric) {
+            let f = self.found.entry(key).or_default();
+            if let Some(severity) = &series.metric.severity {
+                f.firing.insert(severity.to_string());
             }
         }
     }
-    found
-        .into_iter()
-        .map(|(key, f)| {
-            let error_ratios: BTreeMap<_, _> = f
-                .ratios
-                .iter()
-                .filter(|(_, r)| r.is_finite())
-                .map(|(w, r)| (*w, *r))
-                .collect();
-            let burn_rates = match f.budget.filter(|b| *b > 0.0) {
-                Some(budget) => f
+
+    /// Every SLO's samples.
+    pub fn finish(self) -> BTreeMap<SloKey, SloSamples> {
+        self.found
+            .into_iter()
+            .map(|(key, f)| {
+                let error_ratios: BTreeMap<_, _> = f
                     .ratios
-                    .into_iter()
-                    .map(|(w, ratio)| (w, ratio / budget))
-                    .filter(|(_, burn)| burn.is_finite())
-                    .collect(),
-                None => BTreeMap::new(),
-            };
-            let samples = SloSamples {
-                remaining: f.remaining,
-                burn_rates,
-                error_ratios,
-                firing_severities: f.firing,
-            };
-            (key, samples)
-        })
-        .collect()
+                    .iter()
+                    .filter(|(_, r)| r.is_finite())
+                    .map(|(w, r)| (*w, *r))
+                    .collect();
+                let burn_rates = match f.budget.filter(|b| *b > 0.0) {
+                    Some(budget) => f
+                        .ratios
+                        .into_iter()
+                        .map(|(w, ratio)| (w, ratio / budget))
+                        .filter(|(_, burn)| burn.is_finite())
+                        .collect(),
+                    None => BTreeMap::new(),
+                };
+                let samples = SloSamples {
+                    remaining: f.remaining,
+                    burn_rates,
+                    error_ratios,
+                    firing_severities: f.firing,
+                };
+                (key, samples)
+            })
+            .collect()
+    }
 }
 
 /// `(namespace, slo)`; rule files for a plain Prometheus have no `namespace` label.
-fn key(labels: &HashMap<String, String>) -> Option<SloKey> {
-    let slo = labels.get("slo").filter(|s| !s.is_empty())?;
-    let namespace = labels.get("namespace").cloned().unwrap_or_default();
-    Some((namespace, slo.clone()))
+fn key(labels: &Labels) -> Option<SloKey> {
+    let slo = labels.slo.as_deref().filter(|s| !s.is_empty())?;
+    let namespace = labels.namespace.as_deref().unwrap_or_default();
+    Some((namespace.to_string(), slo.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use pretty_assertions::assert_eq;
-    use prometheus_http_query::response::Data;
 
     use super::*;
     use crate::api::BudgetState;
     use crate::budget::budget_status;
     use crate::rules::error_ratio_record;
 
-    fn data(json: &str) -> Data {
-        serde_json::from_str(json).unwrap()
+    /// The series of an answer's `data`.
+    fn series(json: &str) -> Vec<Series<'_>> {
+        #[derive(Deserialize)]
+        struct Data<'a> {
+            #[serde(borrow)]
+            result: Vec<Series<'a>>,
+        }
+        serde_json::from_str::<Data>(json).unwrap().result
+    }
+
+    fn split(short: &[Series], long: &[Series], alerts: &[Series]) -> BTreeMap<SloKey, SloSamples> {
+        let mut split = Split::default();
+        short.iter().chain(long).for_each(|s| split.record(s));
+        alerts.iter().for_each(|s| split.alert(s));
+        split.finish()
     }
 
     fn w(s: &str) -> Duration {
@@ -220,11 +331,7 @@ mod tests {
     ]}"#;
 
     fn split_json(short: &str, long: &str, alerts: &str) -> BTreeMap<SloKey, SloSamples> {
-        split(
-            &data(short).into_vector().unwrap(),
-            &data(long).into_matrix().unwrap(),
-            &data(alerts).into_vector().unwrap(),
-        )
+        split(&series(short), &series(long), &series(alerts))
     }
 
     #[test]
@@ -277,6 +384,38 @@ mod tests {
     }
 
     #[test]
+    fn series_keep_the_newest_sample_and_go_spelled_values() {
+        let answer = r#"{"resultType":"matrix","result":[
+            {"metric":{"__name__":"slo:sli_error:ratio_rate1d","job":"x","namespace":"a\"b","slo":"x"},"values":[[20,"-Inf"],[10,"0.5"]]},
+            {"metric":{"slo":"x","__name__":"slo:error_budget:ratio"},"values":[[10,"NaN"],[20,"+Inf"],[15,"0.1"]]},
+            {"metric":{"slo":"y","__name__":"slo:error_budget:ratio"},"values":[]},
+            {"metric":{"slo":"z"},"histograms":[[1,{"count":"1","sum":"1"}]]}
+        ]}"#;
+        let read = series(answer);
+        let samples: Vec<Option<f64>> = read.iter().map(Series::sample).collect();
+        assert_eq!(samples[0], Some(f64::NEG_INFINITY), "the newest, whatever the order");
+        assert_eq!(samples[1], Some(f64::INFINITY));
+        assert_eq!(samples[2..], [None, None]);
+        assert_eq!(read[0].metric.namespace.as_deref(), Some("a\"b"), "escapes are read");
+        assert!(
+            series(r#"{"result":[{"metric":{},"value":[1,"NaN"]}]}"#)[0]
+                .sample()
+                .unwrap()
+                .is_nan()
+        );
+        // Infinite values are no value; a series without a sample is no SLO.
+        let slos = split(&[], &read, &[]);
+        assert_eq!(
+            slos.keys().map(|(ns, n)| format!("{ns}/{n}")).collect::<Vec<_>>(),
+            ["/x", "a\"b/x"]
+        );
+        assert!(
+            slos.values()
+                .all(|s| s.burn_rates.is_empty() && s.error_ratios.is_empty())
+        );
+    }
+
+    #[test]
     fn exhausted_and_healthy() {
         let long = r#"{"resultType":"matrix","result":[
             {"metric":{"__name__":"slo:error_budget:ratio","namespace":"a","slo":"x"},"values":[[1,"0.01"]]},
@@ -302,8 +441,8 @@ mod tests {
             {"metric":{"__name__":"slo:error_budget_remaining:ratio","slo":"x","replica":"b"},"values":[[1,"0.3"]]}
         ]}"#;
         let empty = r#"{"resultType":"vector","result":[]}"#;
-        let mut short_series = data(short).into_vector().unwrap();
-        let mut long_series = data(long).into_matrix().unwrap();
+        let mut short_series = series(short);
+        let mut long_series = series(long);
         let forward = split(&short_series, &long_series, &[]);
         short_series.reverse();
         long_series.reverse();

@@ -38,6 +38,9 @@ pub enum Reading {
 #[derive(Clone)]
 pub struct Scope {
     pub slos: Store<DeserializeGuard<ServiceLevelObjective>>,
+    /// Each SLO the watch behind `slos` adds or changes, as cached there: the SLO reconciler
+    /// of a term runs on this cache instead of keeping a second one.
+    pub slo_changes: tokio::sync::broadcast::Sender<Arc<DeserializeGuard<ServiceLevelObjective>>>,
     pub overrides: Store<ErrorBudgetOverride>,
     pub deployments: Targets,
     pub rollouts: Targets,
