@@ -38,12 +38,25 @@ pub enum Reading {
 #[derive(Clone)]
 pub struct Scope {
     pub slos: Store<DeserializeGuard<ServiceLevelObjective>>,
+    /// The SLOs of `slos` by namespace.
+    pub slo_index: super::index::ByNamespace,
     /// Each SLO the watch behind `slos` adds or changes, as cached there: the SLO reconciler
     /// of a term runs on this cache instead of keeping a second one.
-    pub slo_changes: tokio::sync::broadcast::Sender<Arc<DeserializeGuard<ServiceLevelObjective>>>,
+    pub slo_changes: tokio::sync::broadcast::Sender<super::SloChange>,
     pub overrides: Store<ErrorBudgetOverride>,
     pub deployments: Targets,
     pub rollouts: Targets,
+    /// True once `slos` holds the first complete list. Waited on through this, never through
+    /// the store: its `wait_until_ready` wakes only the last of several waiters, and the SLO
+    /// reconciler waits there already.
+    pub slos_synced: watch::Receiver<bool>,
+}
+
+impl Scope {
+    /// Until `slos` holds the first complete list.
+    pub async fn slos_synced(&self) {
+        let _ = self.slos_synced.clone().wait_for(|synced| *synced).await;
+    }
 }
 
 #[derive(Clone)]
@@ -62,23 +75,12 @@ impl Stores {
         }
     }
 
-    /// The readable SLOs of a namespace whose name `keep` accepts.
+    /// The readable SLOs of a namespace whose name `keep` accepts; only those are copied out of
+    /// the cache.
     pub fn slos_in(&self, namespace: &str, keep: impl Fn(&str) -> bool) -> Vec<Arc<ServiceLevelObjective>> {
-        self.slos_where(|g| {
-            let meta = kube::Resource::meta(g);
-            meta.namespace.as_deref() == Some(namespace) && meta.name.as_deref().is_some_and(&keep)
-        })
-    }
-
-    /// The readable SLOs `keep` accepts; only those are copied out of the cache.
-    fn slos_where(
-        &self,
-        keep: impl Fn(&DeserializeGuard<ServiceLevelObjective>) -> bool,
-    ) -> Vec<Arc<ServiceLevelObjective>> {
         self.0
             .iter()
-            .flat_map(|s| s.slos.state())
-            .filter(|g| keep(g))
+            .flat_map(|s| s.slo_index.get(namespace, &s.slos, &(), &keep))
             .filter_map(|g| g.0.as_ref().ok().map(|s| Arc::new(s.clone())))
             .collect()
     }
@@ -104,7 +106,7 @@ impl Stores {
 
     async fn wait_until_ready(&self) {
         for s in &self.0 {
-            let _ = s.slos.wait_until_ready().await;
+            s.slos_synced().await;
             let _ = s.overrides.wait_until_ready().await;
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod budget;
+pub mod index;
 pub mod leader;
 pub mod policy;
 pub mod slo;
@@ -156,8 +157,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             )
             .modify(slim),
         )
-        .default_backoff()
-        .touched_objects();
+        .default_backoff();
         let (override_store, writer) = reflector::store();
         let override_watch = reflector::reflector(
             writer,
@@ -170,15 +170,30 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .default_backoff()
         .touched_objects();
         let (slo_changes, _) = tokio::sync::broadcast::channel(SLO_CHANGES);
-        let (cache, changes) = (slo_store.clone(), slo_changes.clone());
+        // Synced once the first list is in the cache. Known from the watch itself: the
+        // cache's own `wait_until_ready` wakes only one of several waiters, and the SLO
+        // reconciler of each term is one already.
+        let (synced, slos_synced) = tokio::sync::watch::channel(false);
+        let slo_index = index::ByNamespace::default();
+        let (cache, changes, by_namespace) = (slo_store.clone(), slo_changes.clone(), slo_index.clone());
         tasks.push(tokio::spawn(drain(
             slo_watch,
             "ServiceLevelObjectives",
-            move |slo: Guarded| {
-                // The cached copy (a deleted SLO has none, and nothing to reconcile); without
-                // a term running there is no receiver, and nothing is kept.
-                if let Some(cached) = cache.get(&ObjectRef::from_obj(&slo)) {
-                    let _ = changes.send(cached);
+            move |event: watcher::Event<Guarded>| {
+                by_namespace.follow(&event, &cache);
+                let change = match event {
+                    // The cached copy; a deleted SLO has none, and nothing to reconcile.
+                    watcher::Event::Apply(slo) => cache.get(&ObjectRef::from_obj(&slo)).map(SloChange::Touched),
+                    // A (re)list is in the cache once complete: every SLO may have changed.
+                    watcher::Event::InitDone => {
+                        synced.send_replace(true);
+                        Some(SloChange::Relisted)
+                    }
+                    watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::Delete(_) => None,
+                };
+                // Without a term running there is no receiver, and nothing is kept.
+                if let Some(change) = change {
+                    let _ = changes.send(change);
                 }
             },
             shutdown.clone(),
@@ -206,7 +221,9 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tasks.push(task);
         stores.push(budget::Scope {
             slos: slo_store,
+            slo_index,
             slo_changes,
+            slos_synced,
             overrides: override_store,
             deployments,
             rollouts,
@@ -403,16 +420,25 @@ const SLO_CHANGES: usize = 1024;
 
 type Guarded = DeserializeGuard<ServiceLevelObjective>;
 
+/// What the shared SLO watch tells a term's reconciler.
+#[derive(Clone)]
+pub enum SloChange {
+    /// An SLO added or changed, as cached.
+    Touched(Arc<Guarded>),
+    /// The watch listed every SLO again (a new watch, or one that fell too far behind).
+    Relisted,
+}
+
 /// What the SLO reconciler of a term runs on: every SLO once when the shared cache is ready
 /// (a term starts from the cluster), then each SLO its watch touches. Subscribed before the
 /// first listing, so nothing in between is missed; should the reconciler fall behind, every
 /// SLO again.
 fn slo_triggers(scope: &budget::Scope) -> impl futures::Stream<Item = Arc<Guarded>> + Send + 'static {
     let changes = scope.slo_changes.subscribe();
-    let (cache, again) = (scope.slos.clone(), scope.slos.clone());
+    let (scope, again) = (scope.clone(), scope.slos.clone());
     let all = futures::stream::once(async move {
-        let _ = cache.wait_until_ready().await;
-        futures::stream::iter(cache.state())
+        scope.slos_synced().await;
+        futures::stream::iter(scope.slos.state())
     })
     .flatten();
     let touched = futures::stream::unfold(changes, move |mut changes| {
@@ -420,7 +446,8 @@ fn slo_triggers(scope: &budget::Scope) -> impl futures::Stream<Item = Arc<Guarde
         async move {
             use tokio::sync::broadcast::error::RecvError;
             let batch = match changes.recv().await {
-                Ok(slo) => vec![slo],
+                Ok(SloChange::Touched(slo)) => vec![slo],
+                Ok(SloChange::Relisted) => again.state(),
                 Err(RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, "SLO changes came faster than reconciles; reconciling every SLO");
                     again.state()

@@ -18,6 +18,8 @@ use kube::{Api, Client};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::controller::index::ByNamespace;
+
 /// Status fields [`super::rollout::mid_update`] and [`super::rollout::is_aborted`] read.
 const KEPT_STATUS: [&str; 4] = ["observedGeneration", "currentPodHash", "stableRS", "abort"];
 
@@ -58,6 +60,8 @@ pub fn trim(obj: &mut DynamicObject) {
 #[derive(Clone)]
 pub struct Targets {
     store: Store<DynamicObject>,
+    by_namespace: ByNamespace,
+    resource: ApiResource,
     synced: Arc<AtomicBool>,
 }
 
@@ -82,14 +86,16 @@ impl Targets {
         )
         .default_backoff();
         let kind = resource.kind.clone();
-        let (ready, flag) = (store.clone(), synced.clone());
+        let by_namespace = ByNamespace::default();
+        let (ready, flag, index) = (store.clone(), synced.clone(), by_namespace.clone());
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             let mut warned = false;
             loop {
                 tokio::select! {
                     item = stream.next() => match item {
-                        Some(Ok(_)) => {
+                        Some(Ok(event)) => {
+                            index.follow(&event, &ready);
                             if !flag.load(Ordering::Relaxed) && ready.wait_until_ready().now_or_never().is_some() {
                                 flag.store(true, Ordering::Relaxed);
                                 tracing::debug!(%kind, "watch cache synced");
@@ -109,7 +115,15 @@ impl Targets {
                 }
             }
         });
-        (Self { store, synced }, task)
+        (
+            Self {
+                store,
+                by_namespace,
+                resource,
+                synced,
+            },
+            task,
+        )
     }
 
     /// The cached objects of `namespace`, or `None` before the first complete list.
@@ -118,11 +132,10 @@ impl Targets {
             return None;
         }
         Some(
-            self.store
-                .state()
-                .iter()
-                .filter(|o| o.metadata.namespace.as_deref() == Some(namespace))
-                .map(|o| (**o).clone())
+            self.by_namespace
+                .get(namespace, &self.store, &self.resource, |_| true)
+                .into_iter()
+                .map(|o| (*o).clone())
                 .collect(),
         )
     }

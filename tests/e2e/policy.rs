@@ -276,14 +276,22 @@ pub(super) async fn wait_reconciled(
     .await;
 }
 
-/// `kind/name resourceVersion` of the objects the policies act on, and the policies.
+/// `kind/name resourceVersion` of the objects the policies act on, and the policies. For
+/// Deployments, whose status the deployment controller keeps writing while pods come and go,
+/// what any other writer would change instead: the spec (its generation), labels and
+/// annotations (but the controller's revision).
 pub(super) async fn held_objects(ctx: &Ctx) -> String {
     let mut lines = Vec::new();
     for d in deployments(ctx).list(&ListParams::default()).await.unwrap() {
         lines.push(format!(
-            "Deployment/{} {}",
+            "Deployment/{} generation {} labels {:?} annotations {:?}",
             d.name_any(),
-            d.resource_version().unwrap_or_default()
+            d.metadata.generation.unwrap_or_default(),
+            d.labels(),
+            d.annotations()
+                .iter()
+                .filter(|(k, _)| !k.starts_with("deployment.kubernetes.io/"))
+                .collect::<Vec<_>>()
         ));
     }
     for p in policies(ctx).list(&ListParams::default()).await.unwrap() {
