@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -109,30 +108,15 @@ fn main() -> ExitCode {
                 scrape_interval,
                 rule_labels: rule_labels.into_iter().collect(),
             };
-            let yaml = match format {
-                Format::Prometheusrule => loaded
-                    .valid
-                    .iter()
-                    .map(|slo| {
-                        serde_yaml::to_string(&rules::prometheus_rule(slo, &settings)).map(|y| format!("---\n{y}"))
-                    })
-                    .collect::<Result<String, _>>(),
-                Format::Rulefile => {
-                    let groups: Vec<_> = loaded
-                        .valid
-                        .iter()
-                        .flat_map(|slo| rules::rule_groups(slo, &settings))
-                        .collect();
-                    serde_yaml::to_string(&BTreeMap::from([("groups", groups)]))
-                }
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let written = match format {
+                Format::Prometheusrule => rules::write_prometheus_rules(&mut out, &loaded.valid, &settings),
+                Format::Rulefile => rules::write_rule_file(&mut out, &loaded.valid, &settings),
             };
-            match yaml {
-                Ok(y) => {
-                    print!("{y}");
-                    ExitCode::SUCCESS
-                }
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("cannot render YAML: {e}");
+                    eprintln!("{e}");
                     ExitCode::FAILURE
                 }
             }

@@ -339,6 +339,41 @@ pub fn prometheus_rule(slo: &ValidSlo, settings: &Settings) -> PrometheusRule {
     pr
 }
 
+/// Writes what `slo-warden generate` prints as PrometheusRules: one YAML document per SLO,
+/// each rendered and written before the next, so that the output of ten thousand SLOs is never
+/// held whole.
+pub fn write_prometheus_rules(
+    out: &mut impl std::io::Write,
+    slos: &[ValidSlo],
+    settings: &Settings,
+) -> Result<(), String> {
+    for slo in slos {
+        let yaml =
+            serde_yaml::to_string(&prometheus_rule(slo, settings)).map_err(|e| format!("cannot render YAML: {e}"))?;
+        write!(out, "---\n{yaml}").map_err(|e| format!("cannot write: {e}"))?;
+    }
+    out.flush().map_err(|e| format!("cannot write: {e}"))
+}
+
+/// Writes one Prometheus rule file holding every SLO's groups (`groups:` and a block sequence,
+/// as serde_yaml renders the whole file), one group at a time.
+pub fn write_rule_file(out: &mut impl std::io::Write, slos: &[ValidSlo], settings: &Settings) -> Result<(), String> {
+    let write_err = |e: std::io::Error| format!("cannot write: {e}");
+    let mut empty = true;
+    for group in slos.iter().flat_map(|slo| rule_groups(slo, settings)) {
+        if empty {
+            out.write_all(b"groups:\n").map_err(write_err)?;
+            empty = false;
+        }
+        let yaml = serde_yaml::to_string(&[group]).map_err(|e| format!("cannot render YAML: {e}"))?;
+        out.write_all(yaml.as_bytes()).map_err(write_err)?;
+    }
+    if empty {
+        out.write_all(b"groups: []\n").map_err(write_err)?;
+    }
+    out.flush().map_err(write_err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +393,40 @@ mod tests {
             .flat_map(|g| &g.rules)
             .find(|r| r.record.as_deref() == Some(name))
             .unwrap()
+    }
+
+    #[test]
+    fn written_one_at_a_time_as_whole_documents_render() {
+        let slos = [
+            valid("{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}}}"),
+            valid("{objective: 99, window: 7d, indicator: {raw: {errorRatio: 'sum(rate(e[$window]))'}}}"),
+        ];
+        let settings = Settings::default();
+        type Writer = fn(&mut Vec<u8>, &[ValidSlo], &Settings) -> Result<(), String>;
+        let write = |f: Writer, slos: &[ValidSlo]| {
+            let mut out = Vec::new();
+            f(&mut out, slos, &settings).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let groups: Vec<RuleGroup> = slos.iter().flat_map(|s| rule_groups(s, &settings)).collect();
+        let whole = serde_yaml::to_string(&BTreeMap::from([("groups", &groups)])).unwrap();
+        assert_eq!(write(write_rule_file, &slos), whole);
+        let empty: Vec<RuleGroup> = Vec::new();
+        assert_eq!(
+            write(write_rule_file, &[]),
+            serde_yaml::to_string(&BTreeMap::from([("groups", &empty)])).unwrap()
+        );
+        let documents: String = slos
+            .iter()
+            .map(|s| {
+                format!(
+                    "---\n{}",
+                    serde_yaml::to_string(&prometheus_rule(s, &settings)).unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(write(write_prometheus_rules, &slos), documents);
+        assert_eq!(write(write_prometheus_rules, &[]), "");
     }
 
     #[test]
