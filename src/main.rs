@@ -80,12 +80,35 @@ fn load_all(files: &[String]) -> Result<Loaded, ExitCode> {
     Ok(out)
 }
 
-/// mimalloc hands memory back to the system between polls; with glibc's allocator the peak of
-/// parsing one poll of 10,000 SLOs stayed in the process for good.
+/// mimalloc, tuned by [`tune_allocator`], hands memory back to the system between polls; with
+/// glibc's allocator the peak of one poll of 10,000 SLOs stayed in the process for good.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `purge_delay` and `arena_eager_commit` (the numbers of its `mi_option_e`).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Memory freed after a poll is returned to the system at once, and arenas are committed as
+/// they are used. With mimalloc's defaults (purge after a delay, run only when the freeing
+/// thread allocates again; arenas committed whole) the operator's RSS at 10,000 SLOs stayed
+/// 40 to 70 MiB above what it used. `MIMALLOC_PURGE_DELAY` and `MIMALLOC_ARENA_EAGER_COMMIT`
+/// still win when set.
+fn tune_allocator() {
+    for (option, env) in [
+        (MI_OPTION_PURGE_DELAY, "MIMALLOC_PURGE_DELAY"),
+        (MI_OPTION_ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT"),
+    ] {
+        if std::env::var_os(env).is_none() {
+            // SAFETY: called first in `main`, before any other thread exists (mimalloc's
+            // options are not synchronised).
+            unsafe { libmimalloc_sys::mi_option_set(option, 0) };
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::Generate {
@@ -172,5 +195,26 @@ fn main() -> ExitCode {
             }
         }
         Command::Run(args) => controller::main(*args),
+    }
+}
+
+#[cfg(test)]
+mod allocator_tests {
+    use super::*;
+
+    #[test]
+    fn the_tuned_options_are_the_ones_meant() {
+        // Their defaults (1000 ms, 2) tell the two options apart from every other.
+        let get = |option| unsafe { libmimalloc_sys::mi_option_get(option) };
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none()
+            && std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_none()
+        {
+            assert_eq!(
+                (get(MI_OPTION_PURGE_DELAY), get(MI_OPTION_ARENA_EAGER_COMMIT)),
+                (1000, 2)
+            );
+            tune_allocator();
+            assert_eq!((get(MI_OPTION_PURGE_DELAY), get(MI_OPTION_ARENA_EAGER_COMMIT)), (0, 0));
+        }
     }
 }
