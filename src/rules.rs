@@ -348,9 +348,7 @@ pub fn write_prometheus_rules(
     settings: &Settings,
 ) -> Result<(), String> {
     for slo in slos {
-        let yaml =
-            serde_yaml::to_string(&prometheus_rule(slo, settings)).map_err(|e| format!("cannot render YAML: {e}"))?;
-        write!(out, "---\n{yaml}").map_err(|e| format!("cannot write: {e}"))?;
+        write_yaml(out, "---\n", &prometheus_rule(slo, settings))?;
     }
     out.flush().map_err(|e| format!("cannot write: {e}"))
 }
@@ -358,20 +356,25 @@ pub fn write_prometheus_rules(
 /// Writes one Prometheus rule file holding every SLO's groups (`groups:` and a block sequence,
 /// as serde_yaml renders the whole file), one group at a time.
 pub fn write_rule_file(out: &mut impl std::io::Write, slos: &[ValidSlo], settings: &Settings) -> Result<(), String> {
-    let write_err = |e: std::io::Error| format!("cannot write: {e}");
-    let mut empty = true;
+    let mut head = "groups:\n";
     for group in slos.iter().flat_map(|slo| rule_groups(slo, settings)) {
-        if empty {
-            out.write_all(b"groups:\n").map_err(write_err)?;
-            empty = false;
-        }
-        let yaml = serde_yaml::to_string(&[group]).map_err(|e| format!("cannot render YAML: {e}"))?;
-        out.write_all(yaml.as_bytes()).map_err(write_err)?;
+        write_yaml(out, head, &[group])?;
+        head = "";
     }
-    if empty {
-        out.write_all(b"groups: []\n").map_err(write_err)?;
+    if !head.is_empty() {
+        write_yaml(out, "groups: ", &[] as &[RuleGroup])?;
     }
-    out.flush().map_err(write_err)
+    out.flush().map_err(|e| format!("cannot write: {e}"))
+}
+
+/// `prefix` and `value` as YAML.
+fn write_yaml(
+    out: &mut impl std::io::Write,
+    prefix: &str,
+    value: &(impl serde::Serialize + ?Sized),
+) -> Result<(), String> {
+    let yaml = serde_yaml::to_string(value).map_err(|e| format!("cannot render YAML: {e}"))?;
+    write!(out, "{prefix}{yaml}").map_err(|e| format!("cannot write: {e}"))
 }
 
 #[cfg(test)]

@@ -124,27 +124,27 @@ impl Poller {
         let t = at.as_second();
         // Each answer goes into the split as it is read, and its body is dropped.
         let split = Mutex::new(queries::Split::default());
-        let into = |series: &[queries::Series], alerts: bool| {
+        let into = |series: &[queries::Series], add: fn(&mut queries::Split, &queries::Series)| {
             let mut split = split.lock().unwrap_or_else(PoisonError::into_inner);
             for s in series {
-                if alerts { split.alert(s) } else { split.record(s) }
+                add(&mut split, s);
             }
         };
         let (short_read, long_read, alerts_read) = futures::join!(
             timed(
                 metrics,
                 &short,
-                self.read(&short, t, auth, Shape::Vector, |s| into(s, false))
+                self.read(&short, t, auth, Shape::Vector, |s| into(s, queries::Split::record))
             ),
             timed(
                 metrics,
                 &long,
-                self.read(&long, t, auth, Shape::Matrix, |s| into(s, false))
+                self.read(&long, t, auth, Shape::Matrix, |s| into(s, queries::Split::record))
             ),
             timed(
                 metrics,
                 &alerts,
-                self.read(&alerts, t, auth, Shape::Vector, |s| into(s, true))
+                self.read(&alerts, t, auth, Shape::Vector, |s| into(s, queries::Split::alert))
             ),
         );
         short_read?;

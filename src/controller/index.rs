@@ -28,7 +28,7 @@ impl ByNamespace {
         };
         let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
         if present {
-            names.entry(namespace.clone()).or_default().insert(name.clone());
+            insert(&mut names, meta);
         } else if let Some(in_ns) = names.get_mut(namespace) {
             in_ns.remove(name);
             if in_ns.is_empty() {
@@ -50,12 +50,9 @@ impl ByNamespace {
             Event::Apply(o) | Event::InitApply(o) => self.touched(o.meta(), true),
             Event::Delete(o) => self.touched(o.meta(), false),
             Event::InitDone => {
-                let mut fresh: HashMap<String, BTreeSet<String>> = HashMap::new();
+                let mut fresh = HashMap::new();
                 for o in store.state() {
-                    let meta = o.meta();
-                    if let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name) {
-                        fresh.entry(namespace.clone()).or_default().insert(name.clone());
-                    }
+                    insert(&mut fresh, o.meta());
                 }
                 *self.names.write().unwrap_or_else(|p| p.into_inner()) = fresh;
             }
@@ -84,6 +81,12 @@ impl ByNamespace {
             // Listed but not in the cache until the list completes: not there yet.
             .filter_map(|name| store.get(&ObjectRef::new_with(name, dyntype.clone()).within(namespace)))
             .collect()
+    }
+}
+
+fn insert(names: &mut HashMap<String, BTreeSet<String>>, meta: &kube::api::ObjectMeta) {
+    if let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name) {
+        names.entry(namespace.clone()).or_default().insert(name.clone());
     }
 }
 

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -96,8 +96,8 @@ impl Targets {
                     item = stream.next() => match item {
                         Some(Ok(event)) => {
                             index.follow(&event, &ready);
-                            if !flag.load(Ordering::Relaxed) && ready.wait_until_ready().now_or_never().is_some() {
-                                flag.store(true, Ordering::Relaxed);
+                            // The store has applied the event: a complete list is in it.
+                            if matches!(event, watcher::Event::InitDone) && !flag.swap(true, Ordering::Relaxed) {
                                 tracing::debug!(%kind, "watch cache synced");
                             }
                         }
