@@ -8,6 +8,11 @@
 //!   (not an average of ratios), reads one sample per 5 minutes instead of every raw scrape, and a
 //!   stretch without traffic adds zeros instead of NaN.
 //! - `alerts`: multiwindow burn-rate alerts and the no-traffic alert.
+//!
+//! And, unless disabled, a fourth:
+//! - `calibration`: every hour, the burn rate over the long run (90 days, or the window if
+//!   longer) from the tiles, how much of it the data covers, and the tickets saying the
+//!   objective is too tight or too loose for the service.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,7 +21,7 @@ use promql_parser::parser::value::ValueType;
 use crate::api::{PrometheusRule, PrometheusRuleSpec, Rule, RuleGroup, Severity};
 use crate::duration::Duration;
 use crate::sli::{Sli, parse_promql};
-use crate::validate::ValidSlo;
+use crate::validate::{Calibration, ValidSlo};
 
 /// Tile size of the `window` group, and its evaluation interval.
 pub const TILE: Duration = Duration::minutes(5);
@@ -72,6 +77,29 @@ pub const OBJECTIVE: &str = "slo:objective:ratio";
 pub const BUDGET: &str = "slo:error_budget:ratio";
 pub const WINDOW_SECONDS: &str = "slo:window:seconds";
 pub const INFO: &str = "slo:info";
+pub const LONG_RUN_BURN: &str = "slo:long_run_burn:ratio";
+pub const LONG_RUN_COVERED: &str = "slo:long_run_covered:seconds";
+
+/// The long run the calibration judges an objective over: a quarter, or the window if longer.
+const LONG_RUN: Duration = Duration::days(90);
+/// Evaluation interval of the `calibration` group: the long-run numbers move slowly.
+pub const CALIBRATION_INTERVAL: Duration = Duration::hours(1);
+/// The calibration tickets wait for data covering at least the window and this.
+const CALIBRATION_MIN_DATA: Duration = Duration::days(28);
+/// Resolution of the long-run coverage.
+const COVERAGE_STEP: Duration = Duration::days(1);
+/// How long the long-run burn must stay past its threshold before a calibration ticket.
+const CALIBRATION_FOR: Duration = Duration::days(1);
+
+/// The long run of an SLO: 90 days, or its window if longer.
+pub fn long_run(slo: &ValidSlo) -> Duration {
+    LONG_RUN.max(slo.window)
+}
+
+/// The data a calibration ticket needs: the SLO window, and at least 28 days.
+pub fn calibration_min_data(slo: &ValidSlo) -> Duration {
+    CALIBRATION_MIN_DATA.max(slo.window)
+}
 
 /// The windows whose error ratio is recorded: the standard ones that fit in the SLO window,
 /// every tier's windows, and the SLO window itself.
@@ -189,7 +217,7 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
     info.insert("indicator".into(), slo.sli.kind().into());
     window_rules.push(record(INFO.into(), "vector(1)".into(), &info));
 
-    vec![
+    let mut groups = vec![
         RuleGroup {
             name: format!("{prefix}:sli"),
             interval: None,
@@ -208,7 +236,94 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
             rules: alert_rules(slo, &id, &sel),
             ..RuleGroup::default()
         },
-    ]
+    ];
+    if let Some(calibration) = &slo.calibration {
+        groups.push(RuleGroup {
+            name: format!("{prefix}:calibration"),
+            interval: Some(CALIBRATION_INTERVAL.to_string()),
+            rules: calibration_rules(slo, calibration, &id, &sel),
+            ..RuleGroup::default()
+        });
+    }
+    groups
+}
+
+/// The long-run burn rate from the tiles (two sums over about 26,000 samples an hour), how far
+/// back the tiles reach, and the two tickets. The reach is the oldest of one tile a day (90
+/// lookups an hour), so it is short by less than a day: the tickets wait that much longer, and
+/// it does not depend on how often the tiles were recorded.
+fn calibration_rules(slo: &ValidSlo, calibration: &Calibration, id: &BTreeMap<String, String>, sel: &str) -> Vec<Rule> {
+    let long_run = long_run(slo);
+    let min_data = calibration_min_data(slo);
+    let budget = slo.budget.to_string();
+    let record = |name: &str, expr: String| Rule {
+        record: Some(name.into()),
+        expr,
+        labels: id.clone(),
+        ..Rule::default()
+    };
+    let mut rules = vec![
+        record(
+            LONG_RUN_BURN,
+            format!(
+                "sum_over_time({ERRORS_TILE}{sel}[{long_run}])\n/\nsum_over_time({TOTAL_TILE}{sel}[{long_run}])\n/ {budget}"
+            ),
+        ),
+        record(
+            LONG_RUN_COVERED,
+            format!("time() - min_over_time(timestamp({TOTAL_TILE}{sel})[{long_run}:{COVERAGE_STEP}])"),
+        ),
+    ];
+    let what = format!(
+        "{} SLO {} ({}% over {})",
+        slo.service, slo.name, slo.objective, slo.window
+    );
+    let mut labels = slo.labels.clone();
+    labels.extend(id.clone());
+    labels.insert("service".into(), slo.service.clone());
+    labels.insert("severity".into(), slo.ticket_severity.clone());
+    let enough_data = format!("{LONG_RUN_COVERED}{sel} >= {}", min_data.as_millis() / 1000);
+    let burn = "{{ $value | printf \"%.2f\" }}";
+    let covered = format!(
+        "{{{{ with query `{LONG_RUN_COVERED}{sel}` }}}}{{{{ . | first | value | humanizeDuration }}}}{{{{ else }}}}unknown{{{{ end }}}}"
+    );
+    let tickets = [
+        (
+            &calibration.too_tight_alert,
+            format!("> {}", calibration.above),
+            format!("{}: objective too tight for the service", slo.name),
+            format!(
+                "Over the last {long_run} ({covered} of data) the {what} burned its error budget at {burn}x the sustainable rate (ticket above {above}x): \
+                 the service lives in constant risk of a freeze. Fix the causes, or lower the objective to what users actually need.",
+                above = calibration.above
+            ),
+        ),
+        (
+            &calibration.too_loose_alert,
+            format!("< {}", calibration.below),
+            format!("{}: objective too loose for the service", slo.name),
+            format!(
+                "Over the last {long_run} ({covered} of data) the {what} burned its error budget at only {burn}x the sustainable rate (ticket below {below}x): \
+                 the objective does not say when users are hurt, or the service is engineered beyond what they need. \
+                 Raise the objective, or spend the budget on faster releases.",
+                below = calibration.below
+            ),
+        ),
+    ];
+    for (alert, comparison, summary, description) in tickets {
+        let mut annotations = slo.annotations.clone();
+        annotations.insert("summary".into(), summary);
+        annotations.insert("description".into(), description);
+        rules.push(Rule {
+            alert: Some(alert.clone()),
+            expr: format!("{LONG_RUN_BURN}{sel} {comparison}\nand\n{enough_data}"),
+            for_: Some(CALIBRATION_FOR.to_string()),
+            labels: labels.clone(),
+            annotations,
+            ..Rule::default()
+        });
+    }
+    rules
 }
 
 fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str) -> Vec<Rule> {
@@ -497,8 +612,93 @@ mod tests {
                 );
             }
         }
-        assert_eq!(seen.len(), 5);
+        assert_eq!(seen.len(), 7, "4 burn tiers, no traffic, too tight, too loose");
         assert_eq!(record(&groups, BUDGET).expr, "vector(0.0005)");
         assert_eq!(record(&groups, OBJECTIVE).expr, "vector(0.9995)");
+    }
+
+    #[test]
+    fn calibration_reads_the_tiles_hourly_and_waits_for_data() {
+        let slo = valid("{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}}}");
+        let groups = rule_groups(&slo, &Settings::default());
+        let calibration = &groups[3];
+        assert_eq!(calibration.name, "shop/api:calibration");
+        assert_eq!(calibration.interval.as_deref(), Some("1h"));
+        let sel = r#"{namespace="shop",slo="api"}"#;
+        assert_eq!(
+            record(&groups, LONG_RUN_BURN).expr,
+            format!(
+                "sum_over_time(slo:sli_errors:tile_rate5m{sel}[90d])\n/\nsum_over_time(slo:sli_total:tile_rate5m{sel}[90d])\n/ 0.001"
+            )
+        );
+        assert_eq!(
+            record(&groups, LONG_RUN_COVERED).expr,
+            format!("time() - min_over_time(timestamp(slo:sli_total:tile_rate5m{sel})[90d:1d])")
+        );
+        let alerts: Vec<(&str, &str, &str)> = calibration
+            .rules
+            .iter()
+            .filter_map(|r| Some((r.alert.as_deref()?, r.expr.as_str(), r.for_.as_deref()?)))
+            .collect();
+        let enough = format!("slo:long_run_covered:seconds{sel} >= 2592000");
+        assert_eq!(
+            alerts,
+            [
+                (
+                    "SLOTargetTooTight",
+                    format!("slo:long_run_burn:ratio{sel} > 1.5\nand\n{enough}").as_str(),
+                    "1d"
+                ),
+                (
+                    "SLOTargetTooLoose",
+                    format!("slo:long_run_burn:ratio{sel} < 0.3\nand\n{enough}").as_str(),
+                    "1d"
+                ),
+            ]
+        );
+        assert!(
+            calibration
+                .rules
+                .iter()
+                .filter(|r| r.alert.is_some())
+                .all(|r| r.labels["severity"] == "warning" && !r.labels.contains_key("long"))
+        );
+
+        // A window longer than the long run is the long run; a short one still waits 28 days.
+        let year = valid("{objective: 99, window: 365d, indicator: {ratio: {errors: e_total, total: t_total}}}");
+        assert!(
+            record(&rule_groups(&year, &Settings::default()), LONG_RUN_BURN)
+                .expr
+                .contains("[365d]")
+        );
+        assert_eq!(calibration_min_data(&year), Duration::days(365));
+        let week = valid("{objective: 99, window: 7d, indicator: {ratio: {errors: e_total, total: t_total}}}");
+        assert_eq!(
+            (long_run(&week), calibration_min_data(&week)),
+            (Duration::days(90), Duration::days(28))
+        );
+
+        let custom = valid(
+            "{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}},
+              alerting: {calibration: {tooTight: {name: ObjectiveTooTight, above: 2}, tooLoose: {below: 0.1}}}}",
+        );
+        let groups = rule_groups(&custom, &Settings::default());
+        let names: Vec<(&str, bool)> = groups[3]
+            .rules
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r.alert.as_deref()?,
+                    r.expr.contains("> 2\n") || r.expr.contains("< 0.1\n"),
+                ))
+            })
+            .collect();
+        assert_eq!(names, [("ObjectiveTooTight", true), ("SLOTargetTooLoose", true)]);
+
+        let off = valid(
+            "{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}},
+              alerting: {calibration: {enabled: false}}}",
+        );
+        assert_eq!(rule_groups(&off, &Settings::default()).len(), 3);
     }
 }

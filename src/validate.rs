@@ -56,7 +56,25 @@ pub struct ValidSlo {
     pub tiers: Vec<Tier>,
     /// `for` of the no-traffic alert; `None` when disabled.
     pub no_traffic_for: Option<Duration>,
+    /// The calibration tickets; `None` when disabled.
+    pub calibration: Option<Calibration>,
 }
+
+/// When the long-run burn rate says the objective needs another look.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calibration {
+    pub too_tight_alert: String,
+    /// The long-run burn rate stays above this (more than 1).
+    pub above: f64,
+    pub too_loose_alert: String,
+    /// The long-run burn rate stays below this (0 to 1).
+    pub below: f64,
+}
+
+pub const TOO_TIGHT_ALERT: &str = "SLOTargetTooTight";
+pub const TOO_LOOSE_ALERT: &str = "SLOTargetTooLoose";
+const DEFAULT_TOO_TIGHT_ABOVE: f64 = 1.5;
+const DEFAULT_TOO_LOOSE_BELOW: f64 = 0.3;
 
 pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
     let name = slo.metadata.name.clone().unwrap_or_default();
@@ -130,6 +148,7 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
         },
         None => Some(DEFAULT_NO_TRAFFIC_FOR),
     };
+    let calibration = v.calibration(spec.alerting.calibration.as_ref());
     if !v.problems.is_empty() {
         return Err(v.problems);
     }
@@ -159,6 +178,7 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
         annotations: spec.alerting.annotations.clone(),
         tiers,
         no_traffic_for,
+        calibration,
     })
 }
 
@@ -253,6 +273,63 @@ impl Checker {
         }
         self.field(field, parse_template(&raw.error_ratio))?;
         Some(Sli::Raw(raw.error_ratio.trim().to_string()))
+    }
+
+    fn calibration(&mut self, spec: Option<&crate::api::Calibration>) -> Option<Calibration> {
+        let default = crate::api::CalibrationAlert::default();
+        let (tight, loose) = match spec {
+            Some(c) if !c.enabled => return None,
+            Some(c) => (
+                c.too_tight.as_ref().unwrap_or(&default),
+                c.too_loose.as_ref().unwrap_or(&default),
+            ),
+            None => (&default, &default),
+        };
+        let field = "spec.alerting.calibration";
+        let mut name = |which: &str, alert: &crate::api::CalibrationAlert, default: &str| {
+            let name = alert.name.clone().unwrap_or_else(|| default.to_string());
+            if !is_metric_name(&name) {
+                self.problem(
+                    format!("{field}.{which}.name"),
+                    format!("{name:?} is not a valid alert name; use letters, digits and underscores, e.g. {default}"),
+                );
+            }
+            name
+        };
+        let too_tight_alert = name("tooTight", tight, TOO_TIGHT_ALERT);
+        let too_loose_alert = name("tooLoose", loose, TOO_LOOSE_ALERT);
+        if tight.below.is_some() {
+            self.problem(
+                format!("{field}.tooTight.below"),
+                "is not used; tooTight takes `above` (e.g. 1.5)",
+            );
+        }
+        if loose.above.is_some() {
+            self.problem(
+                format!("{field}.tooLoose.above"),
+                "is not used; tooLoose takes `below` (e.g. 0.3)",
+            );
+        }
+        let above = tight.above.unwrap_or(DEFAULT_TOO_TIGHT_ABOVE);
+        if !(above.is_finite() && above > 1.0) {
+            self.problem(
+                format!("{field}.tooTight.above"),
+                format!("must be more than 1 (got {above}): a long-run burn rate of 1 spends exactly the budget"),
+            );
+        }
+        let below = loose.below.unwrap_or(DEFAULT_TOO_LOOSE_BELOW);
+        if !(below.is_finite() && below > 0.0 && below < 1.0) {
+            self.problem(
+                format!("{field}.tooLoose.below"),
+                format!("must be between 0 and 1 (got {below}): a long-run burn rate of 1 spends exactly the budget"),
+            );
+        }
+        Some(Calibration {
+            too_tight_alert,
+            above,
+            too_loose_alert,
+            below,
+        })
     }
 
     fn tiers(&mut self, custom: Option<&[BurnRateTier]>, window: Duration) -> Vec<Tier> {
@@ -353,6 +430,35 @@ mod tests {
         assert_eq!(v.budget.to_string(), "0.001");
         assert_eq!(v.service, "checkout");
         assert_eq!(v.tiers.len(), 4);
+    }
+
+    #[test]
+    fn calibration_thresholds_and_names_are_checked() {
+        let with = |calibration: &str| problems(&format!("{GOOD}alerting:\n  calibration: {calibration}\n"));
+        assert_eq!(
+            with("{tooTight: {above: 0.9, name: too-tight}, tooLoose: {below: 1.2}}"),
+            [
+                "spec.alerting.calibration.tooTight.name: \"too-tight\" is not a valid alert name; use letters, digits and underscores, e.g. SLOTargetTooTight",
+                "spec.alerting.calibration.tooTight.above: must be more than 1 (got 0.9): a long-run burn rate of 1 spends exactly the budget",
+                "spec.alerting.calibration.tooLoose.below: must be between 0 and 1 (got 1.2): a long-run burn rate of 1 spends exactly the budget",
+            ]
+        );
+        assert_eq!(
+            with("{tooTight: {below: 2}}"),
+            ["spec.alerting.calibration.tooTight.below: is not used; tooTight takes `above` (e.g. 1.5)"]
+        );
+        let defaults = validate(&slo(GOOD)).unwrap().calibration.unwrap();
+        assert_eq!(
+            (
+                defaults.too_tight_alert.as_str(),
+                defaults.above,
+                defaults.too_loose_alert.as_str(),
+                defaults.below
+            ),
+            ("SLOTargetTooTight", 1.5, "SLOTargetTooLoose", 0.3)
+        );
+        let off = format!("{GOOD}alerting:\n  calibration: {{enabled: false, tooTight: {{above: 0}}}}\n");
+        assert_eq!(validate(&slo(&off)).unwrap().calibration, None);
     }
 
     #[test]

@@ -185,6 +185,7 @@ macro_rules! scenarios {
 
 scenarios! {
     fast_burn => "fast-burn",
+    calibration => "calibration",
     slow_burn => "slow-burn",
     zero_traffic => "zero-traffic",
     healthy_next_to_burning => "healthy-next-to-burning",

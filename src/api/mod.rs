@@ -12,6 +12,7 @@ pub use policy::{
 };
 pub use prometheus_rule::{PrometheusRule, PrometheusRuleSpec, Rule, RuleGroup};
 pub use slo::{
-    Alerting, BudgetState, BudgetStatus, BurnRateTier, Indicator, LatencyIndicator, NoTraffic, RatioIndicator,
-    RawIndicator, ServiceLevelObjective, ServiceLevelObjectiveSpec, ServiceLevelObjectiveStatus, Severity,
+    Alerting, BudgetState, BudgetStatus, BurnRateTier, Calibration, CalibrationAlert, Indicator, LatencyIndicator,
+    NoTraffic, RatioIndicator, RawIndicator, ServiceLevelObjective, ServiceLevelObjectiveSpec,
+    ServiceLevelObjectiveStatus, Severity,
 };

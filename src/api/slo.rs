@@ -29,6 +29,7 @@ pub const DURATION_CEL: &str = "self.matches('^([0-9]+(ms|s|m|h|d|w|y))+$')";
     printcolumn = r#"{"name":"Budget","type":"number","description":"Fraction of the error budget left over the window","jsonPath":".status.budget.remaining"}"#,
     printcolumn = r#"{"name":"Burn-1h","type":"number","description":"Burn rate over the last hour (1 = exactly on budget)","jsonPath":".status.budget.burnRates.1h"}"#,
     printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.budget.state"}"#,
+    printcolumn = r#"{"name":"Burn-long-run","type":"number","priority":1,"description":"Burn rate over the long run (90 days or the window): about 1 when the objective fits the service","jsonPath":".status.budget.longRunBurnRate"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -135,6 +136,9 @@ pub struct Alerting {
     /// The alert for an SLI that sees no traffic at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_traffic: Option<NoTraffic>,
+    /// Tickets saying the objective itself needs another look, from the long-run burn rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 impl Alerting {
@@ -177,6 +181,37 @@ pub struct NoTraffic {
     pub for_: Option<String>,
 }
 
+/// Whether the objective fits the service, judged from the burn rate over the long run (90
+/// days, or the window if longer), once the data covers at least the window and 28 days.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Calibration {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The ticket for an objective the service keeps missing: the long-run burn rate stays
+    /// above `above` (default `SLOTargetTooTight` above 1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub too_tight: Option<CalibrationAlert>,
+    /// The ticket for an objective the service beats by far: the long-run burn rate stays below
+    /// `below` (default `SLOTargetTooLoose` below 0.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub too_loose: Option<CalibrationAlert>,
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CalibrationAlert {
+    /// Alert name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Long-run burn rate above which the objective is too tight (more than 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
+    /// Long-run burn rate below which the objective is too loose (between 0 and 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
+}
+
 fn default_true() -> bool {
     true
 }
@@ -212,6 +247,15 @@ pub struct BudgetStatus {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub burn_rates: BTreeMap<String, f64>,
     pub state: BudgetState,
+    /// Burn rate over the long run (90 days, or the window if longer), recorded hourly: about
+    /// 1 for an objective that fits, well above for one the service keeps missing, well below
+    /// for one it beats by far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_run_burn_rate: Option<f64>,
+    /// How much of the long run the data covers (e.g. `41d6h`); the calibration alerts wait
+    /// until it is at least the window and 28 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_run_covered: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluated_at: Option<Time>,
 }

@@ -31,6 +31,10 @@ pub struct SloSamples {
     pub error_ratios: BTreeMap<Duration, f64>,
     /// `severity` labels of the SLO's burn-rate alerts that are firing.
     pub firing_severities: BTreeSet<String>,
+    /// `slo:long_run_burn:ratio`, when finite.
+    pub long_run_burn: Option<f64>,
+    /// `slo:long_run_covered:seconds`.
+    pub long_run_covered: Option<f64>,
 }
 
 /// One poll cycle's result for every SLO Prometheus knows about.
@@ -78,6 +82,11 @@ pub fn budget_status(samples: Option<&SloSamples>, at: jiff::Timestamp) -> Budge
         remaining: s.remaining.map(round4),
         burn_rates: s.burn_rates.iter().map(|(w, v)| (w.to_string(), round4(*v))).collect(),
         state: s.state(),
+        long_run_burn_rate: s.long_run_burn.map(round4),
+        long_run_covered: s.long_run_covered.map(|seconds| {
+            // Whole hours: the record moves once an hour, and a status write a cycle is not wanted.
+            Duration::hours((seconds / 3600.0).round().max(0.0) as u64).to_string()
+        }),
         evaluated_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at)),
     }
 }

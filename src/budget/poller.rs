@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::metrics::{Metrics, ResultLabels};
 
 /// Queries sent per cycle, whatever the number of SLOs.
-pub const QUERIES_PER_CYCLE: i64 = 3;
+pub const QUERIES_PER_CYCLE: i64 = 4;
 
 /// Reads every SLO's budget from one Prometheus API.
 #[derive(Clone)]
@@ -115,9 +115,10 @@ impl Poller {
             None => None,
         };
         let auth = authorization.as_ref();
-        let (short, long, alerts) = (
+        let (short, long, long_run, alerts) = (
             queries::short_ratios(),
             queries::window_ratios_and_budgets(),
+            queries::long_run(),
             queries::firing_burn_alerts(),
         );
         metrics.prometheus_queries_per_cycle.set(QUERIES_PER_CYCLE);
@@ -130,7 +131,7 @@ impl Poller {
                 add(&mut split, s);
             }
         };
-        let (short_read, long_read, alerts_read) = futures::join!(
+        let (short_read, long_read, long_run_read, alerts_read) = futures::join!(
             timed(
                 metrics,
                 &short,
@@ -143,12 +144,18 @@ impl Poller {
             ),
             timed(
                 metrics,
+                &long_run,
+                self.read(&long_run, t, auth, Shape::Matrix, |s| into(s, queries::Split::record))
+            ),
+            timed(
+                metrics,
                 &alerts,
                 self.read(&alerts, t, auth, Shape::Vector, |s| into(s, queries::Split::alert))
             ),
         );
         short_read?;
         long_read?;
+        long_run_read?;
         alerts_read?;
         let slos = split.into_inner().unwrap_or_else(PoisonError::into_inner).finish();
         tracing::debug!(slos = slos.len(), "read error budgets from Prometheus");
@@ -518,6 +525,14 @@ mod tests {
                     json!({"metric": metric, "value": [time, "1"]})
                 })
                 .collect()
+        } else if query.ends_with("[2h]") {
+            (0..fake.slos)
+                .flat_map(|i| {
+                    [("slo:long_run_burn:ratio", "0.25"), ("slo:long_run_covered:seconds", "3553200")].map(|(name, value)| {
+                        json!({"metric": labels(i, name), "values": [[time - 3600.0, "9"], [time - 600.0, value]]})
+                    })
+                })
+                .collect()
         } else if query.ends_with("[10m]") {
             (0..fake.slos)
                 .flat_map(|i| {
@@ -542,7 +557,11 @@ mod tests {
                 })
                 .collect()
         };
-        let result_type = if query.ends_with("[10m]") { "matrix" } else { "vector" };
+        let result_type = if query.ends_with("[10m]") || query.ends_with("[2h]") {
+            "matrix"
+        } else {
+            "vector"
+        };
         let body = json!({"status": "success", "data": {"resultType": result_type, "result": result}});
         ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
     }
@@ -613,10 +632,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn three_queries_at_one_instant_for_1_or_1000_slos() {
+    async fn four_queries_at_one_instant_for_1_or_1000_slos() {
         let expected = [
             r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}"#,
             r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio",slo!=""}[10m]"#,
+            r#"{__name__=~"slo:long_run_burn:ratio|slo:long_run_covered:seconds",slo!=""}[2h]"#,
             r#"ALERTS{alertstate="firing",slo!="",long!=""}"#,
         ];
         let metrics = Metrics::default();
@@ -667,16 +687,25 @@ mod tests {
                 .map(|(w, b)| (w.to_string(), b))
             );
             assert_eq!(first.state(), crate::api::BudgetState::Burning);
+            assert_eq!(
+                (first.long_run_burn, first.long_run_covered),
+                (Some(0.25), Some(3_553_200.0))
+            );
+            let status = crate::budget::budget_status(Some(first), at());
+            assert_eq!(
+                (status.long_run_burn_rate, status.long_run_covered.as_deref()),
+                (Some(0.25), Some("41d3h"))
+            );
             let last = &snapshot.slos[&(format!("ns{}", (slos - 1) % 10), format!("slo-{}", slos - 1))];
             assert_eq!(last.firing_severities.is_empty(), (slos - 1) % 2 == 1);
 
-            assert_eq!(metrics.prometheus_queries_per_cycle.get(), 3);
-            assert_eq!(queries_count(&metrics, "success"), 3 * (cycle as u64 + 1));
+            assert_eq!(metrics.prometheus_queries_per_cycle.get(), QUERIES_PER_CYCLE);
+            assert_eq!(queries_count(&metrics, "success"), 4 * (cycle as u64 + 1));
         }
         assert!(
             metrics
                 .encode()
-                .contains("slo_warden_prometheus_query_duration_seconds_count 6"),
+                .contains("slo_warden_prometheus_query_duration_seconds_count 8"),
             "{}",
             metrics.encode()
         );
@@ -705,9 +734,9 @@ mod tests {
         std::fs::remove_file(&token).unwrap();
 
         let seen = fake.seen();
-        assert_eq!(seen.len(), 6);
+        assert_eq!(seen.len(), 8);
         for (i, s) in seen.iter().enumerate() {
-            let want = if i < 3 {
+            let want = if i < 4 {
                 "Bearer first-token"
             } else {
                 "Bearer second-token"
@@ -721,7 +750,7 @@ mod tests {
         // A token that disappears fails the cycle without sending anything.
         let err = poller.poll_at(&metrics, at()).await.unwrap_err();
         assert!(matches!(err, Error::Config(_)), "{err}");
-        assert_eq!(fake.seen().len(), 6);
+        assert_eq!(fake.seen().len(), 8);
     }
 
     async fn failing(fail: (&'static str, StatusCode, &'static str, &'static str)) -> (String, Metrics) {
@@ -756,9 +785,9 @@ mod tests {
         );
         assert_eq!(
             (queries_count(&metrics, "success"), queries_count(&metrics, "error")),
-            (2, 1)
+            (3, 1)
         );
-        assert_eq!(metrics.prometheus_queries_per_cycle.get(), 3);
+        assert_eq!(metrics.prometheus_queries_per_cycle.get(), QUERIES_PER_CYCLE);
 
         // Mimir without a tenant header answers in plain text.
         let (message, _) = failing((
@@ -831,7 +860,7 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains(": cannot connect: "), "{message}");
         assert!(!message.contains(&addr.to_string()), "{message}");
-        assert_eq!(queries_count(&metrics, "error"), 3);
+        assert_eq!(queries_count(&metrics, "error"), 4);
         drop(closed);
 
         // Accepts connections, never answers.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{SloKey, SloSamples};
 use crate::duration::Duration;
-use crate::rules::{BUDGET, BUDGET_REMAINING, TILE};
+use crate::rules::{BUDGET, BUDGET_REMAINING, CALIBRATION_INTERVAL, LONG_RUN_BURN, LONG_RUN_COVERED, TILE};
 
 /// Record names of the error ratios are this prefix and the window (`error_ratio_record`).
 pub const RATIO_PREFIX: &str = "slo:sli_error:ratio_rate";
@@ -44,6 +44,16 @@ pub fn window_ratios_and_budgets() -> Query {
     Query {
         what: "reading the error budgets and long-window error ratios",
         promql: format!(r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}",slo!=""}}[{look_back}]"#),
+    }
+}
+
+/// The long-run burn rates and their coverage, recorded hourly: read over two evaluations, as
+/// the window ratios are.
+pub fn long_run() -> Query {
+    let look_back = Duration::from_millis(2 * CALIBRATION_INTERVAL.as_millis());
+    Query {
+        what: "reading the long-run burn rates",
+        promql: format!(r#"{{__name__=~"{LONG_RUN_BURN}|{LONG_RUN_COVERED}",slo!=""}}[{look_back}]"#),
     }
 }
 
@@ -154,16 +164,18 @@ impl<'de> Deserialize<'de> for Newest {
     }
 }
 
-/// Everything the three queries found about one SLO, before burn rates are computed.
+/// Everything the queries found about one SLO, before burn rates are computed.
 #[derive(Default)]
 struct Found {
     ratios: BTreeMap<Duration, f64>,
     budget: Option<f64>,
     remaining: Option<f64>,
     firing: BTreeSet<String>,
+    long_run_burn: Option<f64>,
+    long_run_covered: Option<f64>,
 }
 
-/// Gathers the answers of the three queries by SLO, one series at a time, in any order. NaN and
+/// Gathers the answers of the queries by SLO, one series at a time, in any order. NaN and
 /// infinite values are left out (a window without traffic has a NaN ratio). A burn rate needs
 /// the SLO's budget; without it the SLO has no burn rates. When a series comes twice (rules
 /// loaded twice, replicas not deduplicated) the worse value wins, so the result does not depend
@@ -186,6 +198,8 @@ impl Split {
         match name.as_ref() {
             BUDGET => f.budget = Some(f.budget.map_or(value, |b| b.min(value))),
             BUDGET_REMAINING => f.remaining = Some(f.remaining.map_or(value, |r| r.min(value))),
+            LONG_RUN_BURN => f.long_run_burn = Some(f.long_run_burn.map_or(value, |b| b.max(value))),
+            LONG_RUN_COVERED => f.long_run_covered = Some(f.long_run_covered.map_or(value, |c| c.min(value))),
             name => {
                 if let Some(window) = name.strip_prefix(RATIO_PREFIX).and_then(|w| Duration::parse(w).ok()) {
                     let ratio = f.ratios.entry(window).or_insert(value);
@@ -230,6 +244,8 @@ impl Split {
                     burn_rates,
                     error_ratios,
                     firing_severities: f.firing,
+                    long_run_burn: f.long_run_burn,
+                    long_run_covered: f.long_run_covered,
                 };
                 (key, samples)
             })

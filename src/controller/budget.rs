@@ -296,7 +296,13 @@ fn budget_patch(current: Option<&BudgetStatus>, next: &BudgetStatus) -> serde_js
 
 /// Equal as far as `kubectl get slo` can tell: the time of evaluation alone is not a change.
 fn same_budget(a: Option<&BudgetStatus>, b: &BudgetStatus) -> bool {
-    a.is_some_and(|a| a.remaining == b.remaining && a.burn_rates == b.burn_rates && a.state == b.state)
+    a.is_some_and(|a| {
+        a.remaining == b.remaining
+            && a.burn_rates == b.burn_rates
+            && a.state == b.state
+            && a.long_run_burn_rate == b.long_run_burn_rate
+            && a.long_run_covered == b.long_run_covered
+    })
 }
 
 async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
@@ -344,6 +350,8 @@ mod tests {
             remaining: Some(-0.2),
             burn_rates: [("5m".to_string(), 20.0), ("1d".to_string(), 3.0)].into(),
             state: BudgetState::Exhausted,
+            long_run_burn_rate: Some(1.2),
+            long_run_covered: Some("41d3h".into()),
             evaluated_at: None,
         };
         let after = BudgetStatus {
@@ -356,6 +364,8 @@ mod tests {
         assert!(budget.as_object().unwrap().contains_key("remaining"));
         assert_eq!(budget["burnRates"], json!({"1d": null}));
         assert_eq!(budget["state"], "NoData");
+        assert_eq!(budget["longRunBurnRate"], serde_json::Value::Null);
+        assert!(budget.as_object().unwrap().contains_key("longRunCovered"));
     }
 
     #[test]

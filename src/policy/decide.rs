@@ -249,6 +249,7 @@ mod tests {
             burn_rates: BTreeMap::from([(Duration::hours(1), burn_1h), (Duration::minutes(5), burn_1h)]),
             error_ratios: BTreeMap::new(),
             firing_severities: firing.iter().map(|s| s.to_string()).collect(),
+            ..SloSamples::default()
         }
     }
 

@@ -560,7 +560,7 @@ fn a_burn_freezes_and_recovery_releases() {
         );
         assert_eq!(
             metric_sum_where(&m, "slo_warden_prometheus_queries_per_cycle", &[]),
-            3.0
+            4.0
         );
     });
 }
@@ -1450,7 +1450,7 @@ fn thanos_series(ctx: &Ctx, query: &str, tenant: Option<&str>) -> Result<usize, 
     Ok(v["data"]["result"].as_array().map_or(0, Vec::len))
 }
 
-/// Users who outgrow one Prometheus read through Thanos: the poller's three queries go through
+/// Users who outgrow one Prometheus read through Thanos: the poller's four queries go through
 /// a real Thanos Querier (over a sidecar) that enforces tenancy, with the tenant header passed
 /// on every query; the budgets read and a burn freezes and releases as against Prometheus.
 #[test]
