@@ -40,6 +40,19 @@ pub struct StageLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub namespace: String,
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyKindLabels {
+    pub namespace: String,
+    pub policy: String,
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabels {
     pub action: &'static str,
     pub result: &'static str,
@@ -80,6 +93,10 @@ pub struct Metrics {
     pub enforcement_actions: Family<ActionLabels, Counter>,
     /// Objects the operator holds paused or frozen, by kind.
     pub frozen_objects: Family<KindLabels, Gauge>,
+    /// Objects each policy holds, by kind.
+    pub policy_held_objects: Family<PolicyKindLabels, Gauge>,
+    /// 1 while an ErrorBudgetOverride lifts a policy.
+    pub policy_overridden: Family<PolicyLabels, Gauge>,
     /// 1 while an SLO's budget is spent and no policy holds anything for it.
     pub budget_exhausted_unenforced: Family<SloLabels, Gauge>,
     /// 1 while this replica holds the Lease (always, without leader election).
@@ -119,6 +136,8 @@ impl Default for Metrics {
         let policy_stage = Family::<StageLabels, Gauge>::default();
         let enforcement_actions = Family::<ActionLabels, Counter>::default();
         let frozen_objects = Family::<KindLabels, Gauge>::default();
+        let policy_held_objects = Family::<PolicyKindLabels, Gauge>::default();
+        let policy_overridden = Family::<PolicyLabels, Gauge>::default();
         let budget_exhausted_unenforced = Family::<SloLabels, Gauge>::default();
         let leader = Gauge::default();
         let admission = Family::<AdmissionLabels, Counter>::default();
@@ -163,6 +182,16 @@ impl Default for Metrics {
             frozen_objects.clone(),
         );
         registry.register(
+            "policy_held_objects",
+            "Objects each ErrorBudgetPolicy holds paused or frozen, by kind",
+            policy_held_objects.clone(),
+        );
+        registry.register(
+            "policy_overridden",
+            "1 while an ErrorBudgetOverride lifts an ErrorBudgetPolicy",
+            policy_overridden.clone(),
+        );
+        registry.register(
             "budget_exhausted_unenforced",
             "1 while an SLO's error budget is spent and no policy holds anything for it",
             budget_exhausted_unenforced.clone(),
@@ -179,6 +208,8 @@ impl Default for Metrics {
             policy_stage,
             enforcement_actions,
             frozen_objects,
+            policy_held_objects,
+            policy_overridden,
             budget_exhausted_unenforced,
             leader,
             admission,

@@ -23,7 +23,7 @@ use crate::budget::poller::Poller;
 use crate::budget::{SloSamples, Snapshot, budget_of, budget_status};
 use crate::enforce::Outcome;
 use crate::enforce::cache::Targets;
-use crate::metrics::{KindLabels, Metrics, SloLabels};
+use crate::metrics::{KindLabels, Metrics, PolicyKindLabels, PolicyLabels, SloLabels};
 
 /// The last poll.
 #[derive(Clone, Debug)]
@@ -113,6 +113,17 @@ impl Stores {
 }
 
 /// What a policy holds, for the gauges.
+/// The kinds of object a policy can hold.
+const HELD_KINDS: [&str; 3] = ["Deployment", "Rollout", "Namespace"];
+
+fn held_labels(policy: &(String, String), kind: &'static str) -> PolicyKindLabels {
+    PolicyKindLabels {
+        namespace: policy.0.clone(),
+        policy: policy.1.clone(),
+        kind,
+    }
+}
+
 #[derive(Default)]
 struct Holds {
     slos: BTreeSet<String>,
@@ -174,12 +185,26 @@ impl Shared {
             .filter(|o| o.holding)
             .map(|o| (o.kind, format!("{}/{}", policy.0, o.name)))
             .collect();
+        for kind in HELD_KINDS {
+            let n = objects.iter().filter(|(k, _)| *k == kind).count();
+            self.metrics
+                .policy_held_objects
+                .get_or_create(&held_labels(&policy, kind))
+                .set(n as i64);
+        }
         let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
         holds.insert(policy, Holds { slos, objects });
         self.refresh_frozen(&holds);
     }
 
     pub fn forget(&self, policy: &(String, String)) {
+        for kind in HELD_KINDS {
+            self.metrics.policy_held_objects.remove(&held_labels(policy, kind));
+        }
+        self.metrics.policy_overridden.remove(&PolicyLabels {
+            namespace: policy.0.clone(),
+            policy: policy.1.clone(),
+        });
         let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
         holds.remove(policy);
         self.refresh_frozen(&holds);
@@ -187,7 +212,7 @@ impl Shared {
 
     fn refresh_frozen(&self, holds: &BTreeMap<(String, String), Holds>) {
         let unique: BTreeSet<&(&'static str, String)> = holds.values().flat_map(|h| &h.objects).collect();
-        for kind in ["Deployment", "Rollout", "Namespace"] {
+        for kind in HELD_KINDS {
             let n = unique.iter().filter(|(k, _)| *k == kind).count();
             self.metrics
                 .frozen_objects

@@ -471,6 +471,13 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
             stage: decision.stage_name.clone(),
         })
         .set(1);
+    ctx.metrics
+        .policy_overridden
+        .get_or_create(&crate::metrics::PolicyLabels {
+            namespace: ns.clone(),
+            policy: name.clone(),
+        })
+        .set(i64::from(overridden == TRUE));
     let was_available = previous
         .conditions
         .iter()
