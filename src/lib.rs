@@ -13,6 +13,7 @@ pub mod duration;
 pub mod enforce;
 pub mod error;
 pub mod http;
+pub mod import;
 pub mod merge_patch;
 pub mod metrics;
 pub mod policy;

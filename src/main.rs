@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use slo_warden::documents::{self, Loaded};
 use slo_warden::duration::Duration;
-use slo_warden::{break_glass, controller, crds, rules};
+use slo_warden::{break_glass, controller, crds, import, rules};
 
 /// slo-warden: ServiceLevelObjectives in, burn-rate alerts out, error budgets enforced.
 #[derive(Parser)]
@@ -37,6 +37,20 @@ enum Command {
         #[arg(required = true)]
         files: Vec<String>,
     },
+    /// Convert Sloth, Pyrra or OpenSLO SLOs to ServiceLevelObjectives (YAML on stdout). What
+    /// cannot be carried over is listed on stderr per SLO; the exit code is 1 when anything
+    /// was, 2 when an input cannot be read.
+    Import {
+        #[arg(value_enum)]
+        tool: ImportTool,
+        /// Window of SLOs whose source has none: Sloth specs (Sloth's own default is 30d) and
+        /// OpenSLO SLOs without a timeWindow.
+        #[arg(long, default_value = "30d", value_parser = Duration::parse)]
+        window: Duration,
+        /// Files to convert; `-` reads stdin.
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
     /// Print the CustomResourceDefinitions, or write them to a directory.
     Crds {
         #[arg(long)]
@@ -46,6 +60,16 @@ enum Command {
     Override(break_glass::Args),
     /// Run the controller.
     Run(Box<controller::Args>),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ImportTool {
+    /// `prometheus/v1` specs and `sloth.slok.dev/v1` PrometheusServiceLevels.
+    Sloth,
+    /// `pyrra.dev/v1alpha1` ServiceLevelObjectives.
+    Pyrra,
+    /// `openslo/v1` SLOs, with their SLIs.
+    Openslo,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -78,6 +102,67 @@ fn load_all(files: &[String]) -> Result<Loaded, ExitCode> {
         return Err(ExitCode::from(2));
     }
     Ok(out)
+}
+
+fn run_import(tool: ImportTool, window: Duration, files: &[String]) -> ExitCode {
+    let mut inputs = Vec::new();
+    for file in files {
+        match documents::read_input(file) {
+            Ok(text) => inputs.push((file.clone(), text)),
+            Err(e) => {
+                eprintln!("{file}: cannot read: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let docs = match import::documents(&inputs) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let tool = match tool {
+        ImportTool::Sloth => import::Tool::Sloth,
+        ImportTool::Pyrra => import::Tool::Pyrra,
+        ImportTool::Openslo => import::Tool::Openslo,
+    };
+    let imported = import::import(tool, &docs, &import::Options { window });
+    if imported.is_empty() {
+        eprintln!("no {} SLOs in {}", tool.name(), files.join(", "));
+        return ExitCode::from(2);
+    }
+    match import::render(&imported) {
+        Ok(yaml) => print!("{yaml}"),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let mut complete = true;
+    for i in &imported {
+        if i.slo.is_none() {
+            eprintln!("{}: not imported", i.from);
+        }
+        for lost in &i.lost {
+            eprintln!("{}: not carried over: {lost}", i.from);
+            complete = false;
+        }
+        for note in &i.notes {
+            eprintln!("{}: note: {note}", i.from);
+        }
+    }
+    let written = imported.iter().filter(|i| i.slo.is_some()).count();
+    eprintln!(
+        "{written} of {} SLO(s) imported{}",
+        imported.len(),
+        if complete {
+            ""
+        } else {
+            "; see above for what was not carried over"
+        }
+    );
+    if complete { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// mimalloc, tuned by [`tune_allocator`], hands memory back to the system between polls; with
@@ -161,6 +246,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Import { tool, window, files } => run_import(tool, window, &files),
         Command::Crds { dir: None } => {
             print!("{}", crds::stream());
             ExitCode::SUCCESS

@@ -361,12 +361,10 @@ fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str) -> Vec<
             // The budget would last window / factor at this burn rate.
             let exhaustion = Duration::from_millis((slo.window.as_millis() as f64 / tier.factor.parse::<f64>().unwrap_or(1.0)) as u64);
             let mut annotations = slo.annotations.clone();
-            annotations.insert(
-                "summary".into(),
+            annotations.entry("summary".into()).or_insert_with(||
                 format!("{}: error budget burning at {{{{ $value | printf \"%.1f\" }}}}x over {}", slo.name, tier.long),
             );
-            annotations.insert(
-                "description".into(),
+            annotations.entry("description".into()).or_insert_with(||
                 format!(
                     "The {what} is burning its error budget at {{{{ $value | printf \"%.1f\" }}}}x the sustainable rate over the last {long}, \
                      confirmed over {short} (threshold {factor}x: at that rate the whole budget lasts {exhaustion}). \
