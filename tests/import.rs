@@ -362,3 +362,222 @@ fn unreadable_input_exits_2() {
     run.says("no Pyrra SLOs in -");
     assert!(Path::new(FIXTURES).join("README.md").is_file());
 }
+
+// ---- The imported SLO measures what the original tool measures -----------------------------
+//
+// The real Sloth and Pyrra (built from their Go modules by e2e/scripts/build-slo-tools.sh, as
+// `make tools` does) generate their rules from the same example file; promtool evaluates their
+// rules and ours over the same series, and the window error ratios must agree.
+//
+// One day of requests at 100 a minute, with errors in two bursts (2 a minute for 5 hours, 5 a
+// minute for 4 hours): 1,800 errors in 144,000 requests, a ratio of 0.0125, within every window.
+// Traffic is steady on purpose: Sloth's window ratio is the average of its 5-minute ratios,
+// which equals the traffic-weighted ratio only when traffic is steady. Evaluated every 5
+// minutes, the production cadence of slo-warden's tiles; the tiles read exactly 5 minutes
+// (`--scrape-interval 1ms`, as in tests/promtool.rs), since promtool's samples fall on the
+// evaluation timestamps.
+
+/// Per-minute counters: (good, bad).
+const OK: &str = "0+100x300 30098+98x299 59500+100x299 89495+95x239 112300+100x299";
+const ERRORS: &str = "0+0x300 2+2x299 600+0x299 605+5x239 1800+0x299";
+const ALL: &str = "0+100x1440";
+const EXPECTED: f64 = 1800.0 / 144_000.0;
+
+fn slo_tool(name: &str) -> std::path::PathBuf {
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/e2e/scripts/build-slo-tools.sh"))
+        .arg("env")
+        .output()
+        .unwrap();
+    let env = String::from_utf8(out.stdout).unwrap();
+    let path = env
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{}_BIN=", name.to_uppercase())))
+        .unwrap_or_else(|| panic!("build-slo-tools.sh env: no {name}: {env}"));
+    let path = std::path::PathBuf::from(path);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make tools` (e2e/scripts/build-slo-tools.sh builds {name} from its Go module)",
+        path.display()
+    );
+    path
+}
+
+fn run_ok(cmd: &mut Command, what: &str) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A rule file (`groups:`) from a tool's output, which may be a PrometheusRule object.
+fn rule_file(yaml: &[u8]) -> String {
+    let v: Value = serde_yaml::from_slice(yaml).unwrap();
+    let groups = if v["kind"] == "PrometheusRule" {
+        &v["spec"]["groups"]
+    } else {
+        &v["groups"]
+    };
+    assert!(
+        groups.as_sequence().is_some_and(|g| !g.is_empty()),
+        "no rule groups in {v:?}"
+    );
+    serde_yaml::to_string(&serde_yaml::Mapping::from_iter([("groups".into(), groups.clone())])).unwrap()
+}
+
+struct Equivalence<'a> {
+    tool: &'a str,
+    fixture: &'a str,
+    /// Input series (name and labels) of the good events, bad events, or all of them.
+    ok: &'a str,
+    errors: Option<&'a str>,
+    all: Option<&'a str>,
+    ours: &'a str,
+    theirs: &'a str,
+}
+
+fn equivalent(case: Equivalence) {
+    let dir = std::env::temp_dir().join(format!(
+        "slo-warden-import-{}-{}",
+        case.fixture.replace('.', "-"),
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = format!("{FIXTURES}/{}/{}", case.tool, case.fixture);
+
+    // Theirs, by the tool itself.
+    let theirs = match case.tool {
+        "sloth" => {
+            let out = dir.join("sloth-out.yaml");
+            run_ok(
+                Command::new(slo_tool("sloth"))
+                    .args(["generate", "--default-slo-period=30d", "-i", &fixture, "-o"])
+                    .arg(&out),
+                "sloth generate",
+            );
+            rule_file(&std::fs::read(out).unwrap())
+        }
+        _ => {
+            let folder = dir.join("pyrra");
+            std::fs::create_dir_all(&folder).unwrap();
+            run_ok(
+                Command::new(slo_tool("pyrra"))
+                    .arg("generate")
+                    .arg(format!("--config-files={fixture}"))
+                    .arg(format!("--prometheus-folder={}/", folder.display())),
+                "pyrra generate",
+            );
+            let file = std::fs::read_dir(&folder).unwrap().next().unwrap().unwrap().path();
+            rule_file(&std::fs::read(file).unwrap())
+        }
+    };
+    std::fs::write(dir.join("theirs.yaml"), theirs).unwrap();
+
+    // Ours, imported from the same file.
+    let imported = Command::new(env!("CARGO_BIN_EXE_slo-warden"))
+        .args(["import", case.tool, &fixture])
+        .output()
+        .unwrap();
+    std::fs::write(dir.join("slo.yaml"), &imported.stdout).unwrap();
+    let rules = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_slo-warden"))
+            .args(["generate", "--format", "rulefile", "--scrape-interval", "1ms"])
+            .arg(dir.join("slo.yaml")),
+        "slo-warden generate",
+    );
+    std::fs::write(dir.join("ours.yaml"), rules).unwrap();
+
+    let mut series = format!("  - series: '{}'\n    values: {OK}\n", case.ok);
+    if let Some(errors) = case.errors {
+        series.push_str(&format!("  - series: '{errors}'\n    values: {ERRORS}\n"));
+    }
+    if let Some(all) = case.all {
+        series.push_str(&format!("  - series: '{all}'\n    values: {ALL}\n"));
+    }
+    let test = format!(
+        "rule_files: [theirs.yaml, ours.yaml]\nevaluation_interval: 5m\ntests:\n- interval: 1m\n  input_series:\n{series}  \
+         promql_expr_test:\n  - expr: round(sum({ours}), 0.000001)\n    eval_time: 1d\n    exp_samples: [{{labels: '{{}}', value: {EXPECTED}}}]\n  \
+         - expr: round(sum({theirs}), 0.000001)\n    eval_time: 1d\n    exp_samples: [{{labels: '{{}}', value: {EXPECTED}}}]\n  \
+         - expr: abs(sum({ours}) - sum({theirs})) < bool 1e-12\n    eval_time: 1d\n    exp_samples: [{{labels: '{{}}', value: 1}}]\n",
+        ours = case.ours,
+        theirs = case.theirs,
+    );
+    std::fs::write(dir.join("test.yaml"), test).unwrap();
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    run_ok(
+        Command::new(&promtool)
+            .args(["check", "rules", "theirs.yaml", "ours.yaml"])
+            .current_dir(&dir),
+        &format!("promtool check rules (in {})", dir.display()),
+    );
+    run_ok(
+        Command::new(&promtool)
+            .args(["test", "rules", "test.yaml"])
+            .current_dir(&dir),
+        &format!("promtool test rules (in {})", dir.display()),
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sloth_events_window_ratio_equals_sloths() {
+    equivalent(Equivalence {
+        tool: "sloth",
+        fixture: "getting-started.yml",
+        ok: r#"http_request_duration_seconds_count{job="myservice",code="200"}"#,
+        errors: Some(r#"http_request_duration_seconds_count{job="myservice",code="503"}"#),
+        all: None,
+        ours: r#"slo:sli_error:ratio_rate30d{slo="myservice-requests-availability"}"#,
+        theirs: r#"slo:sli_error:ratio_rate30d{sloth_slo="requests-availability"}"#,
+    });
+}
+
+#[test]
+fn sloth_raw_window_ratio_equals_sloths() {
+    equivalent(Equivalence {
+        tool: "sloth",
+        fixture: "k8s-in-base-raw-multi.yaml",
+        ok: r#"http_request_duration_seconds_count{job="myservice",code="200"}"#,
+        errors: Some(r#"http_request_duration_seconds_count{job="myservice",code="429"}"#),
+        all: None,
+        ours: r#"slo:sli_error:ratio_rate30d{slo="svc01-slo02"}"#,
+        theirs: r#"slo:sli_error:ratio_rate30d{sloth_slo="slo02"}"#,
+    });
+}
+
+#[test]
+fn pyrra_ratio_window_ratio_equals_pyrras() {
+    let slo = r#"slo="apiserver-read-response-errors""#;
+    equivalent(Equivalence {
+        tool: "pyrra",
+        fixture: "ratio-apiserver-read-response-errors.yaml",
+        ok: r#"apiserver_request_total{component="apiserver",verb="GET",code="200"}"#,
+        errors: Some(r#"apiserver_request_total{component="apiserver",verb="LIST",code="500"}"#),
+        all: None,
+        ours: &format!("slo:sli_error:ratio_rate14d{{{slo}}}"),
+        theirs: &format!(
+            r#"sum(apiserver_request:increase2w{{{slo},code=~"5.."}}) / sum(apiserver_request:increase2w{{{slo}}})"#
+        ),
+    });
+}
+
+#[test]
+fn pyrra_latency_window_ratio_equals_pyrras() {
+    let slo = r#"slo="apiserver-read-cluster-latency""#;
+    let h = r#"component="apiserver",scope="cluster",verb="GET""#;
+    equivalent(Equivalence {
+        tool: "pyrra",
+        fixture: "latency-apiserver-read-cluster-latency.yaml",
+        // Requests within 5s, and all of them: the slow ones are the difference.
+        ok: &format!(r#"apiserver_request_sli_duration_seconds_bucket{{{h},le="5.0"}}"#),
+        errors: None,
+        all: Some(&format!(r#"apiserver_request_sli_duration_seconds_count{{{h}}}"#)),
+        ours: &format!("slo:sli_error:ratio_rate14d{{{slo}}}"),
+        theirs: &format!(
+            r#"1 - sum(apiserver_request_sli_duration_seconds:increase2w{{{slo},le="5.0"}}) / sum(apiserver_request_sli_duration_seconds:increase2w{{{slo},le=""}})"#
+        ),
+    });
+}

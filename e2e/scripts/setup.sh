@@ -7,7 +7,8 @@
 #   - Go: uses the go on PATH (or /usr/local/go); without one, fetches a Go toolchain
 #     from the Go module proxy (golang.org/toolchain) into the cache dir.
 #   - build-tools.sh all: etcd, kube-apiserver & co., kubectl, kwok, helm, CRD modules,
-#     Argo Rollouts' controller.
+#     Argo Rollouts' controller, Thanos, grafana-validate (tools/grafana-validate).
+#   - build-slo-tools.sh all: the real Sloth and Pyrra (their rules are what import is checked against).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.sh"
@@ -89,4 +90,6 @@ log "using $(go version)"
 
 # ---- Go-built tools ----------------------------------------------------------------
 "$here/build-tools.sh" all
+# The real Sloth and Pyrra, whose rules the import tests compare ours with.
+"$here/build-slo-tools.sh" all
 log "done"
