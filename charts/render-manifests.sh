@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Regenerates what is derived from crds/ and the chart:
-#   charts/slo-warden/crds/*.yaml  copies of crds/*.yaml (run `slo-warden crds --dir crds` first)
-#   manifests/slo-warden.yaml      the chart rendered with its default values, for kubectl apply
+# Regenerates what is derived from crds/, dashboards/ and the chart:
+#   charts/slo-warden/crds/*.yaml        copies of crds/*.yaml (run `slo-warden crds --dir crds` first)
+#   dashboards/*.json                    written by dashboards/generate.py
+#   charts/slo-warden/dashboards/*.json  copies of dashboards/*.json
+#   manifests/slo-warden.yaml            the chart rendered with its default values, for kubectl apply
 # `make generate` runs both steps; tests/manifests.rs fails when any of these drift.
 #
 # Helm: $HELM, else the pinned build in $SLO_WARDEN_CACHE (`make tools` builds it).
@@ -31,6 +33,12 @@ mkdir -p "$chart/crds"
 rm -f "$chart"/crds/*.yaml
 cp "${crds[@]}" "$chart/crds/"
 
+# Dashboards: generated, then copied like the CRDs.
+python3 "$root/dashboards/generate.py"
+mkdir -p "$chart/dashboards"
+rm -f "$chart"/dashboards/*.json
+cp "$root"/dashboards/*.json "$chart/dashboards/"
+
 "$helm" lint --strict "$chart" >/dev/null
 
 mkdir -p "$root/manifests"
@@ -56,4 +64,4 @@ HEADER
 } >"$tmp"
 mv "$tmp" "$out"
 trap - EXIT
-echo "wrote ${out#"$root"/} and charts/slo-warden/crds/ (${#crds[@]} CRD(s))"
+echo "wrote ${out#"$root"/}, charts/slo-warden/crds/ (${#crds[@]} CRD(s)) and charts/slo-warden/dashboards/"

@@ -23,6 +23,9 @@ mod policy;
 #[path = "e2e/chart.rs"]
 mod chart;
 
+#[path = "e2e/dashboards.rs"]
+mod dashboards;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -275,7 +278,9 @@ fn rules_reach_prometheus_and_the_burn_alert_fires_and_clears() {
                         Some("ok") => {}
                         Some("err") => panic!("rule {} of group {} fails: {}", r["name"], g["name"], r["lastError"]),
                         // 5m and 1h intervals
-                        _ if g["name"].as_str().is_some_and(|n| n.ends_with(":window") || n.ends_with(":calibration")) => {}
+                        _ if g["name"]
+                            .as_str()
+                            .is_some_and(|n| n.ends_with(":window") || n.ends_with(":calibration")) => {}
                         _ => unknown += 1,
                     }
                 }

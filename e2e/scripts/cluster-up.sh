@@ -57,7 +57,7 @@ if [[ -d $DIR && -n $(ls -A "$DIR") && ! -d $DIR/pids && ! -d $DIR/logs ]]; then
   die "$DIR exists and is not an e2e state dir; set SLO_WARDEN_E2E_DIR elsewhere"
 fi
 rm -rf "$DIR"
-mkdir -p "$DIR"/{logs,pids,pki,kwok,prometheus/rules,prometheus/data}
+mkdir -p "$DIR"/{logs,pids,pki,kwok,prometheus/rules,prometheus/data,prometheus/targets}
 mkdir -m 700 "$DIR/etcd"
 
 ok=0
@@ -134,6 +134,12 @@ scrape_configs:
   - job_name: traffic
     static_configs:
       - targets: ['127.0.0.1:$P_TRAFFIC']
+  # Operators a test wants scraped (tests/e2e/dashboards.rs): it writes their /metrics address
+  # to targets/<name>.json. The job is named as the chart's ServiceMonitor names it.
+  - job_name: slo-warden
+    file_sd_configs:
+      - files: ['$DIR/prometheus/targets/*.json']
+        refresh_interval: 5s
 EOF
 if [[ -n $EXTRA_SCRAPE_CONFIGS ]]; then
   cat "$EXTRA_SCRAPE_CONFIGS" >>"$DIR/prometheus/prometheus.yml"
@@ -329,6 +335,7 @@ envfile=$DIR/env
     PROMETHEUS_URL "http://127.0.0.1:$P_PROM" \
     THANOS_QUERY_URL "http://127.0.0.1:$P_THANOS_HTTP" \
     PROMETHEUS_RULE_DIR "$DIR/prometheus/rules" \
+    PROMETHEUS_TARGETS_DIR "$DIR/prometheus/targets" \
     TRAFFIC_URL "http://127.0.0.1:$P_TRAFFIC" \
     TRAFFIC_SERVICES "$TRAFFIC_SERVICES" \
     E2E_NODE_NAME "$NODE_NAME" \

@@ -7,5 +7,7 @@ HELM_VERSION=v3.21.4
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
 ARGO_ROLLOUTS_VERSION=v1.8.5
 THANOS_VERSION=v0.42.4
+# grafana-validate (the dashboards' schema check) pins grafana-foundation-sdk in
+# tools/grafana-validate/go.mod; its cache key is a hash of those sources (build-tools.sh).
 
 SLO_WARDEN_CACHE=${SLO_WARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/slo-warden}
