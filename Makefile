@@ -25,13 +25,15 @@ e2e: tools
 demo: tools
 	e2e/scripts/demo.sh
 
-# Rule generation speed (1,000 SLOs in-process; `slo-warden generate` on 10,000) and the
-# window-ratio cost/accuracy comparison.
+# Rule generation speed (1,000 SLOs in-process; `slo-warden generate` on 10,000), the
+# window-ratio cost/accuracy comparison, and the whole rule sets against the real Sloth and Pyrra
+# (about 25 minutes in all).
 bench: tools
 	$(CARGO) bench --locked --bench generate
 	$(CARGO) build --release --locked
 	python3 bench/generate_fleet.py target/release/slo-warden 10000
 	bench/window-cost.sh
+	bench/rule-cost.sh --quick
 
 # The operator at 1,000 and 10,000 SLOs on the real control plane (about 50 minutes).
 bench-scale: tools
