@@ -104,6 +104,11 @@ def zero_filled(expr, s):
     return f"{expr}\nor on (namespace, slo)\n{info(s)} * 0"
 
 
+def or_none(expr, label):
+    """`expr`, or one 0 series with `label="none"` when it has nothing (a quiet counter)."""
+    return f'{expr}\nor on () label_replace(vector(0), "{label}", "none", "", "")'
+
+
 def state(s):
     left = remaining(s)
     return (
@@ -661,8 +666,10 @@ def detail():
                     "The SLO's alerts: burn-rate tiers (with their long window), SLONoTraffic, calibration tickets.",
                     [target(
                         "A",
-                        f'max by (alertname, severity, long) (ALERTS{{{s}, alertstate="firing"}} * 2 or ALERTS{{{s}, alertstate="pending"}})\n'
-                        'or on () label_replace(vector(0), "alertname", "none", "", "")',
+                        or_none(
+                            f'max by (alertname, severity, long) (ALERTS{{{s}, alertstate="firing"}} * 2 or ALERTS{{{s}, alertstate="pending"}})',
+                            "alertname",
+                        ),
                         legend="{{alertname}} {{severity}} {{long}}",
                     )],
                     [(0, "quiet", "green"), (1, "pending", "yellow"), (2, "firing", "red")],
@@ -812,16 +819,14 @@ def policies():
                 (6, timeseries(
                     "Enforcement actions",
                     "Changes made to enforce or release policies (all namespaces), by action and result.",
-                    [target("A", "sum by (action, result) (increase(slo_warden_enforcement_actions_total[$__rate_interval]))\n"
-                                 'or on () label_replace(vector(0), "action", "none", "", "")',
+                    [target("A", or_none("sum by (action, result) (increase(slo_warden_enforcement_actions_total[$__rate_interval]))", "action"),
                             legend="{{action}} {{result}}")],
                     minimum=0,
                 )),
                 (6, timeseries(
                     "Prometheus queries",
                     "Budget queries per second by result; every poll sends a fixed handful, whatever the number of SLOs.",
-                    [target("A", "sum by (result) (rate(slo_warden_prometheus_queries_total[$__rate_interval]))\n"
-                                 'or on () label_replace(vector(0), "result", "none", "", "")',
+                    [target("A", or_none("sum by (result) (rate(slo_warden_prometheus_queries_total[$__rate_interval]))", "result"),
                             legend="{{result}}")],
                     unit="reqps", minimum=0,
                     overrides=[override("error", ("color", {"mode": "fixed", "fixedColor": "red"}))],
@@ -829,16 +834,14 @@ def policies():
                 (6, timeseries(
                     "Reconcile failures",
                     "Failed reconciles by controller and reason (the policy controller's keep Ready=False with the error).",
-                    [target("A", "sum by (controller, reason) (increase(slo_warden_reconcile_failures_total[$__rate_interval]))\n"
-                                 'or on () label_replace(vector(0), "reason", "none", "", "")',
+                    [target("A", or_none("sum by (controller, reason) (increase(slo_warden_reconcile_failures_total[$__rate_interval]))", "reason"),
                             legend="{{controller}} {{reason}}")],
                     minimum=0,
                 )),
                 (6, timeseries(
                     "Admission reviews",
                     "Admission reviews answered by every replica, by webhook and result (denied: a release refused in a frozen namespace).",
-                    [target("A", "sum by (webhook, result) (rate(slo_warden_admission_reviews_total[$__rate_interval]))\n"
-                                 'or on () label_replace(vector(0), "result", "none", "", "")',
+                    [target("A", or_none("sum by (webhook, result) (rate(slo_warden_admission_reviews_total[$__rate_interval]))", "result"),
                             legend="{{webhook}} {{result}}")],
                     unit="reqps", minimum=0,
                 )),

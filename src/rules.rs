@@ -274,13 +274,8 @@ fn calibration_rules(slo: &ValidSlo, calibration: &Calibration, id: &BTreeMap<St
             format!("time() - min_over_time(timestamp({TOTAL_TILE}{sel})[{long_run}:{COVERAGE_STEP}])"),
         ),
     ];
-    let what = format!(
-        "{} SLO {} ({}% over {})",
-        slo.service, slo.name, slo.objective, slo.window
-    );
-    let mut labels = slo.labels.clone();
-    labels.extend(id.clone());
-    labels.insert("service".into(), slo.service.clone());
+    let what = described(slo);
+    let mut labels = alert_labels(slo, id);
     labels.insert("severity".into(), slo.ticket_severity.clone());
     let enough_data = format!("{LONG_RUN_COVERED}{sel} >= {}", min_data.as_millis() / 1000);
     let burn = "{{ $value | printf \"%.2f\" }}";
@@ -326,18 +321,29 @@ fn calibration_rules(slo: &ValidSlo, calibration: &Calibration, id: &BTreeMap<St
     rules
 }
 
+/// Labels of every alert of an SLO, before `severity`: the user's, the identity, `service`.
+fn alert_labels(slo: &ValidSlo, id: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut labels = slo.labels.clone();
+    labels.extend(id.clone());
+    labels.insert("service".into(), slo.service.clone());
+    labels
+}
+
+/// `checkout SLO checkout-availability (99.9% over 30d)`, as alert descriptions name it.
+fn described(slo: &ValidSlo) -> String {
+    format!(
+        "{} SLO {} ({}% over {})",
+        slo.service, slo.name, slo.objective, slo.window
+    )
+}
+
 fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str) -> Vec<Rule> {
     let budget = slo.budget.to_string();
-    let mut base = slo.labels.clone();
-    base.extend(id.clone());
-    base.insert("service".into(), slo.service.clone());
+    let base = alert_labels(slo, id);
     let remaining = format!(
         "{{{{ with query `{BUDGET_REMAINING}{sel}` }}}}{{{{ . | first | value | humanizePercentage }}}}{{{{ else }}}}unknown{{{{ end }}}}"
     );
-    let what = format!(
-        "{} SLO {} ({}% over {})",
-        slo.service, slo.name, slo.objective, slo.window
-    );
+    let what = described(slo);
     let mut rules: Vec<Rule> = slo
         .tiers
         .iter()

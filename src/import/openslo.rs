@@ -52,7 +52,7 @@ pub fn convert(doc: &Document, all: &[Document], options: &Options) -> Vec<Impor
                     objectives.len()
                 ));
             }
-            match one(v, &spec, objective, all, options, &mut imported) {
+            match one(&spec, objective, all, options, &mut imported) {
                 Ok(spec) => {
                     let mut out = slo(&slo_name, text(v, &["metadata", "namespace"]), spec, &mut imported);
                     out.metadata.labels = labels(v, &mut imported);
@@ -66,7 +66,6 @@ pub fn convert(doc: &Document, all: &[Document], options: &Options) -> Vec<Impor
 }
 
 fn one(
-    v: &Value,
     spec: &Value,
     objective: &Value,
     all: &[Document],
@@ -134,7 +133,6 @@ fn one(
             names.join(", ")
         ));
     }
-    let _ = v;
     Ok(ServiceLevelObjectiveSpec {
         service: text(spec, &["service"]),
         description: text(spec, &["description"]).filter(|d| !d.trim().is_empty()),

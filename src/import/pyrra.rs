@@ -6,6 +6,8 @@
 //! select the same histogram, else a `good`/`total` ratio of the same selectors. `grouping`
 //! (one SLO per label value) has no equivalent: slo-warden measures the SLO over all series.
 
+use std::collections::BTreeMap;
+
 use serde_yaml::Value;
 
 use super::{Document, Imported, drop_reserved, slo, string_map, text};
@@ -108,26 +110,19 @@ pub fn convert(doc: &Document) -> Vec<Imported> {
     // Labels: `pyrra.dev/x` go on the alerts as `x`; the others stay on the object. Pyrra also
     // copies those onto its PrometheusRule, which slo-warden labels with --rule-label instead.
     let (metadata_labels, _) = string_map(v.get("metadata").and_then(|m| m.get("labels")));
-    let (mut alert_labels, object_labels): (Vec<_>, Vec<_>) = metadata_labels
+    let (alert_labels, object_labels): (BTreeMap<_, _>, BTreeMap<_, _>) = metadata_labels
         .into_iter()
         .partition(|(k, _)| k.starts_with(ALERT_PREFIX));
-    let object_labels: std::collections::BTreeMap<String, String> = object_labels.into_iter().collect();
     if !object_labels.is_empty() {
         imported.notes.push(format!(
             "metadata.labels {} stay on the SLO; Pyrra also put them on its PrometheusRule, where slo-warden puts the operator's --rule-label (chart value ruleLabels)",
             object_labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
         ));
     }
-    let mut labels: std::collections::BTreeMap<String, String> = alert_labels
-        .drain(..)
-        .map(|(k, v)| (k[ALERT_PREFIX.len()..].to_string(), v))
-        .collect();
+    let mut labels = without_prefix(alert_labels);
     drop_reserved(&mut labels, "label", &mut imported);
     let (metadata_annotations, _) = string_map(v.get("metadata").and_then(|m| m.get("annotations")));
-    let annotations = metadata_annotations
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix(ALERT_PREFIX)?.to_string(), v)))
-        .collect();
+    let annotations = without_prefix(metadata_annotations);
 
     let alerting_spec = spec.get("alerting").cloned().unwrap_or_default();
     let flag = |key: &str| alerting_spec.get(key).and_then(Value::as_bool);
@@ -197,6 +192,13 @@ pub fn convert(doc: &Document) -> Vec<Imported> {
     }
     imported.slo = Some(out);
     vec![imported]
+}
+
+/// The entries named `pyrra.dev/<x>`, as `<x>`.
+fn without_prefix(map: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    map.into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(ALERT_PREFIX)?.to_string(), v)))
+        .collect()
 }
 
 /// `(histogram, threshold)` when `success` is `<h>_bucket{m..., le="x"}` and `total` is
