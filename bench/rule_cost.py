@@ -27,14 +27,10 @@ import math
 import os
 import random
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -547,7 +543,7 @@ def report(args, all_results):
           "after its end): their rules' queries were timed once each through the query API (engine evalTotalTime).")
 
 
-RUNNING = []
+RUNNING = wc.RUNNING
 
 
 def main():
@@ -573,54 +569,31 @@ def main():
             log(f"{tool} not found: apt-get install -y prometheus")
             return 2
     started = time.time()
-    work = Path(tempfile.mkdtemp(prefix="slo-warden-rule-cost-"))
+    return wc.guarded("slo-warden-rule-cost-", args.keep, lambda work: bench(args, cards, work, started))
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-    try:
-        rule_sets = generate_rule_sets(work)
-        results = {card: bench_cardinality(args, card, work, rule_sets) for card in cards}
-        report(args, results)
-        if args.json:
-            Path(args.json).write_text(json.dumps({str(k): v for k, v in results.items()}, indent=1, default=str))
-        missed = []
-        for card, res in results.items():
-            ours, pyrra = res["sets"]["slo-warden"], res["sets"]["pyrra"]
-            ratio = ours["eval_s_per_h_per_slo"] / pyrra["eval_s_per_h_per_slo"]
-            print(f"{card}/SLI: slo-warden rule evaluation = {ratio:.3f}x Pyrra's (target <= {EVAL_TARGET}); "
-                  f"worst 30d error {fmt_err(ours['worst_error'])} (target <= {ACCURACY_TARGET:.2%})")
-            if not ratio <= EVAL_TARGET:
-                missed.append(f"{card}/SLI: rule evaluation {ratio:.3f}x Pyrra's > {EVAL_TARGET}")
-            if not ours["worst_error"] <= ACCURACY_TARGET:
-                missed.append(f"{card}/SLI: 30d ratio {fmt_err(ours['worst_error'])} off > {ACCURACY_TARGET:.2%}")
-        print(f"bench took {time.time() - started:.0f}s")
-        if missed:
-            print("TARGET MISSED: " + "; ".join(missed))
-            return 1
-        print("targets met")
-        return 0
-    except BenchError as e:
-        log(f"bench failed: {e}")
-        return 2
-    except Exception:  # noqa: BLE001 - report, clean up, exit 2
-        traceback.print_exc()
-        return 2
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    finally:
-        for p in reversed(RUNNING):
-            try:
-                p.stop()
-            except Exception:  # noqa: BLE001
-                pass
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+def bench(args, cards, work, started):
+    rule_sets = generate_rule_sets(work)
+    results = {card: bench_cardinality(args, card, work, rule_sets) for card in cards}
+    report(args, results)
+    if args.json:
+        Path(args.json).write_text(json.dumps({str(k): v for k, v in results.items()}, indent=1, default=str))
+    missed = []
+    for card, res in results.items():
+        ours, pyrra = res["sets"]["slo-warden"], res["sets"]["pyrra"]
+        ratio = ours["eval_s_per_h_per_slo"] / pyrra["eval_s_per_h_per_slo"]
+        print(f"{card}/SLI: slo-warden rule evaluation = {ratio:.3f}x Pyrra's (target <= {EVAL_TARGET}); "
+              f"worst 30d error {fmt_err(ours['worst_error'])} (target <= {ACCURACY_TARGET:.2%})")
+        if not ratio <= EVAL_TARGET:
+            missed.append(f"{card}/SLI: rule evaluation {ratio:.3f}x Pyrra's > {EVAL_TARGET}")
+        if not ours["worst_error"] <= ACCURACY_TARGET:
+            missed.append(f"{card}/SLI: 30d ratio {fmt_err(ours['worst_error'])} off > {ACCURACY_TARGET:.2%}")
+    print(f"bench took {time.time() - started:.0f}s")
+    if missed:
+        print("TARGET MISSED: " + "; ".join(missed))
+        return 1
+    print("targets met")
+    return 0
 
 
 if __name__ == "__main__":

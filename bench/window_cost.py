@@ -395,8 +395,14 @@ def main():
             return 2
 
     started = time.time()
-    work = Path(tempfile.mkdtemp(prefix="slo-warden-bench-"))
-    prom = None
+    return guarded("slo-warden-bench-", args.keep, lambda work: bench(args, work, started))
+
+
+def guarded(prefix, keep, body):
+    """`body(work)` in a new temporary directory, SIGTERM and SIGHUP taken as an interrupt. Its
+    status, else 2 when the bench cannot run and 130 when interrupted; whatever happens every
+    process in RUNNING is stopped (last started first) and the directory removed unless `keep`."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -404,7 +410,7 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     try:
-        return bench(args, work, started)
+        return body(work)
     except BenchError as e:
         log(f"bench failed: {e}")
         return 2
@@ -415,9 +421,13 @@ def main():
         log("interrupted")
         return 130
     finally:
-        for p in list(RUNNING):
-            p.stop()
-        if args.keep:
+        for p in reversed(RUNNING):
+            try:
+                p.stop()
+            except Exception:  # noqa: BLE001
+                pass
+        RUNNING.clear()
+        if keep:
             log(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
