@@ -53,11 +53,16 @@ INSTANCE_SHARE = {1: (1.0,), 5: wc.INSTANCE_SHARE}
 PHASE_MS = wc.PHASE_MS
 SVC_PEAK = [60.0 + 30.0 * i for i in range(N_SLO)]  # rps at the daily peak, per service
 SETS = ("sloth", "pyrra", "pyrra-perf", "slo-warden")
-# Records the long windows are computed from: backfilled over the month so that they mean something.
+# Records the windows are computed from, backfilled so that they mean something: the long windows'
+# sources over all the data, and our one-minute tiles (which feed windows of up to 6h) over the
+# last day.
 BACKFILL = {
     "slo-warden": ("slo:sli_errors:tile_rate5m", "slo:sli_total:tile_rate5m"),
     "sloth": ("slo:sli_error:ratio_rate5m",),
     "pyrra-perf": ("http_requests:increase5m",),
+}
+BACKFILL_LAST_DAY = {
+    "slo-warden": ("slo:sli_errors:tile_rate1m", "slo:sli_total:tile_rate1m"),
 }
 EVAL_TARGET = 0.10  # our rule-eval s/h/SLO over Pyrra's (standard), at every cardinality
 ACCURACY_TARGET = 1e-4  # our 30d ratio within 0.01% (relative) of the exact one
@@ -382,7 +387,9 @@ def measure_set(prom, name, files, run_s, idle_cpu_per_s, poll_s=5.0):
     elapsed = time.time() - t0
     per_kind, estimated, evals = {}, [], 0
     for key, g in keys.items():
-        durations = list(seen[key].values())
+        # A group's first evaluation after the reload creates its series (head index, WAL records):
+        # a one-off, left out so that the figure is the steady state for every rule set alike.
+        durations = [d for _, d in sorted(seen[key].items())][1:]
         if durations:
             d = statistics.mean(durations)
             evals += len(durations)
@@ -460,31 +467,35 @@ def bench_cardinality(args, card, work, rule_sets):
     for g in groups:
         by_set.setdefault(set_of(g, rule_sets), []).append(g)
 
-    # Backfill the records the long windows read, each in its own group's name and interval.
-    backfill = {"groups": []}
-    for name, records in BACKFILL.items():
-        for g in by_set[name]:
-            rules = [{"record": r["name"], "expr": r["query"], "labels": r.get("labels", {})}
-                     for r in g["rules"] if r["type"] == "recording" and r["name"] in records]
-            if rules:
-                backfill["groups"].append({"name": g["name"], "interval": f"{int(g['interval'])}s", "rules": rules})
-    bf = Path("backfill-rules.yaml")  # relative: the evaluation offsets do not depend on the temp dir
-    (cwork / bf).write_text(json.dumps(backfill, indent=1))
+    # Backfill the records the windows read, each in its own group's name and interval.
     t0 = time.time()
-    rule_blocks = cwork / "rule-blocks"
-    run(["promtool", "tsdb", "create-blocks-from", "rules", "--quiet", f"--url={prom.url}", f"--start={start_ms // 1000}",
-         f"--end={end_s}", f"--output-dir={rule_blocks}", bf], cwd=cwork)
-    # promtool writes one 2h block per rule: hand them over in batches, so that Prometheus (which
-    # compacts overlapping blocks) never holds more open blocks than its file limit allows.
-    new_blocks = sorted((json.loads((d / "meta.json").read_text())["minTime"], d.name)
-                        for d in rule_blocks.iterdir() if (d / "meta.json").exists())
-    log(f"[{card}/SLI] backfilled {sum(len(g['rules']) for g in backfill['groups'])} recording rules ({len(new_blocks)} blocks) in "
+    new_blocks, n_rules = [], 0
+    for tag, records_by_set, since_s in (("", BACKFILL, start_ms // 1000), ("-last-day", BACKFILL_LAST_DAY, end_s - DAY)):
+        backfill = {"groups": []}
+        for name, records in records_by_set.items():
+            for g in by_set[name]:
+                rules = [{"record": r["name"], "expr": r["query"], "labels": r.get("labels", {})}
+                         for r in g["rules"] if r["type"] == "recording" and r["name"] in records]
+                if rules:
+                    backfill["groups"].append({"name": g["name"], "interval": f"{int(g['interval'])}s", "rules": rules})
+        n_rules += sum(len(g["rules"]) for g in backfill["groups"])
+        bf = Path(f"backfill-rules{tag}.yaml")  # relative: the evaluation offsets do not depend on the temp dir
+        (cwork / bf).write_text(json.dumps(backfill, indent=1))
+        rule_blocks = cwork / f"rule-blocks{tag}"
+        run(["promtool", "tsdb", "create-blocks-from", "rules", "--quiet", f"--url={prom.url}", f"--start={since_s}",
+             f"--end={end_s}", f"--output-dir={rule_blocks}", bf], cwd=cwork)
+        # promtool writes one 2h block per rule: hand them over in batches, so that Prometheus (which
+        # compacts overlapping blocks) never holds more open blocks than its file limit allows.
+        new_blocks += [(json.loads((d / "meta.json").read_text())["minTime"], d)
+                       for d in rule_blocks.iterdir() if (d / "meta.json").exists()]
+    new_blocks.sort()
+    log(f"[{card}/SLI] backfilled {n_rules} recording rules ({len(new_blocks)} blocks) in "
         f"{time.time() - t0:.0f}s; waiting for Prometheus to load and compact them")
     t0 = time.time()
     batch = args.block_batch
     for k in range(0, len(new_blocks), batch):
-        for _, name in new_blocks[k:k + batch]:
-            shutil.move(str(rule_blocks / name), str(data / name))
+        for _, d in new_blocks[k:k + batch]:
+            shutil.move(str(d), str(data / d.name))
         last = k + batch >= len(new_blocks)
         probe = 'count_over_time(slo:sli_errors:tile_rate5m{slo="svc0-availability"}[1d] offset 10m) > 200' if last else None
         n_blocks = wait_quiet(prom, data, probe, 900)
@@ -495,7 +506,9 @@ def bench_cardinality(args, card, work, rule_sets):
     idle = (prom.cpu_seconds() - c0) / (time.time() - t0)
 
     results = {}
-    for name in SETS:
+    # Ours first: the one-minute tiles were backfilled up to the end of the generated data, and the
+    # live ones start when the set is loaded, so measuring it first keeps that gap to a few minutes.
+    for name in sorted(SETS, key=lambda n: n != "slo-warden"):
         files = rule_sets[name]
         log(f"[{card}/SLI] {name}: {sum(len(g['rules']) for g in by_set[name])} rules in {len(by_set[name])} groups, "
             f"evaluating for {args.run}s")
@@ -515,7 +528,7 @@ def bench_cardinality(args, card, work, rule_sets):
     if not args.keep:
         shutil.rmtree(data, ignore_errors=True)
     return {"samples": n_samples, "series": N_SLO * card, "blocks": n_blocks, "idle_cpu_s_per_h": idle * 3600,
-            "exact": exact_ratio, "sets": results}
+            "exact": exact_ratio, "sets": {name: results[name] for name in SETS}}
 
 
 def fmt_err(e):
@@ -548,7 +561,7 @@ RUNNING = wc.RUNNING
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="8 days of data, 2 min per rule set, 20 s idle")
+    ap.add_argument("--quick", action="store_true", help="8 days of data, 3 min per rule set, 20 s idle")
     ap.add_argument("--days", type=int, help="days of data (default 31)")
     ap.add_argument("--run", type=int, help="seconds of live evaluation per rule set (default 330)")
     ap.add_argument("--idle", type=int, help="seconds of CPU measured without rules (default 60)")
@@ -560,7 +573,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temp directory (printed)")
     args = ap.parse_args()
     args.days = args.days or (8 if args.quick else 31)
-    args.run = args.run or (120 if args.quick else 330)
+    args.run = args.run or (180 if args.quick else 330)
     args.idle = args.idle or (20 if args.quick else 60)
     cards = args.cardinality or sorted(CARDINALITIES)
 

@@ -27,6 +27,9 @@ enum Command {
         /// Scrape interval of the SLI's source series (keeps the window ratio exact).
         #[arg(long, default_value = "30s", value_parser = Duration::parse)]
         scrape_interval: Duration,
+        /// How often the burn-rate alerts (and the short-window tiles they read) are evaluated.
+        #[arg(long, default_value = "1m", value_parser = controller::parse_alert_interval)]
+        alert_interval: Duration,
         /// Files with ServiceLevelObjective documents; `-` reads stdin.
         #[arg(required = true)]
         files: Vec<String>,
@@ -200,6 +203,7 @@ fn main() -> ExitCode {
             format,
             rule_labels,
             scrape_interval,
+            alert_interval,
             files,
         } => {
             let loaded = match load_all(&files) {
@@ -214,6 +218,7 @@ fn main() -> ExitCode {
             }
             let settings = rules::Settings {
                 scrape_interval,
+                alert_interval,
                 rule_labels: rule_labels.into_iter().collect(),
             };
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -1,18 +1,27 @@
 //! Rule generation: a [`ValidSlo`] in, the Prometheus rule groups that measure and alert on it out.
 //!
-//! Three groups per SLO:
-//! - `sli`: error ratios over the short alert windows (< 1d), straight from the source series,
-//!   at the Prometheus default evaluation interval.
-//! - `window`: every 5 minutes, the error and request rates of the last 5 minutes ("tiles"), and
-//!   the long windows (1d, 3d, the SLO window) as ratios of tile sums. A tile sum is traffic-weighted
-//!   (not an average of ratios), reads one sample per 5 minutes instead of every raw scrape, and a
-//!   stretch without traffic adds zeros instead of NaN.
-//! - `alerts`: multiwindow burn-rate alerts and the no-traffic alert.
+//! No rule reads the source series over more than a few minutes: they are read once into
+//! "tiles", the error and request rates of one short interval, and every window is a ratio of
+//! tile sums. A tile sum is traffic-weighted (not an average of ratios), reads one sample per tile
+//! instead of every raw scrape, and a stretch without traffic adds zeros instead of NaN.
 //!
-//! And, unless disabled, a fourth:
+//! Three groups per SLO:
+//! - `sli`, every minute: the last minute's tiles, the short alert windows (< 1d) as sums of
+//!   them, then the multiwindow burn-rate alerts and the no-traffic alert. The alerts read the
+//!   ratios recorded a moment before in the same evaluation. (A raw SLI has no request count to
+//!   tile: its short windows run its own expression.)
+//! - `window`, every 5 minutes: the last 5 minutes' tiles, and the long windows (1d, 3d, the SLO
+//!   window) as sums of those.
+//!
+//! And, unless disabled, a third:
 //! - `calibration`: every hour, the burn rate over the long run (90 days, or the window if
 //!   longer) from the tiles, how much of it the data covers, and the tickets saying the
 //!   objective is too tight or too loose for the service.
+//!
+//! Both tile sizes read their own source range. Five-minute tiles summed from the one-minute
+//! ones would be cheaper still, but the two groups run at independent offsets: a 5-minute tile
+//! read just before the `sli` group records the minute it ends on would lose that minute from
+//! every long window for good.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +34,8 @@ use crate::validate::{Calibration, ValidSlo};
 
 /// Tile size of the `window` group, and its evaluation interval.
 pub const TILE: Duration = Duration::minutes(5);
+/// Default tile size of the `sli` group, and its evaluation interval ([`Settings::alert_interval`]).
+pub const DEFAULT_ALERT_INTERVAL: Duration = Duration::minutes(1);
 /// Windows at least this long are computed from tiles.
 const TILED_FROM: Duration = Duration::days(1);
 /// Short windows recorded even when no tier uses them, for dashboards and `status.budget`.
@@ -45,16 +56,33 @@ pub struct Settings {
     /// interval more than the tile, so the increase between the last scrape of one tile and the
     /// first of the next is counted exactly once; with a plain 5m range it is left out and
     /// estimated by extrapolation, which skews the window ratio by up to ~0.2% when errors come
-    /// in bursts. Must be positive.
+    /// in bursts. Must be positive. Above a minute, one-minute tiles still count each scrape
+    /// interval once (ratios stay exact), but the short windows then move a scrape at a time.
     pub scrape_interval: Duration,
+    /// How often the `sli` group runs, and so how often the burn-rate alerts are evaluated; its
+    /// tiles are this long. One minute by default; 30s halves the delay of an alert for twice
+    /// the cost. Between 1s and just under [`TILE`] (see [`check_alert_interval`]).
+    pub alert_interval: Duration,
     /// Labels on every generated PrometheusRule (what Prometheus' ruleSelector matches).
     pub rule_labels: BTreeMap<String, String>,
+}
+
+/// A usable [`Settings::alert_interval`]: whole seconds from 1s to under 5 minutes (the `window`
+/// group's tiles, whose names the `sli` group's must not take).
+pub fn check_alert_interval(d: Duration) -> Result<Duration, String> {
+    if !d.as_millis().is_multiple_of(1000) || d < Duration::from_millis(1000) || d >= TILE {
+        return Err(format!(
+            "{d}: must be whole seconds, at least 1s and less than {TILE} (e.g. 1m or 30s)"
+        ));
+    }
+    Ok(d)
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             scrape_interval: DEFAULT_SCRAPE_INTERVAL,
+            alert_interval: DEFAULT_ALERT_INTERVAL,
             rule_labels: BTreeMap::new(),
         }
     }
@@ -72,6 +100,13 @@ pub fn error_ratio_record(window: Duration) -> String {
 }
 pub const ERRORS_TILE: &str = "slo:sli_errors:tile_rate5m";
 pub const TOTAL_TILE: &str = "slo:sli_total:tile_rate5m";
+/// `slo:sli_errors:tile_rate1m`: the `sli` group's tiles are named after their length.
+pub fn errors_short_tile(tile: Duration) -> String {
+    format!("slo:sli_errors:tile_rate{tile}")
+}
+pub fn total_short_tile(tile: Duration) -> String {
+    format!("slo:sli_total:tile_rate{tile}")
+}
 pub const BUDGET_REMAINING: &str = "slo:error_budget_remaining:ratio";
 pub const OBJECTIVE: &str = "slo:objective:ratio";
 pub const BUDGET: &str = "slo:error_budget:ratio";
@@ -151,6 +186,17 @@ fn latest_tiled(record: &str, sel: &str) -> String {
     )
 }
 
+/// A window's error ratio as the ratio of two tile sums.
+fn tile_sums(errors: &str, total: &str, sel: &str, range: Duration) -> String {
+    format!("sum_over_time({errors}{sel}[{range}])\n/\nsum_over_time({total}{sel}[{range}])")
+}
+
+/// A range one millisecond short of `window`: it holds exactly window / tile tiles recorded at
+/// the group's interval, in Prometheus 2 (ranges include both ends) as in 3 (they do not).
+fn just_under(window: Duration) -> Duration {
+    Duration::from_millis(window.as_millis() - 1)
+}
+
 pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
     let id = identity(slo);
     let sel = own_series(slo);
@@ -166,25 +212,54 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
     };
     let windows = recorded_windows(slo);
 
-    let sli_rules = windows
-        .iter()
-        .filter(|w| **w < TILED_FROM)
-        .map(|w| record(error_ratio_record(*w), slo.sli.error_ratio(*w), &id))
-        .collect();
-
     // One millisecond short of tile + scrape interval: when scrapes line up exactly with the
     // evaluations, the sample on the far boundary belongs to the previous tile (ranges include
     // both ends in Prometheus 2).
-    let tile_range = Duration::from_millis(TILE.as_millis() + settings.scrape_interval.as_millis() - 1);
-    let (errors_tile, total_tile) = match &slo.sli {
+    let tile_range =
+        |tile: Duration| Duration::from_millis(tile.as_millis() + settings.scrape_interval.as_millis() - 1);
+    let tiles = |tile: Duration| match &slo.sli {
         Sli::Raw(_) => {
-            // A raw ratio has no request count: every 5 minutes with data weighs the same, and
+            // A raw ratio has no request count: every tile with data weighs the same, and
             // `>= 0` drops NaN (no traffic) so it cannot poison the window sums.
-            let ratio = format!("({}) >= 0", slo.sli.error_ratio(tile_range));
+            let ratio = format!("({}) >= 0", slo.sli.error_ratio(tile_range(tile)));
             (ratio.clone(), format!("({ratio}) * 0 + 1"))
         }
-        Sli::Events(events) => (events.errors_rate(tile_range), events.total_rate(tile_range)),
+        Sli::Events(events) => (
+            events.errors_rate(tile_range(tile)),
+            events.total_rate(tile_range(tile)),
+        ),
     };
+
+    let mut sli_rules = Vec::new();
+    let short_windows = windows.iter().filter(|w| **w < TILED_FROM);
+    match &slo.sli {
+        // A raw SLI's own expression over each window: averaging its one-minute ratios would
+        // weigh a quiet minute like a busy one.
+        Sli::Raw(_) => {
+            sli_rules.extend(short_windows.map(|w| record(error_ratio_record(*w), slo.sli.error_ratio(*w), &id)))
+        }
+        Sli::Events(_) => {
+            let short = settings.alert_interval;
+            let (errors_tile, total_tile) = (errors_short_tile(short), total_short_tile(short));
+            let (errors, total) = tiles(short);
+            sli_rules.push(record(errors_tile.clone(), errors, &id));
+            sli_rules.push(record(total_tile.clone(), total, &id));
+            sli_rules.extend(short_windows.map(|w| {
+                // A window of whole minutes is a fixed number of tiles; any other (a tier's
+                // `90s`) would hold one tile more or less depending on when it is evaluated, so
+                // it reads the source series over exactly its range instead.
+                let expr = if w.as_millis().is_multiple_of(short.as_millis()) {
+                    tile_sums(&errors_tile, &total_tile, &sel, just_under(*w))
+                } else {
+                    slo.sli.error_ratio(*w)
+                };
+                record(error_ratio_record(*w), expr, &id)
+            }));
+        }
+    }
+    sli_rules.extend(alert_rules(slo, &id, &sel, settings.alert_interval));
+
+    let (errors_tile, total_tile) = tiles(TILE);
     let mut window_rules = vec![
         record(ERRORS_TILE.into(), errors_tile, &id),
         record(TOTAL_TILE.into(), total_tile, &id),
@@ -192,7 +267,7 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
     window_rules.extend(windows.iter().filter(|w| **w >= TILED_FROM).map(|w| {
         record(
             error_ratio_record(*w),
-            format!("sum_over_time({ERRORS_TILE}{sel}[{w}])\n/\nsum_over_time({TOTAL_TILE}{sel}[{w}])"),
+            tile_sums(ERRORS_TILE, TOTAL_TILE, &sel, *w),
             &id,
         )
     }));
@@ -220,7 +295,7 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
     let mut groups = vec![
         RuleGroup {
             name: format!("{prefix}:sli"),
-            interval: None,
+            interval: Some(settings.alert_interval.to_string()),
             rules: sli_rules,
             ..RuleGroup::default()
         },
@@ -228,12 +303,6 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
             name: format!("{prefix}:window"),
             interval: Some(TILE.to_string()),
             rules: window_rules,
-            ..RuleGroup::default()
-        },
-        RuleGroup {
-            name: format!("{prefix}:alerts"),
-            interval: None,
-            rules: alert_rules(slo, &id, &sel),
             ..RuleGroup::default()
         },
     ];
@@ -337,7 +406,7 @@ fn described(slo: &ValidSlo) -> String {
     )
 }
 
-fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str) -> Vec<Rule> {
+fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str, tile: Duration) -> Vec<Rule> {
     let budget = slo.budget.to_string();
     let base = alert_labels(slo, id);
     let remaining = format!(
@@ -406,7 +475,7 @@ fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str) -> Vec<
         );
         rules.push(Rule {
             alert: Some(NO_TRAFFIC_ALERT.into()),
-            expr: no_traffic(&slo.sli),
+            expr: no_traffic(&slo.sli, sel, tile),
             for_: Some(for_.to_string()),
             labels,
             annotations,
@@ -420,14 +489,17 @@ fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str) -> Vec<
 const NO_TRAFFIC_RANGE: Duration = Duration::minutes(5);
 
 /// 1 when the SLI has had no requests over [`NO_TRAFFIC_RANGE`] or has no series at all, else
-/// nothing. It reads the source series, not recorded ones: those do not exist yet when a new
-/// SLO's alerts group runs before its other groups (up to 5 minutes before the first tile), which
-/// would make every new SLO look idle. A raw ratio has no request count: as for its tiles, a
+/// nothing. An events SLI's one-minute tiles are recorded earlier in the same group, so even a
+/// new SLO's first evaluation sees them. A raw ratio has no request count: as for its tiles, a
 /// ratio that is a number (not NaN from 0/0) counts as traffic.
-fn no_traffic(sli: &Sli) -> String {
+fn no_traffic(sli: &Sli, sel: &str, tile: Duration) -> String {
     let traffic = match sli {
         Sli::Raw(_) => format!("{} >= 0", as_vector(sli.error_ratio(NO_TRAFFIC_RANGE))),
-        Sli::Events(events) => format!("{} > 0", as_vector(events.total_rate(NO_TRAFFIC_RANGE))),
+        Sli::Events(_) => format!(
+            "sum_over_time({}{sel}[{}]) > 0",
+            total_short_tile(tile),
+            just_under(NO_TRAFFIC_RANGE)
+        ),
     };
     format!("absent({traffic})")
 }
@@ -572,10 +644,134 @@ mod tests {
     }
 
     #[test]
-    fn no_traffic_reads_the_source_series() {
+    fn short_windows_are_sums_of_minute_tiles_recorded_with_the_alerts() {
+        let slo = valid("{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}}}");
+        let groups = rule_groups(&slo, &Settings::default());
+        let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["shop/api:sli", "shop/api:window", "shop/api:calibration"]);
+        let sli = &groups[0];
+        assert_eq!(sli.interval.as_deref(), Some("1m"));
+        let order: Vec<&str> = sli
+            .rules
+            .iter()
+            .map(|r| r.record.as_deref().or(r.alert.as_deref()).unwrap())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "slo:sli_errors:tile_rate1m",
+                "slo:sli_total:tile_rate1m",
+                "slo:sli_error:ratio_rate5m",
+                "slo:sli_error:ratio_rate30m",
+                "slo:sli_error:ratio_rate1h",
+                "slo:sli_error:ratio_rate2h",
+                "slo:sli_error:ratio_rate6h",
+                "ErrorBudgetBurn",
+                "ErrorBudgetBurn",
+                "ErrorBudgetBurn",
+                "ErrorBudgetBurn",
+                NO_TRAFFIC_ALERT,
+            ],
+            "tiles, then the ratios summing them, then the alerts reading the ratios"
+        );
+        assert_eq!(
+            record(&groups, "slo:sli_total:tile_rate1m").expr,
+            "sum(rate(t_total[1m29s999ms]))"
+        );
+        assert_eq!(
+            record(&groups, "slo:sli_errors:tile_rate1m").expr,
+            "(sum(rate(e_total[1m29s999ms])) or vector(0))"
+        );
+        let sel = r#"{namespace="shop",slo="api"}"#;
+        assert_eq!(
+            record(&groups, "slo:sli_error:ratio_rate6h").expr,
+            format!(
+                "sum_over_time(slo:sli_errors:tile_rate1m{sel}[5h59m59s999ms])\n/\nsum_over_time(slo:sli_total:tile_rate1m{sel}[5h59m59s999ms])"
+            )
+        );
+        let odd = valid(
+            "{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}},
+              alerting: {burnRates: [{long: 1h, short: 90s, factor: 14.4, for: 2m, severity: page}]}}",
+        );
+        assert_eq!(
+            record(
+                &rule_groups(&odd, &Settings::default()),
+                "slo:sli_error:ratio_rate1m30s"
+            )
+            .expr,
+            "(sum(rate(e_total[1m30s])) or vector(0))\n/\nsum(rate(t_total[1m30s]))"
+        );
+        // The long windows still sum the 5-minute tiles, and no rule reads a source series over
+        // more than a tile and a scrape interval.
+        assert!(
+            record(&groups, "slo:sli_error:ratio_rate1d")
+                .expr
+                .contains("tile_rate5m")
+        );
+        for rule in groups.iter().flat_map(|g| &g.rules) {
+            assert!(
+                !rule.expr.contains("t_total[")
+                    || rule.expr.contains("[1m29s999ms]")
+                    || rule.expr.contains("[5m29s999ms]"),
+                "{}",
+                rule.expr
+            );
+        }
+    }
+
+    #[test]
+    fn the_alert_interval_sets_the_short_tiles_and_the_sli_group_cadence() {
+        let slo = valid("{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}}}");
+        let settings = Settings {
+            alert_interval: Duration::parse("30s").unwrap(),
+            ..Settings::default()
+        };
+        let groups = rule_groups(&slo, &settings);
+        assert_eq!(groups[0].interval.as_deref(), Some("30s"));
+        assert_eq!(groups[1].interval.as_deref(), Some("5m"));
+        assert_eq!(
+            record(&groups, "slo:sli_total:tile_rate30s").expr,
+            "sum(rate(t_total[59s999ms]))"
+        );
+        let sel = r#"{namespace="shop",slo="api"}"#;
+        assert_eq!(
+            record(&groups, "slo:sli_error:ratio_rate5m").expr,
+            format!(
+                "sum_over_time(slo:sli_errors:tile_rate30s{sel}[4m59s999ms])\n/\nsum_over_time(slo:sli_total:tile_rate30s{sel}[4m59s999ms])"
+            )
+        );
+        let no_traffic = groups[0]
+            .rules
+            .iter()
+            .find(|r| r.alert.as_deref() == Some(NO_TRAFFIC_ALERT))
+            .unwrap();
+        assert!(
+            no_traffic.expr.contains("slo:sli_total:tile_rate30s"),
+            "{}",
+            no_traffic.expr
+        );
+
+        for (given, ok) in [
+            ("1m", true),
+            ("30s", true),
+            ("5s", true),
+            ("4m59s", true),
+            ("5m", false),
+            ("1500ms", false),
+        ] {
+            assert_eq!(
+                check_alert_interval(Duration::parse(given).unwrap()).is_ok(),
+                ok,
+                "{given}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_traffic_reads_the_minute_tiles_or_a_raw_ratio() {
         let expr = |spec: &str| {
             let groups = rule_groups(&valid(spec), &Settings::default());
-            let alert = groups[2]
+            let alert = groups[0]
                 .rules
                 .iter()
                 .find(|r| r.alert.as_deref() == Some(NO_TRAFFIC_ALERT))
@@ -584,18 +780,29 @@ mod tests {
         };
         assert_eq!(
             expr("{objective: 99.9, window: 30d, indicator: {ratio: {good: g_total, total: t_total}}}"),
-            "absent(sum(rate(t_total[5m])) > 0)"
+            r#"absent(sum_over_time(slo:sli_total:tile_rate1m{namespace="shop",slo="api"}[4m59s999ms]) > 0)"#
+        );
+        let raw = "{objective: 99, window: 7d, indicator: {raw: {errorRatio: 'sum(rate(e[$window])) / sum(rate(t[$window]))'}}}";
+        assert_eq!(expr(raw), "absent((sum(rate(e[5m])) / sum(rate(t[5m]))) >= 0)");
+        // A raw SLI has no request count to tile: its short windows run its own expression.
+        let groups = rule_groups(&valid(raw), &Settings::default());
+        assert!(
+            groups[0]
+                .rules
+                .iter()
+                .all(|r| r.record.as_deref() != Some("slo:sli_errors:tile_rate1m"))
         );
         assert_eq!(
-            expr(
-                "{objective: 99, window: 7d, indicator: {raw: {errorRatio: 'sum(rate(e[$window])) / sum(rate(t[$window]))'}}}"
-            ),
-            "absent((sum(rate(e[5m])) / sum(rate(t[5m]))) >= 0)"
+            record(&groups, "slo:sli_error:ratio_rate1h").expr,
+            "(sum(rate(e[1h])) / sum(rate(t[1h])))"
         );
         let scalar = expr(
-            "{objective: 99, window: 7d, indicator: {ratio: {errors: e_total, total: 'scalar(sum(rate(t_total[$window])))'}}}",
+            "{objective: 99, window: 7d, indicator: {raw: {errorRatio: 'scalar(sum(rate(e[$window]))) / scalar(sum(rate(t[$window])))'}}}",
         );
-        assert_eq!(scalar, "absent(vector((scalar(sum(rate(t_total[5m]))))) > 0)");
+        assert_eq!(
+            scalar,
+            "absent(vector((scalar(sum(rate(e[5m]))) / scalar(sum(rate(t[5m]))))) >= 0)"
+        );
         parse_promql(&scalar).unwrap();
     }
 
@@ -625,7 +832,7 @@ mod tests {
     fn calibration_reads_the_tiles_hourly_and_waits_for_data() {
         let slo = valid("{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}}}");
         let groups = rule_groups(&slo, &Settings::default());
-        let calibration = &groups[3];
+        let calibration = &groups[2];
         assert_eq!(calibration.name, "shop/api:calibration");
         assert_eq!(calibration.interval.as_deref(), Some("1h"));
         let sel = r#"{namespace="shop",slo="api"}"#;
@@ -687,7 +894,7 @@ mod tests {
               alerting: {calibration: {tooTight: {name: ObjectiveTooTight, above: 2}, tooLoose: {below: 0.1}}}}",
         );
         let groups = rule_groups(&custom, &Settings::default());
-        let names: Vec<(&str, bool)> = groups[3]
+        let names: Vec<(&str, bool)> = groups[2]
             .rules
             .iter()
             .filter_map(|r| {
@@ -703,6 +910,6 @@ mod tests {
             "{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}},
               alerting: {calibration: {enabled: false}}}",
         );
-        assert_eq!(rule_groups(&off, &Settings::default()).len(), 3);
+        assert_eq!(rule_groups(&off, &Settings::default()).len(), 2);
     }
 }

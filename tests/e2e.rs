@@ -165,9 +165,9 @@ fn assert_owned(rule: &PrometheusRule, slo: &ServiceLevelObjective) {
     );
 }
 
-/// Waits until Prometheus has loaded the SLO's three rule groups (via rule sync).
+/// Waits until Prometheus has loaded the SLO's sli and window rule groups (via rule sync).
 async fn wait_groups_loaded(ctx: &Ctx, name: &str) -> BTreeMap<String, Value> {
-    let want: Vec<String> = ["sli", "window", "alerts"]
+    let want: Vec<String> = ["sli", "window"]
         .iter()
         .map(|g| format!("{}/{name}:{g}", ctx.ns))
         .collect();
@@ -239,7 +239,6 @@ fn rules_reach_prometheus_and_the_burn_alert_fires_and_clears() {
             [
                 format!("{prefix}:sli"),
                 format!("{prefix}:window"),
-                format!("{prefix}:alerts"),
                 format!("{prefix}:calibration")
             ]
         );
@@ -269,28 +268,34 @@ fn rules_reach_prometheus_and_the_burn_alert_fires_and_clears() {
         )
         .await;
         // Every rule Prometheus has evaluated so far is healthy (no PromQL errors).
-        ctx.eventually("the sli and alerts groups evaluated without errors", PROM, async || {
-            let groups = ctx.loaded_groups()?;
-            let mut unknown = 0;
-            for g in groups.values() {
-                for r in g["rules"].as_array().into_iter().flatten() {
-                    match r["health"].as_str() {
-                        Some("ok") => {}
-                        Some("err") => panic!("rule {} of group {} fails: {}", r["name"], g["name"], r["lastError"]),
-                        // 5m and 1h intervals
-                        _ if g["name"]
-                            .as_str()
-                            .is_some_and(|n| n.ends_with(":window") || n.ends_with(":calibration")) => {}
-                        _ => unknown += 1,
+        ctx.eventually(
+            "the sli group (records and alerts) evaluated without errors",
+            PROM,
+            async || {
+                let groups = ctx.loaded_groups()?;
+                let mut unknown = 0;
+                for g in groups.values() {
+                    for r in g["rules"].as_array().into_iter().flatten() {
+                        match r["health"].as_str() {
+                            Some("ok") => {}
+                            Some("err") => {
+                                panic!("rule {} of group {} fails: {}", r["name"], g["name"], r["lastError"])
+                            }
+                            // 5m and 1h intervals
+                            _ if g["name"]
+                                .as_str()
+                                .is_some_and(|n| n.ends_with(":window") || n.ends_with(":calibration")) => {}
+                            _ => unknown += 1,
+                        }
                     }
                 }
-            }
-            if unknown == 0 {
-                Ok(())
-            } else {
-                Err(format!("{unknown} rules not evaluated yet"))
-            }
-        })
+                if unknown == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{unknown} rules not evaluated yet"))
+                }
+            },
+        )
         .await;
         assert!(
             ctx.query(&alert_query(ctx, name, None)).unwrap().is_empty(),
@@ -565,7 +570,7 @@ fn bad_promql_is_reported_and_the_last_good_rules_stay() {
         assert!(
             ctx.loaded_groups()
                 .unwrap()
-                .contains_key(&format!("{}/{name}:alerts", ctx.ns)),
+                .contains_key(&format!("{}/{name}:sli", ctx.ns)),
             "Prometheus keeps the old rules"
         );
 

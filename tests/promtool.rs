@@ -14,10 +14,13 @@
 //!   own `interval`, so the 5-minute `window` group records a tile every step. The long-window
 //!   ratios are ratios of tile sums, which do not depend on how often tiles are recorded as long
 //!   as the cadence is uniform; setting `evaluation_interval: 5m` reproduces the production
-//!   cadence exactly (and makes multi-day scenarios fast).
+//!   cadence exactly (and makes multi-day scenarios fast). The `sli` group's one-minute tiles are
+//!   then one minute in five, which uniform test traffic does not mind; scenarios about the short
+//!   windows or the burn alerts use `evaluation_interval: 1m`, their production cadence.
 //! - Without `group_eval_order` promtool evaluates groups in random order, so an alert could read
-//!   recording rules of the previous step; every scenario lists its groups sli, window, alerts
-//!   (except `new-slo-with-traffic`, which runs the alerts groups first on purpose).
+//!   recording rules of the previous step; every scenario lists its groups window, then sli (whose
+//!   alerts run last and so read both groups' records of the same step), except
+//!   `new-slo-with-traffic`, which runs the sli groups first on purpose.
 //! - `exp_alerts` compares annotations too: an alert listed without `exp_annotations` only
 //!   matches an alert that has none. Every generated alert has a summary and a description, so
 //!   firing alerts are listed with their full rendered annotations.

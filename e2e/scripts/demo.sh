@@ -145,7 +145,7 @@ sed "s/WEBHOOK_PORT/$webhook_port/" e2e/demo/webhooks.yaml | k apply -f - >/dev/
 # SLO_WARDEN_E2E_DIR marker component_pid checks.
 SLO_WARDEN_E2E_DIR=$DIR NO_COLOR=1 POD_NAMESPACE=slo-warden setsid bash -c 'echo $$ >"$0"; exec "$@"' "$DIR/pids/slo-warden.pid" \
   "$bin" run --http-addr "127.0.0.1:$port" --prometheus-url "$PROMETHEUS_URL" \
-  --scrape-interval "$E2E_SCRAPE_INTERVAL" --poll-interval "$POLL_INTERVAL" \
+  --scrape-interval "$E2E_SCRAPE_INTERVAL" --alert-interval "$E2E_EVAL_INTERVAL" --poll-interval "$POLL_INTERVAL" \
   --webhook-addr "127.0.0.1:$webhook_port" --webhook-cert-secret slo-warden-webhook \
   --webhook-dns-name localhost --webhook-configuration slo-warden-demo </dev/null >>"$oplog" 2>&1 &
 deadline=$((SECONDS + 60))

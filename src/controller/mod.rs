@@ -43,6 +43,10 @@ pub struct Args {
     /// Scrape interval of the SLIs' source series (keeps the window ratio exact).
     #[arg(long, env = "SCRAPE_INTERVAL", default_value = "30s", value_parser = crate::duration::Duration::parse)]
     pub scrape_interval: crate::duration::Duration,
+    /// How often the burn-rate alerts (and the short-window tiles they read) are evaluated:
+    /// the `sli` rule group's interval, and the length of its tiles.
+    #[arg(long, env = "ALERT_INTERVAL", default_value = "1m", value_parser = parse_alert_interval)]
+    pub alert_interval: crate::duration::Duration,
     #[command(flatten)]
     pub prometheus: crate::budget::PrometheusArgs,
     #[command(flatten)]
@@ -58,6 +62,10 @@ pub enum LogFormat {
 }
 
 /// `key=value` of a `--rule-label`.
+pub fn parse_alert_interval(s: &str) -> Result<crate::duration::Duration, String> {
+    crate::rules::check_alert_interval(crate::duration::Duration::parse(s)?)
+}
+
 pub fn parse_label(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -130,6 +138,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         metrics: metrics.clone(),
         settings: crate::rules::Settings {
             scrape_interval: args.scrape_interval,
+            alert_interval: args.alert_interval,
             rule_labels: args.rule_labels.into_iter().collect(),
         },
         backoff: backoff::Backoff::default(),

@@ -467,7 +467,7 @@ mod tests {
         assert_eq!(body["metadata"]["ownerReferences"][0]["controller"], true);
         assert_eq!(body["metadata"]["labels"]["app.kubernetes.io/managed-by"], "slo-warden");
         assert_eq!(body["metadata"]["labels"]["release"], "kps");
-        assert_eq!(body["spec"]["groups"].as_array().unwrap().len(), 4);
+        assert_eq!(body["spec"]["groups"].as_array().unwrap().len(), 3);
         respond(send, StatusCode::OK, body.clone());
 
         let (req, body, send) = next(&mut api).await;
@@ -543,7 +543,7 @@ mod tests {
         let message = applied_message("checkout", &existing.spec.groups);
         assert_eq!(
             message,
-            "PrometheusRule checkout holds 17 recording and 7 alerting rules"
+            "PrometheusRule checkout holds 19 recording and 7 alerting rules"
         );
         let status = next_status(
             &Default::default(),

@@ -53,6 +53,10 @@ fn install(ctx: &Ctx) -> (String, String) {
         format!("watchNamespaces={{{}}}", ctx.ns),
         format!("prometheusUrl={}", ctx.env.prometheus_url),
         format!("scrapeInterval={scrape}"),
+        format!(
+            "alertInterval={}",
+            std::env::var("E2E_EVAL_INTERVAL").unwrap_or_else(|_| "1m".into())
+        ),
         format!("pollInterval={}s", support::POLICY_POLL.as_secs()),
         "prometheusAuth.timeout=2s".into(),
         "webhook.failurePolicy=Fail".into(),

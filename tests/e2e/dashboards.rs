@@ -101,6 +101,9 @@ async fn install_fast_rules(ctx: &Ctx) {
     if let Ok(s) = std::env::var("E2E_SCRAPE_INTERVAL") {
         generate.args(["--scrape-interval", &s]);
     }
+    if let Ok(s) = std::env::var("E2E_EVAL_INTERVAL") {
+        generate.args(["--alert-interval", &s]);
+    }
     let mut child = generate
         .arg("-")
         .stdin(Stdio::piped())

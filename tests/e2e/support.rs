@@ -227,6 +227,10 @@ impl Operator {
         if let Ok(s) = std::env::var("E2E_SCRAPE_INTERVAL") {
             args.extend(["--scrape-interval".to_string(), s]);
         }
+        // Alerts and short windows at the cluster's evaluation interval (5s), not every minute.
+        if let Ok(s) = std::env::var("E2E_EVAL_INTERVAL") {
+            args.extend(["--alert-interval".to_string(), s]);
+        }
         args.extend(extra.iter().cloned());
         // Its own namespace, as in a pod: the webhook's certificate Secret goes there.
         Self::spawn(&args, &[("POD_NAMESPACE", namespace)], log)
