@@ -6,12 +6,14 @@ OpenMetrics for ten services (window_cost.py's traffic model: day/night cycle, e
 no-traffic stretch, a counter reset) ending now, with the exact error and request counts on the
 side; backfills them with promtool; starts Prometheus on 127.0.0.1 with a temporary data directory
 and a local exporter that carries the same counters on live (so the short windows see fresh
-samples); backfills the recorded series the long windows are built from (our 5m tiles, Sloth's
-5m ratio, Pyrra's performanceOverAccuracy 5m increase) with `promtool tsdb create-blocks-from
-rules`; then loads each tool's generated rule file in turn (reload) and lets it evaluate.
+samples); backfills the recorded series the windows are built from (our 5m tiles, Sloth's 5m
+ratio, Pyrra's performanceOverAccuracy 5m increase; our 1m tiles over the last day only) with
+`promtool tsdb create-blocks-from rules`; then loads each tool's generated rule file in turn
+(reload, ours first) and lets it evaluate.
 
 Reported per rule set: rules/SLO; rule-evaluation seconds per hour per SLO, from
-prometheus_rule_group_last_duration_seconds (mean over the evaluations seen, times 3600/interval,
+prometheus_rule_group_last_duration_seconds (mean over the evaluations seen after each group's
+first, times 3600/interval,
 summed over the groups, divided by 10); the Prometheus process CPU per hour per SLO less the
 CPU of the same Prometheus without rules; the series the rules write per SLO; and the worst
 30d error ratio, over the 10 SLOs, against the exact one (queried at the end of the generated data).

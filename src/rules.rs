@@ -334,9 +334,7 @@ fn calibration_rules(slo: &ValidSlo, calibration: &Calibration, id: &BTreeMap<St
     let mut rules = vec![
         record(
             LONG_RUN_BURN,
-            format!(
-                "sum_over_time({ERRORS_TILE}{sel}[{long_run}])\n/\nsum_over_time({TOTAL_TILE}{sel}[{long_run}])\n/ {budget}"
-            ),
+            format!("{}\n/ {budget}", tile_sums(ERRORS_TILE, TOTAL_TILE, sel, long_run)),
         ),
         record(
             LONG_RUN_COVERED,

@@ -61,11 +61,12 @@ pub enum LogFormat {
     Json,
 }
 
-/// `key=value` of a `--rule-label`.
+/// A `--alert-interval`, within the bounds of [`crate::rules::check_alert_interval`].
 pub fn parse_alert_interval(s: &str) -> Result<crate::duration::Duration, String> {
     crate::rules::check_alert_interval(crate::duration::Duration::parse(s)?)
 }
 
+/// `key=value` of a `--rule-label`.
 pub fn parse_label(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
