@@ -16,7 +16,8 @@ pub struct Tier {
     /// Exact decimal text of the factor, as it appears in the rules.
     pub factor: String,
     pub severity: Severity,
-    pub for_: Duration,
+    /// How long the condition must hold; `None` for [`default_for`] at the alert interval.
+    pub for_: Option<Duration>,
 }
 
 /// (share of budget in percent, long window, short window, severity)
@@ -44,16 +45,24 @@ pub fn default_tiers(window: Duration) -> Vec<Tier> {
                 short,
                 factor: Decimal::new(scaled as i128, 4).to_string(),
                 severity,
-                for_: default_for(short),
+                for_: None,
             }
         })
         .collect()
 }
 
-/// Half the short window: long enough to ride out one bad scrape, short next to the time the
-/// long window needs to reach the threshold.
-pub fn default_for(short: Duration) -> Duration {
-    Duration::from_millis(short.as_millis() / 2)
+/// Half the short window (long enough to ride out one bad scrape, short next to the time the
+/// long window needs to reach the threshold), rounded down to whole evaluation intervals of the
+/// alerts. Prometheus acts on `for` only at evaluations, so at one-minute evaluations a `for` of
+/// 2m30s holds for 3m, half a minute longer than the same rules held at 30s evaluations; 2m holds
+/// for 2m. A half shorter than one interval is kept as is: it holds for one interval either way.
+pub fn default_for(short: Duration, interval: Duration) -> Duration {
+    let half = short.as_millis() / 2;
+    let step = interval.as_millis();
+    if step == 0 || half < step {
+        return Duration::from_millis(half);
+    }
+    Duration::from_millis(half - half % step)
 }
 
 #[cfg(test)]
@@ -69,7 +78,9 @@ mod tests {
                     t.short.to_string(),
                     t.factor,
                     t.severity,
-                    t.for_.to_string(),
+                    t.for_
+                        .unwrap_or_else(|| default_for(t.short, Duration::minutes(1)))
+                        .to_string(),
                 )
             })
             .collect()
@@ -82,12 +93,28 @@ mod tests {
         assert_eq!(
             summary(Duration::days(30)),
             vec![
-                (s("1h"), s("5m"), s("14.4"), Page, s("2m30s")),
+                (s("1h"), s("5m"), s("14.4"), Page, s("2m")),
                 (s("6h"), s("30m"), s("6"), Page, s("15m")),
                 (s("1d"), s("2h"), s("3"), Ticket, s("1h")),
                 (s("3d"), s("6h"), s("1"), Ticket, s("3h")),
             ]
         );
+    }
+
+    #[test]
+    fn the_default_for_is_half_the_short_window_in_whole_evaluations() {
+        let d = |t: &str| Duration::parse(t).unwrap();
+        let for_ = |short, interval| default_for(d(short), d(interval)).to_string();
+        assert_eq!(for_("5m", "1m"), "2m");
+        assert_eq!(for_("5m", "30s"), "2m30s");
+        assert_eq!(for_("5m", "5s"), "2m30s");
+        assert_eq!(for_("5m", "45s"), "2m15s");
+        assert_eq!(for_("30m", "1m"), "15m");
+        assert_eq!(for_("6h", "1m"), "3h");
+        // Under one interval: kept, since it holds for one evaluation either way.
+        assert_eq!(for_("1m", "1m"), "30s");
+        assert_eq!(for_("90s", "1m"), "45s");
+        assert_eq!(for_("3m", "1m"), "1m");
     }
 
     #[test]

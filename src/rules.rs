@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use promql_parser::parser::value::ValueType;
 
 use crate::api::{PrometheusRule, PrometheusRuleSpec, Rule, RuleGroup, Severity};
+use crate::burn_rate;
 use crate::duration::Duration;
 use crate::sli::{Sli, parse_promql};
 use crate::validate::{Calibration, ValidSlo};
@@ -451,7 +452,7 @@ fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str, tile: D
             Rule {
                 alert: Some(slo.alert_name.clone()),
                 expr: format!("{}\nand\n{}", burn(tier.long), burn(tier.short)),
-                for_: Some(tier.for_.to_string()),
+                for_: Some(tier.for_.unwrap_or_else(|| burn_rate::default_for(tier.short, tile)).to_string()),
                 labels,
                 annotations,
                 ..Rule::default()
@@ -715,6 +716,36 @@ mod tests {
                 rule.expr
             );
         }
+    }
+
+    #[test]
+    fn default_for_is_whole_alert_evaluations_and_a_given_for_is_kept() {
+        let fors = |spec: &str, interval: &str| -> Vec<(String, String)> {
+            let settings = Settings {
+                alert_interval: Duration::parse(interval).unwrap(),
+                ..Settings::default()
+            };
+            rule_groups(&valid(spec), &settings)
+                .iter()
+                .flat_map(|g| &g.rules)
+                .filter(|r| r.alert.as_deref() == Some("ErrorBudgetBurn"))
+                .map(|r| (r.labels["short"].clone(), r.for_.clone().unwrap()))
+                .collect()
+        };
+        let defaults = "{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}}}";
+        let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            fors(defaults, "1m"),
+            [s("5m", "2m"), s("30m", "15m"), s("2h", "1h"), s("6h", "3h")]
+        );
+        assert_eq!(
+            fors(defaults, "30s"),
+            [s("5m", "2m30s"), s("30m", "15m"), s("2h", "1h"), s("6h", "3h")]
+        );
+        let custom = "{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}}, \
+            alerting: {burnRates: [{long: 1h, short: 5m, factor: 14.4, severity: page, for: 2m30s}, \
+            {long: 6h, short: 30m, factor: 6, severity: page}]}}";
+        assert_eq!(fors(custom, "1m"), [s("5m", "2m30s"), s("30m", "15m")]);
     }
 
     #[test]

@@ -349,8 +349,8 @@ impl Checker {
             let long = self.field(&at("long"), Duration::parse(&t.long));
             let short = self.field(&at("short"), Duration::parse(&t.short));
             let for_ = match &t.for_ {
-                Some(f) => self.field(&at("for"), Duration::parse(f)),
-                None => short.map(burn_rate::default_for),
+                Some(f) => self.field(&at("for"), Duration::parse(f)).map(Some),
+                None => Some(None),
             };
             let factor = match Decimal::from_f64(t.factor) {
                 Some(f) if f.is_positive() => Some(f),

@@ -159,7 +159,8 @@ pub struct BurnRateTier {
     pub factor: f64,
     /// `page` or `ticket`.
     pub severity: Severity,
-    /// How long the condition must hold before firing (default depends on the tier).
+    /// How long the condition must hold before firing (default: half the short window, rounded
+    /// down to whole alert evaluations, e.g. 2m for a 5m short window at one-minute evaluations).
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
     pub for_: Option<String>,
 }
