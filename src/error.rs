@@ -50,6 +50,15 @@ impl Error {
         }
     }
 
+    /// A failed API call to `what` (e.g. "patch deployments shop/api"): `Forbidden` when RBAC
+    /// refuses it, so the status names the missing permission instead of a generic API error.
+    pub fn api(e: kube::Error, what: impl FnOnce() -> String) -> Self {
+        match &e {
+            kube::Error::Api(s) if s.code == 403 => Self::Forbidden(what()),
+            _ => Self::Kube(e),
+        }
+    }
+
     /// Worth retrying soon: API hiccups, conflicts. Spec or cluster setup problems wait longer.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Kube(_))
@@ -57,3 +66,36 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status {
+                code,
+                ..kube::core::Status::failure("refused", "")
+            }
+            .boxed(),
+        )
+    }
+
+    #[test]
+    fn a_refused_call_names_the_request_and_the_role() {
+        let e = Error::api(status(403), || {
+            "patch /apis/apps/v1/namespaces/shop/deployments/api".into()
+        });
+        assert_eq!(e.reason(), "Forbidden");
+        assert!(!e.is_transient());
+        assert_eq!(
+            e.to_string(),
+            "not allowed to patch /apis/apps/v1/namespaces/shop/deployments/api; check the slo-warden ClusterRole"
+        );
+        for code in [409, 500, 503] {
+            let e = Error::api(status(code), || unreachable!("only a 403 is described"));
+            assert_eq!(e.reason(), "KubeAPIError");
+            assert!(e.is_transient());
+        }
+    }
+}

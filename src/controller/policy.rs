@@ -248,7 +248,7 @@ async fn overrides(policy: &ErrorBudgetPolicy, valid: &ValidPolicy, now: Timesta
             &Patch::Merge(json!({"status": status})),
         )
         .await
-        .map_err(Error::Kube)?;
+        .map_err(|e| Error::api(e, || "update errorbudgetoverrides/status".into()))?;
         ctx.metrics.write(CONTROLLER, "override-status");
         let (type_, reason) = match e.state {
             OverrideState::Active => (EventType::Normal, "OverrideActive"),
@@ -893,7 +893,7 @@ async fn write_status(
         &Patch::Merge(status_patch(previous, next)?),
     )
     .await
-    .map_err(Error::Kube)?;
+    .map_err(|e| Error::api(e, || "update errorbudgetpolicies/status".into()))?;
     ctx.metrics.write(CONTROLLER, "status");
     Ok(true)
 }

@@ -333,10 +333,7 @@ async fn report_not_ready(
 }
 
 fn api_error(e: kube::Error, what: &str) -> Error {
-    match &e {
-        kube::Error::Api(s) if s.code == 403 => Error::Forbidden(what.into()),
-        _ => Error::Kube(e),
-    }
+    Error::api(e, || what.into())
 }
 
 /// A 404 on a PrometheusRule request means its resource type is not served.

@@ -84,6 +84,19 @@ pub const ATTEMPTS: usize = 4;
 /// Makes one object held by `me` or not (`chosen`), with a merge patch of exactly the claim
 /// fields carrying the object's `resourceVersion`; on a conflict, reads it again and plans
 /// again. Returns the object as it is now and what changed.
+/// A failed call to `verb` the object `name` (empty for the collection) of `api`: `Forbidden`
+/// naming the request when RBAC refuses it.
+pub fn refused(e: kube::Error, api: &Api<DynamicObject>, verb: &str, name: &str) -> Error {
+    Error::api(e, || {
+        let url = api.resource_url();
+        if name.is_empty() {
+            format!("{verb} {url}")
+        } else {
+            format!("{verb} {url}/{name}")
+        }
+    })
+}
+
 pub async fn hold(
     api: &Api<DynamicObject>,
     mut obj: DynamicObject,
@@ -123,9 +136,9 @@ pub async fn hold(
             }
             Err(kube::Error::Api(s)) if s.code == 409 && attempt < ATTEMPTS => {
                 attempt += 1;
-                obj = api.get(&name).await.map_err(Error::Kube)?;
+                obj = api.get(&name).await.map_err(|e| refused(e, api, "get", &name))?;
             }
-            Err(e) => return Err(Error::Kube(e)),
+            Err(e) => return Err(refused(e, api, "patch", &name)),
         }
     }
 }

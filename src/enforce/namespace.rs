@@ -10,7 +10,7 @@ use serde_json::json;
 use super::claim::{FREEZE, FROZEN_LABEL};
 use super::{Change, Hold, Outcome, hold};
 use crate::api::Action;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub fn is_frozen(ns: &DynamicObject) -> bool {
     ns.labels().get(FROZEN_LABEL).map(String::as_str) == Some("true")
@@ -34,7 +34,10 @@ pub async fn reconcile(
     now: jiff::Timestamp,
 ) -> Result<Outcome> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::erase::<Namespace>(&()));
-    let ns = api.get(namespace).await.map_err(Error::Kube)?;
+    let ns = api
+        .get(namespace)
+        .await
+        .map_err(|e| super::refused(e, &api, "get", namespace))?;
     let (ns, change) = hold(&api, ns, &FROZEN, me, want, reason, now).await?;
     let holding = want && change != Change::NotClaimed;
     Ok(Outcome {

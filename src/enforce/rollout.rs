@@ -74,7 +74,7 @@ pub async fn abort(
                 &Patch::Merge(json!({"status": {"abort": true}})),
             )
             .await
-            .map_err(Error::Kube)?;
+            .map_err(|e| super::refused(e, &api, "patch", &format!("{}/status", obj.name_any())))?;
             Change::Aborted
         } else {
             continue;

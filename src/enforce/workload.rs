@@ -59,7 +59,7 @@ pub async fn objects(
     match api.list(&ListParams::default()).await {
         Ok(l) => Ok(Some(l.items)),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-        Err(e) => Err(Error::Kube(e)),
+        Err(e) => Err(super::refused(e, api, "list", "")),
     }
 }
 
