@@ -56,12 +56,12 @@ for n in "${sizes[@]}"; do
     >"$out/exporter.log" 2>&1 &
   exporter_pid=$!
   log "N=$n: cluster (no rule sync, audit log), exporter on :$port"
-  # The recorded series as the rules record them: short windows every 30 s, the long ones and
-  # the budgets every 5 minutes.
+  # The recorded series as the rules record them: short windows every minute, the long ones and
+  # the budgets every 5 minutes (the hourly long-run series too: more often than the rules).
   cat >"$out/scrape.yml" <<EOF
   - job_name: slo-short
     honor_labels: true
-    scrape_interval: 30s
+    scrape_interval: 1m
     scrape_timeout: 20s
     metrics_path: /metrics/short
     static_configs: [{targets: ['127.0.0.1:$port']}]

@@ -5,10 +5,12 @@ The scale benchmark (bench/scale/scale.py) measures the operator, not Prometheus
 evaluation: instead of evaluating 10,000 SLOs' rules, Prometheus scrapes this exporter, which
 serves for every SLO `<ns>/<name>` the error ratios over its recorded windows
 (slo:sli_error:ratio_rate<window>), its budget (slo:error_budget:ratio) and what is left of it
-(slo:error_budget_remaining:ratio), labelled {namespace, slo} as the rules label them. As the
-rules record them at two intervals, it serves them on two paths, scraped as two jobs:
-/metrics/short (the windows under a day: the default evaluation interval) and /metrics/long
-(the longer windows and the budgets: every 5 minutes, like the `:window` group).
+(slo:error_budget_remaining:ratio) and its long-run burn rate and coverage
+(slo:long_run_burn:ratio, slo:long_run_covered:seconds), labelled {namespace, slo} as the rules
+label them. As the rules record them at different intervals, it serves them on two paths,
+scraped as two jobs: /metrics/short (the windows under a day: every minute, like the `:sli`
+group) and /metrics/long (the longer windows, the budgets and, more often than the hourly
+`:calibration` group records them, the long-run series: every 5 minutes, like `:window`).
 
 Burn rates drift: every --drift-interval seconds, --drift-percent of the SLOs (a different slice
 each time) get a new 5-minute error ratio, so status writes per cycle can be counted.
@@ -78,6 +80,13 @@ class State:
                 lines.append("# TYPE slo:error_budget_remaining:ratio gauge")
                 for i, (ns, slo) in enumerate(self.slos):
                     lines.append(f'slo:error_budget_remaining:ratio{{namespace="{ns}",slo="{slo}"}} {self.remaining[i]:g}')
+                # A long run at 0.2x to 0.7x the budget, over the 90 days the calibration reads.
+                lines.append("# TYPE slo:long_run_burn:ratio gauge")
+                for i, (ns, slo) in enumerate(self.slos):
+                    lines.append(f'slo:long_run_burn:ratio{{namespace="{ns}",slo="{slo}"}} {0.2 + (i % 50) * 0.01:g}')
+                lines.append("# TYPE slo:long_run_covered:seconds gauge")
+                for ns, slo in self.slos:
+                    lines.append(f'slo:long_run_covered:seconds{{namespace="{ns}",slo="{slo}"}} 7776000')
             self.cached[long] = ("\n".join(lines) + "\n").encode()
             return self.cached[long]
 
