@@ -285,8 +285,17 @@ pub async fn poll_loop(
         _ = shared.stores.wait_until_ready() => {}
         _ = shutdown.cancelled() => return,
     }
+    // Cycles start every poll interval, however long the queries and status writes take (a
+    // cycle that overruns delays the next): sleeping a whole interval after each cycle would
+    // stretch the time from a burn to its enforcement by that cycle's length.
+    let mut ticks = tokio::time::interval(shared.poll_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut cycle = 0u64;
     loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
         let reading = match &poller {
             None => Reading::Disabled,
             Some(p) => match p.poll(&shared.metrics).await {
@@ -303,10 +312,6 @@ pub async fn poll_loop(
         let _ = trigger.send(cycle);
         if let Reading::Ok(snapshot) = &reading {
             write_budgets(&shared, snapshot).await;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(shared.poll_interval) => {}
-            _ = shutdown.cancelled() => return,
         }
     }
 }
