@@ -81,9 +81,6 @@ pub struct Hold {
 /// person or a controller wrote the object in between).
 pub const ATTEMPTS: usize = 4;
 
-/// Makes one object held by `me` or not (`chosen`), with a merge patch of exactly the claim
-/// fields carrying the object's `resourceVersion`; on a conflict, reads it again and plans
-/// again. Returns the object as it is now and what changed.
 /// A failed call to `verb` the object `name` (empty for the collection) of `api`: `Forbidden`
 /// naming the request when RBAC refuses it.
 pub fn refused(e: kube::Error, api: &Api<DynamicObject>, verb: &str, name: &str) -> Error {
@@ -97,6 +94,9 @@ pub fn refused(e: kube::Error, api: &Api<DynamicObject>, verb: &str, name: &str)
     })
 }
 
+/// Makes one object held by `me` or not (`chosen`), with a merge patch of exactly the claim
+/// fields carrying the object's `resourceVersion`; on a conflict, reads it again and plans
+/// again. Returns the object as it is now and what changed.
 pub async fn hold(
     api: &Api<DynamicObject>,
     mut obj: DynamicObject,
