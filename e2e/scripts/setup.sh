@@ -17,6 +17,13 @@ export DEBIAN_FRONTEND=noninteractive
 log() { printf '[setup] %s\n' "$*" >&2; }
 as_root() { if ((EUID == 0)); then "$@"; else sudo -n "$@"; fi; }
 
+# A cold build of the tools and the tests needs a few GiB; say so up front rather than let a
+# compiler fail half-way with ENOSPC.
+free_kib=$(df -Pk "$here" | awk 'NR == 2 { print $4 }')
+if [[ $free_kib =~ ^[0-9]+$ ]] && ((free_kib < 4 * 1024 * 1024)); then
+  log "WARNING: only $((free_kib / 1024)) MiB free on $(df -P "$here" | awk 'NR == 2 { print $6 }'); a cold build needs about 4 GiB (target/ ~1.5 GiB, Go build cache and tools the rest)"
+fi
+
 # ---- Debian packages ---------------------------------------------------------------
 pkgs=()
 [[ -x /usr/bin/prometheus && -x /usr/bin/promtool ]] || pkgs+=(prometheus)
