@@ -137,7 +137,10 @@ pub async fn ensure(client: &Client, namespace: &str, name: &str, names: &[Strin
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     for _ in 0..3 {
         let now = jiff::Timestamp::now();
-        let existing = api.get_opt(name).await.map_err(Error::Kube)?;
+        let existing = api
+            .get_opt(name)
+            .await
+            .map_err(|e| Error::api(e, || format!("get secrets {namespace}/{name}")))?;
         let current = existing.as_ref().and_then(from_secret);
         if let Some(b) = &current
             && !needs_renewal(b, names, now)
@@ -165,7 +168,10 @@ pub async fn ensure(client: &Client, namespace: &str, name: &str, names: &[Strin
                 return Ok(bundle);
             }
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
-            Err(e) => return Err(Error::Kube(e)),
+            Err(e) => {
+                let verb = if existing.is_some() { "update" } else { "create" };
+                return Err(Error::api(e, || format!("{verb} secrets {namespace}/{name}")));
+            }
         }
     }
     Err(Error::Config(format!(
@@ -182,7 +188,11 @@ pub async fn patch_ca_bundle(client: &Client, configurations: &[String], ca_pem:
         for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
             let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind));
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-            let Some(config) = api.get_opt(name).await.map_err(Error::Kube)? else {
+            let Some(config) = api
+                .get_opt(name)
+                .await
+                .map_err(|e| Error::api(e, || format!("get {} {name}", resource.plural)))?
+            else {
                 continue;
             };
             found = true;
@@ -203,7 +213,7 @@ pub async fn patch_ca_bundle(client: &Client, configurations: &[String], ca_pem:
                 &Patch::Strategic(json!({"webhooks": stale})),
             )
             .await
-            .map_err(Error::Kube)?;
+            .map_err(|e| Error::api(e, || format!("patch {} {name}", resource.plural)))?;
             tracing::info!(configuration = %name, kind, "caBundle set");
         }
         // Retried soon: at install time the configuration may come after the operator.

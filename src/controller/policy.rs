@@ -66,7 +66,9 @@ pub async fn reconcile(policy: Arc<ErrorBudgetPolicy>, ctx: Arc<Shared>) -> Resu
     .await
     .map_err(|e| match e {
         finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
+        finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => Error::api(e, || {
+            format!("patch errorbudgetpolicies {ns}/{} (its finalizer)", policy.name_any())
+        }),
         finalizer::Error::UnnamedObject => Error::MissingObjectKey("metadata.name"),
         finalizer::Error::InvalidFinalizer => Error::InvalidSpec(format!("invalid finalizer {FINALIZER}")),
     });
