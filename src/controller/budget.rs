@@ -285,18 +285,9 @@ pub async fn poll_loop(
         _ = shared.stores.wait_until_ready() => {}
         _ = shutdown.cancelled() => return,
     }
-    // Cycles start every poll interval, however long the queries and status writes take (a
-    // cycle that overruns delays the next): sleeping a whole interval after each cycle would
-    // stretch the time from a burn to its enforcement by that cycle's length.
-    let mut ticks = tokio::time::interval(shared.poll_interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut cycle = 0u64;
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.cancelled() => return,
-        }
-        let reading = match &poller {
+    let (poller, shared, trigger) = (&poller, &shared, &trigger);
+    every(shared.poll_interval, &shutdown, || async move {
+        let reading = match poller {
             None => Reading::Disabled,
             Some(p) => match p.poll(&shared.metrics).await {
                 Ok(snapshot) => Reading::Ok(Arc::new(snapshot)),
@@ -308,11 +299,31 @@ pub async fn poll_loop(
         };
         shared.set_reading(reading.clone());
         // Policies first: enforcement should not wait for thousands of status writes.
-        cycle += 1;
-        let _ = trigger.send(cycle);
+        trigger.send_modify(|cycle| *cycle += 1);
         if let Reading::Ok(snapshot) = &reading {
-            write_budgets(&shared, snapshot).await;
+            write_budgets(shared, snapshot).await;
         }
+    })
+    .await;
+}
+
+/// Runs `cycle` at the start of every `period` until `shutdown`. Cycles start on the period
+/// however long each takes; one that overruns delays the next (no burst of catch-up cycles).
+/// Sleeping a whole period after each cycle instead would stretch the time from a burn to its
+/// enforcement by the cycle's length (the queries and thousands of status writes).
+async fn every<F, Fut>(period: StdDuration, shutdown: &CancellationToken, mut cycle: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        cycle().await;
     }
 }
 
@@ -373,6 +384,27 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn cycles_start_on_the_period_and_an_overrun_delays_the_next() {
+        let start = tokio::time::Instant::now();
+        let shutdown = CancellationToken::new();
+        let lengths = [10, 45, 5, 5];
+        let starts = Mutex::new(Vec::new());
+        every(StdDuration::from_secs(30), &shutdown, || {
+            let mut starts = starts.lock().unwrap();
+            starts.push(start.elapsed().as_secs());
+            let length = lengths[starts.len() - 1];
+            if starts.len() == lengths.len() {
+                shutdown.cancel();
+            }
+            tokio::time::sleep(StdDuration::from_secs(length))
+        })
+        .await;
+        // Sleeping 30 s after each cycle would start them at 0, 40, 115, 150; catching up on
+        // the missed tick at 60 would start the fourth at 90.
+        assert_eq!(*starts.lock().unwrap(), [0, 30, 75, 105]);
+    }
 
     #[test]
     fn values_that_are_gone_are_removed() {
