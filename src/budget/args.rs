@@ -7,7 +7,7 @@ use crate::duration::Duration;
 #[derive(clap::Args, Debug, Clone)]
 pub struct PrometheusArgs {
     /// Prometheus HTTP API to read burn rates and budgets from, with its path prefix if any
-    /// (e.g. http://prometheus-operated.monitoring:9090, https://mimir.example.com/prometheus).
+    /// (e.g. `http://prometheus-operated.monitoring:9090`, `https://mimir.example.com/prometheus`).
     /// Budgets are not read when unset.
     #[arg(long, env = "PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
