@@ -17,11 +17,11 @@ export DEBIAN_FRONTEND=noninteractive
 log() { printf '[setup] %s\n' "$*" >&2; }
 as_root() { if ((EUID == 0)); then "$@"; else sudo -n "$@"; fi; }
 
-# A cold build of the tools and the tests needs a few GiB; say so up front rather than let a
+# The tests' build and a cold tool build need several GiB; say so up front rather than let a
 # compiler fail half-way with ENOSPC.
 free_kib=$(df -Pk "$here" | awk 'NR == 2 { print $4 }')
 if [[ $free_kib =~ ^[0-9]+$ ]] && ((free_kib < 4 * 1024 * 1024)); then
-  log "WARNING: only $((free_kib / 1024)) MiB free on $(df -P "$here" | awk 'NR == 2 { print $6 }'); a cold build needs about 4 GiB (target/ ~1.5 GiB, Go build cache and tools the rest)"
+  log "WARNING: only $((free_kib / 1024)) MiB free on $(df -P "$here" | awk 'NR == 2 { print $6 }'); target/ takes about 1.6 GiB, and a cold tool build fills Go's module and build caches with several more"
 fi
 
 # ---- Debian packages ---------------------------------------------------------------
