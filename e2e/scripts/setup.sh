@@ -19,9 +19,9 @@ as_root() { if ((EUID == 0)); then "$@"; else sudo -n "$@"; fi; }
 
 # The tests' build and a cold tool build need several GiB; say so up front rather than let a
 # compiler fail half-way with ENOSPC.
-free_kib=$(df -Pk "$here" | awk 'NR == 2 { print $4 }')
-if [[ $free_kib =~ ^[0-9]+$ ]] && ((free_kib < 4 * 1024 * 1024)); then
-  log "WARNING: only $((free_kib / 1024)) MiB free on $(df -P "$here" | awk 'NR == 2 { print $6 }'); target/ takes about 1.6 GiB, and a cold tool build fills Go's module and build caches with several more"
+read -r free_kib mount < <(df -Pk "$here" | awk 'NR == 2 { print $4, $6 }') || true
+if [[ ${free_kib:-} =~ ^[0-9]+$ ]] && ((free_kib < 4 * 1024 * 1024)); then
+  log "WARNING: only $((free_kib / 1024)) MiB free on $mount; target/ takes about 1.6 GiB, and a cold tool build fills Go's module and build caches with several more"
 fi
 
 # ---- Debian packages ---------------------------------------------------------------
