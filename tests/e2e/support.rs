@@ -638,8 +638,8 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
 
         let result = AssertUnwindSafe(body(&ctx)).catch_unwind().await;
 
-        if result.is_err() {
-            ctx.dump().await;
+        if let Err(panic) = &result {
+            ctx.dump(&panic_message(panic.as_ref())).await;
         }
         // Policies release what they hold through a finalizer: delete them while the operator
         // runs, or the namespace would wait for it forever.
@@ -664,6 +664,15 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
             )),
         }
     });
+}
+
+/// The message of a panic (`panic!` with a literal or with a format).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 impl Ctx {
@@ -862,10 +871,11 @@ impl Ctx {
         }
     }
 
-    /// Prints what helps to understand a failure: the operator's log, this namespace's
-    /// objects and events, and the rule groups Prometheus has for it.
-    async fn dump(&self) {
-        let mut out = String::new();
+    /// Prints what helps to understand a failure: the failure itself, the operator's log, this
+    /// namespace's objects and events, and the rule groups Prometheus has for it; then the
+    /// failure again, so that the first and the last lines of the dump both say what failed.
+    async fn dump(&self, failure: &str) {
+        let mut out = format!("FAILED: {failure}\n");
         let mut logs: Vec<PathBuf> = fs::read_dir(&self.dir)
             .into_iter()
             .flatten()
@@ -949,6 +959,7 @@ impl Ctx {
             )),
             Err(e) => out.push_str(&format!("---- Prometheus rule groups: {e}\n")),
         }
+        out.push_str(&format!("---- end of the dump; FAILED: {failure}\n"));
         fs::write(self.dir.join("failure.txt"), &out).ok();
         self.log(out);
     }
