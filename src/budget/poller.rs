@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::Snapshot;
 use super::args::PrometheusArgs;
-use super::queries::{self, Query};
+use super::queries::{self, Query, Scope};
 use crate::error::Error;
 use crate::metrics::{Metrics, ResultLabels};
 
@@ -25,6 +25,7 @@ pub struct Poller {
     bearer_token_file: Option<PathBuf>,
     timeout: std::time::Duration,
     interval: std::time::Duration,
+    scope: Scope,
 }
 
 impl std::fmt::Debug for Poller {
@@ -34,6 +35,7 @@ impl std::fmt::Debug for Poller {
             .field("bearer_token_file", &self.bearer_token_file)
             .field("timeout", &self.timeout)
             .field("interval", &self.interval)
+            .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
 }
@@ -82,7 +84,16 @@ impl Poller {
             bearer_token_file: args.prometheus_bearer_token_file.clone(),
             timeout,
             interval: std::time::Duration::from_millis(args.poll_interval.as_millis()),
+            scope: Scope::default(),
         }))
+    }
+
+    /// Reads only the SLOs of `namespaces` (the watched ones); all when empty.
+    pub fn scoped(self, namespaces: &[String]) -> Self {
+        Self {
+            scope: Scope::new(namespaces),
+            ..self
+        }
     }
 
     /// The API's base URL without any user name or password, for logs.
@@ -116,10 +127,10 @@ impl Poller {
         };
         let auth = authorization.as_ref();
         let (short, long, long_run, alerts) = (
-            queries::short_ratios(),
-            queries::window_ratios_and_budgets(),
-            queries::long_run(),
-            queries::firing_burn_alerts(),
+            queries::short_ratios(&self.scope),
+            queries::window_ratios_and_budgets(&self.scope),
+            queries::long_run(&self.scope),
+            queries::firing_burn_alerts(&self.scope),
         );
         metrics.prometheus_queries_per_cycle.set(QUERIES_PER_CYCLE);
         let t = at.as_second();

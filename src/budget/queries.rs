@@ -15,6 +15,30 @@ use crate::rules::{BUDGET, BUDGET_REMAINING, CALIBRATION_INTERVAL, LONG_RUN_BURN
 /// Record names of the error ratios are this prefix and the window (`error_ratio_record`).
 pub const RATIO_PREFIX: &str = "slo:sli_error:ratio_rate";
 
+/// The namespaces a cycle reads: those the operator watches. An operator limited to some
+/// namespaces reads only their SLOs' series, however many other SLOs share the Prometheus.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// The matcher added to every selector (`,namespace="shop"`), empty for all namespaces.
+    matcher: String,
+}
+
+impl Scope {
+    /// All namespaces when `namespaces` is empty. Namespace names are DNS labels, which hold
+    /// no character a regular expression or a PromQL string would read specially.
+    pub fn new(namespaces: &[String]) -> Self {
+        let mut names: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names.dedup();
+        let matcher = match names.as_slice() {
+            [] => String::new(),
+            [one] => format!(r#",namespace="{one}""#),
+            many => format!(r#",namespace=~"{}""#, many.join("|")),
+        };
+        Self { matcher }
+    }
+}
+
 /// One query of the cycle: what it reads (for error messages) and its PromQL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {
@@ -27,10 +51,13 @@ pub struct Query {
 /// starts with `<n>d`, which is what tells the two record groups apart. `slo!=""` leaves out
 /// same-named series of other tools (Sloth records `slo:sli_error:ratio_rate5m` too, with
 /// `sloth_*` labels).
-pub fn short_ratios() -> Query {
+pub fn short_ratios(scope: &Scope) -> Query {
     Query {
         what: "reading the short-window error ratios",
-        promql: format!(r#"{{__name__=~"{RATIO_PREFIX}[0-9]+[hms].*",slo!=""}}"#),
+        promql: format!(
+            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+[hms].*",slo!=""{}}}"#,
+            scope.matcher
+        ),
     }
 }
 
@@ -39,29 +66,35 @@ pub fn short_ratios() -> Query {
 /// land between two samples and see nothing: this reads a range two evaluations long and keeps
 /// each series' last sample. A plain range selector (rather than `last_over_time`) keeps
 /// `__name__`, without which the series of one SLO would collide in Prometheus 2.
-pub fn window_ratios_and_budgets() -> Query {
+pub fn window_ratios_and_budgets(scope: &Scope) -> Query {
     let look_back = Duration::from_millis(2 * TILE.as_millis());
     Query {
         what: "reading the error budgets and long-window error ratios",
-        promql: format!(r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}",slo!=""}}[{look_back}]"#),
+        promql: format!(
+            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}",slo!=""{}}}[{look_back}]"#,
+            scope.matcher
+        ),
     }
 }
 
 /// The long-run burn rates and their coverage, recorded hourly: read over two evaluations, as
 /// the window ratios are.
-pub fn long_run() -> Query {
+pub fn long_run(scope: &Scope) -> Query {
     let look_back = Duration::from_millis(2 * CALIBRATION_INTERVAL.as_millis());
     Query {
         what: "reading the long-run burn rates",
-        promql: format!(r#"{{__name__=~"{LONG_RUN_BURN}|{LONG_RUN_COVERED}",slo!=""}}[{look_back}]"#),
+        promql: format!(
+            r#"{{__name__=~"{LONG_RUN_BURN}|{LONG_RUN_COVERED}",slo!=""{}}}[{look_back}]"#,
+            scope.matcher
+        ),
     }
 }
 
 /// Firing burn-rate alerts, whatever their configured name: only they carry `long`.
-pub fn firing_burn_alerts() -> Query {
+pub fn firing_burn_alerts(scope: &Scope) -> Query {
     Query {
         what: "reading the firing burn-rate alerts",
-        promql: r#"ALERTS{alertstate="firing",slo!="",long!=""}"#.to_string(),
+        promql: format!(r#"ALERTS{{alertstate="firing",slo!="",long!=""{}}}"#, scope.matcher),
     }
 }
 
@@ -306,20 +339,60 @@ mod tests {
         for window in ["1d", "3d", "4w", "28d", "30d", "1y", "36h"] {
             assert_eq!(unit_after_digits(window), 'd', "{window}");
         }
+        let all = Scope::default();
         assert_eq!(
-            short_ratios().promql,
+            short_ratios(&all).promql,
             r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}"#
         );
         assert_eq!(
-            window_ratios_and_budgets().promql,
+            window_ratios_and_budgets(&all).promql,
             r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio",slo!=""}[10m]"#
         );
         assert_eq!(
-            firing_burn_alerts().promql,
+            firing_burn_alerts(&all).promql,
             r#"ALERTS{alertstate="firing",slo!="",long!=""}"#
         );
-        for q in [short_ratios(), window_ratios_and_budgets(), firing_burn_alerts()] {
+        for q in [
+            short_ratios(&all),
+            window_ratios_and_budgets(&all),
+            firing_burn_alerts(&all),
+        ] {
             crate::sli::parse_promql(&q.promql).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_namespaced_operator_reads_only_its_namespaces() {
+        let names = |v: &[&str]| Scope::new(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(names(&[]), Scope::default());
+        let one = names(&["shop"]);
+        assert_eq!(
+            short_ratios(&one).promql,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!="",namespace="shop"}"#
+        );
+        assert_eq!(
+            firing_burn_alerts(&one).promql,
+            r#"ALERTS{alertstate="firing",slo!="",long!="",namespace="shop"}"#
+        );
+        // Sorted and without duplicates, whatever order the flags gave.
+        let two = names(&["web", "shop", "web"]);
+        assert_eq!(
+            window_ratios_and_budgets(&two).promql,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio",slo!="",namespace=~"shop|web"}[10m]"#
+        );
+        assert_eq!(
+            long_run(&two).promql,
+            r#"{__name__=~"slo:long_run_burn:ratio|slo:long_run_covered:seconds",slo!="",namespace=~"shop|web"}[2h]"#
+        );
+        for scope in [one, two] {
+            for q in [
+                short_ratios(&scope),
+                window_ratios_and_budgets(&scope),
+                long_run(&scope),
+                firing_burn_alerts(&scope),
+            ] {
+                crate::sli::parse_promql(&q.promql).unwrap();
+            }
         }
     }
 

@@ -27,10 +27,27 @@ use crate::http::{self, Health};
 use crate::metrics::Metrics;
 use crate::rules::{MANAGED_BY_LABEL, MANAGER};
 
+/// A namespace name as Kubernetes allows it (an RFC 1123 label), checked at startup: it goes
+/// into API paths and into the PromQL matchers that limit the budget queries to it.
+fn namespace_name(s: &str) -> Result<String, String> {
+    let ok = (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a namespace name: at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"
+        ))
+    }
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Namespaces to watch (repeatable or comma-separated); all namespaces when empty.
-    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',', value_parser = namespace_name)]
     pub namespaces: Vec<String>,
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
@@ -116,7 +133,8 @@ fn init_tracing(format: LogFormat) {
 }
 
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let poller = crate::budget::Poller::new(&args.prometheus)?;
+    // An operator limited to some namespaces reads only their SLOs' budgets.
+    let poller = crate::budget::Poller::new(&args.prometheus)?.map(|p| p.scoped(&args.namespaces));
     let client = Client::try_default().await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -623,4 +641,44 @@ async fn cancel_on_signal(token: CancellationToken) {
     }
     tracing::info!("shutdown signal received");
     token.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: Args,
+    }
+
+    fn namespaces(args: &[&str]) -> Result<Vec<String>, String> {
+        Cli::try_parse_from(std::iter::once("slo-warden").chain(args.iter().copied()))
+            .map(|c| c.run.namespaces)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn watched_namespaces_are_namespace_names() {
+        assert_eq!(namespaces(&[]).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            namespaces(&["--namespace", "shop,web-2", "--namespace=a"]).unwrap(),
+            ["shop", "web-2", "a"]
+        );
+        // They become PromQL matchers and API paths: anything else is refused at startup.
+        for bad in [
+            r#"shop"} or vector(1) #"#,
+            "Shop",
+            "-web",
+            "web-",
+            "a.b",
+            &"x".repeat(64),
+        ] {
+            let e = namespaces(&[&format!("--namespace={bad}")]).unwrap_err();
+            assert!(e.contains("is not a namespace name"), "{bad}: {e}");
+        }
+    }
 }
