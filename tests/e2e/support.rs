@@ -666,6 +666,9 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
     });
 }
 
+/// What the operator logs at DEBUG on every cycle or reconcile, left out of failure dumps.
+const ROUTINE: [&str; 2] = ["read error budgets from Prometheus", "reconciled object="];
+
 /// The message of a panic (`panic!` with a literal or with a format).
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
@@ -890,12 +893,17 @@ impl Ctx {
         logs.sort();
         for logpath in logs {
             let log = fs::read_to_string(&logpath).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
+            // The per-cycle DEBUG lines (a poll read, an object reconciled) say only that the
+            // operator ran; the full log is in the file.
+            let routine = |l: &&str| l.contains(" DEBUG ") && ROUTINE.iter().any(|r| l.contains(r));
+            let all = log.lines().count();
+            let lines: Vec<&str> = log.lines().filter(|l| !routine(l)).collect();
             out.push_str(&format!(
-                "---- operator log {} (last {} of {} lines)\n",
+                "---- operator log {} (last {} of {} lines, without {} routine DEBUG lines)\n",
                 logpath.display(),
                 lines.len().min(150),
-                lines.len()
+                lines.len(),
+                all - lines.len()
             ));
             for l in &lines[lines.len().saturating_sub(150)..] {
                 out.push_str(l);
