@@ -28,13 +28,15 @@ use crate::metrics::Metrics;
 use crate::rules::{MANAGED_BY_LABEL, MANAGER};
 
 /// A namespace name as Kubernetes allows it (an RFC 1123 label), checked at startup: it goes
-/// into API paths and into the PromQL matchers that limit the budget queries to it.
+/// into API paths and into the PromQL matchers that limit the budget queries to it. An empty
+/// value (`WATCH_NAMESPACES=""`, a trailing comma) adds no namespace.
 fn namespace_name(s: &str) -> Result<String, String> {
-    let ok = (1..=63).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-');
+    let ok = s.is_empty()
+        || (1..=63).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
     if ok {
         Ok(s.to_string())
     } else {
@@ -46,7 +48,7 @@ fn namespace_name(s: &str) -> Result<String, String> {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Namespaces to watch (repeatable or comma-separated); all namespaces when empty.
+    /// Namespaces to watch (repeatable or comma-separated); all namespaces when none is given.
     #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',', value_parser = namespace_name)]
     pub namespaces: Vec<String>,
     /// Address for /metrics, /healthz and /readyz.
@@ -134,7 +136,8 @@ fn init_tracing(format: LogFormat) {
 
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // An operator limited to some namespaces reads only their SLOs' budgets.
-    let poller = crate::budget::Poller::new(&args.prometheus)?.map(|p| p.scoped(&args.namespaces));
+    let namespaces: Vec<String> = args.namespaces.into_iter().filter(|n| !n.is_empty()).collect();
+    let poller = crate::budget::Poller::new(&args.prometheus)?.map(|p| p.scoped(&namespaces));
     let client = Client::try_default().await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -164,10 +167,10 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     });
 
     // One set of controllers per watched namespace (or one for the whole cluster).
-    let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
     } else {
-        args.namespaces.into_iter().map(Some).collect()
+        namespaces.into_iter().map(Some).collect()
     };
 
     // Every replica keeps the watch caches the policies read (SLOs and overrides) warm, so a
@@ -669,6 +672,8 @@ mod tests {
             ["shop", "web-2", "a"]
         );
         // They become PromQL matchers and API paths: anything else is refused at startup.
+        // Empty values add nothing (WATCH_NAMESPACES="" is all namespaces); run() drops them.
+        assert_eq!(namespaces(&["--namespace="]).unwrap(), [""]);
         for bad in [
             r#"shop"} or vector(1) #"#,
             "Shop",
