@@ -136,7 +136,10 @@ fn init_tracing(format: LogFormat) {
 
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // An operator limited to some namespaces reads only their SLOs' budgets.
-    let namespaces: Vec<String> = args.namespaces.into_iter().filter(|n| !n.is_empty()).collect();
+    let mut namespaces: Vec<String> = args.namespaces.into_iter().filter(|n| !n.is_empty()).collect();
+    // A namespace given twice is watched once.
+    namespaces.sort_unstable();
+    namespaces.dedup();
     let poller = crate::budget::Poller::new(&args.prometheus)?.map(|p| p.scoped(&namespaces));
     let client = Client::try_default().await?;
     let shutdown = CancellationToken::new();
