@@ -24,13 +24,11 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// All namespaces when `namespaces` is empty. Namespace names are DNS labels, which hold
-    /// no character a regular expression or a PromQL string would read specially.
+    /// The watched namespaces (the operator gives them checked, sorted and unique); all
+    /// namespaces when empty. Namespace names are DNS labels, which hold no character a
+    /// regular expression or a PromQL string would read specially.
     pub fn new(namespaces: &[String]) -> Self {
-        let mut names: Vec<&str> = namespaces.iter().map(String::as_str).collect();
-        names.sort_unstable();
-        names.dedup();
-        let matcher = match names.as_slice() {
+        let matcher = match namespaces {
             [] => String::new(),
             [one] => format!(r#",namespace="{one}""#),
             many => format!(r#",namespace=~"{}""#, many.join("|")),
@@ -374,8 +372,7 @@ mod tests {
             firing_burn_alerts(&one).promql,
             r#"ALERTS{alertstate="firing",slo!="",long!="",namespace="shop"}"#
         );
-        // Sorted and without duplicates, whatever order the flags gave.
-        let two = names(&["web", "shop", "web"]);
+        let two = names(&["shop", "web"]);
         assert_eq!(
             window_ratios_and_budgets(&two).promql,
             r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio",slo!="",namespace=~"shop|web"}[10m]"#

@@ -46,6 +46,15 @@ fn namespace_name(s: &str) -> Result<String, String> {
     }
 }
 
+/// The namespaces to watch from the flag's values: empty values dropped, each namespace once,
+/// sorted.
+fn watched(mut namespaces: Vec<String>) -> Vec<String> {
+    namespaces.retain(|n| !n.is_empty());
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    namespaces
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Namespaces to watch (repeatable or comma-separated); all namespaces when none is given.
@@ -136,10 +145,7 @@ fn init_tracing(format: LogFormat) {
 
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // An operator limited to some namespaces reads only their SLOs' budgets.
-    let mut namespaces: Vec<String> = args.namespaces.into_iter().filter(|n| !n.is_empty()).collect();
-    // A namespace given twice is watched once.
-    namespaces.sort_unstable();
-    namespaces.dedup();
+    let namespaces = watched(args.namespaces);
     let poller = crate::budget::Poller::new(&args.prometheus)?.map(|p| p.scoped(&namespaces));
     let client = Client::try_default().await?;
     let shutdown = CancellationToken::new();
@@ -675,8 +681,13 @@ mod tests {
             ["shop", "web-2", "a"]
         );
         // They become PromQL matchers and API paths: anything else is refused at startup.
-        // Empty values add nothing (WATCH_NAMESPACES="" is all namespaces); run() drops them.
-        assert_eq!(namespaces(&["--namespace="]).unwrap(), [""]);
+        // Empty values add nothing (WATCH_NAMESPACES="" is all namespaces); a namespace given
+        // twice is watched once, whatever order the flags gave.
+        assert_eq!(watched(namespaces(&["--namespace="]).unwrap()), Vec::<String>::new());
+        assert_eq!(
+            watched(namespaces(&["--namespace=web,,shop", "--namespace=web,"]).unwrap()),
+            ["shop", "web"]
+        );
         for bad in [
             r#"shop"} or vector(1) #"#,
             "Shop",
