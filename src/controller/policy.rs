@@ -570,7 +570,10 @@ async fn actuate(
         let want = enforce.contains(&action);
         let cached = ctx.stores.workloads_in(&ns, kind.kind == "Rollout");
         match workload::reconcile(&ctx.client, &ns, &kind, cached, sel, spared, me, want, reason, now).await {
-            Ok(Some(o)) => outcomes.extend(o),
+            Ok(Some(r)) => {
+                outcomes.extend(r.outcomes);
+                errors.extend(r.errors);
+            }
             Ok(None) if want && sel.is_some() => errors.push(Error::RolloutCrdMissing),
             Ok(None) => {}
             Err(e) => errors.push(e),
@@ -580,7 +583,10 @@ async fn actuate(
         && let Ok(Some(sel)) = &rollouts
     {
         match rollout::abort(&ctx.client, &ns, ctx.stores.workloads_in(&ns, true), sel).await {
-            Ok(o) => outcomes.extend(o),
+            Ok(r) => {
+                outcomes.extend(r.outcomes);
+                errors.extend(r.errors);
+            }
             Err(e) => errors.push(e),
         }
     }

@@ -11,7 +11,7 @@ use kube::core::{GroupVersionKind, Selector, SelectorExt};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-use super::workload::Workload;
+use super::workload::{Reconciled, Workload};
 use super::{Change, Outcome};
 use crate::api::Action;
 use crate::error::{Error, Result};
@@ -52,34 +52,41 @@ pub fn is_aborted(obj: &DynamicObject) -> bool {
 }
 
 /// Aborts the selected Rollouts (`cached`, else listed) that are mid-update and not aborted
-/// yet; lists the aborted ones.
+/// yet; lists the aborted ones. One Rollout that cannot be aborted is reported with its error
+/// and the others are still aborted.
 pub async fn abort(
     client: &Client,
     namespace: &str,
     cached: Option<Vec<DynamicObject>>,
     selected: &Selector,
-) -> Result<Vec<Outcome>> {
+) -> Result<Reconciled> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource());
     let objects = super::workload::objects(&api, cached)
         .await?
         .ok_or(Error::RolloutCrdMissing)?;
-    let mut out = Vec::new();
+    let mut out = Reconciled::default();
     for obj in objects.iter().filter(|o| selected.matches(o.labels())) {
         let change = if is_aborted(obj) {
             Change::Unchanged
         } else if mid_update(obj) {
-            api.patch_status(
-                &obj.name_any(),
-                &PatchParams::apply(MANAGER),
-                &Patch::Merge(json!({"status": {"abort": true}})),
-            )
-            .await
-            .map_err(|e| super::refused(e, &api, "patch", &format!("{}/status", obj.name_any())))?;
+            let patched = api
+                .patch_status(
+                    &obj.name_any(),
+                    &PatchParams::apply(MANAGER),
+                    &Patch::Merge(json!({"status": {"abort": true}})),
+                )
+                .await;
+            if let Err(e) = patched {
+                tracing::warn!(namespace, name = %obj.name_any(), error = %e, "cannot abort one Rollout; the others are still aborted");
+                out.errors
+                    .push(super::refused(e, &api, "patch", &format!("{}/status", obj.name_any())));
+                continue;
+            }
             Change::Aborted
         } else {
             continue;
         };
-        out.push(Outcome {
+        out.outcomes.push(Outcome {
             kind: "Rollout",
             name: obj.name_any(),
             action: Action::AbortRollouts,

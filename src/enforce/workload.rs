@@ -8,7 +8,7 @@ use kube::core::{Selector, SelectorExt};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-use super::claim::PAUSE;
+use super::claim::{Observed, PAUSE};
 use super::{Change, Hold, Outcome, hold};
 use crate::api::Action;
 use crate::error::{Error, Result};
@@ -63,10 +63,20 @@ pub async fn objects(
     }
 }
 
+/// What [`reconcile`] did: an outcome for every object it looked at, and the objects it could
+/// not change. One object that cannot be patched (a webhook of someone else's refusing it,
+/// RBAC, a conflict that would not settle) never stops the others from being held or released.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    pub outcomes: Vec<Outcome>,
+    pub errors: Vec<Error>,
+}
+
 /// Makes every workload of the namespace (all of them: one we hold may no longer match the
 /// selector; `cached`, else listed) match: held by `me` when `want`, selected and not
 /// `spared`, else not by `me`. `None` when the kind is not served (a cluster without Argo
-/// Rollouts).
+/// Rollouts). An object that cannot be changed is reported as it is (held or not, from its
+/// claim) with its error, and the rest are still made to match.
 #[allow(clippy::too_many_arguments)]
 pub async fn reconcile(
     client: &Client,
@@ -79,17 +89,27 @@ pub async fn reconcile(
     want: bool,
     reason: &str,
     now: jiff::Timestamp,
-) -> Result<Option<Vec<Outcome>>> {
+) -> Result<Option<Reconciled>> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &workload.resource);
     let Some(objects) = objects(&api, cached).await? else {
         return Ok(None);
     };
-    let mut out = Vec::new();
+    let mut out = Reconciled::default();
     for obj in objects {
         let is_selected = selected.is_some_and(|s| s.matches(obj.labels()));
         let chosen = want && is_selected && !spared(&obj);
-        let (obj, change) = hold(&api, obj, &PAUSED, me, chosen, reason, now).await?;
-        let holding = chosen && change != Change::NotClaimed;
+        let (obj, change, holding) = match hold(&api, obj.clone(), &PAUSED, me, chosen, reason, now).await {
+            Ok((obj, change)) => {
+                let holding = chosen && change != Change::NotClaimed;
+                (obj, change, holding)
+            }
+            Err(e) => {
+                tracing::warn!(namespace, kind = workload.kind, name = %obj.name_any(), error = %e, "cannot change the hold of one object; the others are still reconciled");
+                out.errors.push(e);
+                let holding = Observed::new(is_paused(&obj), obj.annotations(), PAUSE).holds(me);
+                (obj, Change::Unchanged, holding)
+            }
+        };
         if change == Change::Unchanged && !holding && !is_selected {
             continue;
         }
@@ -101,7 +121,7 @@ pub async fn reconcile(
         } else {
             None
         };
-        out.push(Outcome {
+        out.outcomes.push(Outcome {
             kind: workload.kind,
             name: obj.name_any(),
             action: workload.action,
@@ -112,4 +132,84 @@ pub async fn reconcile(
         });
     }
     Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{Request, Response, StatusCode};
+    use kube::client::Body;
+    use serde_json::Value;
+
+    use super::*;
+
+    fn held_deployment(name: &str) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "shop", "resourceVersion": "5",
+                         "annotations": {"slo.warden.dev/paused-by": "shop/checkout",
+                                         "slo.warden.dev/paused-at": "2026-01-01T00:00:00Z"}},
+            "spec": {"paused": true},
+        }))
+        .unwrap()
+    }
+
+    /// The first patch is refused; the second object is still released, and the refused one is
+    /// reported as still held, with its error.
+    #[tokio::test]
+    async fn one_object_that_cannot_be_patched_does_not_stop_the_others() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "shop");
+        let server = tokio::spawn(async move {
+            let mut patched = Vec::new();
+            for _ in 0..2 {
+                let (req, send) = handle.next_request().await.expect("a request");
+                assert_eq!(req.method(), http::Method::PATCH);
+                let name = req.uri().path().rsplit('/').next().unwrap_or_default().to_string();
+                patched.push(name.clone());
+                if name == "api" {
+                    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "message": "admission webhook \"x\" denied the request", "reason": "Forbidden", "code": 403});
+                    send.send_response(
+                        Response::builder()
+                            .status(StatusCode::FORBIDDEN)
+                            .body(Body::from(serde_json::to_vec(&status).unwrap()))
+                            .unwrap(),
+                    );
+                } else {
+                    let mut released = serde_json::to_value(held_deployment(&name)).unwrap();
+                    released["spec"]["paused"] = Value::Bool(false);
+                    released["metadata"]["annotations"] = json!({});
+                    send.send_response(
+                        Response::builder()
+                            .body(Body::from(serde_json::to_vec(&released).unwrap()))
+                            .unwrap(),
+                    );
+                }
+            }
+            patched
+        });
+        let spare_none = |_: &DynamicObject| false;
+        let r = reconcile(
+            &client,
+            "shop",
+            &deployments(),
+            Some(vec![held_deployment("api"), held_deployment("web")]),
+            None,
+            &spare_none,
+            "shop/checkout",
+            false,
+            "",
+            jiff::Timestamp::UNIX_EPOCH,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(server.await.unwrap(), ["api", "web"], "both objects were patched");
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        let by_name = |n: &str| r.outcomes.iter().find(|o| o.name == n).unwrap();
+        assert!(by_name("api").holding, "the refused one is still held");
+        assert_eq!(by_name("api").change, Change::Unchanged);
+        assert!(!by_name("web").holding);
+        assert_eq!(by_name("web").change, Change::Released);
+    }
 }
