@@ -290,8 +290,9 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
     match &poller {
-        Some(_) => tracing::info!(
-            prometheus = args.prometheus.prometheus_url.as_deref().unwrap_or_default(),
+        // The URL as the poller reads it, without the user name and password it may carry.
+        Some(p) => tracing::info!(
+            prometheus = %p.url(),
             interval = %args.prometheus.poll_interval,
             "reading error budgets from Prometheus"
         ),
