@@ -136,7 +136,11 @@ fn run_import(tool: ImportTool, window: Duration, files: &[String]) -> ExitCode 
         return ExitCode::from(2);
     }
     match import::render(&imported) {
-        Ok(yaml) => print!("{yaml}"),
+        Ok(yaml) => {
+            if let Err(code) = emit(&yaml) {
+                return code;
+            }
+        }
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
@@ -195,6 +199,17 @@ fn tune_allocator() {
     }
 }
 
+/// Writes `text` to standard output. A closed or failing stdout (`| head`, a reader that died)
+/// is reported on stderr and fails the command, instead of the panic `print!` would raise.
+fn emit(text: &str) -> Result<(), ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| {
+        eprintln!("cannot write to standard output: {e}");
+        ExitCode::FAILURE
+    })
+}
+
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
@@ -236,26 +251,19 @@ fn main() -> ExitCode {
         }
         Command::Validate { files } => match load_all(&files) {
             Err(code) => code,
-            Ok(loaded) if loaded.problems.is_empty() => {
-                println!(
-                    "{} ServiceLevelObjective(s) and {} ErrorBudgetPolicy(ies) valid",
-                    loaded.valid.len(),
-                    loaded.policies
-                );
-                ExitCode::SUCCESS
-            }
+            Ok(loaded) if loaded.problems.is_empty() => emit(&format!(
+                "{} ServiceLevelObjective(s) and {} ErrorBudgetPolicy(ies) valid\n",
+                loaded.valid.len(),
+                loaded.policies
+            ))
+            .map_or_else(|code| code, |()| ExitCode::SUCCESS),
             Ok(loaded) => {
-                for p in &loaded.problems {
-                    println!("{p}");
-                }
-                ExitCode::FAILURE
+                let lines: String = loaded.problems.iter().map(|p| format!("{p}\n")).collect();
+                emit(&lines).map_or_else(|code| code, |()| ExitCode::FAILURE)
             }
         },
         Command::Import { tool, window, files } => run_import(tool, window, &files),
-        Command::Crds { dir: None } => {
-            print!("{}", crds::stream());
-            ExitCode::SUCCESS
-        }
+        Command::Crds { dir: None } => emit(&crds::stream()).map_or_else(|code| code, |()| ExitCode::SUCCESS),
         Command::Crds { dir: Some(dir) } => {
             for (name, yaml) in crds::documents() {
                 if let Err(e) = std::fs::write(dir.join(&name), yaml) {
@@ -275,10 +283,7 @@ fn main() -> ExitCode {
                 }
             };
             match runtime.block_on(break_glass::run(args)) {
-                Ok(message) => {
-                    println!("{message}");
-                    ExitCode::SUCCESS
-                }
+                Ok(message) => emit(&format!("{message}\n")).map_or_else(|code| code, |()| ExitCode::SUCCESS),
                 Err(e) => {
                     eprintln!("{e}");
                     ExitCode::FAILURE

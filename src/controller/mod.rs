@@ -449,11 +449,26 @@ impl Term {
                     .boxed_local(),
             );
         }
-        futures::future::join_all(controllers).await;
+        // A controller stops once its in-flight reconciles finish, but one whose cache never
+        // synced (API server unreachable, a watch RBAC refuses) waits for that first, for ever:
+        // after the term ends they get `STOP_GRACE`, then are dropped (their reconciles with
+        // them; every write is idempotent and carries a resourceVersion).
+        let all = futures::future::join_all(controllers);
+        tokio::pin!(all);
+        tokio::select! {
+            _ = &mut all => {}
+            _ = async {
+                term.cancelled().await;
+                tokio::time::sleep(STOP_GRACE).await;
+            } => tracing::warn!(grace = ?STOP_GRACE, "reconcilers did not stop in time after the term ended; stopping them"),
+        }
         term.cancel();
         let _ = poll.await;
     }
 }
+
+/// How long reconciles in flight may finish after a term ends (shutdown, a lost Lease).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Changes of SLOs buffered for a term's reconciler; one that falls further behind reconciles
 /// every SLO instead.
