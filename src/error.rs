@@ -33,6 +33,9 @@ pub enum Error {
 
     #[error("{0}")]
     Config(String),
+
+    #[error("this replica no longer holds the leader Lease; the new leader takes over")]
+    NotLeading,
 }
 
 impl Error {
@@ -47,6 +50,7 @@ impl Error {
             Self::RolloutCrdMissing => "RolloutCRDMissing",
             Self::Prometheus(_) => "PrometheusUnavailable",
             Self::Config(_) => "InvalidConfig",
+            Self::NotLeading => "NotLeading",
         }
     }
 

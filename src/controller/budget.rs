@@ -141,6 +141,8 @@ pub struct Shared {
     pub backoff: Backoff<(String, String)>,
     pub poll_interval: StdDuration,
     pub stores: Stores,
+    /// Whether this replica leads (the Lease is ours, as the API server shows it).
+    leading: watch::Receiver<bool>,
     reading: RwLock<Option<Reading>>,
     /// SLO uid → (generation, the windows it records), see [`Shared::recorded_windows`].
     windows: Mutex<std::collections::HashMap<String, (Option<i64>, RecordedWindows)>>,
@@ -155,6 +157,7 @@ impl Shared {
         metrics: Metrics,
         poll_interval: StdDuration,
         stores: Stores,
+        leading: watch::Receiver<bool>,
     ) -> Self {
         Self {
             client,
@@ -163,9 +166,20 @@ impl Shared {
             backoff: Backoff::default(),
             poll_interval,
             stores,
+            leading,
             reading: RwLock::new(None),
             windows: Mutex::new(std::collections::HashMap::new()),
             holds: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Writes nothing unless this replica still leads: another replica whose clock runs ahead
+    /// may have taken the Lease since this term began.
+    pub fn still_leading(&self) -> crate::error::Result<()> {
+        if *self.leading.borrow() {
+            Ok(())
+        } else {
+            Err(crate::error::Error::NotLeading)
         }
     }
 

@@ -300,6 +300,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "no --prometheus-url: generating rules only; ErrorBudgetPolicies cannot read budgets and keep what they hold"
         ),
     }
+    let (mut leading, lease) = leader::leadership(&args.leader, &client).await?;
     let term_settings = Term {
         client: client.clone(),
         scopes,
@@ -309,9 +310,9 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         recorder,
         metrics: metrics.clone(),
         poll_interval: std::time::Duration::from_millis(args.prometheus.poll_interval.as_millis()),
+        leading: leading.clone(),
     };
 
-    let (mut leading, lease) = leader::leadership(&args.leader, &client).await?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "slo-warden controller started");
     let mut failed = None;
     'terms: while !shutdown.is_cancelled() {
@@ -388,6 +389,9 @@ struct Term {
     recorder: Recorder,
     metrics: Metrics,
     poll_interval: std::time::Duration,
+    /// Checked again before every policy write, so a replica that lost the Lease mid-term
+    /// writes nothing more.
+    leading: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Term {
@@ -400,6 +404,7 @@ impl Term {
             self.metrics.clone(),
             self.poll_interval,
             self.stores.clone(),
+            self.leading.clone(),
         ));
         let (trigger, triggered) = tokio::sync::watch::channel(0u64);
         let poll = tokio::spawn(budget::poll_loop(

@@ -285,6 +285,7 @@ fn time(t: Timestamp) -> String {
 }
 
 async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
+    ctx.still_leading()?;
     let Some(reading) = ctx.reading() else {
         // Nothing read yet (start-up): deciding now would read every SLO as missing data.
         return Ok(Action::requeue(StdDuration::from_secs(2)));
@@ -531,6 +532,9 @@ async fn actuate(
     now: Timestamp,
     ctx: &Shared,
 ) -> (Vec<Outcome>, Vec<Error>) {
+    if let Err(e) = ctx.still_leading() {
+        return (vec![], vec![e]);
+    }
     let ns = policy.namespace().unwrap_or_default();
     let targets = &policy.spec.targets;
     let mut outcomes = Vec::new();
@@ -894,14 +898,16 @@ async fn write_status(
     if previous == next {
         return Ok(false);
     }
+    ctx.still_leading()?;
     let api: Api<ErrorBudgetPolicy> = Api::namespaced(ctx.client.clone(), &policy.namespace().unwrap_or_default());
-    api.patch_status(
-        &policy.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(status_patch(previous, next)?),
-    )
-    .await
-    .map_err(|e| Error::api(e, || "update errorbudgetpolicies/status".into()))?;
+    // Written over the version it was computed from: should another replica have written
+    // since (a takeover this replica has not seen yet), the write conflicts and the next
+    // reconcile starts from the cluster, instead of the last writer winning.
+    let mut patch = status_patch(previous, next)?;
+    patch["metadata"] = json!({ "resourceVersion": policy.resource_version() });
+    api.patch_status(&policy.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|e| Error::api(e, || "update errorbudgetpolicies/status".into()))?;
     ctx.metrics.write(CONTROLLER, "status");
     Ok(true)
 }
