@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the end-to-end cluster needs; idempotent and noninteractive.
-#   - Debian packages: prometheus (/usr/bin/prometheus, /usr/bin/promtool), openssl
+#   - Debian packages: prometheus (/usr/bin/prometheus, /usr/bin/promtool), openssl, libfaketime
 #     (apt-get update only runs when something is missing). Debian's own prometheus
 #     service is kept from starting (policy-rc.d) and disabled: cluster-up.sh runs its
 #     own Prometheus on a free port.
@@ -29,6 +29,8 @@ pkgs=()
 [[ -x /usr/bin/prometheus && -x /usr/bin/promtool ]] || pkgs+=(prometheus)
 command -v openssl >/dev/null || pkgs+=(openssl)
 [[ -e /etc/ssl/certs/ca-certificates.crt ]] || pkgs+=(ca-certificates)
+# libfaketime: the leader-election test runs a replica whose clock is a minute ahead.
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || pkgs+=(libfaketime)
 if ((${#pkgs[@]})); then
   log "installing ${pkgs[*]}"
   policy=/usr/sbin/policy-rc.d

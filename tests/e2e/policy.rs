@@ -3,6 +3,7 @@
 //! the Namespace.
 
 use std::collections::BTreeMap;
+use std::fs;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -1150,6 +1151,89 @@ fn one_replica_leads_and_the_other_takes_over() {
         // A process that can take the Lease back for the clean-up once the standby stops.
         ctx.start_operator().await;
         drop(standby);
+    });
+}
+
+/// libfaketime's preload library (Debian's libfaketime package; setup.sh installs it).
+fn libfaketime() -> String {
+    let found = fs::read_dir("/usr/lib").ok().and_then(|dirs| {
+        dirs.flatten()
+            .map(|d| d.path().join("faketime/libfaketime.so.1"))
+            .find(|p| p.exists())
+    });
+    found
+        .map(|p| p.display().to_string())
+        .expect("no libfaketime.so.1 under /usr/lib/*/faketime (apt-get install libfaketime; setup.sh does)")
+}
+
+/// A standby whose wall clock runs a minute ahead (far beyond the Lease's 5 s grace) reads the
+/// leader's Lease as expired and takes it while the leader's next renewal is still seconds
+/// away. The leader sees the takeover on its watch of the Lease and stops at once; from then on
+/// exactly one replica leads, and the freeze holds throughout.
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn a_replica_with_its_clock_ahead_takes_over_and_the_leader_stops_at_once() {
+    let options = Options {
+        prometheus: true,
+        leader_elect: true,
+        ..Options::default()
+    };
+    support::run_with("skew", options, async |ctx| {
+        let leads = |m: &str| metric_sum_where(m, "slo_warden_leader", &[]);
+        ctx.eventually("the first operator to lead", K8S, async || {
+            match leads(&ctx.operator_metrics()) {
+                1.0 => Ok(()),
+                n => Err(format!("slo_warden_leader {n}")),
+            }
+        })
+        .await;
+        start_frozen(ctx, burn_policy("checkout", &["freezeDeployments"], "20s")).await;
+        let lib = libfaketime();
+        // Wall clock only: tokio's timers run on the monotonic clock, which stays true.
+        let ahead = ctx
+            .start_standby_with_env(&[
+                ("LD_PRELOAD", lib.as_str()),
+                ("FAKETIME", "+60s"),
+                ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            ])
+            .await;
+        ctx.eventually(
+            "the standby with its clock ahead to take the Lease",
+            Duration::from_secs(30),
+            async || match leads(&ahead.metrics()?) {
+                1.0 => Ok(()),
+                n => Err(format!("slo_warden_leader {n}")),
+            },
+        )
+        .await;
+        let took = Instant::now();
+        ctx.eventually("the old leader to stop", Duration::from_secs(3), async || {
+            match leads(&ctx.operator_metrics()) {
+                0.0 => Ok(()),
+                n => Err(format!("slo_warden_leader {n}")),
+            }
+        })
+        .await;
+        ctx.log(format!(
+            "the old leader stopped {:.1}s after the takeover was seen",
+            took.elapsed().as_secs_f64()
+        ));
+        let log = fs::read_to_string(ctx.dir.join("operator.log")).unwrap_or_default();
+        assert!(
+            log.contains("the Lease names another holder"),
+            "the old leader did not stop on its watch of the Lease"
+        );
+        // Past the old leader's renewal (every 10 s): one leader all along, and the freeze held.
+        let until = Instant::now() + Duration::from_secs(12);
+        while Instant::now() < until {
+            let (old, new) = (leads(&ctx.operator_metrics()), leads(&ahead.metrics().unwrap()));
+            assert_eq!((old, new), (0.0, 1.0), "leaders (old, ahead)");
+            assert!(paused(&deployment(ctx, "web").await.unwrap()), "the freeze was lifted");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        // The standby releases the Lease as it stops; the first operator takes it back for the
+        // clean-up.
+        drop(ahead);
     });
 }
 

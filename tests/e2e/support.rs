@@ -219,6 +219,11 @@ pub fn free_port() -> u16 {
 
 impl Operator {
     pub fn start(namespace: &str, log: &Path, extra: &[String]) -> Self {
+        Self::start_with_env(namespace, log, extra, &[])
+    }
+
+    /// [`Operator::start`] with `env` on top.
+    pub fn start_with_env(namespace: &str, log: &Path, extra: &[String], env: &[(&str, &str)]) -> Self {
         let addr = format!("127.0.0.1:{}", free_port());
         let mut args: Vec<String> = ["run", "--http-addr", &addr, "--namespace", namespace]
             .map(String::from)
@@ -233,7 +238,9 @@ impl Operator {
         }
         args.extend(extra.iter().cloned());
         // Its own namespace, as in a pod: the webhook's certificate Secret goes there.
-        Self::spawn(&args, &[("POD_NAMESPACE", namespace)], log)
+        let mut all = vec![("POD_NAMESPACE", namespace)];
+        all.extend_from_slice(env);
+        Self::spawn(&args, &all, log)
     }
 
     /// `slo-warden ARGS` (which must include `--http-addr`), with `env` on top of the test's
@@ -795,7 +802,12 @@ impl Ctx {
 
     /// A second operator process with the same flags (its own log), ready.
     pub async fn start_standby(&self) -> Operator {
-        let op = Operator::start(&self.ns, &self.dir.join("operator-2.log"), &self.operator_args);
+        self.start_standby_with_env(&[]).await
+    }
+
+    /// [`Ctx::start_standby`] with `env` on top of the operator's environment.
+    pub async fn start_standby_with_env(&self, env: &[(&str, &str)]) -> Operator {
+        let op = Operator::start_with_env(&self.ns, &self.dir.join("operator-2.log"), &self.operator_args, env);
         self.log(format!("second operator started (pid {}, {})", op.child.id(), op.addr));
         let ready = op.url("/readyz");
         self.eventually("second operator /readyz", K8S, async || {
