@@ -348,7 +348,9 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         metrics.leader.set(0);
     }
     shutdown.cancel();
-    // Our writes have stopped: hand the Lease over.
+    // Our writes have stopped: hand the Lease over (the manager releases it once every
+    // receiver of our leadership is gone, the term settings' too).
+    drop(term_settings);
     drop(leading);
     if let Some(lease) = lease {
         let _ = lease.await;

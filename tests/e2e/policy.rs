@@ -1231,8 +1231,23 @@ fn a_replica_with_its_clock_ahead_takes_over_and_the_leader_stops_at_once() {
             assert!(paused(&deployment(ctx, "web").await.unwrap()), "the freeze was lifted");
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        // The standby releases the Lease as it stops; the first operator takes it back for the
-        // clean-up.
+        // The new leader enforces: deleting the policy releases the Deployment. (The first
+        // operator would take the Lease back only once it expires by its own clock, a minute
+        // after the standby's last renewal, so the clean-up happens here.)
+        policies(ctx)
+            .delete("checkout", &DeleteParams::default())
+            .await
+            .unwrap();
+        ctx.eventually(
+            "the new leader to release and finalize the policy",
+            K8S,
+            async || match policies(ctx).get_opt("checkout").await {
+                Ok(None) => Ok(()),
+                other => Err(format!("still there: {:?}", other.map(|p| p.map(|p| p.status)))),
+            },
+        )
+        .await;
+        assert!(!paused(&deployment(ctx, "web").await.unwrap()), "web still paused");
         drop(ahead);
     });
 }
