@@ -8,7 +8,7 @@ use crate::api::{BurnRateTier, ServiceLevelObjective, ServiceLevelObjectiveSpec}
 use crate::burn_rate::{self, Tier};
 use crate::decimal::Decimal;
 use crate::duration::Duration;
-use crate::sli::{Bad, Events, Sli, Source, WINDOW_PLACEHOLDER, parse_template};
+use crate::sli::{Bad, Events, Sli, Source, WINDOW_PLACEHOLDER, parse_sli_template};
 
 /// One thing wrong with a spec: the field (`spec.objective`) and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +30,12 @@ const MIN_WINDOW: Duration = Duration::days(1);
 const MAX_WINDOW: Duration = Duration::days(365);
 /// The smallest alert window: rates need a few scrapes inside the range.
 const MIN_ALERT_WINDOW: Duration = Duration::minutes(1);
+/// The most burn-rate tiers an SLO may list: the workbook's defaults are 4, and each tier adds
+/// an alert and up to two recorded windows read every minute.
+pub const MAX_TIERS: usize = 8;
+/// Tier windows are whole numbers of this: the rules sum one-minute tiles, and a window of
+/// whole minutes is a fixed number of them.
+const TIER_WINDOW_UNIT: Duration = Duration::minutes(1);
 const DEFAULT_NO_TRAFFIC_FOR: Duration = Duration::minutes(10);
 /// The no-traffic alert watches 5-minute request rates; a shorter `for` would ticket the ordinary
 /// lulls of a quiet service.
@@ -271,7 +277,7 @@ impl Checker {
             self.problem(field, format!("must use {WINDOW_PLACEHOLDER} as its range, e.g. sum(rate(errors[{WINDOW_PLACEHOLDER}])) / sum(rate(total[{WINDOW_PLACEHOLDER}]))"));
             return None;
         }
-        self.field(field, parse_template(&raw.error_ratio))?;
+        self.field(field, parse_sli_template(&raw.error_ratio))?;
         Some(Sli::Raw(raw.error_ratio.trim().to_string()))
     }
 
@@ -342,6 +348,16 @@ impl Checker {
                 "must list at least one tier, or be left out for the defaults",
             );
         }
+        if custom.len() > MAX_TIERS {
+            self.problem(
+                "spec.alerting.burnRates",
+                format!(
+                    "has {} tiers; at most {MAX_TIERS} are allowed (the defaults are 4), since each adds an alert and windows read every minute",
+                    custom.len()
+                ),
+            );
+            return Vec::new();
+        }
         let mut seen = BTreeSet::new();
         let mut tiers = Vec::new();
         for (i, t) in custom.iter().enumerate() {
@@ -367,6 +383,14 @@ impl Checker {
             }
             if short < MIN_ALERT_WINDOW {
                 self.problem(at("short"), format!("must be at least {MIN_ALERT_WINDOW}"));
+            }
+            for (f, w) in [("long", long), ("short", short)] {
+                if !w.as_millis().is_multiple_of(TIER_WINDOW_UNIT.as_millis()) {
+                    self.problem(
+                        at(f),
+                        format!("must be whole minutes (got {w}): windows are sums of one-minute tiles"),
+                    );
+                }
             }
             if long > window {
                 self.problem(at("long"), format!("must not exceed the SLO window ({window})"));
@@ -529,6 +553,77 @@ mod tests {
                 .unwrap()
                 .no_traffic_for
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn sli_cost_refusals_name_the_field() {
+        let raw = |expr: &str| {
+            problems(&format!(
+                "objective: 99\nwindow: 30d\nindicator:\n  raw:\n    errorRatio: '{expr}'\n"
+            ))
+        };
+        let p = raw("sum(rate(e[$window])) / sum(max_over_time(rate(t[$window])[30d:1s]))");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(
+                "spec.indicator.raw.errorRatio: has the subquery [30d:1s] in \"rate(t[$window])[30d:1s]\"; subqueries are not allowed"
+            ),
+            "{p:?}"
+        );
+        let p = raw("sum(rate(e[1d])) / sum(rate(t[$window]))");
+        assert_eq!(
+            p,
+            [
+                "spec.indicator.raw.errorRatio: sets its own range [1d] in \"e[1d]\"; only $window may set a range, so that each window reads exactly itself: write e[$window]"
+            ]
+        );
+        let p = problems(&GOOD.replace("http_requests_total{code=~\"5..\"}", "'{__name__=~\".+\"}'"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("spec.indicator.ratio.errors: matches the metric name with \"__name__=~\\\".+\\\"\""),
+            "{p:?}"
+        );
+        let long = format!("x{{a=\"{}\"}}", "b".repeat(5000));
+        let p = problems(&GOOD.replace("total: http_requests_total", &format!("total: '{long}'")));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("spec.indicator.ratio.total: is 5007 characters long; at most 4096 are allowed"),
+            "{p:?}"
+        );
+        assert!(p[0].len() < 250, "{p:?}");
+        let p = problems(
+            "objective: 99\nwindow: 7d\nindicator:\n  latency:\n    histogram: '{job=\"a\"}'\n    threshold: 1s\n",
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("spec.indicator.latency.histogram: has a selector without a metric name"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn tiers_are_few_and_whole_minutes() {
+        let tier =
+            |long: &str, short: &str| format!("  - {{long: {long}, short: {short}, factor: 2, severity: page}}\n");
+        let tiers = |n: usize| -> String { (1..=n).map(|i| tier(&format!("{i}h"), "5m")).collect() };
+        assert!(problems(&format!("{GOOD}alerting:\n  burnRates:\n{}", tiers(MAX_TIERS))).is_empty());
+        assert_eq!(
+            problems(&format!("{GOOD}alerting:\n  burnRates:\n{}", tiers(400))),
+            [
+                "spec.alerting.burnRates: has 400 tiers; at most 8 are allowed (the defaults are 4), since each adds an alert and windows read every minute"
+            ]
+        );
+        assert_eq!(
+            problems(&format!(
+                "{GOOD}alerting:\n  burnRates:\n{}{}",
+                tier("1h", "90s"),
+                tier("1h30s", "5m")
+            )),
+            [
+                "spec.alerting.burnRates[0].short: must be whole minutes (got 1m30s): windows are sums of one-minute tiles",
+                "spec.alerting.burnRates[1].long: must be whole minutes (got 1h30s): windows are sums of one-minute tiles",
+            ]
         );
     }
 
