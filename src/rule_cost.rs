@@ -10,9 +10,9 @@ use promql_parser::label::METRIC_NAME;
 use promql_parser::parser::{Expr, VectorSelector};
 
 use crate::api::{PrometheusRule, ServiceLevelObjective};
+use crate::burn_rate::MAX_TIERS;
 use crate::duration::Duration;
 use crate::sli::{MAX_PROMQL_CHARS, MAX_SELECTORS, parse_promql};
-use crate::validate::MAX_TIERS;
 
 /// Reads counted per hour: every group interval divides an hour, so the counts are whole.
 #[derive(Clone, Debug, PartialEq, Eq)]

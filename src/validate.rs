@@ -30,12 +30,6 @@ const MIN_WINDOW: Duration = Duration::days(1);
 const MAX_WINDOW: Duration = Duration::days(365);
 /// The smallest alert window: rates need a few scrapes inside the range.
 const MIN_ALERT_WINDOW: Duration = Duration::minutes(1);
-/// The most burn-rate tiers an SLO may list: the workbook's defaults are 4, and each tier adds
-/// an alert and up to two recorded windows read every minute.
-pub const MAX_TIERS: usize = 8;
-/// Tier windows are whole numbers of this: the rules sum one-minute tiles, and a window of
-/// whole minutes is a fixed number of them.
-const TIER_WINDOW_UNIT: Duration = Duration::minutes(1);
 const DEFAULT_NO_TRAFFIC_FOR: Duration = Duration::minutes(10);
 /// The no-traffic alert watches 5-minute request rates; a shorter `for` would ticket the ordinary
 /// lulls of a quiet service.
@@ -348,12 +342,13 @@ impl Checker {
                 "must list at least one tier, or be left out for the defaults",
             );
         }
-        if custom.len() > MAX_TIERS {
+        if custom.len() > burn_rate::MAX_TIERS {
             self.problem(
                 "spec.alerting.burnRates",
                 format!(
-                    "has {} tiers; at most {MAX_TIERS} are allowed (the defaults are 4), since each adds an alert and windows read every minute",
-                    custom.len()
+                    "has {} tiers; at most {} are allowed (the defaults are 4), since each adds an alert and windows read every minute",
+                    custom.len(),
+                    burn_rate::MAX_TIERS
                 ),
             );
             return Vec::new();
@@ -385,7 +380,7 @@ impl Checker {
                 self.problem(at("short"), format!("must be at least {MIN_ALERT_WINDOW}"));
             }
             for (f, w) in [("long", long), ("short", short)] {
-                if !w.as_millis().is_multiple_of(TIER_WINDOW_UNIT.as_millis()) {
+                if !w.as_millis().is_multiple_of(burn_rate::WINDOW_UNIT.as_millis()) {
                     self.problem(
                         at(f),
                         format!("must be whole minutes (got {w}): windows are sums of one-minute tiles"),
@@ -557,6 +552,20 @@ mod tests {
     }
 
     #[test]
+    fn custom_tiers_are_checked() {
+        let p = problems(&format!(
+            "{GOOD}alerting:\n  burnRates:\n  - {{long: 5m, short: 1h, factor: 10, severity: page}}\n  - {{long: 1h, short: 5m, factor: 0, severity: ticket}}\n"
+        ));
+        assert_eq!(
+            p,
+            [
+                "spec.alerting.burnRates[0].short: must be shorter than long (5m)",
+                "spec.alerting.burnRates[1].factor: must be a positive number, e.g. 14.4"
+            ]
+        );
+    }
+
+    #[test]
     fn sli_cost_refusals_name_the_field() {
         let raw = |expr: &str| {
             problems(&format!(
@@ -607,7 +616,13 @@ mod tests {
         let tier =
             |long: &str, short: &str| format!("  - {{long: {long}, short: {short}, factor: 2, severity: page}}\n");
         let tiers = |n: usize| -> String { (1..=n).map(|i| tier(&format!("{i}h"), "5m")).collect() };
-        assert!(problems(&format!("{GOOD}alerting:\n  burnRates:\n{}", tiers(MAX_TIERS))).is_empty());
+        assert!(
+            problems(&format!(
+                "{GOOD}alerting:\n  burnRates:\n{}",
+                tiers(burn_rate::MAX_TIERS)
+            ))
+            .is_empty()
+        );
         assert_eq!(
             problems(&format!("{GOOD}alerting:\n  burnRates:\n{}", tiers(400))),
             [
@@ -623,20 +638,6 @@ mod tests {
             [
                 "spec.alerting.burnRates[0].short: must be whole minutes (got 1m30s): windows are sums of one-minute tiles",
                 "spec.alerting.burnRates[1].long: must be whole minutes (got 1h30s): windows are sums of one-minute tiles",
-            ]
-        );
-    }
-
-    #[test]
-    fn custom_tiers_are_checked() {
-        let p = problems(&format!(
-            "{GOOD}alerting:\n  burnRates:\n  - {{long: 5m, short: 1h, factor: 10, severity: page}}\n  - {{long: 1h, short: 5m, factor: 0, severity: ticket}}\n"
-        ));
-        assert_eq!(
-            p,
-            [
-                "spec.alerting.burnRates[0].short: must be shorter than long (5m)",
-                "spec.alerting.burnRates[1].factor: must be a positive number, e.g. 14.4"
             ]
         );
     }
