@@ -78,11 +78,6 @@ fn check_plain_selector(vs: &VectorSelector) -> Result<(), String> {
     if vs.offset.is_some() || vs.at.is_some() {
         return Err("must not use offset or @; slo-warden evaluates the SLI at the current time".into());
     }
-    if !vs.matchers.or_matchers.is_empty() {
-        return Err(
-            "uses `or` inside the braces, which Prometheus 2 does not understand; use a regex matcher instead".into(),
-        );
-    }
     Ok(())
 }
 
@@ -210,12 +205,12 @@ fn check_template(expr: &Expr) -> Result<(), String> {
 /// A selector must name one metric: `{__name__=~".+"}`, `{__name__!="x"}` or `{job="api"}`
 /// alone would read every metric they match, however many appear later.
 fn check_metric(vs: &VectorSelector) -> Result<(), String> {
-    let all = || {
-        vs.matchers
-            .matchers
-            .iter()
-            .chain(vs.matchers.or_matchers.iter().flatten())
-    };
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(
+            "uses `or` inside the braces, which Prometheus 2 does not understand; use a regex matcher instead".into(),
+        );
+    }
+    let all = || vs.matchers.matchers.iter();
     let on_name = |m: &&Matcher| m.name == METRIC_NAME;
     if let Some(m) = all().filter(on_name).find(|m| !matches!(m.op, MatchOp::Equal)) {
         return Err(format!(
@@ -461,6 +456,8 @@ mod tests {
         );
         let err = Source::parse(r#"sum(rate({__name__!="up",job="a"}[$window]))"#).unwrap_err();
         assert!(err.contains(r#"with "__name__!=\"up\"""#), "{err}");
+        let err = Source::parse(r#"sum(rate(x{a="b" or job="c"}[$window]))"#).unwrap_err();
+        assert!(err.starts_with("uses `or` inside the braces"), "{err}");
         let err = Source::parse(r#"sum(rate({job="a"}[$window]))"#).unwrap_err();
         assert!(
             err.starts_with(r#"has a selector without a metric name, "{job=\"a\"}"; name the metric"#),
