@@ -30,7 +30,7 @@ pub enum Source {
 impl Source {
     /// Accepts a series selector or an expression using `$window`; the error says which fix applies.
     pub fn parse(text: &str) -> Result<Self, String> {
-        check_length(text)?;
+        check_size(text)?;
         let text = text.trim();
         if text.is_empty() {
             return Err("must not be empty; write a series selector such as http_requests_total{job=\"api\"}".into());
@@ -105,21 +105,61 @@ pub fn parse_template(text: &str) -> Result<Expr, String> {
 /// and no range but `$window` (no explicit range, no subquery), so each window the rules
 /// record reads exactly that window once per selector.
 pub fn parse_sli_template(text: &str) -> Result<Expr, String> {
-    check_length(text)?;
+    check_size(text)?;
     let expr = parse_template(text)?;
     check_template(&expr)?;
     Ok(expr)
 }
 
-fn check_length(text: &str) -> Result<(), String> {
+/// What is checked before parsing: the length, and a rough count of tokens, since the
+/// parser's time grows with the tokens (4096 characters of `a+a+...` took half a second).
+fn check_size(text: &str) -> Result<(), String> {
     let chars = text.chars().count();
     if chars > MAX_PROMQL_CHARS {
         return Err(format!(
-            "is {chars} characters long; at most {MAX_PROMQL_CHARS} are allowed (starts {})",
+            "must be at most {MAX_PROMQL_CHARS} characters (got {chars}); it starts {}",
             quote(text)
         ));
     }
+    let tokens = rough_tokens(text);
+    if tokens > MAX_TOKENS {
+        return Err(format!(
+            "is too complex: {tokens} tokens (names, numbers, operators, brackets) where at most {MAX_TOKENS} \
+             are allowed; record the parts you need with your own recording rules and select those"
+        ));
+    }
     Ok(())
+}
+
+/// The most tokens [`rough_tokens`] may count: [`MAX_TERMS`] terms with their label matchers
+/// take about 300.
+const MAX_TOKENS: usize = 8 * MAX_TERMS;
+
+/// Tokens outside string literals: a run of name characters is one, and so is each other
+/// character but whitespace (operators, brackets, commas, a whole quoted string).
+fn rough_tokens(text: &str) -> usize {
+    let (mut tokens, mut quote, mut escaped, mut in_name) = (0, None, false, false);
+    for c in text.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        let name = c.is_alphanumeric() || matches!(c, '_' | ':' | '.' | '$');
+        if (name && !in_name) || (!name && !c.is_whitespace()) {
+            tokens += 1;
+        }
+        in_name = name;
+        if matches!(c, '"' | '\'' | '`') {
+            quote = Some(c);
+        }
+    }
+    tokens
 }
 
 /// `text` in quotes, cut to about 100 characters: messages name a value, they do not echo it.
@@ -339,7 +379,7 @@ impl Sli {
     /// A latency SLI from a classic histogram: good requests are those in the `le` bucket of the
     /// threshold, total requests are `_count`.
     pub fn latency(histogram: &str, threshold: Duration) -> Result<Self, String> {
-        check_length(histogram)?;
+        check_size(histogram)?;
         let vs = match parse_promql(histogram.trim())? {
             Expr::VectorSelector(vs) => vs,
             _ => return Err("must be a series selector such as http_request_duration_seconds{job=\"api\"}".into()),
@@ -513,7 +553,7 @@ mod tests {
             Sli::latency(&long, Duration::from_millis(300)).unwrap_err(),
         ] {
             assert!(
-                err.starts_with("is 4125 characters long; at most 4096 are allowed (starts \"sum(rate(e{job="),
+                err.starts_with("must be at most 4096 characters (got 4125); it starts \"sum(rate(e{job="),
                 "{err}"
             );
             assert!(err.len() < 250, "quotes about 100 characters: {err}");
@@ -522,6 +562,23 @@ mod tests {
         let wide = format!("e{{job=\"{}\"}}", "é".repeat(MAX_PROMQL_CHARS - 9));
         assert_eq!(wide.chars().count(), MAX_PROMQL_CHARS);
         assert!(Source::parse(&wide).is_ok());
+    }
+
+    #[test]
+    fn tokens_are_counted_before_parsing() {
+        assert_eq!(rough_tokens(r#"sum(rate(x_total{job="a b\" c"}[$window]))"#), 15);
+        assert_eq!(rough_tokens("a+-1.5e-3"), 6);
+        let chain = |n: usize| format!("sum(rate(e[$window])){}", " + a".repeat(n));
+        // What the term bound refuses after parsing, the token bound refuses before.
+        let err = parse_sli_template(&chain(MAX_TOKENS / 2)).unwrap_err();
+        assert!(err.starts_with("is too complex: 522 tokens"), "{err}");
+        let err = Source::parse(&format!("{}a", "a+".repeat(1000))).unwrap_err();
+        assert!(err.starts_with("is too complex: 2001 tokens"), "{err}");
+        // The costliest expression validate accepts is well within it.
+        for slo in crate::rule_cost::worst_case_slos().unwrap() {
+            let text = serde_json::to_value(&slo.spec.indicator).unwrap().to_string();
+            assert!(rough_tokens(&text) < MAX_TOKENS / 2, "{}", rough_tokens(&text));
+        }
     }
 
     #[test]

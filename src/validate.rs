@@ -597,7 +597,7 @@ mod tests {
         let p = problems(&GOOD.replace("total: http_requests_total", &format!("total: '{long}'")));
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(
-            p[0].starts_with("spec.indicator.ratio.total: is 5007 characters long; at most 4096 are allowed"),
+            p[0].starts_with("spec.indicator.ratio.total: must be at most 4096 characters (got 5007)"),
             "{p:?}"
         );
         assert!(p[0].len() < 250, "{p:?}");
