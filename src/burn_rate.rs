@@ -20,6 +20,13 @@ pub struct Tier {
     pub for_: Option<Duration>,
 }
 
+/// The most tiers an SLO may list: the workbook's defaults are 4, and each tier adds an alert
+/// and up to two windows recorded every minute.
+pub const MAX_TIERS: usize = 8;
+/// Tier windows are whole numbers of this: short windows are sums of one-minute tiles, and a
+/// window of whole minutes is a fixed number of them.
+pub const WINDOW_UNIT: Duration = Duration::minutes(1);
+
 /// (share of budget in percent, long window, short window, severity)
 const WORKBOOK: [(u64, Duration, Duration, Severity); 4] = [
     (2, Duration::hours(1), Duration::minutes(5), Severity::Page),

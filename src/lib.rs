@@ -17,6 +17,7 @@ pub mod import;
 pub mod merge_patch;
 pub mod metrics;
 pub mod policy;
+pub mod rule_cost;
 pub mod rules;
 pub mod sli;
 pub mod validate;

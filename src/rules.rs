@@ -62,18 +62,19 @@ pub struct Settings {
     pub scrape_interval: Duration,
     /// How often the `sli` group runs, and so how often the burn-rate alerts are evaluated; its
     /// tiles are this long. One minute by default; 30s halves the delay of an alert for twice
-    /// the cost. Between 1s and just under [`TILE`] (see [`check_alert_interval`]).
+    /// the cost. Whole seconds dividing a minute (see [`check_alert_interval`]).
     pub alert_interval: Duration,
     /// Labels on every generated PrometheusRule (what Prometheus' ruleSelector matches).
     pub rule_labels: BTreeMap<String, String>,
 }
 
-/// A usable [`Settings::alert_interval`]: whole seconds from 1s to under 5 minutes (the `window`
-/// group's tiles, whose names the `sli` group's must not take).
+/// A usable [`Settings::alert_interval`]: whole seconds that divide a minute (1s to 30s, or
+/// 1m), so every window of whole minutes is a whole number of its tiles.
 pub fn check_alert_interval(d: Duration) -> Result<Duration, String> {
-    if !d.as_millis().is_multiple_of(1000) || d < Duration::from_millis(1000) || d >= TILE {
+    let minute = Duration::minutes(1).as_millis();
+    if !d.as_millis().is_multiple_of(1000) || d.as_millis() == 0 || !minute.is_multiple_of(d.as_millis()) {
         return Err(format!(
-            "{d}: must be whole seconds, at least 1s and less than {TILE} (e.g. 1m or 30s)"
+            "{d}: must be whole seconds that divide a minute (e.g. 1m, 30s, 15s or 10s)"
         ));
     }
     Ok(d)
@@ -245,16 +246,14 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
             let (errors, total) = tiles(short);
             sli_rules.push(record(errors_tile.clone(), errors, &id));
             sli_rules.push(record(total_tile.clone(), total, &id));
+            // Every window is whole minutes (validate) and the tile divides a minute
+            // (check_alert_interval): a fixed number of tiles, whenever it is evaluated.
             sli_rules.extend(short_windows.map(|w| {
-                // A window of whole minutes is a fixed number of tiles; any other (a tier's
-                // `90s`) would hold one tile more or less depending on when it is evaluated, so
-                // it reads the source series over exactly its range instead.
-                let expr = if w.as_millis().is_multiple_of(short.as_millis()) {
-                    tile_sums(&errors_tile, &total_tile, &sel, just_under(*w))
-                } else {
-                    slo.sli.error_ratio(*w)
-                };
-                record(error_ratio_record(*w), expr, &id)
+                record(
+                    error_ratio_record(*w),
+                    tile_sums(&errors_tile, &total_tile, &sel, just_under(*w)),
+                    &id,
+                )
             }));
         }
     }
@@ -688,18 +687,6 @@ mod tests {
                 "sum_over_time(slo:sli_errors:tile_rate1m{sel}[5h59m59s999ms])\n/\nsum_over_time(slo:sli_total:tile_rate1m{sel}[5h59m59s999ms])"
             )
         );
-        let odd = valid(
-            "{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}},
-              alerting: {burnRates: [{long: 1h, short: 90s, factor: 14.4, for: 2m, severity: page}]}}",
-        );
-        assert_eq!(
-            record(
-                &rule_groups(&odd, &Settings::default()),
-                "slo:sli_error:ratio_rate1m30s"
-            )
-            .expr,
-            "(sum(rate(e_total[1m30s])) or vector(0))\n/\nsum(rate(t_total[1m30s]))"
-        );
         // The long windows still sum the 5-minute tiles, and no rule reads a source series over
         // more than a tile and a scrape interval.
         assert!(
@@ -784,7 +771,10 @@ mod tests {
             ("1m", true),
             ("30s", true),
             ("5s", true),
-            ("4m59s", true),
+            ("1s", true),
+            ("45s", false),
+            ("2m", false),
+            ("4m59s", false),
             ("5m", false),
             ("1500ms", false),
         ] {

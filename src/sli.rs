@@ -1,12 +1,23 @@
 //! The PromQL for an SLI: error and request rates over any window, built from what the user
 //! wrote (a series selector, or an expression with `$window`).
 
-use promql_parser::parser::{self, Expr};
+use promql_parser::label::{METRIC_NAME, MatchOp, Matcher};
+use promql_parser::parser::{self, Expr, VectorSelector};
 
 use crate::duration::Duration;
 
 /// Placeholder users write for the range of a rate.
 pub const WINDOW_PLACEHOLDER: &str = "$window";
+
+/// The longest PromQL a field may hold, in characters (what the CRD's `maxLength` counts).
+/// Parsing is the first thing done with a field, so this bounds its CPU before anything else.
+pub const MAX_PROMQL_CHARS: usize = 4096;
+/// The most series selectors in one field. Every selector is read again for each window the
+/// rules record, so this bounds the raw reads an SLO adds to Prometheus (see `rule_cost`).
+pub const MAX_SELECTORS: usize = 8;
+/// The most terms (functions, operators, selectors, numbers, parentheses) in one field: a few
+/// selectors with their sums, rates and a division fit in 30.
+pub const MAX_TERMS: usize = 64;
 
 /// One user-supplied input: a plain selector is wrapped as `sum(rate(<sel>[w]))`, an
 /// expression has `$window` replaced.
@@ -19,12 +30,13 @@ pub enum Source {
 impl Source {
     /// Accepts a series selector or an expression using `$window`; the error says which fix applies.
     pub fn parse(text: &str) -> Result<Self, String> {
+        check_size(text)?;
         let text = text.trim();
         if text.is_empty() {
             return Err("must not be empty; write a series selector such as http_requests_total{job=\"api\"}".into());
         }
         if text.contains(WINDOW_PLACEHOLDER) {
-            let expr = parse_template(text)?;
+            let expr = parse_sli_template(text)?;
             if !matches!(
                 expr.value_type(),
                 parser::value::ValueType::Vector | parser::value::ValueType::Scalar
@@ -61,14 +73,10 @@ impl Source {
     }
 }
 
-fn check_plain_selector(vs: &parser::VectorSelector) -> Result<(), String> {
+fn check_plain_selector(vs: &VectorSelector) -> Result<(), String> {
+    check_metric(vs)?;
     if vs.offset.is_some() || vs.at.is_some() {
         return Err("must not use offset or @; slo-warden evaluates the SLI at the current time".into());
-    }
-    if !vs.matchers.or_matchers.is_empty() {
-        return Err(
-            "uses `or` inside the braces, which Prometheus 2 does not understand; use a regex matcher instead".into(),
-        );
     }
     Ok(())
 }
@@ -80,20 +88,198 @@ pub fn parse_promql(text: &str) -> Result<Expr, String> {
 }
 
 /// Stands in for `$window` while parsing: a valid range of the same length, so positions in
-/// the probe are positions in what the user wrote.
-const WINDOW_PROBE: &str = "000005m";
+/// the probe are positions in what the user wrote, and one nobody writes, so a range of this
+/// length in the parsed expression is a `$window` (were it written out, it reads under a minute).
+const WINDOW_PROBE: &str = "54321ms";
+/// [`WINDOW_PROBE`] as the parser prints it.
+const WINDOW_PROBE_SHOWN: &str = "54s321ms";
+const WINDOW_PROBE_MILLIS: u128 = 54_321;
 
 /// Parses an expression that may use `$window`.
 pub fn parse_template(text: &str) -> Result<Expr, String> {
     parse_promql_as(&text.replace(WINDOW_PLACEHOLDER, WINDOW_PROBE), text)
 }
 
+/// Parses an SLI expression using `$window` and checks that its cost is bounded: at most
+/// [`MAX_PROMQL_CHARS`], [`MAX_TERMS`] and [`MAX_SELECTORS`], every selector naming its metric,
+/// and no range but `$window` (no explicit range, no subquery), so each window the rules
+/// record reads exactly that window once per selector.
+pub fn parse_sli_template(text: &str) -> Result<Expr, String> {
+    check_size(text)?;
+    let expr = parse_template(text)?;
+    check_template(&expr)?;
+    Ok(expr)
+}
+
+/// What is checked before parsing: the length, and a rough count of tokens, since the
+/// parser's time grows with the tokens (4096 characters of `a+a+...` took half a second).
+fn check_size(text: &str) -> Result<(), String> {
+    let chars = text.chars().count();
+    if chars > MAX_PROMQL_CHARS {
+        return Err(format!(
+            "must be at most {MAX_PROMQL_CHARS} characters (got {chars}); it starts {}",
+            quote(text)
+        ));
+    }
+    let tokens = rough_tokens(text);
+    if tokens > MAX_TOKENS {
+        return Err(format!(
+            "is too complex: {tokens} tokens (names, numbers, operators, brackets) where at most {MAX_TOKENS} \
+             are allowed; record the parts you need with your own recording rules and select those"
+        ));
+    }
+    Ok(())
+}
+
+/// The most tokens [`rough_tokens`] may count: [`MAX_TERMS`] terms with their label matchers
+/// take about 300.
+const MAX_TOKENS: usize = 8 * MAX_TERMS;
+
+/// Tokens outside string literals: a run of name characters is one, and so is each other
+/// character but whitespace (operators, brackets, commas, a whole quoted string).
+fn rough_tokens(text: &str) -> usize {
+    let (mut tokens, mut quote, mut escaped, mut in_name) = (0, None, false, false);
+    for c in text.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        let name = c.is_alphanumeric() || matches!(c, '_' | ':' | '.' | '$');
+        if (name && !in_name) || (!name && !c.is_whitespace()) {
+            tokens += 1;
+        }
+        in_name = name;
+        if matches!(c, '"' | '\'' | '`') {
+            quote = Some(c);
+        }
+    }
+    tokens
+}
+
+/// `text` in quotes, cut to about 100 characters: messages name a value, they do not echo it.
+pub fn quote(text: &str) -> String {
+    const MAX: usize = 100;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{:?}...", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}
+
+/// A parsed expression as the user wrote it: `$window` where the probe stands.
+fn shown(expr: &impl std::fmt::Display) -> String {
+    quote(&expr.to_string().replace(WINDOW_PROBE_SHOWN, WINDOW_PLACEHOLDER))
+}
+
+/// The bounds of [`parse_sli_template`] on a parsed template. Walks the tree with its own stack
+/// (no recursion) and stops at the first term over the limit.
+fn check_template(expr: &Expr) -> Result<(), String> {
+    let mut stack = vec![expr];
+    let (mut terms, mut selectors) = (0, 0);
+    while let Some(e) = stack.pop() {
+        terms += 1;
+        if terms > MAX_TERMS {
+            return Err(format!(
+                "is too complex: more than {MAX_TERMS} terms (functions, operators, selectors, numbers); \
+                 record the parts you need with your own recording rules and select those"
+            ));
+        }
+        match e {
+            Expr::VectorSelector(vs) => {
+                selectors += 1;
+                check_metric(vs)?;
+            }
+            Expr::MatrixSelector(ms) => {
+                selectors += 1;
+                check_metric(&ms.vs)?;
+                if ms.range.as_millis() != WINDOW_PROBE_MILLIS {
+                    let range = promql_parser::util::display_duration(&ms.range);
+                    let name = ms.vs.name.as_deref().unwrap_or("x");
+                    return Err(format!(
+                        "sets its own range [{range}] in {}; only {WINDOW_PLACEHOLDER} may set a range, \
+                         so that each window reads exactly itself: write {name}[{WINDOW_PLACEHOLDER}]",
+                        shown(ms)
+                    ));
+                }
+            }
+            Expr::Subquery(sq) => {
+                let range =
+                    promql_parser::util::display_duration(&sq.range).replace(WINDOW_PROBE_SHOWN, WINDOW_PLACEHOLDER);
+                let step = sq
+                    .step
+                    .as_ref()
+                    .map(promql_parser::util::display_duration)
+                    .unwrap_or_default();
+                return Err(format!(
+                    "has the subquery [{range}:{step}] in {}; subqueries are not allowed, since one \
+                     evaluates its inner query at every step of its range: use a range of {WINDOW_PLACEHOLDER} \
+                     on the series instead, e.g. sum(rate(x[{WINDOW_PLACEHOLDER}]))",
+                    shown(sq)
+                ));
+            }
+            Expr::Aggregate(a) => {
+                stack.push(&a.expr);
+                stack.extend(a.param.as_deref());
+            }
+            Expr::Unary(u) => stack.push(&u.expr),
+            Expr::Binary(b) => stack.extend([&*b.lhs, &*b.rhs]),
+            Expr::Paren(p) => stack.push(&p.expr),
+            Expr::Call(c) => stack.extend(c.args.args.iter().map(|a| &**a)),
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+        }
+    }
+    if selectors > MAX_SELECTORS {
+        return Err(format!(
+            "has {selectors} series selectors; at most {MAX_SELECTORS} are allowed, since each is read again \
+             for every window the rules record"
+        ));
+    }
+    Ok(())
+}
+
+/// A selector must name one metric: `{__name__=~".+"}`, `{__name__!="x"}` or `{job="api"}`
+/// alone would read every metric they match, however many appear later.
+fn check_metric(vs: &VectorSelector) -> Result<(), String> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(
+            "uses `or` inside the braces, which Prometheus 2 does not understand; use a regex matcher instead".into(),
+        );
+    }
+    let all = || vs.matchers.matchers.iter();
+    let on_name = |m: &&Matcher| m.name == METRIC_NAME;
+    if let Some(m) = all().filter(on_name).find(|m| !matches!(m.op, MatchOp::Equal)) {
+        return Err(format!(
+            "matches the metric name with {}; a selector must name its metric, e.g. \
+             http_requests_total{{code=~\"5..\"}}, so it reads one metric whatever else appears",
+            quote(&m.to_string())
+        ));
+    }
+    if vs.name.is_none() && !all().any(|m| on_name(&m)) {
+        return Err(format!(
+            "has a selector without a metric name, {}; name the metric, e.g. http_requests_total{{job=\"api\"}}, \
+             so it reads one metric whatever else appears",
+            shown(vs)
+        ));
+    }
+    Ok(())
+}
+
 fn parse_promql_as(probe: &str, text: &str) -> Result<Expr, String> {
     parser::parse(probe).map_err(|e| {
-        let e = e.trim();
-        match locate(probe, e) {
-            Some(at) => format!("is not valid PromQL: {e} (at character {} of {text:?})", at + 1),
-            None => format!("is not valid PromQL: {e} (in {text:?})"),
+        let at = locate(probe, e.trim());
+        // The parser's message may quote a token of any length.
+        let e = match e.trim().char_indices().nth(120) {
+            Some((cut, _)) => format!("{}...", &e.trim()[..cut]),
+            None => e.trim().to_string(),
+        };
+        match at {
+            Some(at) => format!("is not valid PromQL: {e} (at character {} of {})", at + 1, quote(text)),
+            None => format!("is not valid PromQL: {e} (in {})", quote(text)),
         }
     })
 }
@@ -193,6 +379,7 @@ impl Sli {
     /// A latency SLI from a classic histogram: good requests are those in the `le` bucket of the
     /// threshold, total requests are `_count`.
     pub fn latency(histogram: &str, threshold: Duration) -> Result<Self, String> {
+        check_size(histogram)?;
         let vs = match parse_promql(histogram.trim())? {
             Expr::VectorSelector(vs) => vs,
             _ => return Err("must be a series selector such as http_request_duration_seconds{job=\"api\"}".into()),
@@ -298,6 +485,109 @@ mod tests {
             "{err}"
         );
         assert!(Source::parse("x offset 5m").unwrap_err().contains("offset"));
+    }
+
+    #[test]
+    fn a_selector_names_one_metric() {
+        let err = Source::parse(r#"{__name__=~".+"}"#).unwrap_err();
+        assert!(
+            err.starts_with(r#"matches the metric name with "__name__=~\".+\""; a selector must name its metric"#),
+            "{err}"
+        );
+        let err = Source::parse(r#"sum(rate({__name__!="up",job="a"}[$window]))"#).unwrap_err();
+        assert!(err.contains(r#"with "__name__!=\"up\"""#), "{err}");
+        let err = Source::parse(r#"sum(rate(x{a="b" or job="c"}[$window]))"#).unwrap_err();
+        assert!(err.starts_with("uses `or` inside the braces"), "{err}");
+        let err = Source::parse(r#"sum(rate({job="a"}[$window]))"#).unwrap_err();
+        assert!(
+            err.starts_with(r#"has a selector without a metric name, "{job=\"a\"}"; name the metric"#),
+            "{err}"
+        );
+        let err = Sli::latency(r#"{__name__=~"h_.*"}"#, Duration::from_millis(300)).unwrap_err();
+        assert!(err.starts_with("matches the metric name with"), "{err}");
+        // An equality on __name__ names the metric.
+        assert!(Source::parse(r#"{__name__="http_requests_total",job="a"}"#).is_ok());
+        assert!(Source::parse(r#"sum(rate({__name__="x"}[$window]))"#).is_ok());
+    }
+
+    #[test]
+    fn only_window_sets_a_range() {
+        let err = Source::parse("sum(rate(e[5m])) / sum(rate(t[$window]))").unwrap_err();
+        assert_eq!(
+            err,
+            r#"sets its own range [5m] in "e[5m]"; only $window may set a range, so that each window reads exactly itself: write e[$window]"#
+        );
+        let err = Source::parse("sum(max_over_time(rate(x[$window])[30d:1s]))").unwrap_err();
+        assert!(
+            err.starts_with(r#"has the subquery [30d:1s] in "rate(x[$window])[30d:1s]"; subqueries are not allowed"#),
+            "{err}"
+        );
+        let err = Source::parse("sum(max_over_time(rate(x[1m])[$window:]))").unwrap_err();
+        assert!(err.starts_with("has the subquery [$window:] in"), "{err}");
+        let err = parse_sli_template("avg_over_time(up{job=\"a\"}[$window]) * 0 + sum(rate(e[1d]))").unwrap_err();
+        assert!(err.starts_with("sets its own range [1d]"), "{err}");
+    }
+
+    #[test]
+    fn size_is_bounded_before_and_after_parsing() {
+        let many = |n: usize| {
+            (0..n)
+                .map(|i| format!("sum(rate(e{i}[$window]))"))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        };
+        assert!(parse_sli_template(&many(MAX_SELECTORS)).is_ok());
+        let err = parse_sli_template(&many(MAX_SELECTORS + 1)).unwrap_err();
+        assert_eq!(
+            err,
+            "has 9 series selectors; at most 8 are allowed, since each is read again for every window the rules record"
+        );
+        let terms = format!("sum(rate(e[$window])){}", " + 1".repeat(MAX_TERMS));
+        let err = parse_sli_template(&terms).unwrap_err();
+        assert!(err.starts_with("is too complex: more than 64 terms"), "{err}");
+
+        let long = format!("sum(rate(e{{job=\"{}\"}}[$window]))", "a".repeat(MAX_PROMQL_CHARS));
+        for err in [
+            parse_sli_template(&long).unwrap_err(),
+            Source::parse(&long).unwrap_err(),
+            Sli::latency(&long, Duration::from_millis(300)).unwrap_err(),
+        ] {
+            assert!(
+                err.starts_with("must be at most 4096 characters (got 4125); it starts \"sum(rate(e{job="),
+                "{err}"
+            );
+            assert!(err.len() < 250, "quotes about 100 characters: {err}");
+        }
+        // Characters are counted, as the CRD's maxLength counts them.
+        let wide = format!("e{{job=\"{}\"}}", "é".repeat(MAX_PROMQL_CHARS - 9));
+        assert_eq!(wide.chars().count(), MAX_PROMQL_CHARS);
+        assert!(Source::parse(&wide).is_ok());
+    }
+
+    #[test]
+    fn tokens_are_counted_before_parsing() {
+        assert_eq!(rough_tokens(r#"sum(rate(x_total{job="a b\" c"}[$window]))"#), 15);
+        assert_eq!(rough_tokens("a+-1.5e-3"), 6);
+        let chain = |n: usize| format!("sum(rate(e[$window])){}", " + a".repeat(n));
+        // What the term bound refuses after parsing, the token bound refuses before.
+        let err = parse_sli_template(&chain(MAX_TOKENS / 2)).unwrap_err();
+        assert!(err.starts_with("is too complex: 522 tokens"), "{err}");
+        let err = Source::parse(&format!("{}a", "a+".repeat(1000))).unwrap_err();
+        assert!(err.starts_with("is too complex: 2001 tokens"), "{err}");
+        // The costliest expression validate accepts is well within it.
+        for slo in crate::rule_cost::worst_case_slos().unwrap() {
+            let text = serde_json::to_value(&slo.spec.indicator).unwrap().to_string();
+            assert!(rough_tokens(&text) < MAX_TOKENS / 2, "{}", rough_tokens(&text));
+        }
+    }
+
+    #[test]
+    fn messages_quote_at_most_about_a_hundred_characters() {
+        assert_eq!(quote("abc"), "\"abc\"");
+        let q = quote(&"x".repeat(4000));
+        assert_eq!(q, format!("{:?}...", "x".repeat(100)));
+        let err = Source::parse(&format!("sum(rate(x[$window])) + {}(", "y".repeat(3000))).unwrap_err();
+        assert!(err.len() < 400, "{err}");
     }
 
     /// Bad events per second over 5m of a latency SLI.

@@ -8,7 +8,7 @@ use crate::api::{BurnRateTier, ServiceLevelObjective, ServiceLevelObjectiveSpec}
 use crate::burn_rate::{self, Tier};
 use crate::decimal::Decimal;
 use crate::duration::Duration;
-use crate::sli::{Bad, Events, Sli, Source, WINDOW_PLACEHOLDER, parse_template};
+use crate::sli::{Bad, Events, Sli, Source, WINDOW_PLACEHOLDER, parse_sli_template};
 
 /// One thing wrong with a spec: the field (`spec.objective`) and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -271,7 +271,7 @@ impl Checker {
             self.problem(field, format!("must use {WINDOW_PLACEHOLDER} as its range, e.g. sum(rate(errors[{WINDOW_PLACEHOLDER}])) / sum(rate(total[{WINDOW_PLACEHOLDER}]))"));
             return None;
         }
-        self.field(field, parse_template(&raw.error_ratio))?;
+        self.field(field, parse_sli_template(&raw.error_ratio))?;
         Some(Sli::Raw(raw.error_ratio.trim().to_string()))
     }
 
@@ -342,6 +342,17 @@ impl Checker {
                 "must list at least one tier, or be left out for the defaults",
             );
         }
+        if custom.len() > burn_rate::MAX_TIERS {
+            self.problem(
+                "spec.alerting.burnRates",
+                format!(
+                    "has {} tiers; at most {} are allowed (the defaults are 4), since each adds an alert and windows read every minute",
+                    custom.len(),
+                    burn_rate::MAX_TIERS
+                ),
+            );
+            return Vec::new();
+        }
         let mut seen = BTreeSet::new();
         let mut tiers = Vec::new();
         for (i, t) in custom.iter().enumerate() {
@@ -367,6 +378,14 @@ impl Checker {
             }
             if short < MIN_ALERT_WINDOW {
                 self.problem(at("short"), format!("must be at least {MIN_ALERT_WINDOW}"));
+            }
+            for (f, w) in [("long", long), ("short", short)] {
+                if !w.as_millis().is_multiple_of(burn_rate::WINDOW_UNIT.as_millis()) {
+                    self.problem(
+                        at(f),
+                        format!("must be whole minutes (got {w}): windows are sums of one-minute tiles"),
+                    );
+                }
             }
             if long > window {
                 self.problem(at("long"), format!("must not exceed the SLO window ({window})"));
@@ -542,6 +561,83 @@ mod tests {
             [
                 "spec.alerting.burnRates[0].short: must be shorter than long (5m)",
                 "spec.alerting.burnRates[1].factor: must be a positive number, e.g. 14.4"
+            ]
+        );
+    }
+
+    #[test]
+    fn sli_cost_refusals_name_the_field() {
+        let raw = |expr: &str| {
+            problems(&format!(
+                "objective: 99\nwindow: 30d\nindicator:\n  raw:\n    errorRatio: '{expr}'\n"
+            ))
+        };
+        let p = raw("sum(rate(e[$window])) / sum(max_over_time(rate(t[$window])[30d:1s]))");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(
+                "spec.indicator.raw.errorRatio: has the subquery [30d:1s] in \"rate(t[$window])[30d:1s]\"; subqueries are not allowed"
+            ),
+            "{p:?}"
+        );
+        let p = raw("sum(rate(e[1d])) / sum(rate(t[$window]))");
+        assert_eq!(
+            p,
+            [
+                "spec.indicator.raw.errorRatio: sets its own range [1d] in \"e[1d]\"; only $window may set a range, so that each window reads exactly itself: write e[$window]"
+            ]
+        );
+        let p = problems(&GOOD.replace("http_requests_total{code=~\"5..\"}", "'{__name__=~\".+\"}'"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("spec.indicator.ratio.errors: matches the metric name with \"__name__=~\\\".+\\\"\""),
+            "{p:?}"
+        );
+        let long = format!("x{{a=\"{}\"}}", "b".repeat(5000));
+        let p = problems(&GOOD.replace("total: http_requests_total", &format!("total: '{long}'")));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("spec.indicator.ratio.total: must be at most 4096 characters (got 5007)"),
+            "{p:?}"
+        );
+        assert!(p[0].len() < 250, "{p:?}");
+        let p = problems(
+            "objective: 99\nwindow: 7d\nindicator:\n  latency:\n    histogram: '{job=\"a\"}'\n    threshold: 1s\n",
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("spec.indicator.latency.histogram: has a selector without a metric name"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn tiers_are_few_and_whole_minutes() {
+        let tier =
+            |long: &str, short: &str| format!("  - {{long: {long}, short: {short}, factor: 2, severity: page}}\n");
+        let tiers = |n: usize| -> String { (1..=n).map(|i| tier(&format!("{i}h"), "5m")).collect() };
+        assert!(
+            problems(&format!(
+                "{GOOD}alerting:\n  burnRates:\n{}",
+                tiers(burn_rate::MAX_TIERS)
+            ))
+            .is_empty()
+        );
+        assert_eq!(
+            problems(&format!("{GOOD}alerting:\n  burnRates:\n{}", tiers(400))),
+            [
+                "spec.alerting.burnRates: has 400 tiers; at most 8 are allowed (the defaults are 4), since each adds an alert and windows read every minute"
+            ]
+        );
+        assert_eq!(
+            problems(&format!(
+                "{GOOD}alerting:\n  burnRates:\n{}{}",
+                tier("1h", "90s"),
+                tier("1h30s", "5m")
+            )),
+            [
+                "spec.alerting.burnRates[0].short: must be whole minutes (got 1m30s): windows are sums of one-minute tiles",
+                "spec.alerting.burnRates[1].long: must be whole minutes (got 1h30s): windows are sums of one-minute tiles",
             ]
         );
     }

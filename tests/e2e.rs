@@ -479,6 +479,63 @@ fn the_api_server_rejects_invalid_slos() {
     });
 }
 
+/// The CRD bounds what one SLO may cost Prometheus before any webhook or operator sees it: an
+/// SLI field over 4096 characters (the 80 KB expression that took seconds to parse) and more
+/// than 8 burn-rate tiers (400 made a 549 KB PrometheusRule) are refused, and nothing is stored.
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn the_api_server_rejects_invalid_slo_sizes() {
+    support::run("rejectsize", async |ctx| {
+        let refused =
+            async |name: &str, spec: Value| match ctx.slos().create(&PostParams::default(), &slo(name, spec)).await {
+                Ok(_) => panic!("the API server accepted SLO {name}"),
+                Err(kube::Error::Api(s)) => {
+                    assert_eq!(s.code, 422, "SLO {name}: {s:?}");
+                    ctx.log(format!(
+                        "rejected {name}: {}",
+                        s.message.chars().take(300).collect::<String>()
+                    ));
+                    s.message
+                }
+                Err(e) => panic!("SLO {name}: unexpected error {e}"),
+            };
+        let mut spec = fast_spec(ctx);
+        let terms = vec![format!("sum(rate(http_requests_total{{service=\"{}\"}}[$window]))", ctx.service); 4000];
+        spec["indicator"]["ratio"]["errors"] = json!(terms.join(" + "));
+        let message = refused("long-promql", spec).await;
+        assert!(
+            message.contains("spec.indicator.ratio.errors: Too long") && message.contains("4096"),
+            "{message}"
+        );
+
+        let mut spec = fast_spec(ctx);
+        let tier = |i: u64| json!({"long": format!("{}m", i + 2), "short": "1m", "factor": 10, "severity": "page"});
+        spec["alerting"]["burnRates"] = json!((0..400).map(tier).collect::<Vec<_>>());
+        let message = refused("many-tiers", spec).await;
+        assert!(
+            message.contains("spec.alerting.burnRates: Too many: 400: must have at most 8 items"),
+            "{message}"
+        );
+
+        // At the bounds, accepted.
+        let mut spec = fast_spec(ctx);
+        spec["alerting"]["burnRates"] = json!((0..8).map(tier).collect::<Vec<_>>());
+        ctx.slos()
+            .create(&PostParams::default(), &slo("eight-tiers", spec))
+            .await
+            .expect("8 tiers are allowed");
+        let names: Vec<String> = ctx
+            .slos()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.name_any())
+            .collect();
+        assert_eq!(names, ["eight-tiers"], "only the SLO within the bounds was stored");
+    });
+}
+
 /// PromQL the API server cannot check: the operator reports it (condition and Warning event),
 /// never generates rules from it, and keeps the last good rules of an SLO edited into it.
 #[test]

@@ -117,8 +117,6 @@ fn sloth_specs_and_crds() {
         [
             ("myservice-requests-availability", None),
             ("myservice-requests-availability", Some("monitoring")),
-            ("home-wifi-good-wifi-client-satisfaction", None),
-            ("home-wifi-risk-wifi-client-satisfaction", None),
             ("home-wifi-wifi-client-satisfaction", None),
             ("svc01-slo1", Some("test-ns")),
             ("svc01-slo02", Some("test-ns")),
@@ -163,7 +161,13 @@ alerting:
     );
     run.says("(svc01-slo02): not carried over: alerting: page and ticket alerts disabled");
     run.says("note: window 30d: Sloth specs have none");
-    run.says("7 of 8 SLO(s) imported; see above for what was not carried over");
+    // Sloth's wifi example counts gauge samples with a subquery per window: refused, since a
+    // subquery's cost grows with its range over its step, which no bound of slo-warden's sets.
+    run.says(
+        "F/sloth/home-wifi.yml: document 1 (home-wifi-good-wifi-client-satisfaction): not carried over: not valid as a \
+         slo-warden SLO: spec.indicator.ratio.total: has the subquery [$window:] in",
+    );
+    run.says("5 of 8 SLO(s) imported; see above for what was not carried over");
 
     // A spec that carries over whole exits 0, and --window sets the window.
     let whole = "version: prometheus/v1\nservice: api\nslos:\n- name: ok\n  objective: 99.5\n  sli:\n    events:\n      \

@@ -158,6 +158,37 @@ fn scenario(name: &str) {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// The costliest SLOs validate accepts (see README "Rule cost") generate rules Prometheus loads.
+#[test]
+fn promtool_accepts_the_worst_case_rules() {
+    let promtool = promtool();
+    let dir = scratch_dir("worst-case");
+    let docs: String = slo_warden::rule_cost::worst_case_slos()
+        .unwrap()
+        .iter()
+        .map(|slo| format!("---\n{}", serde_yaml::to_string(slo).unwrap()))
+        .collect();
+    fs::write(dir.join("slo.yaml"), docs).unwrap();
+    let out = run(
+        Command::new(env!("CARGO_BIN_EXE_slo-warden")).args(["generate", "--format", "rulefile", "slo.yaml"]),
+        "slo-warden generate --format rulefile slo.yaml",
+        &dir,
+    );
+    fs::write(dir.join("rules.yaml"), &out.stdout).unwrap();
+    let out = run(
+        Command::new(&promtool).args(["check", "rules", "rules.yaml"]),
+        "promtool check rules rules.yaml",
+        &dir,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("SUCCESS: 90 rules found"),
+        "{}",
+        describe("promtool check rules", &out)
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
 macro_rules! scenarios {
     ($($test:ident => $dir:literal),* $(,)?) => {
         $(

@@ -80,11 +80,14 @@ pub struct Indicator {
 pub struct RatioIndicator {
     /// Counter(s) of failed events, e.g. `http_requests_total{job="checkout",code=~"5.."}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::sli::MAX_PROMQL_CHARS))]
     pub errors: Option<String>,
     /// Counter(s) of successful events; use instead of `errors`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::sli::MAX_PROMQL_CHARS))]
     pub good: Option<String>,
     /// Counter(s) of all events, e.g. `http_requests_total{job="checkout"}`.
+    #[schemars(length(max = crate::sli::MAX_PROMQL_CHARS))]
     #[x_kube(validation = Rule::new("self.size() > 0").message("indicator.ratio.total must not be empty"))]
     pub total: String,
 }
@@ -95,6 +98,7 @@ pub struct RatioIndicator {
 pub struct LatencyIndicator {
     /// Series selector of the histogram without the `_bucket` suffix, e.g.
     /// `http_request_duration_seconds{job="checkout"}`; its `_bucket` and `_count` series are used.
+    #[schemars(length(max = crate::sli::MAX_PROMQL_CHARS))]
     #[x_kube(validation = Rule::new("self.size() > 0").message("indicator.latency.histogram must not be empty"))]
     pub histogram: String,
     /// Latency a good request stays within (a Prometheus duration); must equal one of the
@@ -108,6 +112,7 @@ pub struct LatencyIndicator {
 #[serde(rename_all = "camelCase")]
 pub struct RawIndicator {
     /// An expression returning the error ratio (0..1) over `$window` as a single series.
+    #[schemars(length(max = crate::sli::MAX_PROMQL_CHARS))]
     #[x_kube(validation = Rule::new("self.contains('$window')").message("indicator.raw.errorRatio must use $window as its range, e.g. rate(x[$window])"))]
     pub error_ratio: String,
 }
@@ -130,8 +135,9 @@ pub struct Alerting {
     /// `severity` label of ticket tiers (default `warning`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket_severity: Option<String>,
-    /// Replaces the default multiwindow tiers (14.4x 1h/5m, 6x 6h/30m, 3x 1d/2h, 1x 3d/6h for 30d).
+    /// Replaces the default multiwindow tiers (14.4x 1h/5m, 6x 6h/30m, 3x 1d/2h, 1x 3d/6h for 30d); at most 8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::burn_rate::MAX_TIERS))]
     pub burn_rates: Option<Vec<BurnRateTier>>,
     /// The alert for an SLI that sees no traffic at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
