@@ -181,7 +181,7 @@ mod tests {
         assert_eq!(
             out.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
             [
-                "f.yaml: document 1 (n/p): spec.releaseAfter: \"soon\" is not a Prometheus duration (use e.g. 5m, 1h30m, 30d)"
+                "f.yaml: document 1 (n/p): spec.releaseAfter: must be a Prometheus duration of at most 7d, e.g. 15m (got \"soon\")"
             ]
         );
         assert_eq!(out.policies, 1);

@@ -507,18 +507,21 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         return Err(e);
     }
     // Come back when a release or an override expiry is due; polls trigger the rest.
-    let mut next = ctx.poll_interval * 2;
+    let next = ctx.poll_interval.saturating_mul(2);
     let due = [
-        decision
-            .quiet_since
-            .map(|q| q + jiff::SignedDuration::from_millis(valid.release_after.as_millis() as i64)),
+        decision.quiet_since.map(|q| valid.release_after.after(q)),
         overrides.next_expiry,
     ];
-    for at in due.into_iter().flatten() {
-        let wait = at.duration_since(now).as_millis().max(0) as u64;
-        next = next.min(StdDuration::from_millis(wait) + StdDuration::from_millis(500));
-    }
-    Ok(Action::requeue(next))
+    Ok(Action::requeue(requeue_after(next, now, due.into_iter().flatten())))
+}
+
+/// The wait before the next reconcile: `poll`, or until just after the first of `due`, for
+/// any times at all (a due time in the past is now; one centuries away is `poll`).
+fn requeue_after(poll: StdDuration, now: Timestamp, due: impl Iterator<Item = Timestamp>) -> StdDuration {
+    due.fold(poll, |next, at| {
+        let wait = u64::try_from(at.duration_since(now).as_millis().max(0)).unwrap_or(u64::MAX);
+        next.min(StdDuration::from_millis(wait).saturating_add(StdDuration::from_millis(500)))
+    })
 }
 
 /// Runs every actuator, each on its own: one that fails (say, no Rollout CRD) must not keep
@@ -562,6 +565,10 @@ async fn actuate(
     for (kind, sel, action, spared) in kinds {
         let sel = match sel {
             Ok(s) => s.as_ref(),
+            // Letting go needs no selector: the claims on the objects say what the policy
+            // holds, so a selector it cannot use never keeps it from releasing (or the
+            // finalizer, and with it the namespace's deletion, from completing).
+            Err(_) if enforce.is_empty() => None,
             Err(e) => {
                 errors.push(Error::InvalidSpec(e.to_string()));
                 None
