@@ -33,6 +33,9 @@ pub enum Error {
 
     #[error("{0}")]
     Config(String),
+
+    #[error("the reconcile panicked: {0}; this is a bug in slo-warden, please report it")]
+    Panicked(String),
 }
 
 impl Error {
@@ -47,6 +50,7 @@ impl Error {
             Self::RolloutCrdMissing => "RolloutCRDMissing",
             Self::Prometheus(_) => "PrometheusUnavailable",
             Self::Config(_) => "InvalidConfig",
+            Self::Panicked(_) => "ReconcilePanicked",
         }
     }
 

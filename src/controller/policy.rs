@@ -57,29 +57,59 @@ pub async fn reconcile(policy: Arc<ErrorBudgetPolicy>, ctx: Arc<Shared>) -> Resu
         .namespace()
         .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
     let api: Api<ErrorBudgetPolicy> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, policy.clone(), |event| async {
-        match event {
-            finalizer::Event::Apply(p) => apply(&p, &ctx).await,
-            finalizer::Event::Cleanup(p) => cleanup(&p, &ctx).await,
-        }
+    let finalized = super::unwind::contained(async {
+        Ok(finalizer(&api, FINALIZER, policy.clone(), |event| async {
+            match event {
+                finalizer::Event::Apply(p) => apply(&p, &ctx).await,
+                finalizer::Event::Cleanup(p) => cleanup(&p, &ctx).await,
+            }
+        })
+        .await)
     })
-    .await
-    .map_err(|e| match e {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => Error::api(e, || {
-            format!("patch errorbudgetpolicies {ns}/{} (its finalizer)", policy.name_any())
-        }),
-        finalizer::Error::UnnamedObject => Error::MissingObjectKey("metadata.name"),
-        finalizer::Error::InvalidFinalizer => Error::InvalidSpec(format!("invalid finalizer {FINALIZER}")),
+    .await;
+    let result = finalized.and_then(|r| {
+        r.map_err(|e| match e {
+            finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+            finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => Error::api(e, || {
+                format!("patch errorbudgetpolicies {ns}/{} (its finalizer)", policy.name_any())
+            }),
+            finalizer::Error::UnnamedObject => Error::MissingObjectKey("metadata.name"),
+            finalizer::Error::InvalidFinalizer => Error::InvalidSpec(format!("invalid finalizer {FINALIZER}")),
+        })
     });
     match &result {
         Ok(_) => ctx.backoff.succeeded(&key(&policy)),
         Err(e) => {
             ctx.metrics.failure(CONTROLLER, e.reason());
             tracing::warn!(reason = e.reason(), error = %e, "reconcile failed");
+            // A panic left no status behind: say it on the object (what it holds stays held).
+            if let Error::Panicked(_) = e
+                && let Err(status_err) = report_failure(&policy, e, &ctx).await
+            {
+                tracing::warn!(error = %status_err, "cannot record the failure in status");
+            }
         }
     }
     result
+}
+
+/// `Ready=False` with the error's reason, the rest of the status as it was.
+async fn report_failure(policy: &ErrorBudgetPolicy, e: &Error, ctx: &Shared) -> Result<bool> {
+    let previous = policy.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    let generation = policy.metadata.generation;
+    let message = e.to_string();
+    set_condition(
+        &mut status,
+        &previous,
+        READY,
+        FALSE,
+        e.reason(),
+        &message,
+        generation,
+        Timestamp::now(),
+    );
+    write_status(policy, &previous, &status, ctx).await
 }
 
 pub fn error_policy(policy: Arc<ErrorBudgetPolicy>, error: &Error, ctx: Arc<Shared>) -> Action {
@@ -939,6 +969,35 @@ mod tests {
             "sent as null, not left out"
         );
         assert_eq!(patch["status"]["stage"], "");
+    }
+
+    #[test]
+    fn the_next_reconcile_is_due_for_any_times() {
+        let poll = StdDuration::from_secs(60);
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let at = |secs: i64| now + jiff::SignedDuration::from_secs(secs);
+        assert_eq!(requeue_after(poll, now, std::iter::empty()), poll);
+        assert_eq!(
+            requeue_after(poll, now, [at(10)].into_iter()),
+            StdDuration::from_millis(10_500)
+        );
+        assert_eq!(
+            requeue_after(poll, now, [at(-10)].into_iter()),
+            StdDuration::from_millis(500)
+        );
+        // A releaseAfter at its bound from a quiet period at the end of time, and times at
+        // both ends of what jiff represents: no panic, a sane wait.
+        let release = crate::api::bounds::MAX_RELEASE_AFTER.after(Timestamp::MAX);
+        let extremes = [release, Timestamp::MAX, Timestamp::MIN];
+        assert_eq!(
+            requeue_after(poll, now, extremes.into_iter()),
+            StdDuration::from_millis(500)
+        );
+        assert_eq!(requeue_after(poll, Timestamp::MIN, [Timestamp::MAX].into_iter()), poll);
+        assert_eq!(
+            requeue_after(StdDuration::MAX, Timestamp::MIN, [Timestamp::MAX].into_iter()),
+            StdDuration::from_millis(Timestamp::MAX.duration_since(Timestamp::MIN).as_millis() as u64 + 500)
+        );
     }
 
     #[test]

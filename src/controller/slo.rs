@@ -45,10 +45,13 @@ pub async fn reconcile(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action>
     span.record("namespace", meta.namespace.as_deref().unwrap_or_default());
     span.record("name", meta.name.as_deref().unwrap_or_default());
     let key = key_of(meta);
-    let result = match &guard.0 {
-        Ok(slo) => reconcile_slo(slo, &ctx).await,
-        Err(invalid) => reconcile_unreadable(invalid, &ctx).await,
-    };
+    let result = super::unwind::contained(async {
+        match &guard.0 {
+            Ok(slo) => reconcile_slo(slo, &ctx).await,
+            Err(invalid) => reconcile_unreadable(invalid, &ctx).await,
+        }
+    })
+    .await;
     match &result {
         Ok(_) => ctx.backoff.succeeded(&key),
         Err(e) => {
