@@ -125,7 +125,8 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
 async fn reconcile_unreadable(invalid: &InvalidObject, ctx: &Context) -> Result<Action> {
     let (ns, name) = key_of(&invalid.metadata);
     let api: Api<ServiceLevelObjective> = Api::namespaced(ctx.client.clone(), &ns);
-    let message = format!("cannot be read: {}", invalid.error);
+    // The parser's message may quote the whole offending value.
+    let message = format!("cannot be read: {}", crate::api::bounds::shorten(&invalid.error));
     let ready = json!({
         "type": READY, "status": FALSE, "reason": "InvalidSpec", "message": message,
         "observedGeneration": invalid.metadata.generation,

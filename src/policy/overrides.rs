@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use crate::api::bounds::{self, MAX_OVERRIDE};
 use crate::api::{ErrorBudgetOverrideSpec, OverrideState};
 use crate::duration::Duration;
+use crate::validate::Problem;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluated {
@@ -21,18 +22,52 @@ pub fn requester(spec: &ErrorBudgetOverrideSpec) -> &str {
     spec.requested_by.as_deref().unwrap_or("an unknown user")
 }
 
+/// What is wrong with an override's spec on its own (the CRD's bounds, in its words), without
+/// its policy or the time.
+pub fn problems(spec: &ErrorBudgetOverrideSpec) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut problem = |field: &str, message: String| {
+        problems.push(Problem {
+            field: field.into(),
+            message,
+        })
+    };
+    if spec.policy.is_empty() {
+        problem("spec.policy", "must name an ErrorBudgetPolicy".into());
+    } else if let Err(e) = bounds::length(&spec.policy, bounds::NAME_LEN) {
+        problem("spec.policy", e);
+    }
+    if let Err(e) = bounds::duration(&spec.duration, bounds::POSITIVE, MAX_OVERRIDE, "2h") {
+        problem("spec.duration", e);
+    }
+    if spec.reason.trim().is_empty() {
+        problem(
+            "spec.reason",
+            "must say why the override is needed, e.g. hotfix for INC-123".into(),
+        );
+    } else if let Err(e) = bounds::length(&spec.reason, bounds::TEXT_LEN) {
+        problem("spec.reason", e);
+    }
+    if let Some(by) = &spec.requested_by
+        && let Err(e) = bounds::length(by, bounds::TEXT_LEN)
+    {
+        problem("spec.requestedBy", e);
+    }
+    problems
+}
+
 pub fn evaluate(spec: &ErrorBudgetOverrideSpec, created: Timestamp, max: Duration, now: Timestamp) -> Evaluated {
     let rejected = |message: String| Evaluated {
         state: OverrideState::Rejected,
         expires_at: None,
         message,
     };
-    if spec.reason.trim().is_empty() {
-        return rejected("spec.reason is empty: say why the override is needed, e.g. hotfix for INC-123".into());
+    if let Some(p) = problems(spec).first() {
+        return rejected(p.to_string());
     }
     let duration = match bounds::duration(&spec.duration, bounds::POSITIVE, MAX_OVERRIDE, "2h") {
         Ok(d) => d,
-        Err(e) => return rejected(format!("spec.duration {e}")),
+        Err(e) => return rejected(format!("spec.duration: {e}")),
     };
     let max = max.min(MAX_OVERRIDE);
     if duration > max {
@@ -124,7 +159,7 @@ mod tests {
             assert_eq!(e.state, OverrideState::Rejected, "{past}");
             assert!(
                 e.message
-                    .starts_with("spec.duration must be a Prometheus duration of at most 30d"),
+                    .starts_with("spec.duration: must be a Prometheus duration of at most 30d"),
                 "{}",
                 e.message
             );
