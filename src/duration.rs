@@ -22,14 +22,15 @@ impl Duration {
     pub const fn from_millis(millis: u64) -> Self {
         Self { millis }
     }
+    // Saturating: some of these are built from numbers Prometheus returns.
     pub const fn minutes(m: u64) -> Self {
-        Self::from_millis(m * 60_000)
+        Self::from_millis(m.saturating_mul(60_000))
     }
     pub const fn hours(h: u64) -> Self {
-        Self::from_millis(h * 3_600_000)
+        Self::from_millis(h.saturating_mul(3_600_000))
     }
     pub const fn days(d: u64) -> Self {
-        Self::from_millis(d * 24 * 3_600_000)
+        Self::from_millis(d.saturating_mul(24 * 3_600_000))
     }
     pub fn as_millis(self) -> u64 {
         self.millis
@@ -144,6 +145,8 @@ mod tests {
         assert_eq!(Duration::from_millis(u64::MAX).after(jiff::Timestamp::MIN), max);
         assert_eq!(Duration::parse("10000y").unwrap().after(t), max);
         assert_eq!(Duration::from_millis(0).after(max), max);
+        assert_eq!(Duration::hours(u64::MAX), Duration::from_millis(u64::MAX));
+        assert_eq!(Duration::days(u64::MAX / 2), Duration::from_millis(u64::MAX));
     }
 
     #[test]
