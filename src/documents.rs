@@ -135,8 +135,12 @@ fn check(kind: &str, value: Value, check: Check) -> (Vec<Problem>, Option<ValidS
         ));
         return (problems, None);
     }
+    // The API server prunes unknown fields before admission: only a file can have them.
     let unknown = |paths: Vec<String>, problems: &mut Vec<Problem>| {
-        for path in paths.into_iter().filter(|p| p.starts_with("spec")) {
+        for path in paths
+            .into_iter()
+            .filter(|p| p.starts_with("spec") && check == Check::File)
+        {
             problems.push(problem(
                 &path,
                 "is not a known field; check its spelling against the API reference",
@@ -494,6 +498,14 @@ mod tests {
             ]
         );
         assert_eq!(out.overrides, 0);
+
+        // At admission requestedBy is the webhook's own stamp, and unknown fields were pruned.
+        let yaml: serde_yaml::Value =
+            serde_yaml::from_str(&OVERRIDE.replace("policy: p", "policy: p\n  requestedBy: alice\n  extra: 1"))
+                .unwrap();
+        let doc = serde_json::to_value(yaml).unwrap();
+        assert_eq!(problems_of("ErrorBudgetOverride", doc.clone(), Check::Admission), []);
+        assert_eq!(problems_of("ErrorBudgetOverride", doc, Check::File).len(), 2);
     }
 
     /// One step of a reported field path, parsed back.
