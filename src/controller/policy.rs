@@ -593,17 +593,7 @@ async fn actuate(
         ),
     ];
     for (kind, sel, action, spared) in kinds {
-        let sel = match sel {
-            Ok(s) => s.as_ref(),
-            // Letting go needs no selector: the claims on the objects say what the policy
-            // holds, so a selector it cannot use never keeps it from releasing (or the
-            // finalizer, and with it the namespace's deletion, from completing).
-            Err(_) if enforce.is_empty() => None,
-            Err(e) => {
-                errors.push(Error::InvalidSpec(e.to_string()));
-                None
-            }
-        };
+        let sel = usable(sel, enforce.is_empty(), &mut errors);
         let want = enforce.contains(&action);
         let cached = ctx.stores.workloads_in(&ns, kind.kind == "Rollout");
         match workload::reconcile(&ctx.client, &ns, &kind, cached, sel, spared, me, want, reason, now).await {
@@ -651,6 +641,21 @@ async fn actuate(
         }
     }
     (outcomes, errors)
+}
+
+/// The selector an actuator matches with. One the policy cannot use is a spec problem while it
+/// holds something; letting go needs none (the claims on the objects say what the policy
+/// holds), so such a selector never keeps it from releasing, nor its finalizer (and with it the
+/// namespace's deletion) from completing.
+fn usable<'a>(sel: &'a Result<Option<Selector>>, releasing: bool, errors: &mut Vec<Error>) -> Option<&'a Selector> {
+    match sel {
+        Ok(s) => s.as_ref(),
+        Err(_) if releasing => None,
+        Err(e) => {
+            errors.push(Error::InvalidSpec(e.to_string()));
+            None
+        }
+    }
 }
 
 /// `status.enforced` from what the objects say now; entries keep their `since`.
@@ -969,6 +974,31 @@ mod tests {
             "sent as null, not left out"
         );
         assert_eq!(patch["status"]["stage"], "");
+    }
+
+    #[test]
+    fn a_selector_it_cannot_use_never_keeps_a_policy_from_letting_go() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+        let bogus = LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "app".into(),
+                operator: "Bogus".into(),
+                values: Some(vec!["web".into()]),
+            }]),
+            match_labels: None,
+        };
+        let sel = Some(workload::selector(&bogus, "spec.targets.deployments")).transpose();
+        let mut errors = Vec::new();
+        assert!(usable(&sel, true, &mut errors).is_none());
+        assert!(errors.is_empty(), "releasing (the finalizer) goes on");
+        assert!(usable(&sel, false, &mut errors).is_none());
+        assert_eq!(errors.len(), 1, "holding with it is a spec problem");
+        assert_eq!(errors[0].reason(), "InvalidSpec");
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("spec.targets.deployments: not a valid label selector")
+        );
     }
 
     #[test]
