@@ -148,27 +148,31 @@ fn check(kind: &str, value: Value, check: Check) -> (Vec<Problem>, Option<ValidS
         }
     };
     match kind {
-        "ServiceLevelObjective" => match typed::<crate::api::ServiceLevelObjective>(value) {
-            Ok((slo, ignored)) => {
-                let clean = ignored.iter().all(|p| !p.starts_with("spec"));
-                unknown(ignored, &mut problems);
+        "ServiceLevelObjective" => {
+            let t = typed::<crate::api::ServiceLevelObjective>(value);
+            let clean = t.problems.is_empty() && t.ignored.iter().all(|p| !p.starts_with("spec"));
+            problems.extend(t.problems);
+            unknown(t.ignored, &mut problems);
+            if let Some(slo) = t.object {
                 match validate::validate(&slo) {
                     Ok(v) => valid = clean.then_some(v),
                     Err(p) => problems.extend(p),
                 }
             }
-            Err(p) => problems.extend(p),
-        },
-        "ErrorBudgetPolicy" => match typed::<ErrorBudgetPolicy>(value) {
-            Ok((policy, ignored)) => {
-                unknown(ignored, &mut problems);
+        }
+        "ErrorBudgetPolicy" => {
+            let t = typed::<ErrorBudgetPolicy>(value);
+            problems.extend(t.problems);
+            unknown(t.ignored, &mut problems);
+            if let Some(policy) = t.object {
                 problems.extend(crate::policy::validate(&policy.spec).err().unwrap_or_default());
             }
-            Err(p) => problems.extend(p),
-        },
-        "ErrorBudgetOverride" => match typed::<ErrorBudgetOverride>(value) {
-            Ok((o, ignored)) => {
-                unknown(ignored, &mut problems);
+        }
+        "ErrorBudgetOverride" => {
+            let t = typed::<ErrorBudgetOverride>(value);
+            problems.extend(t.problems);
+            unknown(t.ignored, &mut problems);
+            if let Some(o) = t.object {
                 problems.extend(crate::policy::overrides::problems(&o.spec));
                 if let (Some(by), Check::File) = (&o.spec.requested_by, check) {
                     problems.push(problem(
@@ -180,8 +184,7 @@ fn check(kind: &str, value: Value, check: Check) -> (Vec<Problem>, Option<ValidS
                     ));
                 }
             }
-            Err(p) => problems.extend(p),
-        },
+        }
         _ => {}
     }
     problems.truncate(MAX_PROBLEMS);
@@ -191,14 +194,26 @@ fn check(kind: &str, value: Value, check: Check) -> (Vec<Problem>, Option<ValidS
 /// Problems reported for one document at most: enough to fix, few enough to read.
 pub const MAX_PROBLEMS: usize = 50;
 
-/// `value` as a `T`, with the paths of fields `T` does not know; else every value of the wrong
-/// type, each at its path. After each error the value at its path is taken out and the rest is
-/// read again, so one mistake does not hide the next.
-pub fn typed<T: DeserializeOwned>(mut value: Value) -> Result<(T, Vec<String>), Vec<Problem>> {
+/// A document read as a `T`.
+pub struct Typed<T> {
+    /// The object, without the values of `problems` when there are some (so the rest can still
+    /// be checked); `None` when a required field was among them.
+    pub object: Option<T>,
+    /// Paths of fields `T` does not know.
+    pub ignored: Vec<String>,
+    /// Every value of the wrong type, at its path.
+    pub problems: Vec<Problem>,
+}
+
+/// `value` as a `T`. After each value of the wrong type, that value is taken out and the rest
+/// is read again, so one mistake does not hide the next.
+pub fn typed<T: DeserializeOwned>(mut value: Value) -> Typed<T> {
     let mut problems = Vec::new();
     let mut removed: Vec<String> = Vec::new();
+    let mut ignored = Vec::new();
+    let mut object = None;
     for _ in 0..MAX_PROBLEMS {
-        let mut ignored = Vec::new();
+        ignored.clear();
         let mut record = |p: serde_ignored::Path| {
             let mut steps = Vec::new();
             Step::ignored(&p, &mut steps);
@@ -206,8 +221,10 @@ pub fn typed<T: DeserializeOwned>(mut value: Value) -> Result<(T, Vec<String>), 
         };
         let de = serde_ignored::Deserializer::new(&value, &mut record);
         let e = match serde_path_to_error::deserialize::<_, T>(de) {
-            Ok(t) if problems.is_empty() => return Ok((t, ignored)),
-            Ok(_) => break,
+            Ok(t) => {
+                object = Some(t);
+                break;
+            }
             Err(e) => e,
         };
         let path: Vec<Step> = e.path().iter().filter_map(Step::of).collect();
@@ -224,13 +241,21 @@ pub fn typed<T: DeserializeOwned>(mut value: Value) -> Result<(T, Vec<String>), 
             }
         }
         let field = render(&path);
+        // A list entry emptied after its own error: already reported.
+        if removed.contains(&field) {
+            break;
+        }
         problems.push(problem(&field, shorten(&message)));
         if !remove(&mut value, &path) {
             break;
         }
         removed.push(field);
     }
-    Err(problems)
+    Typed {
+        object,
+        ignored,
+        problems,
+    }
 }
 
 /// One step of a field path.
@@ -437,6 +462,21 @@ mod tests {
             lines(&out),
             [
                 "f.yaml: document 1 (n/p): spec.stages[0].when[1].alertFiring.severity: invalid type: sequence, expected a string"
+            ]
+        );
+        // A wrong type does not hide what the rest of the document gets wrong.
+        let out = run(&POLICY
+            .replace("{name: p, namespace: n}", "{name: p, namespace: n, labels: [x]}")
+            .replace(
+                "slos: {names: [a]}",
+                "slos: {names: [a]}\n  releaseAfter: 10000y\n  dryRun: maybe",
+            ));
+        assert_eq!(
+            lines(&out),
+            [
+                "f.yaml: document 1 (n/p): metadata.labels: invalid type: sequence, expected a map",
+                "f.yaml: document 1 (n/p): spec.dryRun: invalid type: string \"maybe\", expected a boolean",
+                "f.yaml: document 1 (n/p): spec.releaseAfter: must be a Prometheus duration of at most 7d, e.g. 15m (got \"10000y\")",
             ]
         );
         let out = run(&POLICY.replace("[freezeDeployments]", "[unpauseEverything]"));
