@@ -586,6 +586,24 @@ mod tests {
             with(&format!("{{pageSeverity: {}}}", "p".repeat(64))),
             ["spec.alerting.pageSeverity: must be at most 63 characters (got 64)"]
         );
+        assert!(problems(&format!("{GOOD}description: {}\n", "d".repeat(1024))).is_empty());
+        assert!(problems(&format!("{GOOD}service: {}\n", "s".repeat(253))).is_empty());
+        assert_eq!(
+            problems(&format!("{GOOD}service: {}\n", "s".repeat(254))),
+            ["spec.service: must be at most 253 characters (got 254)"]
+        );
+        let latency = |threshold: &str| {
+            problems(&format!(
+                "objective: 99\nwindow: 7d\nindicator:\n  latency:\n    histogram: h_seconds\n    threshold: {threshold}\n"
+            ))
+        };
+        assert!(latency("1d").is_empty());
+        assert_eq!(
+            latency("1d1ms"),
+            [
+                "spec.indicator.latency.threshold: must be a Prometheus duration of at most 1d, e.g. 300ms (got \"1d1ms\"); it must equal one of the histogram's bucket bounds"
+            ]
+        );
         let p = problems(&format!("{GOOD}description: {}\n", "d".repeat(1025)));
         assert_eq!(p, ["spec.description: must be at most 1024 characters (got 1025)"]);
         let p = problems(&format!("{GOOD}alerting: {{name: '{}'}}\n", "A-".repeat(5_000)));

@@ -369,13 +369,24 @@ mod tests {
                 "spec.targets.deployments.matchExpressions[3].values: must have at most 64 entries (got 65)",
             ]
         );
+        let labels = |n: usize| -> std::collections::BTreeMap<String, String> {
+            (0..n).map(|i| (format!("l{i}"), "v".into())).collect()
+        };
+        let at_bound = LabelSelector {
+            match_expressions: Some(vec![term("Exists", None); MATCH_EXPRESSIONS]),
+            match_labels: Some(labels(MATCH_LABELS)),
+        };
+        assert!(fields(&at_bound).is_empty());
         let many = LabelSelector {
             match_expressions: Some(vec![term("Exists", None); MATCH_EXPRESSIONS + 1]),
-            match_labels: None,
+            match_labels: Some(labels(MATCH_LABELS + 1)),
         };
         assert_eq!(
             fields(&many),
-            ["spec.targets.deployments.matchExpressions: must have at most 16 entries (got 17)"]
+            [
+                "spec.targets.deployments.matchLabels: must have at most 32 entries (got 33)",
+                "spec.targets.deployments.matchExpressions: must have at most 16 entries (got 17)"
+            ]
         );
     }
 }

@@ -167,6 +167,24 @@ mod tests {
     }
 
     #[test]
+    fn strings_at_their_bound_and_just_past_it() {
+        let fields = |policy: usize, reason: usize| -> Vec<String> {
+            let mut s = spec("2h", &"r".repeat(reason));
+            s.policy = "p".repeat(policy);
+            problems(&s).iter().map(ToString::to_string).collect()
+        };
+        assert!(fields(253, 1024).is_empty());
+        assert_eq!(
+            fields(254, 1025),
+            [
+                "spec.policy: must be at most 253 characters (got 254)",
+                "spec.reason: must be at most 1024 characters (got 1025)"
+            ]
+        );
+        assert_eq!(fields(0, 1), ["spec.policy: must name an ErrorBudgetPolicy"]);
+    }
+
+    #[test]
     fn an_expiry_past_the_end_of_time_is_rejected_not_a_panic() {
         let e = evaluate(&spec("30d", "x"), Timestamp::MAX, MAX_OVERRIDE, Timestamp::MAX);
         assert_eq!(e.state, OverrideState::Rejected);
