@@ -22,20 +22,37 @@ impl Duration {
     pub const fn from_millis(millis: u64) -> Self {
         Self { millis }
     }
+    // Saturating: some of these are built from numbers Prometheus returns.
     pub const fn minutes(m: u64) -> Self {
-        Self::from_millis(m * 60_000)
+        Self::from_millis(m.saturating_mul(60_000))
     }
     pub const fn hours(h: u64) -> Self {
-        Self::from_millis(h * 3_600_000)
+        Self::from_millis(h.saturating_mul(3_600_000))
     }
     pub const fn days(d: u64) -> Self {
-        Self::from_millis(d * 24 * 3_600_000)
+        Self::from_millis(d.saturating_mul(24 * 3_600_000))
     }
     pub fn as_millis(self) -> u64 {
         self.millis
     }
     pub fn as_secs_f64(self) -> f64 {
         self.millis as f64 / 1000.0
+    }
+
+    /// As a jiff duration; `None` past what it can hold (about 292 million years).
+    pub fn signed(self) -> Option<jiff::SignedDuration> {
+        i64::try_from(self.millis).ok().map(jiff::SignedDuration::from_millis)
+    }
+
+    /// `t` plus this duration; `None` past the latest time jiff represents (9999-12-31).
+    pub fn checked_after(self, t: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        self.signed().and_then(|d| t.checked_add(d).ok())
+    }
+
+    /// `t` plus this duration, or the latest time jiff represents: a moment that far out
+    /// never comes.
+    pub fn after(self, t: jiff::Timestamp) -> jiff::Timestamp {
+        self.checked_after(t).unwrap_or(jiff::Timestamp::MAX)
     }
 
     /// Parses a Prometheus duration: one or more `<integer><unit>`, units in descending order.
@@ -115,6 +132,21 @@ mod tests {
             assert_eq!(d.as_millis(), millis, "{input}");
             assert_eq!(d.to_string(), shown, "{input}");
         }
+    }
+
+    #[test]
+    fn time_after_never_overflows() {
+        let t = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        assert_eq!(Duration::minutes(15).after(t), t + jiff::SignedDuration::from_mins(15));
+        let max = jiff::Timestamp::MAX;
+        assert_eq!(Duration::from_millis(1).after(max), max);
+        assert_eq!(Duration::from_millis(1).checked_after(max), None);
+        assert_eq!(Duration::from_millis(u64::MAX).signed(), None);
+        assert_eq!(Duration::from_millis(u64::MAX).after(jiff::Timestamp::MIN), max);
+        assert_eq!(Duration::parse("10000y").unwrap().after(t), max);
+        assert_eq!(Duration::from_millis(0).after(max), max);
+        assert_eq!(Duration::hours(u64::MAX), Duration::from_millis(u64::MAX));
+        assert_eq!(Duration::days(u64::MAX / 2), Duration::from_millis(u64::MAX));
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub enum Error {
 
     #[error("this replica no longer holds the leader Lease; the new leader takes over")]
     NotLeading,
+
+    #[error("the reconcile panicked: {0}; this is a bug in slo-warden, please report it")]
+    Panicked(String),
 }
 
 impl Error {
@@ -51,6 +54,7 @@ impl Error {
             Self::Prometheus(_) => "PrometheusUnavailable",
             Self::Config(_) => "InvalidConfig",
             Self::NotLeading => "NotLeading",
+            Self::Panicked(_) => "ReconcilePanicked",
         }
     }
 

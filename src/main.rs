@@ -34,8 +34,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<String>,
     },
-    /// Check ServiceLevelObjective and ErrorBudgetPolicy files; prints one line per problem and
-    /// exits non-zero if any.
+    /// Check ServiceLevelObjective, ErrorBudgetPolicy and ErrorBudgetOverride files; prints one
+    /// line per problem, its field path first, and exits non-zero if any.
     Validate {
         #[arg(required = true)]
         files: Vec<String>,
@@ -85,6 +85,7 @@ fn load_all(files: &[String]) -> Result<Loaded, ExitCode> {
     let mut out = Loaded {
         valid: vec![],
         policies: 0,
+        overrides: 0,
         problems: vec![],
     };
     let mut found = 0;
@@ -99,7 +100,7 @@ fn load_all(files: &[String]) -> Result<Loaded, ExitCode> {
     }
     if found == 0 {
         eprintln!(
-            "no ServiceLevelObjective or ErrorBudgetPolicy documents in {}",
+            "no ServiceLevelObjective, ErrorBudgetPolicy or ErrorBudgetOverride documents in {}",
             files.join(", ")
         );
         return Err(ExitCode::from(2));
@@ -252,9 +253,10 @@ fn main() -> ExitCode {
         Command::Validate { files } => match load_all(&files) {
             Err(code) => code,
             Ok(loaded) if loaded.problems.is_empty() => emit(&format!(
-                "{} ServiceLevelObjective(s) and {} ErrorBudgetPolicy(ies) valid\n",
+                "{} ServiceLevelObjective(s), {} ErrorBudgetPolicy(ies) and {} ErrorBudgetOverride(s) valid\n",
                 loaded.valid.len(),
-                loaded.policies
+                loaded.policies,
+                loaded.overrides
             ))
             .map_or_else(|code| code, |()| ExitCode::SUCCESS),
             Ok(loaded) => {

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use crate::api::bounds::{self, quote};
 use crate::api::{BurnRateTier, ServiceLevelObjective, ServiceLevelObjectiveSpec};
 use crate::burn_rate::{self, Tier};
 use crate::decimal::Decimal;
@@ -26,14 +27,9 @@ impl fmt::Display for Problem {
 /// Labels slo-warden sets on every alert; users may not override them.
 pub const RESERVED_LABELS: [&str; 6] = ["slo", "namespace", "service", "severity", "long", "short"];
 
-const MIN_WINDOW: Duration = Duration::days(1);
-const MAX_WINDOW: Duration = Duration::days(365);
 /// The smallest alert window: rates need a few scrapes inside the range.
 const MIN_ALERT_WINDOW: Duration = Duration::minutes(1);
 const DEFAULT_NO_TRAFFIC_FOR: Duration = Duration::minutes(10);
-/// The no-traffic alert watches 5-minute request rates; a shorter `for` would ticket the ordinary
-/// lulls of a quiet service.
-const MIN_NO_TRAFFIC_FOR: Duration = Duration::minutes(10);
 
 /// A spec that passed every check, with its inputs parsed.
 #[derive(Clone, Debug)]
@@ -82,29 +78,28 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
     if name.is_empty() {
         v.problem("metadata.name", "must be set");
     }
+    v.bounded("metadata.name", bounds::length(&name, bounds::NAME_LEN));
     let spec = &slo.spec;
     let objective = v.objective(spec.objective);
     let window = v.field(
         "spec.window",
-        Duration::parse(&spec.window).map_err(|e| format!("{e}; the window is the rolling period of the objective")),
+        bounds::duration(&spec.window, bounds::MIN_SLO_WINDOW, bounds::MAX_SLO_WINDOW, "30d"),
     );
-    if let Some(w) = window.filter(|w| *w < MIN_WINDOW || *w > MAX_WINDOW) {
-        v.problem(
-            "spec.window",
-            format!("must be between {MIN_WINDOW} and {MAX_WINDOW} (got {w})"),
-        );
-    }
+    v.strings(spec);
     let sli = v.indicator(spec);
     let alert_name = spec.alerting.name.clone().unwrap_or_else(|| "ErrorBudgetBurn".into());
     if !is_metric_name(&alert_name) {
         v.problem(
             "spec.alerting.name",
             format!(
-                "{alert_name:?} is not a valid alert name; use letters, digits and underscores, e.g. ErrorBudgetBurn"
+                "{} is not a valid alert name; use letters, digits and underscores, e.g. ErrorBudgetBurn",
+                quote(&alert_name)
             ),
         );
     }
-    for key in spec.alerting.labels.keys() {
+    // Keys past the bound are reported once by `strings`, and never put into a field path.
+    let short = |k: &&String| k.chars().count() <= bounds::PROMETHEUS_NAME_LEN;
+    for key in spec.alerting.labels.keys().filter(short) {
         if RESERVED_LABELS.contains(&key.as_str()) {
             v.problem(
                 format!("spec.alerting.labels.{key}"),
@@ -120,7 +115,7 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
             );
         }
     }
-    for key in spec.alerting.annotations.keys() {
+    for key in spec.alerting.annotations.keys().filter(short) {
         if !is_label_name(key) {
             v.problem(
                 format!("spec.alerting.annotations.{key}"),
@@ -134,14 +129,10 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
         Some(nt) => match &nt.for_ {
             Some(f) => v.field(
                 "spec.alerting.noTraffic.for",
-                Duration::parse(f).and_then(|d| {
-                    if d < MIN_NO_TRAFFIC_FOR {
-                        Err(format!(
-                            "must be at least {MIN_NO_TRAFFIC_FOR}: it watches 5-minute request rates, and shorter would ticket the ordinary lulls of a quiet service"
-                        ))
-                    } else {
-                        Ok(d)
-                    }
+                bounds::duration(f, bounds::MIN_NO_TRAFFIC_FOR, bounds::MAX_NO_TRAFFIC_FOR, "15m").map_err(|e| {
+                    format!(
+                        "{e}: it watches 5-minute request rates, and shorter would ticket the ordinary lulls of a quiet service"
+                    )
                 }),
             ),
             None => Some(DEFAULT_NO_TRAFFIC_FOR),
@@ -197,6 +188,56 @@ impl Checker {
 
     fn field<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
         result.map_err(|e| self.problem(field, e)).ok()
+    }
+
+    fn bounded(&mut self, field: &str, result: Result<(), String>) {
+        self.field(field, result);
+    }
+
+    /// The length of every free-form string and the size of every map, as the CRD bounds
+    /// them (the PromQL fields and burn-rate tiers are bounded with their own checks).
+    fn strings(&mut self, spec: &ServiceLevelObjectiveSpec) {
+        let a = &spec.alerting;
+        let optional = [
+            ("spec.service", &spec.service, bounds::SERVICE_LEN),
+            ("spec.description", &spec.description, bounds::TEXT_LEN),
+            ("spec.alerting.name", &a.name, bounds::PROMETHEUS_NAME_LEN),
+            ("spec.alerting.pageSeverity", &a.page_severity, bounds::SEVERITY_LEN),
+            ("spec.alerting.ticketSeverity", &a.ticket_severity, bounds::SEVERITY_LEN),
+        ];
+        for (field, value, max) in optional {
+            if let Some(value) = value {
+                self.bounded(field, bounds::length(value, max));
+            }
+        }
+        if let Some(c) = &a.calibration {
+            for (which, alert) in [("tooTight", &c.too_tight), ("tooLoose", &c.too_loose)] {
+                if let Some(name) = alert.as_ref().and_then(|a| a.name.as_ref()) {
+                    self.bounded(
+                        &format!("spec.alerting.calibration.{which}.name"),
+                        bounds::length(name, bounds::PROMETHEUS_NAME_LEN),
+                    );
+                }
+            }
+        }
+        let maps = [
+            ("spec.alerting.labels", &a.labels, bounds::ALERT_LABEL_VALUE_LEN),
+            (
+                "spec.alerting.annotations",
+                &a.annotations,
+                bounds::ANNOTATION_VALUE_LEN,
+            ),
+        ];
+        for (field, map, value_len) in maps {
+            self.bounded(field, bounds::count(map.len(), bounds::ALERT_LABELS));
+            for (k, v) in map.iter().take(bounds::ALERT_LABELS + 1) {
+                if let Err(e) = bounds::length(k, bounds::PROMETHEUS_NAME_LEN) {
+                    self.problem(field, format!("key {}: {e}", quote(k)));
+                } else {
+                    self.bounded(&format!("{field}.{k}"), bounds::length(v, value_len));
+                }
+            }
+        }
     }
 
     fn objective(&mut self, objective: f64) -> Option<(Decimal, Decimal)> {
@@ -257,8 +298,8 @@ impl Checker {
         if let Some(lat) = &ind.latency {
             let threshold = self.field(
                 "spec.indicator.latency.threshold",
-                Duration::parse(&lat.threshold)
-                    .map_err(|e| format!("{e}; it must equal one of the histogram's bucket bounds, e.g. 300ms")),
+                bounds::duration(&lat.threshold, bounds::POSITIVE, bounds::MAX_LATENCY_THRESHOLD, "300ms")
+                    .map_err(|e| format!("{e}; it must equal one of the histogram's bucket bounds")),
             );
             return self.field(
                 "spec.indicator.latency.histogram",
@@ -291,7 +332,10 @@ impl Checker {
             if !is_metric_name(&name) {
                 self.problem(
                     format!("{field}.{which}.name"),
-                    format!("{name:?} is not a valid alert name; use letters, digits and underscores, e.g. {default}"),
+                    format!(
+                        "{} is not a valid alert name; use letters, digits and underscores, e.g. {default}",
+                        quote(&name)
+                    ),
                 );
             }
             name
@@ -512,7 +556,9 @@ mod tests {
         );
         assert_eq!(p.len(), 1);
         assert!(
-            p[0].starts_with("spec.indicator.latency.threshold: \"fast\" is not a Prometheus duration"),
+            p[0].starts_with(
+                "spec.indicator.latency.threshold: must be a Prometheus duration of at most 1d, e.g. 300ms (got \"fast\")"
+            ),
             "{p:?}"
         );
     }
@@ -523,14 +569,65 @@ mod tests {
             "objective: 0\nwindow: 1h\nindicator: {}\nalerting:\n  name: 'bad name'\n  labels: {severity: x}\n",
         );
         assert_eq!(p.len(), 5, "{p:?}");
-        assert!(
-            p.iter()
-                .any(|l| l.starts_with("spec.window: must be between 1d and 365d"))
-        );
+        assert!(p.iter().any(|l| {
+            l.starts_with("spec.window: must be a Prometheus duration from 1d to 365d, e.g. 30d (got \"1h\")")
+        }));
         assert!(
             p.iter()
                 .any(|l| l.starts_with("spec.alerting.labels.severity: is set by slo-warden"))
         );
+    }
+
+    #[test]
+    fn strings_and_maps_at_their_bound_and_just_past_it() {
+        let with = |alerting: &str| problems(&format!("{GOOD}alerting: {alerting}\n"));
+        let labels = |n: usize| -> String { (0..n).map(|i| format!("l{i}: v")).collect::<Vec<_>>().join(", ") };
+        assert!(with(&format!("{{labels: {{{}}}}}", labels(32))).is_empty());
+        assert_eq!(
+            with(&format!("{{labels: {{{}}}}}", labels(33))),
+            ["spec.alerting.labels: must have at most 32 entries (got 33)"]
+        );
+        let key = "k".repeat(129);
+        assert_eq!(
+            with(&format!("{{annotations: {{{key}: v}}}}")),
+            [format!(
+                "spec.alerting.annotations: key \"{}\"…: must be at most 128 characters (got 129)",
+                "k".repeat(100)
+            )]
+        );
+        assert!(with(&format!("{{annotations: {{runbook_url: {}}}}}", "u".repeat(4096))).is_empty());
+        assert_eq!(
+            with(&format!("{{annotations: {{runbook_url: {}}}}}", "u".repeat(4097))),
+            ["spec.alerting.annotations.runbook_url: must be at most 4096 characters (got 4097)"]
+        );
+        assert!(with(&format!("{{pageSeverity: {}}}", "p".repeat(63))).is_empty());
+        assert_eq!(
+            with(&format!("{{pageSeverity: {}}}", "p".repeat(64))),
+            ["spec.alerting.pageSeverity: must be at most 63 characters (got 64)"]
+        );
+        assert!(problems(&format!("{GOOD}description: {}\n", "d".repeat(1024))).is_empty());
+        assert!(problems(&format!("{GOOD}service: {}\n", "s".repeat(253))).is_empty());
+        assert_eq!(
+            problems(&format!("{GOOD}service: {}\n", "s".repeat(254))),
+            ["spec.service: must be at most 253 characters (got 254)"]
+        );
+        let latency = |threshold: &str| {
+            problems(&format!(
+                "objective: 99\nwindow: 7d\nindicator:\n  latency:\n    histogram: h_seconds\n    threshold: {threshold}\n"
+            ))
+        };
+        assert!(latency("1d").is_empty());
+        assert_eq!(
+            latency("1d1ms"),
+            [
+                "spec.indicator.latency.threshold: must be a Prometheus duration of at most 1d, e.g. 300ms (got \"1d1ms\"); it must equal one of the histogram's bucket bounds"
+            ]
+        );
+        let p = problems(&format!("{GOOD}description: {}\n", "d".repeat(1025)));
+        assert_eq!(p, ["spec.description: must be at most 1024 characters (got 1025)"]);
+        let p = problems(&format!("{GOOD}alerting: {{name: '{}'}}\n", "A-".repeat(5_000)));
+        assert_eq!(p[0], "spec.alerting.name: must be at most 128 characters (got 10000)");
+        assert!(p[1].len() < 250, "the value is quoted short: {}", p[1]);
     }
 
     #[test]
@@ -539,10 +636,16 @@ mod tests {
         assert_eq!(
             p,
             [
-                "spec.alerting.noTraffic.for: must be at least 10m: it watches 5-minute request rates, and shorter would ticket the ordinary lulls of a quiet service"
+                "spec.alerting.noTraffic.for: must be a Prometheus duration from 10m to 1d, e.g. 15m (got \"30s\"): it watches 5-minute request rates, and shorter would ticket the ordinary lulls of a quiet service"
             ]
         );
         assert!(problems(&format!("{GOOD}alerting:\n  noTraffic: {{for: 15m}}\n")).is_empty());
+        assert!(problems(&format!("{GOOD}alerting:\n  noTraffic: {{for: 1d}}\n")).is_empty());
+        assert_eq!(
+            problems(&format!("{GOOD}alerting:\n  noTraffic: {{for: 1d1ms}}\n")).len(),
+            1,
+            "1d at most"
+        );
         assert!(
             validate(&slo(&format!("{GOOD}alerting:\n  noTraffic: {{enabled: false}}\n")))
                 .unwrap()

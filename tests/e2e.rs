@@ -469,6 +469,14 @@ fn the_api_server_rejects_invalid_slos() {
         let mut spec = fast_spec(ctx);
         spec["window"] = json!("a month");
         reject("bad-window", spec, "window must be a Prometheus duration").await;
+        let mut spec = fast_spec(ctx);
+        spec["window"] = json!("10000y");
+        reject(
+            "huge-window",
+            spec,
+            "spec.window: Invalid value: \"string\": window must be a Prometheus duration from 1d to 365d, e.g. 30d",
+        )
+        .await;
 
         let list = ctx.slos().list(&Default::default()).await.unwrap();
         assert!(

@@ -86,7 +86,11 @@ pub fn issue(existing: Option<(&str, &str)>, names: &[String], now: jiff::Timest
 
 /// Renew when a third of the serving certificate's life is left, or when the names changed.
 pub fn needs_renewal(bundle: &Bundle, names: &[String], now: jiff::Timestamp) -> bool {
-    bundle.names != names || bundle.not_after - jiff::SignedDuration::from_hours(24 * SERVING_DAYS / 3) <= now
+    // `notAfter` is read from the Secret: checked, so no value there can panic.
+    let renew_at = bundle
+        .not_after
+        .checked_sub(jiff::SignedDuration::from_hours(24 * SERVING_DAYS / 3));
+    bundle.names != names || !renew_at.is_ok_and(|at| at > now)
 }
 
 fn from_secret(secret: &Secret) -> Option<Bundle> {
@@ -262,6 +266,12 @@ mod tests {
         assert_ne!(renewed.cert, first.cert);
         let secret = to_secret("tls", &renewed, None);
         assert_eq!(from_secret(&secret), Some(renewed));
+        // A notAfter annotation at jiff's earliest time renews, and does not panic.
+        let ancient = Bundle {
+            not_after: jiff::Timestamp::MIN,
+            ..first
+        };
+        assert!(needs_renewal(&ancient, &names, now));
     }
 
     #[test]

@@ -388,33 +388,15 @@ impl Webhook {
     }
 }
 
-/// What `slo-warden validate` would say about an object of our kinds.
+/// What `slo-warden validate` would say about an object of our kinds: every problem, each at
+/// its field path.
 pub fn problems_of(kind: &str, object: &DynamicObject) -> Vec<crate::validate::Problem> {
-    let value = match serde_json::to_value(object) {
-        Ok(v) => v,
-        Err(e) => {
-            return vec![crate::validate::Problem {
-                field: "spec".into(),
-                message: e.to_string(),
-            }];
-        }
-    };
-    let parse_error = |e: serde_json::Error| {
-        vec![crate::validate::Problem {
-            field: "spec".into(),
-            message: e.to_string(),
-        }]
-    };
-    match kind {
-        "ServiceLevelObjective" => match serde_json::from_value::<crate::api::ServiceLevelObjective>(value) {
-            Ok(slo) => crate::validate::validate(&slo).err().unwrap_or_default(),
-            Err(e) => parse_error(e),
-        },
-        "ErrorBudgetPolicy" => match serde_json::from_value::<ErrorBudgetPolicy>(value) {
-            Ok(p) => crate::policy::validate(&p.spec).err().unwrap_or_default(),
-            Err(e) => parse_error(e),
-        },
-        _ => vec![],
+    match serde_json::to_value(object) {
+        Ok(value) => crate::documents::problems_of(kind, value, crate::documents::Check::Admission),
+        Err(e) => vec![crate::validate::Problem {
+            field: ".".into(),
+            message: crate::api::bounds::shorten(&e.to_string()),
+        }],
     }
 }
 

@@ -1,5 +1,6 @@
 //! The custom resources slo-warden serves (one per file) and the upstream ones it writes.
 
+pub mod bounds;
 pub mod condition;
 pub mod r#override;
 pub mod policy;

@@ -7,6 +7,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::bounds::{self, duration_rule};
+
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "slo.warden.dev",
@@ -29,20 +31,21 @@ use serde::{Deserialize, Serialize};
 pub struct ErrorBudgetOverrideSpec {
     /// Name of the ErrorBudgetPolicy (same namespace) to lift.
     #[x_kube(validation = Rule::new("self.size() > 0").message("policy must name an ErrorBudgetPolicy"))]
-    #[schemars(length(max = 253))]
+    #[schemars(length(max = bounds::NAME_LEN))]
     pub policy: String,
     /// How long the override lasts from its creation (a Prometheus duration, at most the
-    /// policy's maxOverride).
-    #[x_kube(validation = Rule::new(crate::api::slo::DURATION_CEL).message("duration must be a Prometheus duration such as 2h"))]
-    #[schemars(length(max = 32))]
+    /// policy's maxOverride and at most 30d).
+    #[x_kube(validation = duration_rule("duration", bounds::POSITIVE, bounds::MAX_OVERRIDE, "2h"))]
+    #[schemars(length(max = bounds::DURATION_LEN))]
     pub duration: String,
     /// Why (e.g. an incident or change ticket); shown in the policy's status and Events.
     #[x_kube(validation = Rule::new("self.matches('[^ \\t\\n]')").message("reason must say why the override is needed, e.g. hotfix for INC-123"))]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = bounds::TEXT_LEN))]
     pub reason: String,
     /// Who created the override, stamped by slo-warden's admission webhook from the request's
     /// user (a value set by hand is refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::TEXT_LEN))]
     pub requested_by: Option<String>,
 }
 

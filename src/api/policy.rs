@@ -9,6 +9,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::bounds::{self, duration_rule};
+
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "slo.warden.dev",
@@ -35,17 +37,18 @@ pub struct ErrorBudgetPolicySpec {
     /// SLO is in force.
     #[x_kube(validation = Rule::new("self.size() > 0").message("set at least one stage in spec.stages"))]
     #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("stage names must be unique"))]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = bounds::STAGES))]
     pub stages: Vec<Stage>,
 
     /// The workloads (in this namespace) the actions apply to.
     #[serde(default, skip_serializing_if = "Targets::is_empty")]
     pub targets: Targets,
 
-    /// A stage is left only after its `when` has been false this long (a Prometheus duration).
+    /// A stage is left only after its `when` has been false this long (a Prometheus duration,
+    /// at most 7d).
     #[serde(default = "default_release_after")]
-    #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new(crate::api::slo::DURATION_CEL).message("releaseAfter must be a Prometheus duration such as 15m or 1h"))]
+    #[schemars(length(max = bounds::DURATION_LEN))]
+    #[x_kube(validation = duration_rule("releaseAfter", bounds::POSITIVE, bounds::MAX_RELEASE_AFTER, "15m"))]
     pub release_after: String,
 
     /// What to do while the budget of a selected SLO cannot be read: `hold` keeps the current
@@ -53,10 +56,11 @@ pub struct ErrorBudgetPolicySpec {
     #[serde(default)]
     pub on_missing_data: MissingData,
 
-    /// The longest an ErrorBudgetOverride of this policy may last (a Prometheus duration).
+    /// The longest an ErrorBudgetOverride of this policy may last (a Prometheus duration, at
+    /// most 30d).
     #[serde(default = "default_max_override")]
-    #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new(crate::api::slo::DURATION_CEL).message("maxOverride must be a Prometheus duration such as 4h"))]
+    #[schemars(length(max = bounds::DURATION_LEN))]
+    #[x_kube(validation = duration_rule("maxOverride", bounds::POSITIVE, bounds::MAX_OVERRIDE, "4h"))]
     pub max_override: String,
 
     /// Compute and report stages and actions without changing any workload.
@@ -80,10 +84,11 @@ pub struct SloSelection {
     /// Names of ServiceLevelObjectives in the policy's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.size() > 0").message("slos.names must name at least one ServiceLevelObjective"))]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = bounds::SLO_NAMES), inner(length(min = 1, max = bounds::NAME_LEN)))]
     pub names: Option<Vec<String>>,
     /// A label selector over the ServiceLevelObjectives in the policy's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bounds::label_selector_schema")]
     pub selector: Option<LabelSelector>,
 }
 
@@ -92,14 +97,14 @@ pub struct SloSelection {
 pub struct Stage {
     /// Name shown in status, Events and metrics (e.g. `fast-burn`, `exhausted`).
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("stage names are lowercase letters, digits and '-', e.g. fast-burn"))]
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = bounds::LABEL_VALUE_LEN))]
     pub name: String,
     /// The stage holds when any entry holds for any selected SLO.
     #[x_kube(validation = Rule::new("self.size() > 0").message("set at least one entry in when"))]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = bounds::WHEN))]
     pub when: Vec<Trigger>,
     /// What is done while the stage is in force.
-    #[schemars(length(max = 4))]
+    #[schemars(length(max = bounds::ACTIONS))]
     #[serde(default)]
     pub actions: Vec<Action>,
 }
@@ -122,9 +127,10 @@ pub struct Trigger {
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BurnRateTrigger {
-    /// A window the SLO records (5m, 30m, 1h, 2h, 6h, 1d, 3d, its own window, its tiers').
-    #[x_kube(validation = Rule::new(crate::api::slo::DURATION_CEL).message("burnRate.window must be a Prometheus duration such as 1h"))]
-    #[schemars(length(max = 32))]
+    /// A window the SLO records (5m, 30m, 1h, 2h, 6h, 1d, 3d, its own window, its tiers'; at
+    /// most 365d).
+    #[x_kube(validation = duration_rule("burnRate.window", bounds::POSITIVE, bounds::MAX_BURN_RATE_WINDOW, "1h"))]
+    #[schemars(length(max = bounds::DURATION_LEN))]
     pub window: String,
     /// Burn-rate factor (1 spends exactly the budget over the SLO window).
     #[x_kube(validation = Rule::new("self >= 0.0").message("burnRate.above must not be negative"))]
@@ -143,7 +149,7 @@ pub struct BudgetRemainingTrigger {
 #[serde(rename_all = "camelCase")]
 pub struct AlertFiringTrigger {
     #[x_kube(validation = Rule::new("self.size() > 0").message("alertFiring.severity must not be empty, e.g. critical"))]
-    #[schemars(length(max = 63))]
+    #[schemars(length(max = bounds::SEVERITY_LEN))]
     pub severity: String,
 }
 
@@ -185,9 +191,11 @@ pub enum MissingData {
 pub struct Targets {
     /// Deployments in the policy's namespace; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bounds::label_selector_schema")]
     pub deployments: Option<LabelSelector>,
     /// Argo Rollouts (argoproj.io/v1alpha1) in the policy's namespace; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bounds::label_selector_schema")]
     pub rollouts: Option<LabelSelector>,
 }
 

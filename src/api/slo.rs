@@ -10,6 +10,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::bounds::{self, duration_rule};
+
 /// A Prometheus duration: one or more `<number><unit>` with units ms, s, m, h, d, w, y.
 pub const DURATION_CEL: &str = "self.matches('^([0-9]+(ms|s|m|h|d|w|y))+$')";
 
@@ -37,18 +39,22 @@ pub const DURATION_CEL: &str = "self.matches('^([0-9]+(ms|s|m|h|d|w|y))+$')";
 pub struct ServiceLevelObjectiveSpec {
     /// The service this objective is about; defaults to the object's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::SERVICE_LEN))]
     pub service: Option<String>,
 
     /// Free text shown in alert descriptions and dashboards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::TEXT_LEN))]
     pub description: Option<String>,
 
     /// Target percentage of good events, strictly between 0 and 100 (e.g. 99.9).
     #[x_kube(validation = Rule::new("self > 0.0 && self < 100.0").message("objective must be a percentage strictly between 0 and 100, e.g. 99.9"))]
     pub objective: f64,
 
-    /// Rolling window the objective is measured over, as a Prometheus duration (e.g. 30d, 28d, 7d).
-    #[x_kube(validation = Rule::new("self.matches('^([0-9]+(ms|s|m|h|d|w|y))+$')").message("window must be a Prometheus duration such as 30d, 28d or 7d"))]
+    /// Rolling window the objective is measured over, as a Prometheus duration from 1d to 365d
+    /// (e.g. 30d, 28d, 7d).
+    #[x_kube(validation = duration_rule("window", bounds::MIN_SLO_WINDOW, bounds::MAX_SLO_WINDOW, "30d"))]
+    #[schemars(length(max = bounds::DURATION_LEN))]
     pub window: String,
 
     /// How good and bad events are counted: exactly one of ratio, latency or raw.
@@ -101,9 +107,10 @@ pub struct LatencyIndicator {
     #[schemars(length(max = crate::sli::MAX_PROMQL_CHARS))]
     #[x_kube(validation = Rule::new("self.size() > 0").message("indicator.latency.histogram must not be empty"))]
     pub histogram: String,
-    /// Latency a good request stays within (a Prometheus duration); must equal one of the
-    /// histogram's bucket bounds.
-    #[x_kube(validation = Rule::new("self.matches('^([0-9]+(ms|s|m|h|d|w|y))+$')").message("threshold must be a duration such as 300ms or 1s"))]
+    /// Latency a good request stays within (a Prometheus duration, at most 1d); must equal one
+    /// of the histogram's bucket bounds.
+    #[x_kube(validation = duration_rule("threshold", bounds::POSITIVE, bounds::MAX_LATENCY_THRESHOLD, "300ms"))]
+    #[schemars(length(max = bounds::DURATION_LEN))]
     pub threshold: String,
 }
 
@@ -122,18 +129,23 @@ pub struct RawIndicator {
 pub struct Alerting {
     /// Name of the burn-rate alerts (default `ErrorBudgetBurn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::PROMETHEUS_NAME_LEN))]
     pub name: Option<String>,
     /// Extra labels on every alert (e.g. `team`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "bounds::alert_labels_schema")]
     pub labels: BTreeMap<String, String>,
     /// Extra annotations on every alert (e.g. `runbook_url`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "bounds::annotations_schema")]
     pub annotations: BTreeMap<String, String>,
     /// `severity` label of page tiers (default `critical`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::SEVERITY_LEN))]
     pub page_severity: Option<String>,
     /// `severity` label of ticket tiers (default `warning`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::SEVERITY_LEN))]
     pub ticket_severity: Option<String>,
     /// Replaces the default multiwindow tiers (14.4x 1h/5m, 6x 6h/30m, 3x 1d/2h, 1x 3d/6h for 30d); at most 8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,8 +195,10 @@ pub enum Severity {
 pub struct NoTraffic {
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// How long the SLI must see no traffic before alerting (default 10m).
+    /// How long the SLI must see no traffic before alerting (default 10m; from 10m to 1d).
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = duration_rule("noTraffic.for", bounds::MIN_NO_TRAFFIC_FOR, bounds::MAX_NO_TRAFFIC_FOR, "15m"))]
+    #[schemars(length(max = bounds::DURATION_LEN))]
     pub for_: Option<String>,
 }
 
@@ -210,6 +224,7 @@ pub struct Calibration {
 pub struct CalibrationAlert {
     /// Alert name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::PROMETHEUS_NAME_LEN))]
     pub name: Option<String>,
     /// Long-run burn rate above which the objective is too tight (more than 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]

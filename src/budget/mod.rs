@@ -150,4 +150,28 @@ mod tests {
         }
         assert!(round4(f64::NAN).is_nan());
     }
+
+    #[test]
+    fn any_number_prometheus_returns_makes_a_status() {
+        let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        for v in [
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::MIN_POSITIVE,
+            5e-324,
+            -1.0,
+        ] {
+            let s = SloSamples {
+                remaining: Some(v),
+                burn_rates: BTreeMap::from([(Duration::hours(1), v)]),
+                long_run_burn: Some(v),
+                long_run_covered: Some(v),
+                ..SloSamples::default()
+            };
+            let status = budget_status(Some(&s), at);
+            assert!(status.long_run_covered.is_some(), "{v}");
+        }
+    }
 }

@@ -7,6 +7,7 @@ pub mod index;
 pub mod leader;
 pub mod policy;
 pub mod slo;
+pub mod unwind;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

@@ -57,29 +57,59 @@ pub async fn reconcile(policy: Arc<ErrorBudgetPolicy>, ctx: Arc<Shared>) -> Resu
         .namespace()
         .ok_or(Error::MissingObjectKey("metadata.namespace"))?;
     let api: Api<ErrorBudgetPolicy> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, policy.clone(), |event| async {
-        match event {
-            finalizer::Event::Apply(p) => apply(&p, &ctx).await,
-            finalizer::Event::Cleanup(p) => cleanup(&p, &ctx).await,
-        }
+    let finalized = super::unwind::contained(async {
+        Ok(finalizer(&api, FINALIZER, policy.clone(), |event| async {
+            match event {
+                finalizer::Event::Apply(p) => apply(&p, &ctx).await,
+                finalizer::Event::Cleanup(p) => cleanup(&p, &ctx).await,
+            }
+        })
+        .await)
     })
-    .await
-    .map_err(|e| match e {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => Error::api(e, || {
-            format!("patch errorbudgetpolicies {ns}/{} (its finalizer)", policy.name_any())
-        }),
-        finalizer::Error::UnnamedObject => Error::MissingObjectKey("metadata.name"),
-        finalizer::Error::InvalidFinalizer => Error::InvalidSpec(format!("invalid finalizer {FINALIZER}")),
+    .await;
+    let result = finalized.and_then(|r| {
+        r.map_err(|e| match e {
+            finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+            finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => Error::api(e, || {
+                format!("patch errorbudgetpolicies {ns}/{} (its finalizer)", policy.name_any())
+            }),
+            finalizer::Error::UnnamedObject => Error::MissingObjectKey("metadata.name"),
+            finalizer::Error::InvalidFinalizer => Error::InvalidSpec(format!("invalid finalizer {FINALIZER}")),
+        })
     });
     match &result {
         Ok(_) => ctx.backoff.succeeded(&key(&policy)),
         Err(e) => {
             ctx.metrics.failure(CONTROLLER, e.reason());
             tracing::warn!(reason = e.reason(), error = %e, "reconcile failed");
+            // A panic left no status behind: say it on the object (what it holds stays held).
+            if let Error::Panicked(_) = e
+                && let Err(status_err) = report_failure(&policy, e, &ctx).await
+            {
+                tracing::warn!(error = %status_err, "cannot record the failure in status");
+            }
         }
     }
     result
+}
+
+/// `Ready=False` with the error's reason, the rest of the status as it was.
+async fn report_failure(policy: &ErrorBudgetPolicy, e: &Error, ctx: &Shared) -> Result<bool> {
+    let previous = policy.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    let generation = policy.metadata.generation;
+    let message = e.to_string();
+    set_condition(
+        &mut status,
+        &previous,
+        READY,
+        FALSE,
+        e.reason(),
+        &message,
+        generation,
+        Timestamp::now(),
+    );
+    write_status(policy, &previous, &status, ctx).await
 }
 
 pub fn error_policy(policy: Arc<ErrorBudgetPolicy>, error: &Error, ctx: Arc<Shared>) -> Action {
@@ -508,18 +538,21 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         return Err(e);
     }
     // Come back when a release or an override expiry is due; polls trigger the rest.
-    let mut next = ctx.poll_interval * 2;
+    let next = ctx.poll_interval.saturating_mul(2);
     let due = [
-        decision
-            .quiet_since
-            .map(|q| q + jiff::SignedDuration::from_millis(valid.release_after.as_millis() as i64)),
+        decision.quiet_since.map(|q| valid.release_after.after(q)),
         overrides.next_expiry,
     ];
-    for at in due.into_iter().flatten() {
-        let wait = at.duration_since(now).as_millis().max(0) as u64;
-        next = next.min(StdDuration::from_millis(wait) + StdDuration::from_millis(500));
-    }
-    Ok(Action::requeue(next))
+    Ok(Action::requeue(requeue_after(next, now, due.into_iter().flatten())))
+}
+
+/// The wait before the next reconcile: `poll`, or until just after the first of `due`, for
+/// any times at all (a due time in the past is now; one centuries away is `poll`).
+fn requeue_after(poll: StdDuration, now: Timestamp, due: impl Iterator<Item = Timestamp>) -> StdDuration {
+    due.fold(poll, |next, at| {
+        let wait = u64::try_from(at.duration_since(now).as_millis().max(0)).unwrap_or(u64::MAX);
+        next.min(StdDuration::from_millis(wait).saturating_add(StdDuration::from_millis(500)))
+    })
 }
 
 /// Runs every actuator, each on its own: one that fails (say, no Rollout CRD) must not keep
@@ -564,13 +597,7 @@ async fn actuate(
         ),
     ];
     for (kind, sel, action, spared) in kinds {
-        let sel = match sel {
-            Ok(s) => s.as_ref(),
-            Err(e) => {
-                errors.push(Error::InvalidSpec(e.to_string()));
-                None
-            }
-        };
+        let sel = usable(sel, enforce.is_empty(), &mut errors);
         let want = enforce.contains(&action);
         let cached = ctx.stores.workloads_in(&ns, kind.kind == "Rollout");
         match workload::reconcile(&ctx.client, &ns, &kind, cached, sel, spared, me, want, reason, now).await {
@@ -624,6 +651,21 @@ async fn actuate(
         }
     }
     (outcomes, errors)
+}
+
+/// The selector an actuator matches with. One the policy cannot use is a spec problem while it
+/// holds something; letting go needs none (the claims on the objects say what the policy
+/// holds), so such a selector never keeps it from releasing, nor its finalizer (and with it the
+/// namespace's deletion) from completing.
+fn usable<'a>(sel: &'a Result<Option<Selector>>, releasing: bool, errors: &mut Vec<Error>) -> Option<&'a Selector> {
+    match sel {
+        Ok(s) => s.as_ref(),
+        Err(_) if releasing => None,
+        Err(e) => {
+            errors.push(Error::InvalidSpec(e.to_string()));
+            None
+        }
+    }
 }
 
 /// `status.enforced` from what the objects say now; entries keep their `since`.
@@ -944,6 +986,60 @@ mod tests {
             "sent as null, not left out"
         );
         assert_eq!(patch["status"]["stage"], "");
+    }
+
+    #[test]
+    fn a_selector_it_cannot_use_never_keeps_a_policy_from_letting_go() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+        let bogus = LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "app".into(),
+                operator: "Bogus".into(),
+                values: Some(vec!["web".into()]),
+            }]),
+            match_labels: None,
+        };
+        let sel = Some(workload::selector(&bogus, "spec.targets.deployments")).transpose();
+        let mut errors = Vec::new();
+        assert!(usable(&sel, true, &mut errors).is_none());
+        assert!(errors.is_empty(), "releasing (the finalizer) goes on");
+        assert!(usable(&sel, false, &mut errors).is_none());
+        assert_eq!(errors.len(), 1, "holding with it is a spec problem");
+        assert_eq!(errors[0].reason(), "InvalidSpec");
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("spec.targets.deployments: not a valid label selector")
+        );
+    }
+
+    #[test]
+    fn the_next_reconcile_is_due_for_any_times() {
+        let poll = StdDuration::from_secs(60);
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let at = |secs: i64| now + jiff::SignedDuration::from_secs(secs);
+        assert_eq!(requeue_after(poll, now, std::iter::empty()), poll);
+        assert_eq!(
+            requeue_after(poll, now, [at(10)].into_iter()),
+            StdDuration::from_millis(10_500)
+        );
+        assert_eq!(
+            requeue_after(poll, now, [at(-10)].into_iter()),
+            StdDuration::from_millis(500)
+        );
+        // A releaseAfter at its bound from a quiet period at the end of time, and times at
+        // both ends of what jiff represents: no panic, a sane wait.
+        let release = crate::api::bounds::MAX_RELEASE_AFTER.after(Timestamp::MAX);
+        let extremes = [release, Timestamp::MAX, Timestamp::MIN];
+        assert_eq!(
+            requeue_after(poll, now, extremes.into_iter()),
+            StdDuration::from_millis(500)
+        );
+        assert_eq!(requeue_after(poll, Timestamp::MIN, [Timestamp::MAX].into_iter()), poll);
+        assert_eq!(
+            requeue_after(StdDuration::MAX, Timestamp::MIN, [Timestamp::MAX].into_iter()),
+            StdDuration::from_millis(Timestamp::MAX.duration_since(Timestamp::MIN).as_millis() as u64 + 500)
+        );
     }
 
     #[test]

@@ -45,10 +45,13 @@ pub async fn reconcile(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action>
     span.record("namespace", meta.namespace.as_deref().unwrap_or_default());
     span.record("name", meta.name.as_deref().unwrap_or_default());
     let key = key_of(meta);
-    let result = match &guard.0 {
-        Ok(slo) => reconcile_slo(slo, &ctx).await,
-        Err(invalid) => reconcile_unreadable(invalid, &ctx).await,
-    };
+    let result = super::unwind::contained(async {
+        match &guard.0 {
+            Ok(slo) => reconcile_slo(slo, &ctx).await,
+            Err(invalid) => reconcile_unreadable(invalid, &ctx).await,
+        }
+    })
+    .await;
     match &result {
         Ok(_) => ctx.backoff.succeeded(&key),
         Err(e) => {
@@ -122,7 +125,8 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
 async fn reconcile_unreadable(invalid: &InvalidObject, ctx: &Context) -> Result<Action> {
     let (ns, name) = key_of(&invalid.metadata);
     let api: Api<ServiceLevelObjective> = Api::namespaced(ctx.client.clone(), &ns);
-    let message = format!("cannot be read: {}", invalid.error);
+    // The parser's message may quote the whole offending value.
+    let message = format!("cannot be read: {}", crate::api::bounds::shorten(&invalid.error));
     let ready = json!({
         "type": READY, "status": FALSE, "reason": "InvalidSpec", "message": message,
         "observedGeneration": invalid.metadata.generation,

@@ -181,7 +181,8 @@ pub fn decide(
         ),
         Some(c) if wanted < Some(c) => {
             let quiet = previous.quiet_since.unwrap_or(now);
-            let release_at = quiet + jiff::SignedDuration::from_millis(policy.release_after.as_millis() as i64);
+            // Saturating: a release too far out to represent never comes, and never panics.
+            let release_at = policy.release_after.after(quiet);
             if now >= release_at {
                 (wanted, None, wanted_reason)
             } else {
@@ -462,6 +463,45 @@ mod tests {
         assert_eq!(d.transition, Some(("gone".into(), "".into())));
     }
 
+    #[test]
+    fn a_quiet_period_at_the_end_of_time_holds_and_does_not_panic() {
+        let mut p = policy("");
+        p.release_after = crate::api::bounds::MAX_RELEASE_AFTER;
+        let near_max = Timestamp::MAX - jiff::SignedDuration::from_hours(1);
+        let (_, prev) = step(&p, Some(&samples(0.5, 20.0, &[])), near_max, &Previous::default());
+        let (d, prev) = step(&p, Some(&samples(0.5, 1.0, &[])), near_max, &prev);
+        assert_eq!(d.stage_name, "fast-burn");
+        assert!(
+            d.reason.contains("it is left at 9999-12-30T22:00:00Z"),
+            "saturated at jiff's latest time: {}",
+            d.reason
+        );
+        let almost = Timestamp::MAX - jiff::SignedDuration::from_secs(1);
+        let (d, _) = step(&p, Some(&samples(0.5, 1.0, &[])), almost, &prev);
+        assert_eq!(d.stage_name, "fast-burn", "a release past the end of time waits for it");
+
+        // A releaseAfter no spec can have (the bound is 7d): still no panic.
+        p.release_after = Duration::from_millis(u64::MAX);
+        let (_, prev) = step(&p, Some(&samples(0.5, 20.0, &[])), t(0), &Previous::default());
+        let (d, _) = step(&p, Some(&samples(0.5, 1.0, &[])), t(60), &prev);
+        assert_eq!(d.stage_name, "fast-burn");
+    }
+
+    /// Extreme samples: infinities, NaN, the largest and smallest numbers.
+    fn extreme() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(f64::MAX),
+            Just(f64::MIN),
+            Just(f64::MIN_POSITIVE),
+            Just(5e-324),
+            Just(-0.0),
+            any::<f64>(),
+        ]
+    }
+
     /// One poll: `None` is missing data, else (remaining, 1h burn rate).
     fn sample_strategy() -> impl Strategy<Value = Option<(f64, f64)>> {
         prop_oneof![
@@ -518,6 +558,34 @@ mod tests {
                     prop_assert!(severity(d) >= prev);
                 }
                 prev = severity(d);
+            }
+        }
+
+        /// Any time jiff can represent, any releaseAfter (even past the bound), any previous
+        /// status and extreme samples: a decision, never a panic.
+        #[test]
+        fn extreme_values_decide_without_panicking(
+            now in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+            quiet in prop::option::of(Timestamp::MIN.as_second()..=Timestamp::MAX.as_second()),
+            release_after in any::<u64>(),
+            remaining in extreme(),
+            burn in extreme(),
+            stage in prop::option::of(prop::sample::select(vec!["fast-burn", "exhausted", "gone", ""])),
+            mode in prop::sample::select(vec!["", "onMissingData: release,", "onMissingData: enforce,"]),
+        ) {
+            let mut p = policy(mode);
+            p.release_after = Duration::from_millis(release_after);
+            let now = Timestamp::from_second(now).unwrap();
+            let previous = Previous {
+                stage: stage.map(String::from),
+                since: Some(Timestamp::MIN),
+                quiet_since: quiet.map(|q| Timestamp::from_second(q).unwrap()),
+                reason: "x".repeat(3),
+            };
+            let s = samples(remaining, burn, &["critical"]);
+            let d = decide(&p, &[SloView { name: "a", samples: Some(&s) }], now, &previous, false);
+            if let Some(q) = d.quiet_since {
+                prop_assert!(q <= now || Some(q) == previous.quiet_since);
             }
         }
 

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::api::bounds::{self, quote};
 use crate::api::{Action, ErrorBudgetPolicySpec, MissingData};
 use crate::duration::Duration;
 use crate::validate::Problem;
@@ -39,13 +40,26 @@ fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
     }
 }
 
+/// A stage name as the CRD allows it: a DNS label.
+fn is_stage_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
 pub fn validate(spec: &ErrorBudgetPolicySpec) -> Result<ValidPolicy, Vec<Problem>> {
     let mut problems = Vec::new();
-    let duration = |field: &str, text: &str, problems: &mut Vec<Problem>| match Duration::parse(text) {
-        Ok(d) => Some(d),
-        Err(e) => {
+    let duration = |field: &str, text: &str, max: Duration, example: &str, problems: &mut Vec<Problem>| {
+        bounds::duration(text, bounds::POSITIVE, max, example)
+            .map_err(|e| problems.push(problem(field, e)))
+            .ok()
+    };
+    let bounded = |field: String, result: Result<(), String>, problems: &mut Vec<Problem>| {
+        if let Err(e) = result {
             problems.push(problem(field, e));
-            None
         }
     };
     match (&spec.slos.names, &spec.slos.selector) {
@@ -58,30 +72,80 @@ pub fn validate(spec: &ErrorBudgetPolicySpec) -> Result<ValidPolicy, Vec<Problem
         }
         _ => {}
     }
+    if let Some(names) = &spec.slos.names {
+        bounded(
+            "spec.slos.names".into(),
+            bounds::count(names.len(), bounds::SLO_NAMES),
+            &mut problems,
+        );
+        for (i, name) in names.iter().enumerate().take(bounds::SLO_NAMES + 1) {
+            let field = format!("spec.slos.names[{i}]");
+            if name.is_empty() {
+                problems.push(problem(field, "must name a ServiceLevelObjective"));
+            } else {
+                bounded(field, bounds::length(name, bounds::NAME_LEN), &mut problems);
+            }
+        }
+    }
+    let selectors = [
+        ("spec.slos.selector", &spec.slos.selector),
+        ("spec.targets.deployments", &spec.targets.deployments),
+        ("spec.targets.rollouts", &spec.targets.rollouts),
+    ];
+    for (field, selector) in selectors {
+        if let Some(s) = selector {
+            problems.extend(bounds::label_selector(field, s).into_iter().map(|(f, m)| problem(f, m)));
+        }
+    }
     if spec.stages.is_empty() {
         problems.push(problem(
             "spec.stages",
             "set at least one stage, e.g. {name: exhausted, when: [{budgetRemaining: {below: 0}}], actions: [freezeDeployments]}",
         ));
     }
+    bounded(
+        "spec.stages".into(),
+        bounds::count(spec.stages.len(), bounds::STAGES),
+        &mut problems,
+    );
     let mut seen = BTreeSet::new();
     let mut stages = Vec::new();
-    for (i, stage) in spec.stages.iter().enumerate() {
+    for (i, stage) in spec.stages.iter().enumerate().take(bounds::STAGES + 1) {
         let at = format!("spec.stages[{i}]");
-        if !seen.insert(stage.name.as_str()) {
+        if let Err(e) = bounds::length(&stage.name, bounds::LABEL_VALUE_LEN) {
+            problems.push(problem(format!("{at}.name"), e));
+        } else if !is_stage_name(&stage.name) {
             problems.push(problem(
                 format!("{at}.name"),
                 format!(
-                    "{:?} is used by an earlier stage; stage names must be unique",
-                    stage.name
+                    "stage names are lowercase letters, digits and '-', e.g. fast-burn (got {})",
+                    quote(&stage.name)
+                ),
+            ));
+        } else if !seen.insert(stage.name.as_str()) {
+            problems.push(problem(
+                format!("{at}.name"),
+                format!(
+                    "{} is used by an earlier stage; stage names must be unique",
+                    quote(&stage.name)
                 ),
             ));
         }
         if stage.when.is_empty() {
             problems.push(problem(format!("{at}.when"), "set at least one entry"));
         }
+        bounded(
+            format!("{at}.when"),
+            bounds::count(stage.when.len(), bounds::WHEN),
+            &mut problems,
+        );
+        bounded(
+            format!("{at}.actions"),
+            bounds::count(stage.actions.len(), bounds::ACTIONS),
+            &mut problems,
+        );
         let mut when = Vec::new();
-        for (j, w) in stage.when.iter().enumerate() {
+        for (j, w) in stage.when.iter().enumerate().take(bounds::WHEN + 1) {
             let field = format!("{at}.when[{j}]");
             let kinds = [
                 w.burn_rate.is_some(),
@@ -96,7 +160,13 @@ pub fn validate(spec: &ErrorBudgetPolicySpec) -> Result<ValidPolicy, Vec<Problem
                 continue;
             }
             if let Some(b) = &w.burn_rate {
-                let window = duration(&format!("{field}.burnRate.window"), &b.window, &mut problems);
+                let window = duration(
+                    &format!("{field}.burnRate.window"),
+                    &b.window,
+                    bounds::MAX_BURN_RATE_WINDOW,
+                    "1h",
+                    &mut problems,
+                );
                 if !(b.above.is_finite() && b.above >= 0.0) {
                     problems.push(problem(
                         format!("{field}.burnRate.above"),
@@ -120,6 +190,8 @@ pub fn validate(spec: &ErrorBudgetPolicySpec) -> Result<ValidPolicy, Vec<Problem
                         format!("{field}.alertFiring.severity"),
                         "must name a severity label value, e.g. critical",
                     ));
+                } else if let Err(e) = bounds::length(&a.severity, bounds::SEVERITY_LEN) {
+                    problems.push(problem(format!("{field}.alertFiring.severity"), e));
                 } else {
                     when.push(When::AlertFiring(a.severity.clone()));
                 }
@@ -131,8 +203,20 @@ pub fn validate(spec: &ErrorBudgetPolicySpec) -> Result<ValidPolicy, Vec<Problem
             actions: stage.actions.iter().copied().collect(),
         });
     }
-    let release_after = duration("spec.releaseAfter", &spec.release_after, &mut problems);
-    let max_override = duration("spec.maxOverride", &spec.max_override, &mut problems);
+    let release_after = duration(
+        "spec.releaseAfter",
+        &spec.release_after,
+        bounds::MAX_RELEASE_AFTER,
+        "15m",
+        &mut problems,
+    );
+    let max_override = duration(
+        "spec.maxOverride",
+        &spec.max_override,
+        bounds::MAX_OVERRIDE,
+        "4h",
+        &mut problems,
+    );
     match (release_after, max_override, problems.is_empty()) {
         (Some(release_after), Some(max_override), true) => Ok(ValidPolicy {
             stages,
@@ -214,6 +298,121 @@ mod tests {
                 "spec.stages[1].name",
                 "spec.stages[1].when[0].burnRate.window",
                 "spec.releaseAfter"
+            ]
+        );
+    }
+
+    fn problems(yaml: &str) -> Vec<String> {
+        validate(&spec(yaml))
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    const STAGE: &str = "{name: s, when: [{budgetRemaining: {below: 0}}]}";
+
+    #[test]
+    fn durations_at_their_bound_and_just_past_it() {
+        let with = |fields: &str| problems(&format!("{{slos: {{names: [a]}}, {fields} stages: [{STAGE}]}}"));
+        assert!(with("releaseAfter: 7d, maxOverride: 30d,").is_empty());
+        assert!(with("releaseAfter: 1w, maxOverride: 4w2d,").is_empty());
+        assert_eq!(
+            with("releaseAfter: 7d1ms, maxOverride: 30d1ms,"),
+            [
+                "spec.releaseAfter: must be a Prometheus duration of at most 7d, e.g. 15m (got \"7d1ms\")",
+                "spec.maxOverride: must be a Prometheus duration of at most 30d, e.g. 4h (got \"30d1ms\")",
+            ]
+        );
+        assert_eq!(
+            with("releaseAfter: 10000y,"),
+            ["spec.releaseAfter: must be a Prometheus duration of at most 7d, e.g. 15m (got \"10000y\")"]
+        );
+        let window = |w: &str| {
+            problems(&format!(
+                "{{slos: {{names: [a]}}, stages: [{{name: s, when: [{{burnRate: {{window: {w}, above: 1}}}}]}}]}}"
+            ))
+        };
+        assert!(window("365d").is_empty());
+        assert_eq!(
+            window("365d1ms"),
+            [
+                "spec.stages[0].when[0].burnRate.window: must be a Prometheus duration of at most 365d, e.g. 1h (got \"365d1ms\")"
+            ]
+        );
+    }
+
+    #[test]
+    fn lists_and_strings_at_their_bound_and_just_past_it() {
+        let stages = |n: usize| {
+            let list: Vec<String> = (0..n)
+                .map(|i| format!("{{name: s{i}, when: [{{budgetRemaining: {{below: 0}}}}], actions: []}}"))
+                .collect();
+            problems(&format!("{{slos: {{names: [a]}}, stages: [{}]}}", list.join(", ")))
+        };
+        assert!(stages(16).is_empty());
+        assert_eq!(stages(17), ["spec.stages: must have at most 16 entries (got 17)"]);
+        let when = |n: usize| {
+            let list = vec!["{budgetRemaining: {below: 0}}"; n].join(", ");
+            problems(&format!(
+                "{{slos: {{names: [a]}}, stages: [{{name: s, when: [{list}]}}]}}"
+            ))
+        };
+        assert!(when(16).is_empty());
+        assert_eq!(when(17), ["spec.stages[0].when: must have at most 16 entries (got 17)"]);
+        let names = |n: usize, len: usize| {
+            let list = vec!["x".repeat(len); n].join(", ");
+            problems(&format!("{{slos: {{names: [{list}]}}, stages: [{STAGE}]}}"))
+        };
+        assert!(names(256, 253).is_empty());
+        assert_eq!(
+            names(257, 1),
+            ["spec.slos.names: must have at most 256 entries (got 257)"]
+        );
+        assert_eq!(
+            names(1, 254),
+            ["spec.slos.names[0]: must be at most 253 characters (got 254)"]
+        );
+        let severity = |len: usize| {
+            problems(&format!(
+                "{{slos: {{names: [a]}}, stages: [{{name: s, when: [{{alertFiring: {{severity: {}}}}}]}}]}}",
+                "c".repeat(len)
+            ))
+        };
+        assert!(severity(63).is_empty());
+        assert_eq!(
+            severity(64),
+            ["spec.stages[0].when[0].alertFiring.severity: must be at most 63 characters (got 64)"]
+        );
+        let name = |n: &str| {
+            problems(&format!(
+                "{{slos: {{names: [a]}}, stages: [{{name: '{n}', when: [{{budgetRemaining: {{below: 0}}}}]}}]}}"
+            ))
+        };
+        assert!(name(&"s".repeat(63)).is_empty());
+        assert_eq!(
+            name(&"s".repeat(64)),
+            ["spec.stages[0].name: must be at most 63 characters (got 64)"]
+        );
+        assert_eq!(
+            name("Fast Burn"),
+            [
+                "spec.stages[0].name: stage names are lowercase letters, digits and '-', e.g. fast-burn (got \"Fast Burn\")"
+            ]
+        );
+    }
+
+    #[test]
+    fn selectors_with_unknown_operators_are_refused() {
+        let p = problems(&format!(
+            "{{slos: {{selector: {{matchExpressions: [{{key: tier, operator: Bogus, values: [x]}}]}}}}, targets: {{deployments: {{matchExpressions: [{{key: app, operator: In}}]}}}}, stages: [{STAGE}]}}"
+        ));
+        assert_eq!(
+            p,
+            [
+                "spec.slos.selector.matchExpressions[0].operator: must be one of In, NotIn, Exists, DoesNotExist (got \"Bogus\")",
+                "spec.targets.deployments.matchExpressions[0].values: In and NotIn need values; Exists and DoesNotExist take none",
             ]
         );
     }

@@ -844,7 +844,9 @@ fn deleting_the_slo_releases() {
     });
 }
 
-/// The API server refuses the obvious mistakes.
+/// The API server refuses the obvious mistakes, and the inputs that once crashed the operator
+/// (a `releaseAfter` of 10000y, an override as long), by the CRD alone: no operator and no
+/// webhook run in this test.
 #[test]
 #[ignore = "needs a cluster and Prometheus: make e2e"]
 fn the_api_server_rejects_invalid_policies() {
@@ -883,6 +885,34 @@ fn the_api_server_rejects_invalid_policies() {
                 json!({"slos": {"names": ["a"]}, "stages": [{"name": "s", "when": [{"budgetRemaining": {"below": 0}}], "actions": ["unpauseEverything"]}]}),
                 "Unsupported value: \"unpauseEverything\"",
             ),
+            (
+                json!({"slos": {"names": ["a"]}, "stages": [stage], "releaseAfter": "10000y"}),
+                "spec.releaseAfter: Invalid value: \"string\": releaseAfter must be a Prometheus duration of at most 7d, e.g. 15m",
+            ),
+            (
+                json!({"slos": {"names": ["a"]}, "stages": [stage], "releaseAfter": "7d1ms"}),
+                "releaseAfter must be a Prometheus duration of at most 7d",
+            ),
+            (
+                json!({"slos": {"names": ["a"]}, "stages": [stage], "maxOverride": "10000y"}),
+                "spec.maxOverride: Invalid value: \"string\": maxOverride must be a Prometheus duration of at most 30d, e.g. 4h",
+            ),
+            (
+                json!({"slos": {"names": ["a"]}, "stages": [{"name": "s", "when": [{"burnRate": {"window": "10000y", "above": 1}}]}]}),
+                "burnRate.window must be a Prometheus duration of at most 365d",
+            ),
+            (
+                json!({"slos": {"selector": {"matchExpressions": [{"key": "tier", "operator": "Bogus", "values": ["x"]}]}}, "stages": [stage]}),
+                "spec.slos.selector.matchExpressions[0].operator: Unsupported value: \"Bogus\"",
+            ),
+            (
+                json!({"slos": {"names": ["a"]}, "stages": [stage], "targets": {"deployments": {"matchExpressions": [{"key": "app", "operator": "In"}]}}}),
+                "In and NotIn need values; Exists and DoesNotExist take none",
+            ),
+            (
+                json!({"slos": {"names": ["a"]}, "stages": [{"name": "s", "when": vec![json!({"budgetRemaining": {"below": 0}}); 17]}]}),
+                "spec.stages[0].when: Too many: 17: must have at most 16 items",
+            ),
         ];
         for (i, (spec, want)) in cases.into_iter().enumerate() {
             // Raw JSON: some of these cannot even be built as the Rust type.
@@ -901,6 +931,43 @@ fn the_api_server_rejects_invalid_policies() {
                 .await
                 .expect_err(&format!("case {i} must be refused"));
             assert!(err.to_string().contains(want), "case {i}: {err}");
+        }
+        // Policies at the bounds are accepted.
+        let at_bounds: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetPolicy",
+            "metadata": {"name": "at-bounds"},
+            "spec": {"slos": {"names": ["a"]}, "stages": [stage], "releaseAfter": "7d", "maxOverride": "30d",
+                     "targets": {"deployments": {"matchExpressions": [{"key": "app", "operator": "Exists"}]}}},
+        }))
+        .unwrap();
+        let policies: Api<DynamicObject> = Api::namespaced_with(
+            ctx.client.clone(),
+            &ctx.ns,
+            &ApiResource::erase::<ErrorBudgetPolicy>(&()),
+        );
+        policies.create(&PostParams::default(), &at_bounds).await.unwrap();
+        // An override of 10000y, and one just past 30d.
+        let overrides: Api<DynamicObject> = Api::namespaced_with(
+            ctx.client.clone(),
+            &ctx.ns,
+            &ApiResource::erase::<ErrorBudgetOverride>(&()),
+        );
+        for (i, duration) in ["10000y", "30d1ms"].into_iter().enumerate() {
+            let o: DynamicObject = serde_json::from_value(json!({
+                "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetOverride",
+                "metadata": {"name": format!("long-{i}")},
+                "spec": {"policy": "at-bounds", "duration": duration, "reason": "hotfix"},
+            }))
+            .unwrap();
+            let err = overrides
+                .create(&PostParams::default(), &o)
+                .await
+                .expect_err(&format!("an override of {duration} must be refused"));
+            assert!(
+                err.to_string()
+                    .contains("spec.duration: Invalid value: \"string\": duration must be a Prometheus duration of at most 30d, e.g. 2h"),
+                "{duration}: {err}"
+            );
         }
     });
 }
