@@ -64,9 +64,13 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// The freeze of the request's namespace, and the active overrides of its policies.
-    async fn freeze(&self, namespace: &str) -> kube::Result<(Option<Freeze>, Vec<Lifted>)> {
-        let ns = Api::<Namespace>::all(self.client.clone()).get(namespace).await?;
+    /// The freeze of the request's namespace, and the active overrides of its policies; or
+    /// what could not be read.
+    async fn freeze(&self, namespace: &str) -> Result<(Option<Freeze>, Vec<Lifted>), String> {
+        let ns = Api::<Namespace>::all(self.client.clone())
+            .get(namespace)
+            .await
+            .map_err(|e| format!("Namespace {namespace} ({e})"))?;
         let Some(freeze) = Freeze::of(namespace, ns.labels(), ns.annotations()) else {
             return Ok((None, vec![]));
         };
@@ -88,7 +92,8 @@ impl Webhook {
             let api: Api<ErrorBudgetPolicy> = Api::namespaced(self.client.clone(), policy_ns);
             let max = api
                 .get_opt(policy)
-                .await?
+                .await
+                .map_err(|e| format!("ErrorBudgetPolicy {holder} ({e})"))?
                 .and_then(|p| Duration::parse(&p.spec.max_override).ok());
             for o in overrides {
                 let (Some(max), Some(created)) = (max, o.metadata.creation_timestamp.as_ref()) else {
@@ -114,33 +119,33 @@ impl Webhook {
             KubeOperation::Update => Operation::Update,
             _ => Operation::Other,
         };
-        let value = |o: &Option<DynamicObject>| o.as_ref().and_then(|o| serde_json::to_value(o).ok());
-        let (object, old) = (value(&req.object), value(&req.old_object));
-        if !release::is_release(operation, object.as_ref(), old.as_ref()) {
+        // The objects' own trees, not copies: a review may carry megabytes of them.
+        let (object, old) = (
+            req.object.as_ref().map(|o| &o.data),
+            req.old_object.as_ref().map(|o| &o.data),
+        );
+        if !release::is_release(operation, object, old) {
             return Verdict::Allow;
         }
-        let Some(namespace) = req.namespace.as_deref() else {
-            return Verdict::Allow;
-        };
-        match self.freeze(namespace).await {
-            Ok((freeze, lifted)) => release::review(
-                &req.kind.kind,
-                &req.name,
-                operation,
-                object.as_ref(),
-                old.as_ref(),
-                freeze.as_ref(),
-                &lifted,
-            ),
-            // Like failurePolicy Ignore: an operator that cannot read the freeze never blocks
-            // every deploy; it says so.
-            Err(e) => {
-                tracing::warn!(namespace, error = %e, "cannot read the freeze; letting the release through");
-                Verdict::AllowWithWarning(format!(
-                    "slo-warden could not check whether namespace {namespace} is frozen: {e}"
-                ))
+        let namespace = req.namespace.as_deref().unwrap_or_default();
+        let unread = match self.freeze(namespace).await {
+            Ok((freeze, lifted)) => {
+                return release::review(
+                    &req.kind.kind,
+                    &req.name,
+                    operation,
+                    object,
+                    old,
+                    freeze.as_ref(),
+                    &lifted,
+                );
             }
-        }
+            Err(unread) => unread,
+        };
+        // The API server calls this webhook only for namespaces labelled frozen: a freeze that
+        // cannot be checked is kept, whatever the failurePolicy.
+        tracing::warn!(namespace, unread = %unread, "cannot read the freeze; refusing the release");
+        release::unchecked(&req.kind.kind, &req.name, operation, namespace, &unread)
     }
 }
 
