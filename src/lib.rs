@@ -18,5 +18,6 @@ pub mod merge_patch;
 pub mod metrics;
 pub mod policy;
 pub mod rules;
+pub mod serving;
 pub mod sli;
 pub mod validate;
