@@ -5,19 +5,23 @@
 //! `POST /mutate/overrides` records who asks for a break-glass.
 
 pub mod certs;
+pub mod intake;
 pub mod release;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use axum_server::tls_rustls::RustlsConfig;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as KubeOperation};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation as KubeOperation};
 use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -149,20 +153,35 @@ impl Webhook {
     }
 }
 
-/// Parses a review, answers it with `verdict` and counts the answer.
+/// Reads a review, answers it with `verdict` and counts the answer.
 async fn answer<F, Fut>(
     webhook: &Webhook,
     name: &'static str,
-    review: AdmissionReview<DynamicObject>,
+    (budget, headers, body): (&intake::Budget, HeaderMap, Body),
     verdict: F,
-) -> Json<AdmissionReview<DynamicObject>>
+) -> Response
 where
     F: FnOnce(AdmissionRequest<DynamicObject>) -> Fut,
     Fut: std::future::Future<Output = (AdmissionResponse, Verdict)>,
 {
-    let req: AdmissionRequest<DynamicObject> = match review.try_into() {
+    let count = |result| {
+        webhook
+            .metrics
+            .admission
+            .get_or_create(&AdmissionLabels { webhook: name, result })
+            .inc();
+    };
+    // Held until answered: the review's memory is in use until then.
+    let read = match intake::read(budget, &headers, body).await {
+        Ok(read) => read,
+        Err(refused) => {
+            count(refused.why.label());
+            return refused.response;
+        }
+    };
+    let req: AdmissionRequest<DynamicObject> = match read.review.try_into() {
         Ok(r) => r,
-        Err(e) => return Json(AdmissionResponse::invalid(e.to_string()).into_review()),
+        Err(e) => return Json(AdmissionResponse::invalid(e.to_string()).into_review()).into_response(),
     };
     let (mut response, verdict) = verdict(req).await;
     let result = match verdict {
@@ -176,20 +195,18 @@ where
             "denied"
         }
     };
-    webhook
-        .metrics
-        .admission
-        .get_or_create(&AdmissionLabels { webhook: name, result })
-        .inc();
-    Json(response.into_review())
+    count(result);
+    Json(response.into_review()).into_response()
 }
 
 /// `POST /validate/releases`.
 async fn releases(
     State(webhook): State<Arc<Webhook>>,
-    Json(review): Json<AdmissionReview<DynamicObject>>,
-) -> Json<AdmissionReview<DynamicObject>> {
-    answer(&webhook, "releases", review, async |req| {
+    Extension(budget): Extension<intake::Budget>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    answer(&webhook, "releases", (&budget, headers, body), async |req| {
         let verdict = webhook.review_release(&req).await;
         if let Verdict::Deny(_) = &verdict {
             tracing::info!(namespace = ?req.namespace, kind = %req.kind.kind, name = %req.name, user = ?req.user_info.username, "release refused");
@@ -273,9 +290,11 @@ async fn manage(
 /// beyond what the CRD schema can say.
 async fn objects(
     State(webhook): State<Arc<Webhook>>,
-    Json(review): Json<AdmissionReview<DynamicObject>>,
-) -> Json<AdmissionReview<DynamicObject>> {
-    answer(&webhook, "objects", review, async |req| {
+    Extension(budget): Extension<intake::Budget>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    answer(&webhook, "objects", (&budget, headers, body), async |req| {
         let problems = match &req.object {
             Some(object) => match problems_of(&req.kind.kind, object) {
                 problems if problems.is_empty() => {
@@ -301,9 +320,11 @@ async fn objects(
 /// what the controller would reject is refused at apply time.
 async fn overrides(
     State(webhook): State<Arc<Webhook>>,
-    Json(review): Json<AdmissionReview<DynamicObject>>,
-) -> Json<AdmissionReview<DynamicObject>> {
-    answer(&webhook, "overrides", review, async |req| {
+    Extension(budget): Extension<intake::Budget>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    answer(&webhook, "overrides", (&budget, headers, body), async |req| {
         let response = AdmissionResponse::from(&req);
         let (KubeOperation::Create, Some(object)) = (&req.operation, &req.object) else {
             return (response, Verdict::Allow);
@@ -423,6 +444,17 @@ pub fn problems_of(kind: &str, object: &DynamicObject) -> Vec<crate::validate::P
     }
 }
 
+/// The webhook's routes, within [`intake::LIMITS`]; each review is read by [`intake::read`].
+pub fn router(webhook: Arc<Webhook>, budget: intake::Budget) -> Router {
+    let app = Router::new()
+        .route("/validate/releases", post(releases))
+        .route("/validate/objects", post(objects))
+        .route("/mutate/overrides", post(overrides))
+        .layer(Extension(budget))
+        .with_state(webhook);
+    crate::serving::limit(app, &intake::LIMITS, None)
+}
+
 /// Serves the webhook until `shutdown`.
 pub async fn serve(
     args: WebhookArgs,
@@ -466,11 +498,7 @@ pub async fn serve(
             config
         }
     };
-    let app = Router::new()
-        .route("/validate/releases", post(releases))
-        .route("/validate/objects", post(objects))
-        .route("/mutate/overrides", post(overrides))
-        .with_state(webhook);
+    let app = router(webhook, intake::Budget::default());
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
@@ -478,7 +506,8 @@ pub async fn serve(
         stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
     tracing::info!(%addr, "serving the admission webhook (HTTPS)");
-    axum_server::bind_rustls(addr, config)
+    let tls = axum_server::tls_rustls::RustlsAcceptor::new(config).handshake_timeout(intake::LIMITS.headers);
+    crate::serving::server(axum_server::bind(addr).acceptor(tls), &intake::LIMITS)
         .handle(handle)
         .serve(app.into_make_service())
         .await
