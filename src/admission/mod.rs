@@ -5,6 +5,7 @@
 //! `POST /mutate/overrides` records who asks for a break-glass.
 
 pub mod certs;
+pub mod checks;
 pub mod intake;
 pub mod release;
 
@@ -296,7 +297,7 @@ async fn objects(
 ) -> Response {
     answer(&webhook, "objects", (&budget, headers, body), async |req| {
         let problems = match &req.object {
-            Some(object) => match problems_of(&req.kind.kind, object) {
+            Some(object) => match checks::problems(&req.kind.kind, object).await {
                 problems if problems.is_empty() => {
                     webhook.cluster_problems(&req.kind.kind, req.namespace.as_deref(), object)
                 }
