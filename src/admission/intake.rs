@@ -143,7 +143,27 @@ pub async fn read(budget: &Budget, headers: &HeaderMap, body: Body) -> Result<Re
             ));
         }
     }
-    match serde_json::from_slice::<AdmissionReview<DynamicObject>>(&bytes) {
+    let parse = |bytes: Vec<u8>| {
+        let parsed = serde_json::from_slice::<AdmissionReview<DynamicObject>>(&bytes);
+        (bytes, parsed)
+    };
+    // A large review takes milliseconds of CPU to parse: off the async workers, so the small
+    // ones on them are not kept waiting.
+    let (bytes, parsed) = if permit.is_some() {
+        match tokio::task::spawn_blocking(move || parse(bytes)).await {
+            Ok(done) => done,
+            Err(e) => {
+                return Err(refuse(
+                    Unread::Malformed,
+                    None,
+                    format!("the AdmissionReview could not be parsed ({e}); refused"),
+                ));
+            }
+        }
+    } else {
+        parse(bytes)
+    };
+    match parsed {
         Ok(review) => Ok(Read {
             review,
             _permit: permit,

@@ -499,6 +499,17 @@ pub async fn serve(
             config
         }
     };
+    serve_tls(addr, config, webhook, shutdown).await
+}
+
+/// Serves the webhook's routes over TLS with `config` until `shutdown`, within
+/// [`intake::LIMITS`].
+pub async fn serve_tls(
+    addr: SocketAddr,
+    config: RustlsConfig,
+    webhook: Arc<Webhook>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let app = router(webhook, intake::Budget::default());
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
