@@ -223,6 +223,7 @@ struct Tally {
     uploads_judged: AtomicU64,
     uploads_refused_busy: AtomicU64,
     uploads_other: AtomicU64,
+    uploads_cut: AtomicU64,
 }
 
 /// Sends headers a byte at a time until the server hangs up, again and again.
@@ -290,22 +291,22 @@ async fn upload(target: Arc<Target>, tally: Arc<Tally>, body: Arc<Vec<u8>>, unti
         {
             let (kept, answer) = exchange(s, "/validate/releases", &body).await;
             stream = kept;
-            match answer {
+            let counter = match answer {
                 Ok((200, answer)) => {
                     let answer = String::from_utf8_lossy(&answer);
                     if answer.contains("is busy reading other large reviews") {
-                        tally.uploads_refused_busy.fetch_add(1, Ordering::Relaxed);
+                        &tally.uploads_refused_busy
                     } else if answer.contains("frozen since") {
-                        tally.uploads_judged.fetch_add(1, Ordering::Relaxed);
+                        &tally.uploads_judged
                     } else {
-                        tally.uploads_other.fetch_add(1, Ordering::Relaxed);
+                        &tally.uploads_other
                     }
                 }
-                _ => {
-                    tally.uploads_other.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-            }
+                Ok(_) => &tally.uploads_other,
+                // Mostly a refused review's connection, closed with its body unread.
+                Err(_) => &tally.uploads_cut,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -508,12 +509,13 @@ fn drive(seconds: Duration, uploads: usize) -> i32 {
         let t = |c: &AtomicU64| c.load(Ordering::Relaxed);
         println!("webhook under abuse for {} s ({SLOW_HEADERS} trickling headers, {SLOW_BODIES} trickling 1.9 MB bodies, {OVERSIZED} sending 8 MiB, {uploads} sending 1.9 MB reviews at full speed)", seconds.as_secs());
         println!(
-            "  abuse: {} trickled-header connections cut, {} trickled bodies cut, {} oversized refused, {} 1.9 MB reviews judged, {} refused as busy, {} other",
+            "  abuse: {} trickled-header connections cut, {} trickled bodies cut, {} oversized refused, {} 1.9 MB reviews judged, {} refused as busy, {} cut off unanswered, {} other",
             t(&tally.slow_header_cuts),
             t(&tally.slow_body_cuts),
             t(&tally.oversized_refused),
             t(&tally.uploads_judged),
             t(&tally.uploads_refused_busy),
+            t(&tally.uploads_cut),
             t(&tally.uploads_other)
         );
         println!(

@@ -75,7 +75,12 @@ where
     A: axum_server::Address,
 {
     let builder = server.http_builder();
-    builder.http1().header_read_timeout(limits.headers).keep_alive(true);
+    // hyper buffers up to 400 KiB per connection by default; a body is read as it comes.
+    builder
+        .http1()
+        .header_read_timeout(limits.headers)
+        .max_buf_size(64 * 1024)
+        .keep_alive(true);
     builder
         .http2()
         .max_concurrent_streams(u32::try_from(limits.concurrent).unwrap_or(u32::MAX))

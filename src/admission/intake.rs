@@ -30,10 +30,11 @@ const PREFIX: usize = 16 * 1024;
 /// the [`Budget`], so a flood of large ones never delays them.
 const SMALL: usize = 64 * 1024;
 
-/// Body bytes of large reviews being read or judged at once (raw bytes; parsed they take about
-/// as much again, see the README's webhook figures). Beyond it a large review is refused
-/// at once, with its uid, rather than queued.
-pub const BUDGET_BYTES: usize = 16 * 1024 * 1024;
+/// Body bytes of large reviews being read or judged at once (raw bytes; parsed, a review of
+/// many labels takes about 2.4 times its size more). Beyond it a large review is refused at
+/// once, with its uid, rather than queued. Room for the largest the API server sends, and
+/// small enough that a flood of them parses on few threads (bench/README.md).
+pub const BUDGET_BYTES: usize = 8 * 1024 * 1024;
 
 /// The webhook's server limits. The API server gives a webhook at most 30 s (the chart: 5 s);
 /// a review that takes longer is answered too late to count.
