@@ -62,6 +62,9 @@ pub struct WebhookArgs {
     pub webhook_configurations: Vec<String>,
 }
 
+/// Time to read a release's freeze.
+const FREEZE_READ: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub struct Webhook {
     pub client: Client,
     pub stores: Stores,
@@ -133,7 +136,15 @@ impl Webhook {
             return Verdict::Allow;
         }
         let namespace = req.namespace.as_deref().unwrap_or_default();
-        let unread = match self.freeze(namespace).await {
+        // Answered before the API server gives up on the webhook (the chart: 5 s), so a
+        // freeze that does not come is a refusal, not a timeout that failurePolicy Ignore allows.
+        let read = tokio::time::timeout(FREEZE_READ, self.freeze(namespace)).await;
+        let unread = match read.unwrap_or_else(|_| {
+            Err(format!(
+                "Namespace {namespace} within {}s (no answer)",
+                FREEZE_READ.as_secs()
+            ))
+        }) {
             Ok((freeze, lifted)) => {
                 return release::review(
                     &req.kind.kind,
@@ -523,4 +534,133 @@ pub async fn serve_tls(
         .handle(handle)
         .serve(app.into_make_service())
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{Request, Response, StatusCode};
+    use kube::client::Body as KubeBody;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    type Handle = tower_test::mock::Handle<Request<KubeBody>, Response<KubeBody>>;
+
+    fn app() -> (Router, Handle) {
+        let (service, handle) = tower_test::mock::pair::<Request<KubeBody>, Response<KubeBody>>();
+        let webhook = Arc::new(Webhook {
+            client: Client::new(service, "default"),
+            stores: Stores(vec![]),
+            metrics: Metrics::default(),
+        });
+        (router(webhook, intake::Budget::default()), handle)
+    }
+
+    /// An image change of Deployment web in shop, as the API server sends it (uid first), with
+    /// `labels` bytes of labels on both copies.
+    fn image_change(labels: usize) -> Vec<u8> {
+        let object = |image: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "web", "namespace": "shop", "labels": {"pad": "x".repeat(labels)}},
+                   "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}})
+        };
+        format!(
+            r#"{{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{{"uid":"u1","kind":{{"group":"apps","version":"v1","kind":"Deployment"}},"resource":{{"group":"apps","version":"v1","resource":"deployments"}},"name":"web","namespace":"shop","operation":"UPDATE","userInfo":{{"username":"dev"}},"object":{},"oldObject":{}}}}}"#,
+            object("web:2"),
+            object("web:1")
+        )
+        .into_bytes()
+    }
+
+    async fn review(app: Router, body: Vec<u8>) -> Value {
+        let request = axum::http::Request::post("/validate/releases")
+            .header("content-length", body.len())
+            .body(Body::from(body))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let review: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(review["response"]["uid"], "u1");
+        review["response"].clone()
+    }
+
+    /// Answers the Namespace read with `status` and `body`.
+    async fn namespace_read(handle: &mut Handle, status: StatusCode, body: Value) {
+        let (req, send) = handle.next_request().await.expect("a Namespace read");
+        assert_eq!(req.uri().path(), "/api/v1/namespaces/shop");
+        send.send_response(
+            Response::builder()
+                .status(status)
+                .body(KubeBody::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap(),
+        );
+    }
+
+    fn frozen() -> Value {
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": "shop", "labels": {"slo.warden.dev/frozen": "true"},
+                            "annotations": {"slo.warden.dev/frozen-by": "shop/checkout"}}})
+    }
+
+    #[tokio::test]
+    async fn a_large_release_is_read_whole_and_judged() {
+        let (app, mut handle) = app();
+        // 2.5 MB: over the 2 MiB a webhook used to read.
+        let body = image_change(1_250_000);
+        assert!(body.len() > 2_500_000);
+        let (answer, ()) = tokio::join!(review(app, body), namespace_read(&mut handle, StatusCode::OK, frozen()));
+        assert_eq!(answer["allowed"], false);
+        let message = answer["status"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(
+                "changing the pod template of Deployment web is refused: releases in namespace shop are frozen"
+            ),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_namespace_it_cannot_read_refuses_the_release() {
+        let (app, mut handle) = app();
+        let unavailable = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                 "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500});
+        let (answer, ()) = tokio::join!(
+            review(app, image_change(10)),
+            namespace_read(&mut handle, StatusCode::INTERNAL_SERVER_ERROR, unavailable)
+        );
+        assert_eq!(answer["allowed"], false);
+        let message = answer["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("slo-warden could not read Namespace shop ("),
+            "{message}"
+        );
+        assert!(
+            message.contains("releases there are refused while the freeze cannot be checked"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_namespace_read_that_never_answers_refuses_the_release_in_time() {
+        let (app, mut handle) = app();
+        let started = tokio::time::Instant::now();
+        let silent = async {
+            let pending = handle.next_request().await;
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            drop(pending);
+        };
+        let answer = tokio::select! {
+            answer = review(app, image_change(10)) => answer,
+            () = silent => panic!("no answer"),
+        };
+        assert_eq!(started.elapsed(), FREEZE_READ);
+        assert_eq!(answer["allowed"], false);
+        let message = answer["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("could not read Namespace shop within 3s (no answer)"),
+            "{message}"
+        );
+    }
 }
