@@ -36,6 +36,9 @@ const SMALL: usize = 64 * 1024;
 /// small enough that a flood of them parses on few threads (bench/README.md).
 pub const BUDGET_BYTES: usize = 8 * 1024 * 1024;
 
+/// Large reviews parsed at once.
+static LARGE_PARSER: Semaphore = Semaphore::const_new(1);
+
 /// The webhook's server limits. The API server gives a webhook at most 30 s (the chart: 5 s);
 /// a review that takes longer is answered too late to count.
 pub const LIMITS: Limits = Limits {
@@ -151,6 +154,14 @@ pub async fn read(budget: &Budget, headers: &HeaderMap, body: Body) -> Result<Re
     // A large review takes milliseconds of CPU to parse: off the async workers, so the small
     // ones on them are not kept waiting.
     let (bytes, parsed) = if permit.is_some() {
+        // One at a time: the other core stays with the small reviews.
+        let Ok(_parser) = LARGE_PARSER.acquire().await else {
+            return Err(refuse(
+                Unread::Busy,
+                uid_of(&bytes),
+                "slo-warden is shutting down; refused".into(),
+            ));
+        };
         match tokio::task::spawn_blocking(move || parse(bytes)).await {
             Ok(done) => done,
             Err(e) => {
