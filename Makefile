@@ -27,9 +27,10 @@ demo: tools
 
 # Rule generation speed (1,000 SLOs in-process; `slo-warden generate` on 10,000), the
 # window-ratio cost/accuracy comparison, and the whole rule sets against the real Sloth and Pyrra
-# (about 25 minutes in all).
+# (about 25 minutes in all), and the admission webhook under abuse (bench/README.md).
 bench: tools
 	$(CARGO) bench --locked --bench generate
+	$(CARGO) bench --locked --bench webhook
 	$(CARGO) build --release --locked
 	python3 bench/generate_fleet.py target/release/slo-warden 10000
 	bench/window-cost.sh

@@ -12,6 +12,7 @@ use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+use crate::serving;
 
 #[derive(Clone)]
 pub struct Health {
@@ -21,15 +22,23 @@ pub struct Health {
 }
 
 pub async fn serve(addr: SocketAddr, health: Health, shutdown: CancellationToken) -> std::io::Result<()> {
+    let limits = serving::PROBES;
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(health);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let app = serving::limit(app, &limits, Some(limits.body_bytes));
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+    });
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    serving::server(axum_server::bind(addr), &limits)
+        .handle(handle)
+        .serve(app.into_make_service())
         .await
 }
 

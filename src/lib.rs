@@ -19,5 +19,6 @@ pub mod metrics;
 pub mod policy;
 pub mod rule_cost;
 pub mod rules;
+pub mod serving;
 pub mod sli;
 pub mod validate;

@@ -399,6 +399,87 @@ fn watch_namespaces_scope_rbac_and_webhooks() {
     );
 }
 
+/// The NetworkPolicy admits the API server (as CIDRs or peers) to the webhook port and only the
+/// configured peers to the metrics port; enabled with nowhere for the API server to call from, the
+/// chart refuses to render rather than cut the webhook off.
+#[test]
+fn the_network_policy_admits_only_whom_it_is_told() {
+    let helm = helm();
+    let rendered = render(
+        &helm,
+        &[
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "networkPolicy.webhook.apiServerCIDRs={10.0.0.0/28}",
+            "--show-only",
+            "templates/networkpolicy.yaml",
+        ],
+        "netpol",
+    );
+    let policy: serde_yaml::Value = serde_yaml::from_str(&rendered).expect("one NetworkPolicy");
+    assert_eq!(policy["spec"]["policyTypes"][0].as_str(), Some("Ingress"));
+    let ingress = policy["spec"]["ingress"].as_sequence().expect("ingress rules");
+    assert_eq!(
+        ingress.len(),
+        1,
+        "no peers for metrics: no rule that would admit everyone: {rendered}"
+    );
+    assert_eq!(ingress[0]["ports"][0]["port"].as_str(), Some("webhook"));
+    assert_eq!(ingress[0]["from"][0]["ipBlock"]["cidr"].as_str(), Some("10.0.0.0/28"));
+
+    let rendered = render(
+        &helm,
+        &[
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "networkPolicy.webhook.from[0].namespaceSelector.matchLabels.api=server",
+            "--set",
+            "networkPolicy.metrics.from[0].namespaceSelector.matchLabels.name=monitoring",
+            "--show-only",
+            "templates/networkpolicy.yaml",
+        ],
+        "netpol-peers",
+    );
+    let policy: serde_yaml::Value = serde_yaml::from_str(&rendered).expect("one NetworkPolicy");
+    let ingress = policy["spec"]["ingress"].as_sequence().expect("ingress rules");
+    assert_eq!(ingress.len(), 2, "{rendered}");
+    assert_eq!(
+        ingress[0]["from"][0]["namespaceSelector"]["matchLabels"]["api"].as_str(),
+        Some("server")
+    );
+    assert_eq!(ingress[1]["ports"][0]["port"].as_str(), Some("http"));
+    assert_eq!(
+        ingress[1]["from"][0]["namespaceSelector"]["matchLabels"]["name"].as_str(),
+        Some("monitoring")
+    );
+
+    let tmp = std::env::temp_dir().join(format!("slo-warden-netpol-off-test-{}", std::process::id()));
+    let chart = root().join("charts/slo-warden");
+    let out = run_helm(
+        &helm,
+        &tmp,
+        &[
+            "template",
+            "x",
+            chart.to_str().unwrap(),
+            "--set",
+            "networkPolicy.enabled=true",
+        ],
+    );
+    let _ = fs::remove_dir_all(&tmp);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("set networkPolicy.webhook.apiServerCIDRs"),
+        "{stderr}"
+    );
+    assert!(
+        !render(&helm, &[], "netpol-default").contains("kind: NetworkPolicy"),
+        "off by default"
+    );
+}
+
 /// `helm lint --strict` passes with the defaults and with every optional part switched on, and
 /// values.schema.json refuses a misspelt key or a wrong failure policy.
 #[test]
@@ -429,6 +510,12 @@ fn chart_lints_and_its_schema_refuses_typos() {
             "dashboards.namespace=monitoring",
             "--set",
             "dashboards.annotations.grafana_folder=SLOs",
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "networkPolicy.webhook.apiServerCIDRs={10.0.0.0/28}",
+            "--set",
+            "networkPolicy.metrics.from[0].namespaceSelector.matchLabels.name=monitoring",
         ],
         vec![
             "--set",

@@ -5,19 +5,24 @@
 //! `POST /mutate/overrides` records who asks for a break-glass.
 
 pub mod certs;
+pub mod checks;
+pub mod intake;
 pub mod release;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use axum_server::tls_rustls::RustlsConfig;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as KubeOperation};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation as KubeOperation};
 use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +62,9 @@ pub struct WebhookArgs {
     pub webhook_configurations: Vec<String>,
 }
 
+/// Time to read a release's freeze.
+const FREEZE_READ: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub struct Webhook {
     pub client: Client,
     pub stores: Stores,
@@ -64,9 +72,13 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// The freeze of the request's namespace, and the active overrides of its policies.
-    async fn freeze(&self, namespace: &str) -> kube::Result<(Option<Freeze>, Vec<Lifted>)> {
-        let ns = Api::<Namespace>::all(self.client.clone()).get(namespace).await?;
+    /// The freeze of the request's namespace, and the active overrides of its policies; or
+    /// what could not be read.
+    async fn freeze(&self, namespace: &str) -> Result<(Option<Freeze>, Vec<Lifted>), String> {
+        let ns = Api::<Namespace>::all(self.client.clone())
+            .get(namespace)
+            .await
+            .map_err(|e| format!("Namespace {namespace} ({e})"))?;
         let Some(freeze) = Freeze::of(namespace, ns.labels(), ns.annotations()) else {
             return Ok((None, vec![]));
         };
@@ -88,7 +100,8 @@ impl Webhook {
             let api: Api<ErrorBudgetPolicy> = Api::namespaced(self.client.clone(), policy_ns);
             let max = api
                 .get_opt(policy)
-                .await?
+                .await
+                .map_err(|e| format!("ErrorBudgetPolicy {holder} ({e})"))?
                 .and_then(|p| Duration::parse(&p.spec.max_override).ok());
             for o in overrides {
                 let (Some(max), Some(created)) = (max, o.metadata.creation_timestamp.as_ref()) else {
@@ -114,50 +127,73 @@ impl Webhook {
             KubeOperation::Update => Operation::Update,
             _ => Operation::Other,
         };
-        let value = |o: &Option<DynamicObject>| o.as_ref().and_then(|o| serde_json::to_value(o).ok());
-        let (object, old) = (value(&req.object), value(&req.old_object));
-        if !release::is_release(operation, object.as_ref(), old.as_ref()) {
+        // The objects' own trees, not copies: a review may carry megabytes of them.
+        let (object, old) = (
+            req.object.as_ref().map(|o| &o.data),
+            req.old_object.as_ref().map(|o| &o.data),
+        );
+        if !release::is_release(operation, object, old) {
             return Verdict::Allow;
         }
-        let Some(namespace) = req.namespace.as_deref() else {
-            return Verdict::Allow;
-        };
-        match self.freeze(namespace).await {
-            Ok((freeze, lifted)) => release::review(
-                &req.kind.kind,
-                &req.name,
-                operation,
-                object.as_ref(),
-                old.as_ref(),
-                freeze.as_ref(),
-                &lifted,
-            ),
-            // Like failurePolicy Ignore: an operator that cannot read the freeze never blocks
-            // every deploy; it says so.
-            Err(e) => {
-                tracing::warn!(namespace, error = %e, "cannot read the freeze; letting the release through");
-                Verdict::AllowWithWarning(format!(
-                    "slo-warden could not check whether namespace {namespace} is frozen: {e}"
-                ))
+        let namespace = req.namespace.as_deref().unwrap_or_default();
+        // Answered before the API server gives up on the webhook (the chart: 5 s), so a
+        // freeze that does not come is a refusal, not a timeout that failurePolicy Ignore allows.
+        let read = tokio::time::timeout(FREEZE_READ, self.freeze(namespace)).await;
+        let unread = match read.unwrap_or_else(|_| {
+            Err(format!(
+                "Namespace {namespace} within {}s (no answer)",
+                FREEZE_READ.as_secs()
+            ))
+        }) {
+            Ok((freeze, lifted)) => {
+                return release::review(
+                    &req.kind.kind,
+                    &req.name,
+                    operation,
+                    object,
+                    old,
+                    freeze.as_ref(),
+                    &lifted,
+                );
             }
-        }
+            Err(unread) => unread,
+        };
+        // The API server calls this webhook only for namespaces labelled frozen: a freeze that
+        // cannot be checked is kept, whatever the failurePolicy.
+        tracing::warn!(namespace, unread = %unread, "cannot read the freeze; refusing the release");
+        release::unchecked(&req.kind.kind, &req.name, operation, namespace, &unread)
     }
 }
 
-/// Parses a review, answers it with `verdict` and counts the answer.
+/// Reads a review, answers it with `verdict` and counts the answer.
 async fn answer<F, Fut>(
     webhook: &Webhook,
     name: &'static str,
-    review: AdmissionReview<DynamicObject>,
+    (budget, headers, body): (&intake::Budget, HeaderMap, Body),
     verdict: F,
-) -> Json<AdmissionReview<DynamicObject>>
+) -> Response
 where
     F: FnOnce(AdmissionRequest<DynamicObject>) -> Fut,
     Fut: std::future::Future<Output = (AdmissionResponse, Verdict)>,
 {
-    let req: AdmissionRequest<DynamicObject> = match review.try_into() {
+    let count = |result| {
+        webhook
+            .metrics
+            .admission
+            .get_or_create(&AdmissionLabels { webhook: name, result })
+            .inc();
+    };
+    // Held until answered: the review's memory is in use until then.
+    let read = match intake::read(budget, &headers, body).await {
+        Ok(read) => read,
+        Err(refused) => {
+            count(refused.why.label());
+            return refused.response;
+        }
+    };
+    let req: AdmissionRequest<DynamicObject> = match read.review.try_into() {
         Ok(r) => r,
-        Err(e) => return Json(AdmissionResponse::invalid(e.to_string()).into_review()),
+        Err(e) => return Json(AdmissionResponse::invalid(e.to_string()).into_review()).into_response(),
     };
     let (mut response, verdict) = verdict(req).await;
     let result = match verdict {
@@ -171,20 +207,18 @@ where
             "denied"
         }
     };
-    webhook
-        .metrics
-        .admission
-        .get_or_create(&AdmissionLabels { webhook: name, result })
-        .inc();
-    Json(response.into_review())
+    count(result);
+    Json(response.into_review()).into_response()
 }
 
 /// `POST /validate/releases`.
 async fn releases(
     State(webhook): State<Arc<Webhook>>,
-    Json(review): Json<AdmissionReview<DynamicObject>>,
-) -> Json<AdmissionReview<DynamicObject>> {
-    answer(&webhook, "releases", review, async |req| {
+    Extension(budget): Extension<intake::Budget>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    answer(&webhook, "releases", (&budget, headers, body), async |req| {
         let verdict = webhook.review_release(&req).await;
         if let Verdict::Deny(_) = &verdict {
             tracing::info!(namespace = ?req.namespace, kind = %req.kind.kind, name = %req.name, user = ?req.user_info.username, "release refused");
@@ -268,11 +302,13 @@ async fn manage(
 /// beyond what the CRD schema can say.
 async fn objects(
     State(webhook): State<Arc<Webhook>>,
-    Json(review): Json<AdmissionReview<DynamicObject>>,
-) -> Json<AdmissionReview<DynamicObject>> {
-    answer(&webhook, "objects", review, async |req| {
+    Extension(budget): Extension<intake::Budget>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    answer(&webhook, "objects", (&budget, headers, body), async |req| {
         let problems = match &req.object {
-            Some(object) => match problems_of(&req.kind.kind, object) {
+            Some(object) => match checks::problems(&req.kind.kind, object).await {
                 problems if problems.is_empty() => {
                     webhook.cluster_problems(&req.kind.kind, req.namespace.as_deref(), object)
                 }
@@ -296,9 +332,11 @@ async fn objects(
 /// what the controller would reject is refused at apply time.
 async fn overrides(
     State(webhook): State<Arc<Webhook>>,
-    Json(review): Json<AdmissionReview<DynamicObject>>,
-) -> Json<AdmissionReview<DynamicObject>> {
-    answer(&webhook, "overrides", review, async |req| {
+    Extension(budget): Extension<intake::Budget>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    answer(&webhook, "overrides", (&budget, headers, body), async |req| {
         let response = AdmissionResponse::from(&req);
         let (KubeOperation::Create, Some(object)) = (&req.operation, &req.object) else {
             return (response, Verdict::Allow);
@@ -400,6 +438,17 @@ pub fn problems_of(kind: &str, object: &DynamicObject) -> Vec<crate::validate::P
     }
 }
 
+/// The webhook's routes, within [`intake::LIMITS`]; each review is read by [`intake::read`].
+pub fn router(webhook: Arc<Webhook>, budget: intake::Budget) -> Router {
+    let app = Router::new()
+        .route("/validate/releases", post(releases))
+        .route("/validate/objects", post(objects))
+        .route("/mutate/overrides", post(overrides))
+        .layer(Extension(budget))
+        .with_state(webhook);
+    crate::serving::limit(app, &intake::LIMITS, None)
+}
+
 /// Serves the webhook until `shutdown`.
 pub async fn serve(
     args: WebhookArgs,
@@ -443,11 +492,18 @@ pub async fn serve(
             config
         }
     };
-    let app = Router::new()
-        .route("/validate/releases", post(releases))
-        .route("/validate/objects", post(objects))
-        .route("/mutate/overrides", post(overrides))
-        .with_state(webhook);
+    serve_tls(addr, config, webhook, shutdown).await
+}
+
+/// Serves the webhook's routes over TLS with `config` until `shutdown`, within
+/// [`intake::LIMITS`].
+pub async fn serve_tls(
+    addr: SocketAddr,
+    config: RustlsConfig,
+    webhook: Arc<Webhook>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = router(webhook, intake::Budget::default());
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
@@ -455,8 +511,138 @@ pub async fn serve(
         stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
     tracing::info!(%addr, "serving the admission webhook (HTTPS)");
-    axum_server::bind_rustls(addr, config)
+    let tls = axum_server::tls_rustls::RustlsAcceptor::new(config).handshake_timeout(intake::LIMITS.headers);
+    crate::serving::server(axum_server::bind(addr).acceptor(tls), &intake::LIMITS)
         .handle(handle)
         .serve(app.into_make_service())
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{Request, Response, StatusCode};
+    use kube::client::Body as KubeBody;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    type Handle = tower_test::mock::Handle<Request<KubeBody>, Response<KubeBody>>;
+
+    fn app() -> (Router, Handle) {
+        let (service, handle) = tower_test::mock::pair::<Request<KubeBody>, Response<KubeBody>>();
+        let webhook = Arc::new(Webhook {
+            client: Client::new(service, "default"),
+            stores: Stores(vec![]),
+            metrics: Metrics::default(),
+        });
+        (router(webhook, intake::Budget::default()), handle)
+    }
+
+    /// An image change of Deployment web in shop, as the API server sends it (uid first), with
+    /// `labels` bytes of labels on both copies.
+    fn image_change(labels: usize) -> Vec<u8> {
+        let object = |image: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "web", "namespace": "shop", "labels": {"pad": "x".repeat(labels)}},
+                   "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}})
+        };
+        format!(
+            r#"{{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{{"uid":"u1","kind":{{"group":"apps","version":"v1","kind":"Deployment"}},"resource":{{"group":"apps","version":"v1","resource":"deployments"}},"name":"web","namespace":"shop","operation":"UPDATE","userInfo":{{"username":"dev"}},"object":{},"oldObject":{}}}}}"#,
+            object("web:2"),
+            object("web:1")
+        )
+        .into_bytes()
+    }
+
+    async fn review(app: Router, body: Vec<u8>) -> Value {
+        let request = axum::http::Request::post("/validate/releases")
+            .header("content-length", body.len())
+            .body(Body::from(body))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let review: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(review["response"]["uid"], "u1");
+        review["response"].clone()
+    }
+
+    /// Answers the Namespace read with `status` and `body`.
+    async fn namespace_read(handle: &mut Handle, status: StatusCode, body: Value) {
+        let (req, send) = handle.next_request().await.expect("a Namespace read");
+        assert_eq!(req.uri().path(), "/api/v1/namespaces/shop");
+        send.send_response(
+            Response::builder()
+                .status(status)
+                .body(KubeBody::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap(),
+        );
+    }
+
+    fn frozen() -> Value {
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": "shop", "labels": {"slo.warden.dev/frozen": "true"},
+                            "annotations": {"slo.warden.dev/frozen-by": "shop/checkout"}}})
+    }
+
+    #[tokio::test]
+    async fn a_large_release_is_read_whole_and_judged() {
+        let (app, mut handle) = app();
+        // 2.5 MB: over the 2 MiB a webhook used to read.
+        let body = image_change(1_250_000);
+        assert!(body.len() > 2_500_000);
+        let (answer, ()) = tokio::join!(review(app, body), namespace_read(&mut handle, StatusCode::OK, frozen()));
+        assert_eq!(answer["allowed"], false);
+        let message = answer["status"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(
+                "changing the pod template of Deployment web is refused: releases in namespace shop are frozen"
+            ),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_namespace_it_cannot_read_refuses_the_release() {
+        let (app, mut handle) = app();
+        let unavailable = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                 "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500});
+        let (answer, ()) = tokio::join!(
+            review(app, image_change(10)),
+            namespace_read(&mut handle, StatusCode::INTERNAL_SERVER_ERROR, unavailable)
+        );
+        assert_eq!(answer["allowed"], false);
+        let message = answer["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("slo-warden could not read Namespace shop ("),
+            "{message}"
+        );
+        assert!(
+            message.contains("releases there are refused while the freeze cannot be checked"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_namespace_read_that_never_answers_refuses_the_release_in_time() {
+        let (app, mut handle) = app();
+        let started = tokio::time::Instant::now();
+        let silent = async {
+            let pending = handle.next_request().await;
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            drop(pending);
+        };
+        let answer = tokio::select! {
+            answer = review(app, image_change(10)) => answer,
+            () = silent => panic!("no answer"),
+        };
+        assert_eq!(started.elapsed(), FREEZE_READ);
+        assert_eq!(answer["allowed"], false);
+        let message = answer["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("could not read Namespace shop within 3s (no answer)"),
+            "{message}"
+        );
+    }
 }

@@ -149,6 +149,20 @@ pub fn review(
     ))
 }
 
+/// The verdict on a release whose freeze could not be checked: `unread` names what could not
+/// be read. Refused, since the API server asks only about namespaces labelled frozen.
+pub fn unchecked(kind: &str, name: &str, operation: Operation, namespace: &str, unread: &str) -> Verdict {
+    let what = match operation {
+        Operation::Create => format!("creating {kind} {name}"),
+        _ => format!("changing the pod template of {kind} {name}"),
+    };
+    Verdict::Deny(format!(
+        "{what} is refused: slo-warden could not read {unread}, so it cannot check the freeze of \
+         namespace {namespace}; releases there are refused while the freeze cannot be checked. \
+         Try again shortly; if this persists, check that slo-warden is running and may read it"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -282,6 +296,26 @@ mod tests {
             &lifted,
         );
         assert!(matches!(&v, Verdict::Deny(m) if m.contains("by hand")), "{v:?}");
+    }
+
+    #[test]
+    fn a_freeze_that_cannot_be_read_refuses_the_release() {
+        let v = unchecked(
+            "Deployment",
+            "web",
+            Operation::Update,
+            "shop",
+            "Namespace shop (ServiceUnavailable: etcdserver: request timed out)",
+        );
+        let Verdict::Deny(m) = v else { panic!("{v:?}") };
+        assert!(
+            m.starts_with("changing the pod template of Deployment web is refused: slo-warden could not read Namespace shop (ServiceUnavailable"),
+            "{m}"
+        );
+        assert!(
+            m.contains("releases there are refused while the freeze cannot be checked"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -1370,8 +1370,9 @@ pub(super) async fn wait_ca_bundles(ctx: &Ctx, name: &str) {
     .await;
 }
 
-/// Registers the operator's webhooks for this test's namespace only (releases: while frozen).
-async fn register_release_webhook(ctx: &Ctx) -> String {
+/// Registers the operator's webhooks for this test's namespace only (releases: while frozen,
+/// with `failure_policy`).
+async fn register_release_webhook(ctx: &Ctx, failure_policy: &str) -> String {
     let hook = ctx.webhook.clone().expect("the test runs without a webhook");
     let name = hook.configuration.clone();
     let config: DynamicObject = serde_json::from_value(json!({
@@ -1388,7 +1389,7 @@ async fn register_release_webhook(ctx: &Ctx) -> String {
                  "resources": ["rollouts"]},
             ],
             "namespaceSelector": {"matchLabels": {FROZEN: "true", "kubernetes.io/metadata.name": ctx.ns}},
-            "failurePolicy": "Fail",
+            "failurePolicy": failure_policy,
             "sideEffects": "None",
             "admissionReviewVersions": ["v1"],
             "timeoutSeconds": 5,
@@ -1453,7 +1454,7 @@ fn a_frozen_namespace_refuses_releases() {
         ..Options::default()
     };
     support::run_with("webhook", options, async |ctx| {
-        let config = register_release_webhook(ctx).await;
+        let config = register_release_webhook(ctx, "Fail").await;
         start_frozen(
             ctx,
             burn_policy("checkout", &["freezeDeployments", "freezeNamespace"], "15s"),
@@ -1532,6 +1533,15 @@ fn a_frozen_namespace_refuses_releases() {
         let mut as_alice = kube::Config::infer().await.unwrap();
         as_alice.auth_info.impersonate = Some("alice".into());
         let alice: Api<ErrorBudgetOverride> = Api::namespaced(kube::Client::try_from(as_alice).unwrap(), &ctx.ns);
+        // The authorizer sees a new RoleBinding a moment later (under load, not within 0.4 s).
+        ctx.eventually("alice's RoleBinding to take effect", K8S, async || {
+            let probe = override_of("forged", "1h", "hotfix", Some("bob"));
+            match alice.create(&PostParams::default(), &probe).await {
+                Err(e) if e.to_string().contains("forbidden: User \"alice\"") => Err(e.to_string()),
+                _ => Ok(()),
+            }
+        })
+        .await;
         for (o, want) in [
             (
                 override_of("forged", "1h", "hotfix", Some("bob")),
@@ -1568,6 +1578,87 @@ fn a_frozen_namespace_refuses_releases() {
         let m = ctx.operator_metrics();
         assert!(
             metric_sum_where(&m, "slo_warden_admission_reviews_total", &[("result", "denied")]) >= 2.0,
+            "{}",
+            metric_lines(&m, "slo_warden_admission_reviews_total")
+        );
+        for kind in WEBHOOK_KINDS {
+            webhook_configurations(ctx, kind)
+                .delete(&config, &DeleteParams::default())
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// A 2.5 MB review in a frozen namespace, under the chart's default `failurePolicy: Ignore`:
+/// 1.2 MB of labels are added to the Deployment (not a release: allowed), then its image is
+/// changed; that review carries both copies, over the 2 MiB a webhook used to read (its 413
+/// let the release through under Ignore). It is read whole and refused, and the operator
+/// lives on.
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn a_large_update_in_a_frozen_namespace_is_refused() {
+    let options = Options {
+        prometheus: true,
+        webhook: true,
+        ..Options::default()
+    };
+    support::run_with("large-review", options, async |ctx| {
+        let config = register_release_webhook(ctx, "Ignore").await;
+        start_frozen(
+            ctx,
+            burn_policy("checkout", &["freezeDeployments", "freezeNamespace"], "15s"),
+        )
+        .await;
+        wait_namespace_frozen(ctx, true, K8S).await;
+
+        // Short keys, long values: 1.2 MB of labels while the stored object (managedFields
+        // included) stays under etcd's 1.5 MiB request limit.
+        let labels: serde_json::Map<String, Value> = (0..16_000)
+            .map(|i| (format!("l{i:05}"), json!("x".repeat(63))))
+            .collect();
+        let size = serde_json::to_vec(&labels).unwrap().len();
+        assert!(size >= 1_200_000, "{size} bytes of labels");
+        deployments(ctx)
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": labels}})),
+            )
+            .await
+            .expect("adding labels is not a release");
+        ctx.log(format!("Deployment web: {size} bytes of labels added"));
+
+        let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "web:2"}]}}}});
+        let err = deployments(ctx)
+            .patch("web", &PatchParams::default(), &Patch::Strategic(image))
+            .await
+            .expect_err("a new image in a frozen namespace must be refused, however large the object");
+        let message = err.to_string();
+        ctx.log(format!("refused: {}", message.chars().take(300).collect::<String>()));
+        assert!(
+            message.contains(&format!(
+                "changing the pod template of Deployment web is refused: releases in namespace {} are frozen since",
+                ctx.ns
+            )),
+            "{message}"
+        );
+        let web = deployment(ctx, "web").await.unwrap();
+        let containers = &web.spec.unwrap().template.spec.unwrap().containers;
+        assert_eq!(containers[0].image.as_deref(), Some("web:1"), "the image is unchanged");
+        let labels = web.metadata.labels.unwrap_or_default();
+        assert!(
+            labels.contains_key("l00000") && labels.contains_key("l15999"),
+            "the labels stayed"
+        );
+
+        let m = ctx.operator_metrics();
+        assert!(
+            metric_sum_where(
+                &m,
+                "slo_warden_admission_reviews_total",
+                &[("webhook", "releases"), ("result", "denied")]
+            ) >= 1.0,
             "{}",
             metric_lines(&m, "slo_warden_admission_reviews_total")
         );
