@@ -1510,7 +1510,7 @@ async fn editor(ctx: &Ctx, user: &str) -> kube::Client {
 /// stage holds, each naming the override command, and an edit that demands as much goes
 /// through. Under an override the resume goes through, the new image rolls out and the policy
 /// may be deleted (the supported way to retire a policy that holds something). The operator is
-/// alive and enforcing at the end.
+/// alive and enforcing at the end, and deleting the namespace is not wedged by the hold.
 #[test]
 #[ignore = "needs a cluster and Prometheus: make e2e"]
 fn only_an_override_lifts_a_hold() {
@@ -1709,6 +1709,24 @@ fn only_an_override_lifts_a_hold() {
                 metric_lines(&m, "slo_warden_admission_reviews_total")
             );
         }
+
+        // Deleting the namespace is not wedged by a policy that holds: its deletion goes
+        // through once the Namespace is terminating, and the finalizer releases.
+        let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+        namespaces.delete(&ctx.ns, &DeleteParams::default()).await.unwrap();
+        ctx.log(format!("namespace {} deleted while policy payments holds web", ctx.ns));
+        ctx.eventually(
+            "the namespace to be gone",
+            Duration::from_secs(120),
+            async || match namespaces.get_opt(&ctx.ns).await.map_err(|e| e.to_string())? {
+                None => Ok(()),
+                Some(ns) => Err(format!(
+                    "still there: {:?}",
+                    ns.status.and_then(|s| s.conditions).unwrap_or_default()
+                )),
+            },
+        )
+        .await;
         for kind in WEBHOOK_KINDS {
             webhook_configurations(ctx, kind)
                 .delete(&config, &DeleteParams::default())
