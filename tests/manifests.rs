@@ -387,7 +387,7 @@ fn watch_namespaces_scope_rbac_and_webhooks() {
             );
         }
     }
-    assert_eq!(hooks, 3, "releases, objects and overrides webhooks");
+    assert_eq!(hooks, 5, "releases, holds, policies, objects and overrides webhooks");
     let releases = of_kind("ValidatingWebhookConfiguration")
         .flat_map(|c| c["webhooks"].as_sequence().cloned().unwrap_or_default())
         .find(|h| h["name"].as_str() == Some("releases.slo.warden.dev"))
@@ -477,6 +477,102 @@ fn the_network_policy_admits_only_whom_it_is_told() {
     assert!(
         !render(&helm, &[], "netpol-default").contains("kind: NetworkPolicy"),
         "off by default"
+    );
+}
+
+/// A namespace editor gets ServiceLevelObjectives and overrides but not policies, which a
+/// separate, unaggregated role grants; the webhooks that keep holds are called for held objects
+/// and policy edits only, and fail closed.
+#[test]
+fn editors_get_no_policies_and_hold_webhooks_fail_closed() {
+    let docs_of = |rendered: String| -> Vec<serde_yaml::Value> {
+        rendered
+            .split("\n---")
+            .filter_map(|d| serde_yaml::from_str::<serde_yaml::Value>(d).ok())
+            .filter(|d| d.get("kind").is_some())
+            .collect()
+    };
+    let docs = docs_of(render(&helm(), &[], "holds"));
+    let role = |name: &str| {
+        docs.iter()
+            .find(|d| d["kind"].as_str() == Some("ClusterRole") && d["metadata"]["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no ClusterRole {name}"))
+            .clone()
+    };
+    let aggregated = |r: &serde_yaml::Value, to: &str| {
+        r["metadata"]["labels"][format!("rbac.authorization.k8s.io/aggregate-to-{to}").as_str()].as_str()
+            == Some("true")
+    };
+    let edit = role("slo-warden-edit");
+    let resources = serde_yaml::to_string(&edit["rules"]).unwrap();
+    assert!(aggregated(&edit, "edit") && aggregated(&edit, "admin"));
+    assert!(
+        resources.contains("servicelevelobjectives")
+            && resources.contains("errorbudgetoverrides")
+            && !resources.contains("errorbudgetpolicies"),
+        "{resources}"
+    );
+    let editor = role("slo-warden-policy-editor");
+    assert!(
+        serde_yaml::to_string(&editor["rules"])
+            .unwrap()
+            .contains("errorbudgetpolicies")
+    );
+    assert!(
+        !aggregated(&editor, "edit") && !aggregated(&editor, "admin"),
+        "not aggregated by default"
+    );
+    let to_admin = docs_of(render(
+        &helm(),
+        &["--set", "rbac.aggregatePolicyEditorToAdmin=true"],
+        "holds-admin",
+    ));
+    let editor = to_admin
+        .iter()
+        .find(|d| d["metadata"]["name"].as_str() == Some("slo-warden-policy-editor"))
+        .expect("the policy-editor role");
+    assert!(aggregated(editor, "admin") && !aggregated(editor, "edit"));
+
+    let hooks: Vec<&serde_yaml::Value> = docs
+        .iter()
+        .filter(|d| d["kind"].as_str() == Some("ValidatingWebhookConfiguration"))
+        .flat_map(|c| c["webhooks"].as_sequence().into_iter().flatten())
+        .collect();
+    let hook = |name: &str| {
+        *hooks
+            .iter()
+            .find(|h| h["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no webhook {name}"))
+    };
+    let holds = hook("holds.slo.warden.dev");
+    assert_eq!(holds["failurePolicy"].as_str(), Some("Fail"));
+    assert_eq!(
+        holds["clientConfig"]["service"]["path"].as_str(),
+        Some("/validate/holds")
+    );
+    assert_eq!(
+        holds["objectSelector"]["matchLabels"]["slo.warden.dev/held"].as_str(),
+        Some("true"),
+        "only held objects are sent"
+    );
+    let rules = serde_yaml::to_string(&holds["rules"]).unwrap();
+    assert!(
+        rules.contains("deployments") && rules.contains("rollouts") && !rules.contains("CREATE"),
+        "{rules}"
+    );
+    let policies = hook("policies.slo.warden.dev");
+    assert_eq!(policies["failurePolicy"].as_str(), Some("Fail"));
+    assert_eq!(
+        policies["clientConfig"]["service"]["path"].as_str(),
+        Some("/validate/policies")
+    );
+    let rules = serde_yaml::to_string(&policies["rules"]).unwrap();
+    assert!(
+        rules.contains("errorbudgetpolicies")
+            && rules.contains("DELETE")
+            && rules.contains("UPDATE")
+            && !rules.contains("CREATE"),
+        "{rules}"
     );
 }
 

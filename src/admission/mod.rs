@@ -2,10 +2,13 @@
 //! or not): `POST /validate/releases` refuses releases in frozen namespaces ([`release`]); its
 //! webhook selects only namespaces labelled `slo.warden.dev/frozen=true`, so the rest of the
 //! cluster never waits on it. `POST /validate/objects` checks our own kinds at apply time;
-//! `POST /mutate/overrides` records who asks for a break-glass.
+//! `POST /mutate/overrides` records who asks for a break-glass. `POST /validate/holds` (only
+//! objects labelled `slo.warden.dev/held`) and `POST /validate/policies` keep a hold from being
+//! lifted outside the override path ([`hold`]).
 
 pub mod certs;
 pub mod checks;
+pub mod hold;
 pub mod intake;
 pub mod release;
 
@@ -69,6 +72,8 @@ pub struct Webhook {
     pub client: Client,
     pub stores: Stores,
     pub metrics: Metrics,
+    /// The user the API server knows this operator as, asked once ([`Webhook::identity`]).
+    pub identity: tokio::sync::OnceCell<String>,
 }
 
 impl Webhook {
@@ -88,34 +93,19 @@ impl Webhook {
             let Some((policy_ns, policy)) = holder.split_once('/') else {
                 continue;
             };
-            let overrides: Vec<_> = self
+            // Only a policy with overrides is read: its maxOverride caps them.
+            if !self
                 .stores
                 .overrides_in(policy_ns)
-                .into_iter()
-                .filter(|o| o.spec.policy == policy)
-                .collect();
-            if overrides.is_empty() {
+                .iter()
+                .any(|o| o.spec.policy == policy)
+            {
                 continue;
             }
             let api: Api<ErrorBudgetPolicy> = Api::namespaced(self.client.clone(), policy_ns);
-            let max = api
-                .get_opt(policy)
-                .await
-                .map_err(|e| format!("ErrorBudgetPolicy {holder} ({e})"))?
-                .and_then(|p| Duration::parse(&p.spec.max_override).ok());
-            for o in overrides {
-                let (Some(max), Some(created)) = (max, o.metadata.creation_timestamp.as_ref()) else {
-                    continue;
-                };
-                let e = crate::policy::overrides::evaluate(&o.spec, created.0, max, now);
-                if let (OverrideState::Active, Some(until)) = (e.state, e.expires_at) {
-                    lifted.push(Lifted {
-                        policy: holder.clone(),
-                        name: o.name_any(),
-                        reason: format!("by {}: {}", crate::policy::overrides::requester(&o.spec), o.spec.reason),
-                        until: until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                    });
-                }
+            let read = api.get_opt(policy).await;
+            if let Some(p) = read.map_err(|e| format!("ErrorBudgetPolicy {holder} ({e})"))? {
+                lifted.extend(self.active_overrides(holder, &p, now));
             }
         }
         Ok((Some(freeze), lifted))
@@ -426,6 +416,196 @@ impl Webhook {
     }
 }
 
+impl Webhook {
+    /// The active overrides (from the cache) of `policy`, named `holder` in claims.
+    fn active_overrides(&self, holder: &str, policy: &ErrorBudgetPolicy, now: jiff::Timestamp) -> Vec<Lifted> {
+        let Ok(max) = Duration::parse(&policy.spec.max_override) else {
+            return vec![];
+        };
+        let name = policy.name_any();
+        self.stores
+            .overrides_in(&policy.namespace().unwrap_or_default())
+            .into_iter()
+            .filter(|o| o.spec.policy == name)
+            .filter_map(|o| {
+                let created = o.metadata.creation_timestamp.as_ref()?;
+                let e = crate::policy::overrides::evaluate(&o.spec, created.0, max, now);
+                match (e.state, e.expires_at) {
+                    (OverrideState::Active, Some(until)) => Some(Lifted {
+                        policy: holder.to_string(),
+                        name: o.name_any(),
+                        reason: format!("by {}: {}", crate::policy::overrides::requester(&o.spec), o.spec.reason),
+                        until: until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    }),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// The user the API server knows this operator as (a SelfSubjectReview, asked once): its
+    /// own requests are the ones that may let a hold go.
+    async fn identity(&self) -> Result<&str, String> {
+        use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+        self.identity
+            .get_or_try_init(|| async {
+                let api: Api<SelfSubjectReview> = Api::all(self.client.clone());
+                let review = api
+                    .create(&kube::api::PostParams::default(), &SelfSubjectReview::default())
+                    .await
+                    .map_err(|e| format!("create selfsubjectreviews: {e}"))?;
+                review
+                    .status
+                    .and_then(|s| s.user_info)
+                    .and_then(|u| u.username)
+                    .filter(|u| !u.is_empty())
+                    .ok_or_else(|| "the SelfSubjectReview names no user".to_string())
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    /// Which of the policies a claim names still exist, and their active overrides.
+    async fn holders(&self, claimed: &[String]) -> kube::Result<hold::Holders> {
+        let now = jiff::Timestamp::now();
+        let mut holders = hold::Holders::default();
+        for holder in claimed {
+            let Some((ns, name)) = holder.split_once('/') else {
+                holders.gone.push(holder.clone());
+                continue;
+            };
+            match Api::<ErrorBudgetPolicy>::namespaced(self.client.clone(), ns)
+                .get_opt(name)
+                .await?
+            {
+                Some(p) => holders.lifted.extend(self.active_overrides(holder, &p, now)),
+                None => holders.gone.push(holder.clone()),
+            }
+        }
+        Ok(holders)
+    }
+
+    async fn review_held(&self, req: &AdmissionRequest<DynamicObject>) -> Verdict {
+        let value = |o: &Option<DynamicObject>| o.as_ref().and_then(|o| serde_json::to_value(o).ok());
+        let (KubeOperation::Update, Some(new), Some(old)) =
+            (&req.operation, value(&req.object), value(&req.old_object))
+        else {
+            return Verdict::Allow;
+        };
+        let claimed = hold::claimed_by(&old);
+        // Most updates of a held object (status, scaling) need no lookup.
+        if claimed.is_empty() || hold::lifts(&old, &new).is_empty() {
+            return Verdict::Allow;
+        }
+        let what = format!(
+            "{} {}/{}",
+            req.kind.kind,
+            req.namespace.as_deref().unwrap_or_default(),
+            req.name
+        );
+        let by_operator = match self.identity().await {
+            Ok(me) => req.user_info.username.as_deref() == Some(me),
+            Err(e) => {
+                return Verdict::Deny(format!(
+                    "cannot check who may let go of the hold on {what}: slo-warden does not know its own user ({e}); try again"
+                ));
+            }
+        };
+        if by_operator {
+            return Verdict::Allow;
+        }
+        match self.holders(&claimed).await {
+            Ok(holders) => hold::review_held(&req.kind.kind, &req.name, &old, &new, false, &holders),
+            Err(e) => Verdict::Deny(format!(
+                "cannot read the ErrorBudgetPolicies holding {what} ({e}); try again"
+            )),
+        }
+    }
+
+    async fn review_policy(&self, req: &AdmissionRequest<DynamicObject>) -> Verdict {
+        let edit = match req.operation {
+            KubeOperation::Update => hold::Edit::Update,
+            KubeOperation::Delete => hold::Edit::Delete,
+            _ => return Verdict::Allow,
+        };
+        let policy = |o: &DynamicObject| {
+            serde_json::to_value(o)
+                .and_then(serde_json::from_value::<ErrorBudgetPolicy>)
+                .map_err(|e| e.to_string())
+        };
+        // What is stored was read by the controller the same way: one it cannot read holds
+        // nothing.
+        let Some(Ok(mut old)) = req.old_object.as_ref().map(policy) else {
+            return Verdict::Allow;
+        };
+        let namespace = req.namespace.clone().unwrap_or_default();
+        old.metadata.namespace = Some(namespace.clone());
+        let new = match (edit, req.object.as_ref().map(policy)) {
+            (hold::Edit::Update, Some(Ok(new))) => Some(new),
+            (hold::Edit::Update, Some(Err(e))) => {
+                return Verdict::Deny(format!(
+                    "cannot read the new ErrorBudgetPolicy {namespace}/{}: {e}",
+                    req.name
+                ));
+            }
+            _ => None,
+        };
+        let holder = crate::enforce::holder(&namespace, &old.name_any());
+        let lifted = self.active_overrides(&holder, &old, jiff::Timestamp::now());
+        // Only a deletion of a policy that holds something needs its Namespace.
+        let terminating = if edit == hold::Edit::Delete && hold::holding(&old, &lifted).is_some() {
+            match Api::<Namespace>::all(self.client.clone()).get_opt(&namespace).await {
+                Ok(ns) => ns.is_none_or(|ns| {
+                    ns.metadata.deletion_timestamp.is_some()
+                        || ns.status.and_then(|s| s.phase).as_deref() == Some("Terminating")
+                }),
+                Err(e) => {
+                    return Verdict::Deny(format!(
+                        "cannot tell whether namespace {namespace} is being deleted ({e}); try again"
+                    ));
+                }
+            }
+        } else {
+            false
+        };
+        hold::review_policy(edit, &old, new.as_ref(), &lifted, terminating)
+    }
+}
+
+/// `POST /validate/holds`: updates of Deployments and Rollouts labelled `slo.warden.dev/held`.
+async fn holds(
+    State(webhook): State<Arc<Webhook>>,
+    Extension(budget): Extension<intake::Budget>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    answer(&webhook, "holds", (&budget, headers, body), async |req| {
+        let verdict = webhook.review_held(&req).await;
+        if let Verdict::Deny(_) = &verdict {
+            tracing::info!(namespace = ?req.namespace, kind = %req.kind.kind, name = %req.name, user = ?req.user_info.username, "lifting a hold refused");
+        }
+        (AdmissionResponse::from(&req), verdict)
+    })
+    .await
+}
+
+/// `POST /validate/policies`: updates and deletions of ErrorBudgetPolicies.
+async fn policies(
+    State(webhook): State<Arc<Webhook>>,
+    Extension(budget): Extension<intake::Budget>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    answer(&webhook, "policies", (&budget, headers, body), async |req| {
+        let verdict = webhook.review_policy(&req).await;
+        if let Verdict::Deny(_) = &verdict {
+            tracing::info!(namespace = ?req.namespace, name = %req.name, operation = ?req.operation, user = ?req.user_info.username, "policy edit refused");
+        }
+        (AdmissionResponse::from(&req), verdict)
+    })
+    .await
+}
+
 /// What `slo-warden validate` would say about an object of our kinds: every problem, each at
 /// its field path.
 pub fn problems_of(kind: &str, object: &DynamicObject) -> Vec<crate::validate::Problem> {
@@ -444,6 +624,8 @@ pub fn router(webhook: Arc<Webhook>, budget: intake::Budget) -> Router {
         .route("/validate/releases", post(releases))
         .route("/validate/objects", post(objects))
         .route("/mutate/overrides", post(overrides))
+        .route("/validate/holds", post(holds))
+        .route("/validate/policies", post(policies))
         .layer(Extension(budget))
         .with_state(webhook);
     crate::serving::limit(app, &intake::LIMITS, None)
@@ -535,6 +717,7 @@ mod tests {
             client: Client::new(service, "default"),
             stores: Stores(vec![]),
             metrics: Metrics::default(),
+            identity: Default::default(),
         });
         (router(webhook, intake::Budget::default()), handle)
     }

@@ -280,6 +280,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 client: client.clone(),
                 stores: stores.clone(),
                 metrics: metrics.clone(),
+                identity: Default::default(),
             });
             Some(tokio::spawn(crate::admission::serve(
                 args.webhook.clone(),

@@ -6,6 +6,11 @@
 //! held by a person and is never claimed, so it is never released by us. On release a policy
 //! removes itself from the list and lets go only when the list becomes empty.
 //!
+//! Deployments and Rollouts held by any policy also carry the label [`HELD_LABEL`], so the
+//! admission webhook that keeps holds from being lifted by hand is called for them only. It is
+//! set and removed with the claim list, in the same patch; an object claimed before the label
+//! existed gets it at the next reconcile ([`Plan::Relabel`]).
+//!
 //! The plan is pure: what the object says now, who we are, whether we want it held → the
 //! change to make. The actuators turn it into a patch of exactly these fields.
 
@@ -38,6 +43,10 @@ pub const FREEZE: Keys = Keys {
 /// The label admission keys on: `slo.warden.dev/frozen: "true"`.
 pub const FROZEN_LABEL: &str = "slo.warden.dev/frozen";
 
+/// `slo.warden.dev/held: "true"` on every Deployment and Rollout a policy holds: the
+/// `objectSelector` of the webhook that refuses lifting a hold by hand.
+pub const HELD_LABEL: &str = "slo.warden.dev/held";
+
 /// What an object says about its holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observed {
@@ -45,6 +54,8 @@ pub struct Observed {
     pub held: bool,
     /// The `*-by` list.
     pub holders: Vec<String>,
+    /// Whether it carries [`HELD_LABEL`]; `None` for kinds without it (Namespaces).
+    pub labelled: Option<bool>,
 }
 
 impl Observed {
@@ -59,7 +70,17 @@ impl Observed {
                     .collect()
             })
             .unwrap_or_default();
-        Self { held, holders }
+        Self {
+            held,
+            holders,
+            labelled: None,
+        }
+    }
+
+    /// Reads [`HELD_LABEL`] too (Deployments and Rollouts).
+    pub fn with_label(mut self, labels: &BTreeMap<String, String>) -> Self {
+        self.labelled = Some(labels.get(HELD_LABEL).map(String::as_str) == Some("true"));
+        self
     }
 
     pub fn holds(&self, me: &str) -> bool {
@@ -75,16 +96,27 @@ pub enum Plan {
     NotClaimed,
     /// Make the object say this. `held: None` leaves `spec.paused` (or the label) alone;
     /// `stamp` sets `*-at`/`*-reason` (a first claim); an empty `holders` removes our
-    /// annotations altogether.
+    /// annotations altogether (and [`HELD_LABEL`] where the kind has it).
     Change {
         held: Option<bool>,
         holders: Vec<String>,
         stamp: bool,
     },
+    /// The claim is as wanted but [`HELD_LABEL`] is not: missing (claimed before the label
+    /// existed) or left without a claim. Set it to match the holders list.
+    Relabel,
 }
 
 /// What to change so that `me` holds the object (`want`) or does not.
 pub fn plan(observed: &Observed, me: &str, want: bool) -> Plan {
+    match claim(observed, me, want) {
+        // Labelled exactly while some policy holds it.
+        Plan::Nothing if observed.labelled == Some(observed.holders.is_empty()) => Plan::Relabel,
+        plan => plan,
+    }
+}
+
+fn claim(observed: &Observed, me: &str, want: bool) -> Plan {
     let mine = observed.holds(me);
     match (want, mine) {
         // Someone unpaused an object we hold: hold it again.
@@ -133,6 +165,11 @@ pub fn annotations_patch(keys: Keys, holders: &[String], stamp: bool, reason: &s
     Value::Object(a)
 }
 
+/// The [`HELD_LABEL`] value that goes with a holders list, for a merge patch.
+pub fn held_label(holders: &[String]) -> Value {
+    if holders.is_empty() { Value::Null } else { json!("true") }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -143,6 +180,7 @@ mod tests {
         Observed {
             held,
             holders: holders.iter().map(|s| s.to_string()).collect(),
+            labelled: None,
         }
     }
 
@@ -150,7 +188,12 @@ mod tests {
         match p {
             Plan::Change { held, holders, .. } => Observed {
                 held: held.unwrap_or(o.held),
+                labelled: o.labelled.map(|_| !holders.is_empty()),
                 holders: holders.clone(),
+            },
+            Plan::Relabel => Observed {
+                labelled: Some(!o.holders.is_empty()),
+                ..o.clone()
             },
             _ => o.clone(),
         }
@@ -190,6 +233,35 @@ mod tests {
     }
 
     #[test]
+    fn the_held_label_follows_the_claim() {
+        let labelled = |held: bool, holders: &[&str], label: bool| Observed {
+            labelled: Some(label),
+            ..obs(held, holders)
+        };
+        // Claimed before the label existed: only the label is added.
+        assert_eq!(plan(&labelled(true, &["ns/a"], false), "ns/a", true), Plan::Relabel);
+        assert_eq!(plan(&labelled(true, &["ns/a"], true), "ns/a", true), Plan::Nothing);
+        // Held by another policy: still labelled, whatever this one wants.
+        assert_eq!(plan(&labelled(true, &["ns/b"], false), "ns/a", false), Plan::Relabel);
+        // Left without a claim: the label goes.
+        assert_eq!(plan(&labelled(false, &[], true), "ns/a", false), Plan::Relabel);
+        assert_eq!(plan(&labelled(false, &[], false), "ns/a", false), Plan::Nothing);
+        // A person's pause is never claimed, labelled or not.
+        assert_eq!(plan(&labelled(true, &[], false), "ns/a", true), Plan::NotClaimed);
+        // Kinds without the label never relabel.
+        assert_eq!(plan(&obs(true, &["ns/a"]), "ns/a", true), Plan::Nothing);
+        assert_eq!(held_label(&["ns/a".into()]), json!("true"));
+        assert_eq!(held_label(&[]), Value::Null);
+        let labels = BTreeMap::from([(HELD_LABEL.to_string(), "true".to_string())]);
+        assert_eq!(
+            Observed::new(true, &BTreeMap::new(), PAUSE)
+                .with_label(&labels)
+                .labelled,
+            Some(true)
+        );
+    }
+
+    #[test]
     fn parses_and_writes_the_annotations() {
         let a = BTreeMap::from([(PAUSE.by.to_string(), "shop/x, shop/y,".to_string())]);
         assert_eq!(Observed::new(true, &a, PAUSE).holders, ["shop/x", "shop/y"]);
@@ -207,11 +279,12 @@ mod tests {
     proptest! {
         /// Whatever several policies want, in any order: an object a person paused is never
         /// claimed and never unpaused; an object stays held while any policy wants it; and
-        /// once no policy wants it, an object we paused is unpaused.
+        /// once no policy wants it, an object we paused is unpaused; the held label is there
+        /// exactly while some policy holds it.
         #[test]
         fn claims_are_safe(person_paused in any::<bool>(), steps in prop::collection::vec((0usize..3, any::<bool>()), 0..60)) {
             let policies = ["ns/a", "ns/b", "other/c"];
-            let mut o = obs(person_paused, &[]);
+            let mut o = Observed { labelled: Some(false), ..obs(person_paused, &[]) };
             let mut wants = [false; 3];
             for (who, want) in steps {
                 wants[who] = want;
@@ -220,6 +293,7 @@ mod tests {
                     let p = plan(&o, me, wants[i]);
                     o = apply(&o, &p);
                 }
+                prop_assert_eq!(o.labelled, Some(!o.holders.is_empty()), "labelled exactly while claimed");
                 if person_paused {
                     prop_assert!(o.held, "a person's pause was lifted");
                     prop_assert!(o.holders.is_empty(), "a person's pause was claimed");

@@ -1,6 +1,6 @@
 //! Actuators: make the cluster's objects match what a policy demands. Each is idempotent,
-//! patches exactly the fields it owns (`spec.paused`, one label, `slo.warden.dev/*`
-//! annotations; `status.abort` for an abort) with a JSON merge patch carrying the object's
+//! patches exactly the fields it owns (`spec.paused`, the `slo.warden.dev/frozen` or
+//! `slo.warden.dev/held` label, `slo.warden.dev/*` annotations; `status.abort` for an abort) with a JSON merge patch carrying the object's
 //! `resourceVersion` (so two policies racing on one object cannot lose a claim), and reports
 //! what it changed for Events, metrics and `status.enforced`.
 
@@ -70,11 +70,13 @@ pub fn holder(namespace: &str, policy: &str) -> String {
 }
 
 /// How a kind shows that it is held: its claim annotations, whether it is held now, and the
-/// patch fields that hold it or let it go.
+/// patch fields that hold it or let it go; `labelled`: it carries [`claim::HELD_LABEL`] while
+/// claimed.
 pub struct Hold {
     pub keys: Keys,
     pub is_held: fn(&DynamicObject) -> bool,
     pub set_held: fn(&mut Value, bool),
+    pub labelled: bool,
 }
 
 /// How often a claim is planned again on a fresh copy after a conflict (another policy, a
@@ -108,18 +110,30 @@ pub async fn hold(
 ) -> Result<(DynamicObject, Change)> {
     let mut attempt = 1;
     loop {
-        let observed = Observed::new((how.is_held)(&obj), obj.annotations(), how.keys);
-        let (held, holders, stamp) = match claim::plan(&observed, me, chosen) {
+        let mut observed = Observed::new((how.is_held)(&obj), obj.annotations(), how.keys);
+        if how.labelled {
+            observed = observed.with_label(obj.labels());
+        }
+        let planned = claim::plan(&observed, me, chosen);
+        let mut patch = json!({"metadata": {"resourceVersion": obj.resource_version()}});
+        let holders = match planned {
             Plan::Nothing => return Ok((obj, Change::Unchanged)),
             Plan::NotClaimed => return Ok((obj, Change::NotClaimed)),
-            Plan::Change { held, holders, stamp } => (held, holders, stamp),
+            Plan::Relabel => observed.holders.clone(),
+            Plan::Change {
+                held,
+                ref holders,
+                stamp,
+            } => {
+                patch["metadata"]["annotations"] = claim::annotations_patch(how.keys, holders, stamp, reason, now);
+                if let Some(held) = held {
+                    (how.set_held)(&mut patch, held);
+                }
+                holders.clone()
+            }
         };
-        let mut patch = json!({"metadata": {
-            "resourceVersion": obj.resource_version(),
-            "annotations": claim::annotations_patch(how.keys, &holders, stamp, reason, now),
-        }});
-        if let Some(held) = held {
-            (how.set_held)(&mut patch, held);
+        if how.labelled {
+            patch["metadata"]["labels"][claim::HELD_LABEL] = claim::held_label(&holders);
         }
         let name = obj.name_any();
         match api
@@ -127,9 +141,11 @@ pub async fn hold(
             .await
         {
             Ok(updated) => {
-                let change = match (chosen, observed.holds(me)) {
-                    (true, true) => Change::Reheld,
-                    (true, false) => Change::Claimed,
+                let change = match (&planned, chosen, observed.holds(me)) {
+                    // Bookkeeping: nothing was held or let go.
+                    (Plan::Relabel, ..) => Change::Unchanged,
+                    (_, true, true) => Change::Reheld,
+                    (_, true, false) => Change::Claimed,
                     _ => Change::Released,
                 };
                 return Ok((updated, change));

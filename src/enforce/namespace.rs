@@ -23,6 +23,8 @@ pub const FROZEN: Hold = Hold {
     set_held: |patch, frozen| {
         patch["metadata"]["labels"] = json!({ FROZEN_LABEL: if frozen { json!("true") } else { json!(null) } })
     },
+    // The frozen label is the Namespace's own marker; editors cannot change Namespaces.
+    labelled: false,
 };
 
 pub async fn reconcile(

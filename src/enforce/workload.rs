@@ -40,11 +40,12 @@ pub fn is_paused(obj: &DynamicObject) -> bool {
 /// Objects of a kind that must not be held even when selected.
 pub type Spared<'a> = &'a (dyn Fn(&DynamicObject) -> bool + Sync);
 
-/// `spec.paused`, claimed in `slo.warden.dev/paused-by`.
+/// `spec.paused`, claimed in `slo.warden.dev/paused-by` and labelled `slo.warden.dev/held`.
 pub const PAUSED: Hold = Hold {
     keys: PAUSE,
     is_held: is_paused,
     set_held: |patch, paused| patch["spec"] = json!({ "paused": paused }),
+    labelled: true,
 };
 
 /// The workloads of a namespace: from the watch cache (`cached`), else listed. `None` when the

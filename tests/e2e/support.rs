@@ -649,7 +649,9 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
             ctx.dump(&panic_message(panic.as_ref())).await;
         }
         // Policies release what they hold through a finalizer: delete them while the operator
-        // runs, or the namespace would wait for it forever.
+        // runs, or the namespace would wait for it forever. The test's webhooks go first: they
+        // refuse deleting a policy that holds something.
+        ctx.delete_webhooks().await;
         ctx.delete_policies().await;
         let status = ctx.operator.lock().unwrap().take().map(|mut op| op.stop());
         let cleanups = std::mem::take(&mut *ctx.cleanups.lock().unwrap());
@@ -765,6 +767,19 @@ impl Ctx {
     pub fn adopt_operator(&self, op: Operator) {
         let previous = self.operator.lock().unwrap().replace(op);
         assert!(previous.is_none(), "the operator was already running");
+    }
+
+    /// Deletes the webhook configurations the operator serves in this test, if any.
+    async fn delete_webhooks(&self) {
+        let Some(hook) = &self.webhook else {
+            return;
+        };
+        for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+            let gvk = kube::core::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
+            let api: Api<kube::api::DynamicObject> =
+                Api::all_with(self.client.clone(), &kube::api::ApiResource::from_gvk(&gvk));
+            let _ = api.delete(&hook.configuration, &DeleteParams::default()).await;
+        }
     }
 
     /// Deletes this namespace's ErrorBudgetPolicies and waits (a little) until they are gone.
