@@ -24,7 +24,15 @@ impl fmt::Display for Problem {
 }
 
 /// Labels slo-warden sets on every alert; users may not override them.
-pub const RESERVED_LABELS: [&str; 6] = ["slo", "namespace", "service", "severity", "long", "short"];
+pub const RESERVED_LABELS: [&str; 7] = [
+    "slo",
+    "namespace",
+    "service",
+    "severity",
+    "long",
+    "short",
+    crate::rules::MARKER_LABEL,
+];
 
 const MIN_WINDOW: Duration = Duration::days(1);
 const MAX_WINDOW: Duration = Duration::days(365);
