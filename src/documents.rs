@@ -93,7 +93,11 @@ pub fn load(file: &str, text: &str, out: &mut Loaded) -> usize {
         let mut unknown = Vec::new();
         let problems = if kind == "ServiceLevelObjective" {
             match serde_ignored::deserialize(value, |path| unknown.push(path.to_string())) {
-                Ok(slo) => match validate::validate(&slo) {
+                // As the operator refuses it by default (--allow-cross-namespace-sli).
+                Ok(slo) => match validate::validate(&slo).and_then(|v| {
+                    let foreign = validate::foreign_namespaces(&slo, None);
+                    if foreign.is_empty() { Ok(v) } else { Err(foreign) }
+                }) {
                     Ok(v) => {
                         if unknown.iter().all(|p| !p.starts_with("spec")) {
                             out.valid.push(v);

@@ -75,6 +75,11 @@ pub struct Args {
     /// the `sli` rule group's interval, and the length of its tiles.
     #[arg(long, env = "ALERT_INTERVAL", default_value = "1m", value_parser = parse_alert_interval)]
     pub alert_interval: crate::duration::Duration,
+    /// Let SLIs read series of other namespaces (a `namespace` matcher other than the SLO's
+    /// own). Off: such an SLO is refused (at apply by the webhook, and in its status), as a
+    /// tenant could otherwise measure, or make its alerts read, another team's traffic.
+    #[arg(long, env = "ALLOW_CROSS_NAMESPACE_SLI")]
+    pub allow_cross_namespace_sli: bool,
     #[command(flatten)]
     pub prometheus: crate::budget::PrometheusArgs,
     #[command(flatten)]
@@ -107,6 +112,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub settings: crate::rules::Settings,
+    /// `--allow-cross-namespace-sli`.
+    pub allow_cross_namespace_sli: bool,
     pub backoff: backoff::Backoff<(String, String)>,
 }
 
@@ -173,6 +180,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             alert_interval: args.alert_interval,
             rule_labels: args.rule_labels.into_iter().collect(),
         },
+        allow_cross_namespace_sli: args.allow_cross_namespace_sli,
         backoff: backoff::Backoff::default(),
     });
 
@@ -280,6 +288,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 client: client.clone(),
                 stores: stores.clone(),
                 metrics: metrics.clone(),
+                allow_cross_namespace_sli: args.allow_cross_namespace_sli,
             });
             Some(tokio::spawn(crate::admission::serve(
                 args.webhook.clone(),
