@@ -534,6 +534,8 @@ mod tests {
     struct Fake {
         slos: usize,
         fail: Option<(&'static str, StatusCode, &'static str, &'static str)>,
+        /// Series added to the answer of the budget query, as another tenant's rules record them.
+        forged: Vec<serde_json::Value>,
         seen: Mutex<Vec<Seen>>,
     }
 
@@ -592,8 +594,10 @@ mod tests {
                 })
                 .collect()
         } else if query.ends_with("[10m]") {
-            (0..fake.slos)
-                .flat_map(|i| {
+            fake.forged
+                .iter()
+                .cloned()
+                .chain((0..fake.slos).flat_map(|i| {
                     [
                         ("slo:sli_error:ratio_rate1d", "0.0005"),
                         ("slo:sli_error:ratio_rate3d", "0.00025"),
@@ -604,7 +608,7 @@ mod tests {
                     .map(|(name, value)| {
                         json!({"metric": labels(i, name), "values": [[time - 301.0, "0.9"], [time - 1.0, value]]})
                     })
-                })
+                }))
                 .collect()
         } else {
             (0..fake.slos)
@@ -755,6 +759,11 @@ mod tests {
 
             assert_eq!(metrics.prometheus_queries_per_cycle.get(), QUERIES_PER_CYCLE);
             assert_eq!(queries_count(&metrics, "success"), 4 * (cycle as u64 + 1));
+            // Every series is what the SLO's own rules write, on their schedules.
+            assert_eq!(
+                (metrics.budget_series_rejected.get(), metrics.budget_disputed_slos.get()),
+                (0, 0)
+            );
         }
         assert!(
             metrics
@@ -763,6 +772,45 @@ mod tests {
             "{}",
             metrics.encode()
         );
+    }
+
+    #[tokio::test]
+    async fn forged_series_are_counted_and_a_second_writer_disputes() {
+        let budget = |labels: serde_json::Value, values: serde_json::Value| {
+            let mut metric = labels;
+            metric["__name__"] = json!("slo:error_budget_remaining:ratio");
+            json!({"metric": metric, "values": values})
+        };
+        let fake = Arc::new(Fake {
+            slos: 2,
+            forged: vec![
+                // Another namespace's rule, without our marker.
+                budget(
+                    json!({"namespace": "ns0", "slo": "slo-0"}),
+                    json!([[1_699_999_990.0, "-1"]]),
+                ),
+                // A copy of slo-1's series with exactly its labels, on another schedule.
+                budget(labels(1, "x"), json!([[1_699_999_800.0, "-1"]])),
+            ],
+            ..Fake::default()
+        });
+        let url = serve(fake).await;
+        let metrics = Metrics::default();
+        let snapshot = poller(&args(&url)).poll_at(&metrics, at()).await.unwrap();
+        let first = &snapshot.slos[&("ns0".to_string(), "slo-0".to_string())];
+        assert_eq!((first.remaining, first.disputed.len()), (Some(0.5), 0));
+        let second = &snapshot.slos[&("ns1".to_string(), "slo-1".to_string())];
+        assert_eq!(second.remaining, None);
+        assert!(
+            second.disputed[0].starts_with("slo:error_budget_remaining:ratio{namespace=\"ns1\""),
+            "{:?}",
+            second.disputed
+        );
+        assert_eq!(metrics.budget_series_rejected.get(), 1);
+        assert_eq!(metrics.budget_disputed_slos.get(), 1);
+        let text = metrics.encode();
+        assert!(text.contains("slo_warden_budget_series_rejected_total 1"), "{text}");
+        assert!(text.contains("slo_warden_budget_disputed_slos 1"), "{text}");
     }
 
     #[tokio::test]
