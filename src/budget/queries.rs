@@ -157,6 +157,15 @@ impl Series<'_> {
     fn spacing(&self) -> i64 {
         self.values.map_or(0, |n| n.spacing)
     }
+
+    /// How many samples were read.
+    fn samples(&self) -> usize {
+        match (self.value, self.values) {
+            (Some(_), _) => 1,
+            (None, Some(n)) => n.count,
+            (None, None) => 0,
+        }
+    }
 }
 
 /// A label value, borrowed from the body unless it holds escapes.
@@ -318,6 +327,7 @@ struct Newest {
     newest: Option<Sample>,
     /// GCD of every sample's distance (ms) from the first.
     spacing: i64,
+    count: usize,
 }
 
 fn gcd(a: i64, b: i64) -> i64 {
@@ -342,6 +352,7 @@ impl<'de> Deserialize<'de> for Newest {
                 while let Some(s) = seq.next_element::<Sample>()? {
                     let first = *first.get_or_insert(s.millis());
                     n.spacing = gcd(n.spacing, s.millis().saturating_sub(first));
+                    n.count += 1;
                     // Samples come oldest first; the order is not relied on.
                     if n.newest.is_none_or(|m| s.at >= m.at) {
                         n.newest = Some(s);
@@ -549,8 +560,11 @@ impl Split {
                 f.newest.insert(group, (at, described));
             }
         }
+        // A lone sample says nothing of its writer's schedule: a value counts once it has been
+        // written on the group's schedule for an interval (our own rules, from their second
+        // evaluation), so a forged series is disputed before it is ever read.
         let value = sample.value;
-        if !value.is_finite() {
+        if !value.is_finite() || series.samples() < 2 {
             return;
         }
         match name {
@@ -781,14 +795,14 @@ mod tests {
         {"metric":{"__name__":"slo:sli_error:ratio_rate1h","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999900,"0.01"],[1699999960,"0.0144"]]},
         {"metric":{"__name__":"slo:sli_error:ratio_rate6h","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999960,"NaN"]]},
         {"metric":{"__name__":"slo:sli_error:ratio_rate1m","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999960,"+Inf"]]},
-        {"metric":{"__name__":"slo:sli_error:ratio_rate5m","slo":"search","slo_warden":"search"},"values":[[1699999950.5,"0.005"]]},
+        {"metric":{"__name__":"slo:sli_error:ratio_rate5m","slo":"search","slo_warden":"search"},"values":[[1699999890.5,"0.004"],[1699999950.5,"0.005"]]},
         {"metric":{"__name__":"slo:sli_error:ratio_rate5m","sloth_slo":"other"},"values":[[1699999960,"0.5"]]}
     ]}"#;
     const LONG: &str = r#"{"resultType":"matrix","result":[
         {"metric":{"__name__":"slo:error_budget:ratio","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999650,"0.001"],[1699999950,"0.001"]]},
         {"metric":{"__name__":"slo:error_budget_remaining:ratio","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999650,"0.8801"],[1699999950,"0.87314159"]]},
         {"metric":{"__name__":"slo:sli_error:ratio_rate30d","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999650,"0.000126"],[1699999950,"0.00012685841"]]},
-        {"metric":{"__name__":"slo:sli_error:ratio_rate1d","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999950,"0.0025"]]},
+        {"metric":{"__name__":"slo:sli_error:ratio_rate1d","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999650,"0.002"],[1699999950,"0.0025"]]},
         {"metric":{"__name__":"slo:error_budget_remaining:ratio","slo":"search","slo_warden":"search"},"values":[[1699999500,"0.5"],[1699999800,"NaN"]]}
     ]}"#;
     const ALERTS: &str = r#"{"resultType":"matrix","result":[
@@ -889,9 +903,9 @@ mod tests {
     #[test]
     fn exhausted_and_healthy() {
         let long = r#"{"resultType":"matrix","result":[
-            {"metric":{"__name__":"slo:error_budget:ratio","namespace":"a","slo":"x","slo_warden":"a/x"},"values":[[1,"0.01"]]},
-            {"metric":{"__name__":"slo:error_budget_remaining:ratio","namespace":"a","slo":"x","slo_warden":"a/x"},"values":[[1,"-0.25"]]},
-            {"metric":{"__name__":"slo:error_budget_remaining:ratio","namespace":"b","slo":"x","slo_warden":"b/x"},"values":[[1,"1"]]}
+            {"metric":{"__name__":"slo:error_budget:ratio","namespace":"a","slo":"x","slo_warden":"a/x"},"values":[[1,"0.01"],[301,"0.01"]]},
+            {"metric":{"__name__":"slo:error_budget_remaining:ratio","namespace":"a","slo":"x","slo_warden":"a/x"},"values":[[1,"0.1"],[301,"-0.25"]]},
+            {"metric":{"__name__":"slo:error_budget_remaining:ratio","namespace":"b","slo":"x","slo_warden":"b/x"},"values":[[1,"1"],[301,"1"]]}
         ]}"#;
         let empty = r#"{"resultType":"matrix","result":[]}"#;
         let slos = split_json(empty, long, empty);
@@ -1020,6 +1034,13 @@ mod tests {
         // Samples of a window group at the usual cadence, one missed evaluation included.
         let b = disputed(vec![budget_of_b(OURS, r#"[[1699999350,"0.9"],[1699999950,"0.8"]]"#)]);
         assert_eq!((b.remaining, b.disputed.len()), (Some(0.8), 0));
+
+        // A new writer's first sample, before our group has ever run (a new SLO): not read,
+        // and disputed from its second.
+        let b = disputed(vec![budget_of_b(OURS, r#"[[1699999995,"-1"]]"#)]);
+        assert_eq!((b.remaining, b.disputed.len()), (None, 0));
+        let b = disputed(vec![budget_of_b(OURS, r#"[[1699999995,"-1"],[1700000000,"-1"]]"#)]);
+        assert_eq!((b.remaining, b.disputed.len()), (None, 1));
     }
 
     #[test]
