@@ -269,12 +269,53 @@ impl Labels<'_> {
                 )
             })
             .collect();
-        let text = format!("{}{{{}}}", self.name.as_deref().unwrap_or_default(), inner.join(","));
-        if text.chars().count() > DESCRIBED {
-            format!("{}...", text.chars().take(DESCRIBED).collect::<String>())
-        } else {
-            text
+        cut(format!(
+            "{}{{{}}}",
+            self.name.as_deref().unwrap_or_default(),
+            inner.join(",")
+        ))
+    }
+
+    /// The labels other than those the split reads by name (`k="v"`, comma-separated, values
+    /// cut short): for a series that passed the label check, its external labels; empty (and
+    /// not allocated) when there are none.
+    fn externals(&self) -> String {
+        let mut out = String::new();
+        for (k, v) in &self.others {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            let short: String = v.chars().take(VALUE_SHOWN).collect();
+            out.push_str(&format!(
+                "{}={short:?}",
+                k.chars().take(VALUE_SHOWN).collect::<String>()
+            ));
         }
+        out
+    }
+}
+
+/// `name{namespace="..",slo="..",slo_warden="..",<externals>}`: a series that passed the label
+/// check, described from its name, its SLO and its external labels; cut short.
+fn described_as(name: &str, namespace: &str, slo: &str, externals: &str) -> String {
+    let mut labels = Vec::with_capacity(4);
+    if !namespace.is_empty() {
+        labels.push(format!("namespace={namespace:?}"));
+    }
+    labels.push(format!("slo={slo:?}"));
+    labels.push(format!("{MARKER_LABEL}={:?}", marker(Some(namespace), slo)));
+    if !externals.is_empty() {
+        labels.push(externals.to_string());
+    }
+    cut(format!("{name}{{{}}}", labels.join(",")))
+}
+
+/// At most [`DESCRIBED`] characters.
+fn cut(text: String) -> String {
+    if text.chars().count() > DESCRIBED {
+        format!("{}...", text.chars().take(DESCRIBED).collect::<String>())
+    } else {
+        text
     }
 }
 
@@ -425,10 +466,11 @@ struct Found {
     remaining: Option<f64>,
     long_run_burn: Option<f64>,
     long_run_covered: Option<f64>,
-    /// Record name → the series read for it, described.
+    /// Record name → the external labels of the series read for it (usually none).
     seen: BTreeMap<String, String>,
-    /// The newest sample time (ms) of each group's records, and a series that has it.
-    newest: BTreeMap<Group, (i64, String)>,
+    /// The newest sample time (ms) of each group's records, and the name and external labels
+    /// of a series that has it.
+    newest: BTreeMap<Group, (i64, String, String)>,
     /// Firing alerts: severity, newest sample time (ms), described.
     alerts: Vec<(String, i64, String)>,
     disputes: BTreeSet<String>,
@@ -520,44 +562,46 @@ impl Split {
             return;
         };
         let interval = self.expect.interval_ms(group);
-        let described = series.metric.describe();
+        // The labels beyond the SLO's identity are external ones (`ours`): descriptions are
+        // made from them, and only for a dispute, not for each of a cycle's many series.
+        let externals = series.metric.externals();
+        let labels = &series.metric;
+        let (namespace, slo) = (
+            labels.namespace.as_deref().unwrap_or_default(),
+            labels.slo.as_deref().unwrap_or_default(),
+        );
+        let describe = |name: &str, externals: &str| described_as(name, namespace, slo, externals);
         let f = self.found.entry(key).or_default();
         match f.seen.get(name) {
             Some(first) => {
                 // In the same words whatever the order of the answer.
-                let (a, b) = if *first <= described {
-                    (first.as_str(), described.as_str())
-                } else {
-                    (described.as_str(), first.as_str())
-                };
-                let why = format!("{name} is recorded twice: {a} and {b}");
-                f.dispute(why);
+                let (a, b) = (describe(name, first), describe(name, &externals));
+                let (a, b) = if a <= b { (a, b) } else { (b, a) };
+                f.dispute(format!("{name} is recorded twice: {a} and {b}"));
             }
             None => {
-                f.seen.insert(name.to_string(), described.clone());
+                f.seen.insert(name.to_string(), externals.clone());
             }
         }
         if series.spacing() % interval != 0 {
             f.dispute(format!(
-                "{described} has samples off the schedule of the rule that records it: a second rule writes it"
+                "{} has samples off the schedule of the rule that records it: a second rule writes it",
+                describe(name, &externals)
             ));
         }
         let at = sample.millis();
         match f.newest.get(&group) {
-            Some((newest, other)) if (newest - at).rem_euclid(interval) != 0 => {
-                let (a, b) = if *other <= described {
-                    (other.clone(), described)
-                } else {
-                    (described, other.clone())
-                };
+            Some((newest, other, other_externals)) if (newest - at).rem_euclid(interval) != 0 => {
+                let (a, b) = (describe(other, other_externals), describe(name, &externals));
+                let (a, b) = if a <= b { (a, b) } else { (b, a) };
                 f.dispute(format!(
                     "{a} and {b} are written on two schedules though one rule group ({}) records both: another rule writes one of them",
                     group.name()
                 ));
             }
-            Some((newest, _)) if *newest >= at => {}
+            Some((newest, _, _)) if *newest >= at => {}
             _ => {
-                f.newest.insert(group, (at, described));
+                f.newest.insert(group, (at, name.to_string(), externals));
             }
         }
         // A lone sample says nothing of its writer's schedule: a value counts once it has been
@@ -607,7 +651,7 @@ impl Split {
         for (key, f) in std::mem::take(&mut self.found) {
             let mut firing = BTreeSet::new();
             for (severity, at, described) in &f.alerts {
-                match f.newest.get(&Group::Sli).map(|(newest, _)| newest) {
+                match f.newest.get(&Group::Sli).map(|(newest, _, _)| newest) {
                     // Written by the evaluation that wrote the newest records, or by the one
                     // before when the poll fell between the two.
                     Some(newest) if (newest - at).rem_euclid(interval) == 0 => {
