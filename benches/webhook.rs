@@ -92,6 +92,8 @@ fn serve(port: &str, dir: &str) {
             client,
             stores: slo_warden::controller::budget::Stores(vec![]),
             metrics: slo_warden::metrics::Metrics::default(),
+            identity: Default::default(),
+            allow_cross_namespace_sli: false,
         });
         let tls =
             axum_server::tls_rustls::RustlsConfig::from_pem_file(format!("{dir}/tls.crt"), format!("{dir}/tls.key"))

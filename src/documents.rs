@@ -155,7 +155,15 @@ fn check(kind: &str, value: Value, check: Check) -> (Vec<Problem>, Option<ValidS
             unknown(t.ignored, &mut problems);
             if let Some(slo) = t.object {
                 match validate::validate(&slo) {
-                    Ok(v) => valid = clean.then_some(v),
+                    // A file is checked as the operator checks it by default: at admission
+                    // the webhook does it, unless --allow-cross-namespace-sli.
+                    Ok(v) => match check {
+                        Check::File => match validate::foreign_namespaces(&slo, None) {
+                            foreign if foreign.is_empty() => valid = clean.then_some(v),
+                            foreign => problems.extend(foreign),
+                        },
+                        Check::Admission => valid = clean.then_some(v),
+                    },
                     Err(p) => problems.extend(p),
                 }
             }

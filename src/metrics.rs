@@ -88,6 +88,11 @@ pub struct Metrics {
     pub prometheus_query_duration: Histogram,
     /// Queries sent in the last poll cycle (constant in the number of SLOs).
     pub prometheus_queries_per_cycle: Gauge,
+    /// Series read from Prometheus and ignored: not labelled as slo-warden's rules label
+    /// theirs, or a firing alert not written by the SLO's own rules.
+    pub budget_series_rejected: Counter,
+    /// SLOs whose records have a second writer in the last poll (their policies hold).
+    pub budget_disputed_slos: Gauge,
     /// 1 for the stage a policy is in (`stage=""` when none).
     pub policy_stage: Family<StageLabels, Gauge>,
     pub enforcement_actions: Family<ActionLabels, Counter>,
@@ -139,6 +144,18 @@ impl Default for Metrics {
         let policy_held_objects = Family::<PolicyKindLabels, Gauge>::default();
         let policy_overridden = Family::<PolicyLabels, Gauge>::default();
         let budget_exhausted_unenforced = Family::<SloLabels, Gauge>::default();
+        let budget_series_rejected = Counter::default();
+        let budget_disputed_slos = Gauge::default();
+        registry.register(
+            "budget_series_rejected",
+            "Series read from Prometheus and ignored because slo-warden's rules did not write them",
+            budget_series_rejected.clone(),
+        );
+        registry.register(
+            "budget_disputed_slos",
+            "SLOs whose recorded series have a second writer (their policies hold their stage)",
+            budget_disputed_slos.clone(),
+        );
         let leader = Gauge::default();
         let admission = Family::<AdmissionLabels, Counter>::default();
         registry.register(
@@ -211,6 +228,8 @@ impl Default for Metrics {
             policy_held_objects,
             policy_overridden,
             budget_exhausted_unenforced,
+            budget_series_rejected,
+            budget_disputed_slos,
             leader,
             admission,
         }

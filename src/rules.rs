@@ -150,9 +150,26 @@ pub fn recorded_windows(slo: &ValidSlo) -> BTreeSet<Duration> {
         .collect()
 }
 
+/// The label every series and alert of our rules carries, set by the rule itself: the poller
+/// reads only series that carry it with the value their `namespace` and `slo` labels imply, so
+/// a series another tool records under the same name is not taken for ours, and one whose
+/// `namespace` Prometheus Operator rewrote (enforcedNamespaceLabel) no longer matches.
+pub const MARKER_LABEL: &str = "slo_warden";
+
+/// The value of [`MARKER_LABEL`]: `<namespace>/<slo>`, or `<slo>` in a plain rule file.
+pub fn marker(namespace: Option<&str>, slo: &str) -> String {
+    match namespace {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{slo}"),
+        _ => slo.to_string(),
+    }
+}
+
 /// Labels identifying the SLO on every series and alert.
 pub fn identity(slo: &ValidSlo) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::from([("slo".to_string(), slo.name.clone())]);
+    let mut labels = BTreeMap::from([
+        ("slo".to_string(), slo.name.clone()),
+        (MARKER_LABEL.to_string(), marker(slo.namespace.as_deref(), &slo.name)),
+    ]);
     if let Some(ns) = &slo.namespace {
         labels.insert("namespace".into(), ns.clone());
     }
@@ -680,7 +697,7 @@ mod tests {
             record(&groups, "slo:sli_errors:tile_rate1m").expr,
             "(sum(rate(e_total[1m29s999ms])) or vector(0))"
         );
-        let sel = r#"{namespace="shop",slo="api"}"#;
+        let sel = r#"{namespace="shop",slo="api",slo_warden="shop/api"}"#;
         assert_eq!(
             record(&groups, "slo:sli_error:ratio_rate6h").expr,
             format!(
@@ -749,7 +766,7 @@ mod tests {
             record(&groups, "slo:sli_total:tile_rate30s").expr,
             "sum(rate(t_total[59s999ms]))"
         );
-        let sel = r#"{namespace="shop",slo="api"}"#;
+        let sel = r#"{namespace="shop",slo="api",slo_warden="shop/api"}"#;
         assert_eq!(
             record(&groups, "slo:sli_error:ratio_rate5m").expr,
             format!(
@@ -799,7 +816,7 @@ mod tests {
         };
         assert_eq!(
             expr("{objective: 99.9, window: 30d, indicator: {ratio: {good: g_total, total: t_total}}}"),
-            r#"absent(sum_over_time(slo:sli_total:tile_rate1m{namespace="shop",slo="api"}[4m59s999ms]) > 0)"#
+            r#"absent(sum_over_time(slo:sli_total:tile_rate1m{namespace="shop",slo="api",slo_warden="shop/api"}[4m59s999ms]) > 0)"#
         );
         let raw = "{objective: 99, window: 7d, indicator: {raw: {errorRatio: 'sum(rate(e[$window])) / sum(rate(t[$window]))'}}}";
         assert_eq!(expr(raw), "absent((sum(rate(e[5m])) / sum(rate(t[5m]))) >= 0)");
@@ -854,7 +871,7 @@ mod tests {
         let calibration = &groups[2];
         assert_eq!(calibration.name, "shop/api:calibration");
         assert_eq!(calibration.interval.as_deref(), Some("1h"));
-        let sel = r#"{namespace="shop",slo="api"}"#;
+        let sel = r#"{namespace="shop",slo="api",slo_warden="shop/api"}"#;
         assert_eq!(
             record(&groups, LONG_RUN_BURN).expr,
             format!(

@@ -81,6 +81,52 @@ fn check_plain_selector(vs: &VectorSelector) -> Result<(), String> {
     Ok(())
 }
 
+/// The `namespace` matchers of an SLI input (a selector, or an expression using `$window`)
+/// that can select series of a namespace other than `own`, as written (`namespace!="shop"`,
+/// cut to 100 characters): any matcher but `namespace="<own>"` (or the same as a regex).
+/// Input that does not parse has none; its parse error is reported where it is parsed.
+pub fn foreign_namespace_matchers(text: &str, own: &str) -> Vec<String> {
+    use promql_parser::label::MatchOp;
+    use promql_parser::util::{ExprVisitor, walk_expr};
+
+    struct Find<'a> {
+        own: &'a str,
+        found: Vec<String>,
+    }
+    impl ExprVisitor for Find<'_> {
+        type Error = std::convert::Infallible;
+        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
+            let vs = match expr {
+                Expr::VectorSelector(vs) => vs,
+                Expr::MatrixSelector(ms) => &ms.vs,
+                _ => return Ok(true),
+            };
+            let all = vs
+                .matchers
+                .matchers
+                .iter()
+                .chain(vs.matchers.or_matchers.iter().flatten());
+            for m in all.filter(|m| m.name == "namespace") {
+                let own = matches!(m.op, MatchOp::Equal | MatchOp::Re(_)) && m.value == self.own;
+                if !own {
+                    self.found.push(m.to_string().chars().take(100).collect());
+                }
+            }
+            Ok(true)
+        }
+    }
+    let parsed = if text.contains(WINDOW_PLACEHOLDER) {
+        parse_template(text)
+    } else {
+        parse_promql(text)
+    };
+    let mut find = Find { own, found: Vec::new() };
+    if let Ok(expr) = parsed {
+        let _ = walk_expr(&mut find, &expr);
+    }
+    find.found
+}
+
 /// Parses PromQL, returning the parser's own message and, where it can be found, the position
 /// (1-based character) it refers to.
 pub fn parse_promql(text: &str) -> Result<Expr, String> {
@@ -463,6 +509,34 @@ mod tests {
         );
         let t = Source::parse("sum(rate(x[$window])) + sum(rate(y[$window]))").unwrap();
         assert_eq!(t.rate(Duration::minutes(30)), "(sum(rate(x[30m])) + sum(rate(y[30m])))");
+    }
+
+    #[test]
+    fn finds_namespace_matchers_that_reach_past_the_own_namespace() {
+        let foreign = |text: &str| foreign_namespace_matchers(text, "shop");
+        for own in [
+            r#"http_requests_total{job="api"}"#,
+            r#"http_requests_total{namespace="shop",job="api"}"#,
+            r#"http_requests_total{namespace=~"shop"}"#,
+            r#"sum(rate(e{namespace="shop"}[$window])) / sum(rate(t{namespace="shop"}[$window]))"#,
+            "not ( valid",
+        ] {
+            assert_eq!(foreign(own), Vec::<String>::new(), "{own}");
+        }
+        assert_eq!(
+            foreign(r#"http_requests_total{namespace="checkout"}"#),
+            [r#"namespace="checkout""#]
+        );
+        assert_eq!(
+            foreign(r#"sum(rate(e{namespace=~"shop|pay"}[$window])) / sum(rate(t{namespace!="shop"}[$window]))"#),
+            [r#"namespace=~"shop|pay""#, r#"namespace!="shop""#]
+        );
+        assert_eq!(
+            foreign(r#"sum(rate(e{namespace=~".+"}[$window])) or on() vector(0) * count(x{namespace!~"a"})"#),
+            [r#"namespace=~".+""#, r#"namespace!~"a""#]
+        );
+        let long = format!(r#"x{{namespace="{}"}}"#, "n".repeat(500));
+        assert_eq!(foreign(&long)[0].chars().count(), 100);
     }
 
     #[test]

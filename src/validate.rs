@@ -25,7 +25,15 @@ impl fmt::Display for Problem {
 }
 
 /// Labels slo-warden sets on every alert; users may not override them.
-pub const RESERVED_LABELS: [&str; 6] = ["slo", "namespace", "service", "severity", "long", "short"];
+pub const RESERVED_LABELS: [&str; 7] = [
+    "slo",
+    "namespace",
+    "service",
+    "severity",
+    "long",
+    "short",
+    crate::rules::MARKER_LABEL,
+];
 
 /// The smallest alert window: rates need a few scrapes inside the range.
 const MIN_ALERT_WINDOW: Duration = Duration::minutes(1);
@@ -171,6 +179,47 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
         no_traffic_for,
         calibration,
     })
+}
+
+/// An SLI reads its own namespace: each `namespace` matcher of an indicator input that can
+/// select another namespace than the SLO's (`namespace`, the request's, or its own) is a
+/// problem, unless the operator runs with `--allow-cross-namespace-sli`. An SLO without a
+/// namespace (a rule file for a plain Prometheus) has none to keep to.
+pub fn foreign_namespaces(slo: &ServiceLevelObjective, namespace: Option<&str>) -> Vec<Problem> {
+    let Some(own) = namespace.or(slo.metadata.namespace.as_deref()) else {
+        return Vec::new();
+    };
+    let ind = &slo.spec.indicator;
+    let ratio = ind.ratio.as_ref();
+    let inputs = [
+        ("spec.indicator.ratio.errors", ratio.and_then(|r| r.errors.as_deref())),
+        ("spec.indicator.ratio.good", ratio.and_then(|r| r.good.as_deref())),
+        ("spec.indicator.ratio.total", ratio.map(|r| r.total.as_str())),
+        (
+            "spec.indicator.latency.histogram",
+            ind.latency.as_ref().map(|l| l.histogram.as_str()),
+        ),
+        (
+            "spec.indicator.raw.errorRatio",
+            ind.raw.as_ref().map(|r| r.error_ratio.as_str()),
+        ),
+    ];
+    inputs
+        .into_iter()
+        .filter_map(|(field, text)| Some((field, text?)))
+        .flat_map(|(field, text)| {
+            crate::sli::foreign_namespace_matchers(text, own)
+                .into_iter()
+                .map(move |matcher| Problem {
+                    field: field.to_string(),
+                    message: format!(
+                        "{matcher} can read another namespace than the SLO's own ({own}); match namespace=\"{own}\" \
+                         or leave namespace out (slo-warden runs with --allow-cross-namespace-sli where SLIs may read \
+                         other namespaces)"
+                    ),
+                })
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -742,6 +791,41 @@ mod tests {
                 "spec.alerting.burnRates[0].short: must be whole minutes (got 1m30s): windows are sums of one-minute tiles",
                 "spec.alerting.burnRates[1].long: must be whole minutes (got 1h30s): windows are sums of one-minute tiles",
             ]
+        );
+    }
+
+    #[test]
+    fn an_sli_reading_another_namespace_is_refused_with_its_field() {
+        let cross = slo(
+            "objective: 99.9\nwindow: 30d\nindicator:\n  ratio:\n    errors: 'e_total{namespace=\"pay\"}'\n    total: 't_total{namespace=~\"shop|pay\"}'",
+        );
+        assert!(validate(&cross).is_ok(), "the spec itself is fine");
+        let problems = foreign_namespaces(&cross, None);
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["spec.indicator.ratio.errors", "spec.indicator.ratio.total"]);
+        assert!(
+            problems[0].message.starts_with(
+                "namespace=\"pay\" can read another namespace than the SLO's own (shop); match namespace=\"shop\""
+            ),
+            "{}",
+            problems[0].message
+        );
+        assert!(problems[1].message.contains("--allow-cross-namespace-sli"));
+        // The request's namespace when the object names none; none at all: nothing to keep to.
+        assert_eq!(foreign_namespaces(&cross, Some("pay")).len(), 1);
+        let mut plain = cross.clone();
+        plain.metadata.namespace = None;
+        assert!(foreign_namespaces(&plain, None).is_empty());
+        let own = slo(
+            "objective: 99\nwindow: 7d\nindicator:\n  raw:\n    errorRatio: 'sum(rate(e{namespace=\"shop\"}[$window]))'",
+        );
+        assert!(foreign_namespaces(&own, None).is_empty());
+        let latency = slo(
+            "objective: 99\nwindow: 7d\nindicator:\n  latency:\n    histogram: 'h_seconds{namespace!=\"shop\"}'\n    threshold: 300ms",
+        );
+        assert_eq!(
+            foreign_namespaces(&latency, None)[0].field,
+            "spec.indicator.latency.histogram"
         );
     }
 }

@@ -105,6 +105,78 @@ fn run(cmd: &mut Command, shown: &str, dir: &Path) -> Output {
 }
 
 fn scenario(name: &str) {
+    run_scenario(name, None);
+}
+
+/// `$ENFORCE_NAMESPACE`, else the build of the current tools/enforce-namespace in the cache
+/// (build-tools.sh keeps a copy of the sources it built next to the binary).
+fn enforcer() -> PathBuf {
+    if let Some(path) = std::env::var_os("ENFORCE_NAMESPACE").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    const SOURCES: [&str; 3] = ["main.go", "go.mod", "go.sum"];
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/enforce-namespace");
+    let current: Vec<Vec<u8>> = SOURCES
+        .iter()
+        .map(|f| fs::read(sources.join(f)).unwrap_or_else(|e| panic!("cannot read tools/enforce-namespace/{f}: {e}")))
+        .collect();
+    let cache = std::env::var_os("SLO_WARDEN_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .expect("HOME or XDG_CACHE_HOME must be set to find enforce-namespace")
+                .join("slo-warden")
+        });
+    let found = fs::read_dir(&cache).into_iter().flatten().flatten().find(|entry| {
+        entry.file_name().to_string_lossy().starts_with("enforce-namespace-")
+            && SOURCES
+                .iter()
+                .zip(&current)
+                .all(|(f, bytes)| fs::read(entry.path().join("src").join(f)).is_ok_and(|b| b == *bytes))
+    });
+    match found {
+        Some(entry) => entry.path().join("bin/enforce-namespace"),
+        None => panic!(
+            "no build of the current tools/enforce-namespace in {}/enforce-namespace-*: run `make tools` \
+             (or set ENFORCE_NAMESPACE); this test fails rather than skips without it",
+            cache.display()
+        ),
+    }
+}
+
+/// The input series of a test file, each also labelled `namespace="<namespace>"`, as a
+/// ServiceMonitor in that namespace would scrape them.
+fn in_namespace(test: &str, namespace: &str) -> String {
+    test.lines()
+        .map(|line| {
+            let Some((indent, series)) = line.split_once("- series: ") else {
+                return line.to_string();
+            };
+            let quote = series.chars().next().filter(|c| *c == '\'' || *c == '"');
+            let bare = quote.map_or(series, |q| series.trim_matches(q));
+            let labelled = match bare.split_once('{') {
+                Some((name, rest)) if rest.trim_start().starts_with('}') => {
+                    format!("{name}{{namespace=\"{namespace}\"}}")
+                }
+                Some((name, rest)) => format!("{name}{{namespace=\"{namespace}\",{rest}"),
+                None => format!("{bare}{{namespace=\"{namespace}\"}}"),
+            };
+            format!("{indent}- series: '{labelled}'")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The scenario's rules as Prometheus Operator loads them for a Prometheus with
+/// `enforcedNamespaceLabel: namespace` (rewritten with the operator's own code), over input
+/// series labelled with the SLOs' namespace: every expectation must hold unchanged.
+fn enforced_scenario(name: &str) {
+    run_scenario(name, Some(&enforcer()));
+}
+
+fn run_scenario(name: &str, enforce: Option<&Path>) {
     let promtool = promtool();
     let src = Path::new(SCENARIOS).join(name);
     let slo = src.join("slo.yaml");
@@ -112,7 +184,7 @@ fn scenario(name: &str) {
     for f in [&slo, &test] {
         assert!(f.is_file(), "scenario {name}: {} is missing", f.display());
     }
-    let test_text = fs::read_to_string(&test).unwrap();
+    let mut test_text = fs::read_to_string(&test).unwrap();
     assert!(
         test_text.contains("rules.yaml"),
         "scenario {name}: test.yaml must name rules.yaml in rule_files"
@@ -135,6 +207,45 @@ fn scenario(name: &str) {
         &dir,
     );
     fs::write(dir.join("rules.yaml"), &out.stdout).unwrap();
+    if let Some(enforcer) = enforce {
+        let out = run(
+            Command::new(env!("CARGO_BIN_EXE_slo-warden"))
+                .args(["generate", "--format", "prometheusrule", "--scrape-interval", "1ms"])
+                .arg(&slo),
+            "slo-warden generate --format prometheusrule",
+            &dir,
+        );
+        let documents = String::from_utf8(out.stdout).unwrap();
+        let namespaces: std::collections::BTreeSet<&str> = documents
+            .lines()
+            .filter_map(|l| l.strip_prefix("  namespace: "))
+            .collect();
+        let [namespace] = namespaces.into_iter().collect::<Vec<_>>()[..] else {
+            panic!("scenario {name}: enforcement is tested on the SLOs of one namespace");
+        };
+        let mut child = Command::new(enforcer)
+            .arg("namespace")
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", enforcer.display()));
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), documents.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        if !out.status.success() {
+            panic!("{}", describe("enforce-namespace namespace", &out));
+        }
+        let enforced = String::from_utf8(out.stdout).unwrap();
+        let plain = fs::read_to_string(dir.join("rules.yaml")).unwrap();
+        let matcher = format!("namespace=\"{namespace}\"");
+        assert!(
+            enforced.matches(&matcher).count() > plain.matches(&matcher).count(),
+            "scenario {name}: enforcement added no namespace matcher to the SLI's selectors:\n{enforced}"
+        );
+        fs::write(dir.join("rules.yaml"), enforced).unwrap();
+        test_text = in_namespace(&test_text, namespace);
+    }
     fs::write(dir.join("test.yaml"), &test_text).unwrap();
 
     run(
@@ -215,6 +326,32 @@ macro_rules! scenarios {
             assert!(missing.is_empty(), "scenario directories without a test in tests/promtool.rs: {missing:?}");
         }
     };
+}
+
+/// The scenarios whose SLOs all live in one namespace, under Prometheus Operator's
+/// `enforcedNamespaceLabel` (README "Security model").
+#[test]
+fn rules_work_unchanged_under_enforced_namespace_label() {
+    for name in [
+        "fast-burn",
+        "zero-traffic",
+        "healthy-next-to-burning",
+        "odd-objective",
+        "latency",
+        "equivalent-indicators",
+        "budget-remaining",
+    ] {
+        enforced_scenario(name);
+    }
+}
+
+#[test]
+fn input_series_are_labelled_with_the_namespace() {
+    let test = "  - series: a{job=\"x\"}\n  - series: 'b{}'\n    values: 1\n  - series: c";
+    assert_eq!(
+        in_namespace(test, "shop"),
+        "  - series: 'a{namespace=\"shop\",job=\"x\"}'\n  - series: 'b{namespace=\"shop\"}'\n    values: 1\n  - series: 'c{namespace=\"shop\"}'"
+    );
 }
 
 scenarios! {

@@ -106,18 +106,21 @@ build_go_install() { # name version package
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
-# tools/grafana-validate (our dashboard validator on grafana-foundation-sdk): cached under a
-# hash of its sources, whose copy next to the binary tells tests/dashboards.rs it is current.
-build_grafana_validate() {
-  local src=$here/../../tools/grafana-validate
+# Our own Go tools under tools/ (grafana-validate: the dashboard validator on
+# grafana-foundation-sdk; enforce-namespace: Prometheus Operator's enforcedNamespaceLabel
+# rewrite): cached under a hash of their sources, whose copy next to the binary tells the tests
+# (tests/dashboards.rs, tests/promtool.rs) it is current.
+build_own_tool() {
+  local name=$1
+  local src=$here/../../tools/$name
   local key; key=$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-16)
-  local dir="$SLO_WARDEN_CACHE/grafana-validate-$key"
-  if [[ -x $dir/bin/grafana-validate ]]; then log "grafana-validate $key cached"; return; fi
-  log "building grafana-validate $key"
+  local dir="$SLO_WARDEN_CACHE/$name-$key"
+  if [[ -x $dir/bin/$name ]]; then log "$name $key cached"; return; fi
+  log "building $name $key"
   local work; work=$(mktemp -d)
   cp "$src/main.go" "$src/go.mod" "$src/go.sum" "$work/"
   mkdir -p "$dir.tmp/bin" "$dir.tmp/src"
-  (cd "$work" && go build -trimpath -ldflags "-s -w" -o "$dir.tmp/bin/grafana-validate" .)
+  (cd "$work" && go build -trimpath -ldflags "-s -w" -o "$dir.tmp/bin/$name" .)
   cp "$work/main.go" "$work/go.mod" "$work/go.sum" "$dir.tmp/src/"
   rm -rf "$dir"; mv "$dir.tmp" "$dir"; rm -rf "$work"
 }
@@ -138,7 +141,7 @@ case $what in
   argo-rollouts) build_argo_rollouts ;;
   thanos) build_thanos ;;
   crds) download_crd_modules ;;
-  grafana-validate) build_grafana_validate ;;
+  grafana-validate|enforce-namespace) build_own_tool "$what" ;;
   all)
     download_crd_modules
     build_etcd
@@ -147,7 +150,8 @@ case $what in
     build_kubernetes
     build_argo_rollouts
     build_thanos
-    build_grafana_validate
+    build_own_tool grafana-validate
+    build_own_tool enforce-namespace
     ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|argo-rollouts|thanos|crds|grafana-validate]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|argo-rollouts|thanos|crds|grafana-validate|enforce-namespace]" >&2; exit 2 ;;
 esac

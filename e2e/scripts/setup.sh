@@ -7,7 +7,8 @@
 #   - Go: uses the go on PATH (or /usr/local/go); without one, fetches a Go toolchain
 #     from the Go module proxy (golang.org/toolchain) into the cache dir.
 #   - build-tools.sh all: etcd, kube-apiserver & co., kubectl, kwok, helm, CRD modules,
-#     Argo Rollouts' controller, Thanos, grafana-validate (tools/grafana-validate).
+#     Argo Rollouts' controller, Thanos, grafana-validate (tools/grafana-validate),
+#     enforce-namespace (tools/enforce-namespace).
 #   - build-slo-tools.sh all: the real Sloth and Pyrra (their rules are what import is checked against).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -74,6 +74,8 @@ pub struct Webhook {
     pub metrics: Metrics,
     /// The user the API server knows this operator as, asked once ([`Webhook::identity`]).
     pub identity: tokio::sync::OnceCell<String>,
+    /// `--allow-cross-namespace-sli`: an SLI may read other namespaces.
+    pub allow_cross_namespace_sli: bool,
 }
 
 impl Webhook {
@@ -360,13 +362,20 @@ async fn overrides(
 impl Webhook {
     /// What a valid object's neighbours say against it: a policy reading a burn-rate window
     /// that one of its existing SLOs does not record (an SLO not there yet may come in the
-    /// same apply, so only the controller reports that).
+    /// same apply, so only the controller reports that); an SLO whose SLI reads another
+    /// namespace, unless the operator allows it.
     fn cluster_problems(
         &self,
         kind: &str,
         namespace: Option<&str>,
         object: &DynamicObject,
     ) -> Vec<crate::validate::Problem> {
+        if kind == "ServiceLevelObjective" && !self.allow_cross_namespace_sli {
+            return serde_json::to_value(object)
+                .and_then(serde_json::from_value::<crate::api::ServiceLevelObjective>)
+                .map(|slo| crate::validate::foreign_namespaces(&slo, namespace))
+                .unwrap_or_default();
+        }
         if kind != "ErrorBudgetPolicy" {
             return vec![];
         }
@@ -718,6 +727,7 @@ mod tests {
             stores: Stores(vec![]),
             metrics: Metrics::default(),
             identity: Default::default(),
+            allow_cross_namespace_sli: false,
         });
         (router(webhook, intake::Budget::default()), handle)
     }

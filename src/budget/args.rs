@@ -21,6 +21,15 @@ pub struct PrometheusArgs {
     /// Header sent with every query (repeatable or comma-separated), e.g. X-Scope-OrgID=team-a.
     #[arg(long = "prometheus-header", env = "PROMETHEUS_HEADERS", value_delimiter = ',', value_parser = parse_header)]
     pub prometheus_headers: Vec<(String, String)>,
+    /// Label a querier adds to every series it answers with (repeatable or comma-separated),
+    /// e.g. the external labels of Prometheus or Thanos (`cluster`, `prometheus`). Only series
+    /// carrying exactly the labels slo-warden's rules set are read; these may come on top.
+    #[arg(
+        long = "prometheus-external-label",
+        env = "PROMETHEUS_EXTERNAL_LABELS",
+        value_delimiter = ','
+    )]
+    pub prometheus_external_labels: Vec<String>,
     /// Time allowed for one query, including the connection.
     #[arg(long, env = "PROMETHEUS_TIMEOUT", default_value = "10s", value_parser = Duration::parse)]
     pub prometheus_timeout: Duration,

@@ -1,6 +1,6 @@
-//! Reading every SLO's error budget from Prometheus: a fixed handful of instant queries per
-//! poll cycle, split by the `namespace`/`slo` labels of the recorded series (the number of
-//! queries does not grow with the number of SLOs).
+//! Reading every SLO's error budget from Prometheus: a fixed handful of queries per poll
+//! cycle, split by the `namespace`/`slo` labels of the recorded series (the number of queries
+//! does not grow with the number of SLOs), keeping only what the SLO's own rules wrote.
 //!
 //! The shapes here are what the policy engine consumes; the poller fills them in.
 
@@ -35,6 +35,9 @@ pub struct SloSamples {
     pub long_run_burn: Option<f64>,
     /// `slo:long_run_covered:seconds`.
     pub long_run_covered: Option<f64>,
+    /// Why the SLO's data is disputed (a second writer of its records); empty when it is not.
+    /// A disputed SLO's values are all left out: either writer may be the forger.
+    pub disputed: Vec<String>,
 }
 
 /// One poll cycle's result for every SLO Prometheus knows about.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::Snapshot;
 use super::args::PrometheusArgs;
-use super::queries::{self, Query, Scope};
+use super::queries::{self, Expect, Group, Query, Rejected, Scope};
 use crate::error::Error;
 use crate::metrics::{Metrics, ResultLabels};
 
@@ -26,7 +26,14 @@ pub struct Poller {
     timeout: std::time::Duration,
     interval: std::time::Duration,
     scope: Scope,
+    expect: Expect,
+    /// When series that our rules did not write were last reported in the log.
+    warned: std::sync::Arc<Mutex<Option<Instant>>>,
 }
+
+/// Series our rules did not write are reported in the log at most this often (they are
+/// counted in a metric every cycle).
+const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl std::fmt::Debug for Poller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,6 +43,7 @@ impl std::fmt::Debug for Poller {
             .field("timeout", &self.timeout)
             .field("interval", &self.interval)
             .field("scope", &self.scope)
+            .field("expect", &self.expect)
             .finish_non_exhaustive()
     }
 }
@@ -85,7 +93,24 @@ impl Poller {
             timeout,
             interval: std::time::Duration::from_millis(args.poll_interval.as_millis()),
             scope: Scope::default(),
+            expect: Expect {
+                external_labels: args.prometheus_external_labels.iter().cloned().collect(),
+                ..Expect::default()
+            },
+            warned: std::sync::Arc::default(),
         }))
+    }
+
+    /// The `sli` rule group's interval (`--alert-interval`): the schedule its records and
+    /// alerts must be on.
+    pub fn alert_interval(self, alert_interval: crate::duration::Duration) -> Self {
+        Self {
+            expect: Expect {
+                alert_interval,
+                ..self.expect
+            },
+            ..self
+        }
     }
 
     /// Reads only the SLOs of `namespaces` (the watched ones); all when empty.
@@ -126,51 +151,81 @@ impl Poller {
             None => None,
         };
         let auth = authorization.as_ref();
+        let interval = self.expect.alert_interval;
         let (short, long, long_run, alerts) = (
-            queries::short_ratios(&self.scope),
+            queries::short_ratios(&self.scope, interval),
             queries::window_ratios_and_budgets(&self.scope),
             queries::long_run(&self.scope),
-            queries::firing_burn_alerts(&self.scope),
+            queries::firing_burn_alerts(&self.scope, interval),
         );
         metrics.prometheus_queries_per_cycle.set(QUERIES_PER_CYCLE);
         let t = at.as_second();
         // Each answer goes into the split as it is read, and its body is dropped.
-        let split = Mutex::new(queries::Split::default());
-        let into = |series: &[queries::Series], add: fn(&mut queries::Split, &queries::Series)| {
+        let split = Mutex::new(queries::Split::new(self.expect.clone()));
+        // `None`: the alerts.
+        let into = |series: &[queries::Series], group: Option<Group>| {
             let mut split = split.lock().unwrap_or_else(PoisonError::into_inner);
             for s in series {
-                add(&mut split, s);
+                match group {
+                    Some(g) => split.record(s, g),
+                    None => split.alert(s),
+                }
             }
         };
         let (short_read, long_read, long_run_read, alerts_read) = futures::join!(
             timed(
                 metrics,
                 &short,
-                self.read(&short, t, auth, Shape::Vector, |s| into(s, queries::Split::record))
+                self.read(&short, t, auth, |s| into(s, Some(Group::Sli)))
             ),
             timed(
                 metrics,
                 &long,
-                self.read(&long, t, auth, Shape::Matrix, |s| into(s, queries::Split::record))
+                self.read(&long, t, auth, |s| into(s, Some(Group::Window)))
             ),
             timed(
                 metrics,
                 &long_run,
-                self.read(&long_run, t, auth, Shape::Matrix, |s| into(s, queries::Split::record))
+                self.read(&long_run, t, auth, |s| into(s, Some(Group::Calibration)))
             ),
-            timed(
-                metrics,
-                &alerts,
-                self.read(&alerts, t, auth, Shape::Vector, |s| into(s, queries::Split::alert))
-            ),
+            timed(metrics, &alerts, self.read(&alerts, t, auth, |s| into(s, None))),
         );
         short_read?;
         long_read?;
         long_run_read?;
         alerts_read?;
-        let slos = split.into_inner().unwrap_or_else(PoisonError::into_inner).finish();
-        tracing::debug!(slos = slos.len(), "read error budgets from Prometheus");
-        Ok(Snapshot { slos, at: Some(at) })
+        let finished = split.into_inner().unwrap_or_else(PoisonError::into_inner).finish();
+        let disputed = finished.slos.values().filter(|s| !s.disputed.is_empty()).count();
+        metrics
+            .budget_disputed_slos
+            .set(i64::try_from(disputed).unwrap_or(i64::MAX));
+        self.report(metrics, &finished.rejected);
+        tracing::debug!(
+            slos = finished.slos.len(),
+            disputed,
+            "read error budgets from Prometheus"
+        );
+        Ok(Snapshot {
+            slos: finished.slos,
+            at: Some(at),
+        })
+    }
+
+    /// Counts the series our rules did not write, and names one in the log now and then.
+    fn report(&self, metrics: &Metrics, rejected: &Rejected) {
+        metrics.budget_series_rejected.inc_by(rejected.count);
+        let Some(example) = &rejected.example else {
+            return;
+        };
+        let mut warned = self.warned.lock().unwrap_or_else(PoisonError::into_inner);
+        if warned.is_none_or(|w| w.elapsed() >= WARN_EVERY) {
+            *warned = Some(Instant::now());
+            tracing::warn!(
+                series = rejected.count,
+                example = %example,
+                "ignored series that slo-warden's rules did not write (a rule of another tool or tenant records under our names)"
+            );
+        }
     }
 
     /// Sends one query and hands its series to `each`.
@@ -179,7 +234,6 @@ impl Poller {
         query: &Query,
         time: i64,
         auth: Option<&HeaderValue>,
-        shape: Shape,
         each: impl FnOnce(&[queries::Series]),
     ) -> Result<(), String> {
         let mut request = self
@@ -204,7 +258,7 @@ impl Poller {
             .bytes()
             .await
             .map_err(|e| self.describe_reqwest(&e.without_url()))?;
-        let (series, warnings) = decode(status, content_type.as_deref(), &body, shape)?;
+        let (series, warnings) = decode(status, content_type.as_deref(), &body)?;
         for warning in warnings {
             tracing::warn!(query = query.what, %warning, "Prometheus warned");
         }
@@ -254,13 +308,6 @@ async fn timed<T>(metrics: &Metrics, query: &Query, run: impl Future<Output = Re
     result.map_err(|e| Error::Prometheus(format!("{}: {e}", query.what)))
 }
 
-/// The kind of answer a query must give.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Shape {
-    Vector,
-    Matrix,
-}
-
 /// The Prometheus API envelope, read by hand so that an error answer's own words reach the
 /// message (the client library keeps only the status of a non-JSON answer), and so that the
 /// series are read straight into what the split needs.
@@ -285,12 +332,11 @@ struct ApiData<'a> {
     result: &'a serde_json::value::RawValue,
 }
 
-/// The series of an answer and its warnings, or why there are none.
+/// The series of an answer (every query reads a range) and its warnings, or why there are none.
 fn decode<'a>(
     status: reqwest::StatusCode,
     content_type: Option<&str>,
     body: &'a [u8],
-    shape: Shape,
 ) -> Result<(Vec<queries::Series<'a>>, Vec<String>), String> {
     let is_json = content_type
         .and_then(|c| c.split(';').next())
@@ -307,11 +353,7 @@ fn decode<'a>(
             warnings,
             ..
         })) if s == "success" => {
-            let expected = match shape {
-                Shape::Vector => "vector",
-                Shape::Matrix => "matrix",
-            };
-            if data.result_type != expected {
+            if data.result_type != "matrix" {
                 let kind = match data.result_type.as_str() {
                     "vector" => "an instant vector",
                     "matrix" => "a range vector",
@@ -492,6 +534,8 @@ mod tests {
     struct Fake {
         slos: usize,
         fail: Option<(&'static str, StatusCode, &'static str, &'static str)>,
+        /// Series added to the answer of the budget query, as another tenant's rules record them.
+        forged: Vec<serde_json::Value>,
         seen: Mutex<Vec<Seen>>,
     }
 
@@ -502,7 +546,12 @@ mod tests {
     }
 
     fn labels(i: usize, name: &str) -> serde_json::Value {
-        json!({"__name__": name, "namespace": format!("ns{}", i % 10), "slo": format!("slo-{i}")})
+        json!({
+            "__name__": name,
+            "namespace": format!("ns{}", i % 10),
+            "slo": format!("slo-{i}"),
+            "slo_warden": format!("ns{}/slo-{i}", i % 10),
+        })
     }
 
     async fn answer(State(fake): State<Arc<Fake>>, uri: Uri, headers: HeaderMap) -> Response {
@@ -533,20 +582,22 @@ mod tests {
                     ] {
                         metric[k] = json!(v);
                     }
-                    json!({"metric": metric, "value": [time, "1"]})
+                    json!({"metric": metric, "values": [[time - 10.0, "1"]]})
                 })
                 .collect()
         } else if query.ends_with("[2h]") {
             (0..fake.slos)
                 .flat_map(|i| {
                     [("slo:long_run_burn:ratio", "0.25"), ("slo:long_run_covered:seconds", "3553200")].map(|(name, value)| {
-                        json!({"metric": labels(i, name), "values": [[time - 3600.0, "9"], [time - 600.0, value]]})
+                        json!({"metric": labels(i, name), "values": [[time - 4200.0, "9"], [time - 600.0, value]]})
                     })
                 })
                 .collect()
         } else if query.ends_with("[10m]") {
-            (0..fake.slos)
-                .flat_map(|i| {
+            fake.forged
+                .iter()
+                .cloned()
+                .chain((0..fake.slos).flat_map(|i| {
                     [
                         ("slo:sli_error:ratio_rate1d", "0.0005"),
                         ("slo:sli_error:ratio_rate3d", "0.00025"),
@@ -555,25 +606,20 @@ mod tests {
                         ("slo:error_budget_remaining:ratio", "0.5"),
                     ]
                     .map(|(name, value)| {
-                        json!({"metric": labels(i, name), "values": [[time - 300.0, "0.9"], [time - 1.0, value]]})
+                        json!({"metric": labels(i, name), "values": [[time - 301.0, "0.9"], [time - 1.0, value]]})
                     })
-                })
+                }))
                 .collect()
         } else {
             (0..fake.slos)
                 .flat_map(|i| {
                     ["5m", "30m", "1h", "2h", "6h"].map(|w| {
-                        json!({"metric": labels(i, &format!("slo:sli_error:ratio_rate{w}")), "value": [time, "0.002"]})
+                        json!({"metric": labels(i, &format!("slo:sli_error:ratio_rate{w}")), "values": [[time - 70.0, "0.1"], [time - 10.0, "0.002"]]})
                     })
                 })
                 .collect()
         };
-        let result_type = if query.ends_with("[10m]") || query.ends_with("[2h]") {
-            "matrix"
-        } else {
-            "vector"
-        };
-        let body = json!({"status": "success", "data": {"resultType": result_type, "result": result}});
+        let body = json!({"status": "success", "data": {"resultType": "matrix", "result": result}});
         ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
     }
 
@@ -619,6 +665,7 @@ mod tests {
             prometheus_bearer_token_file: None,
             prometheus_ca_file: None,
             prometheus_headers: Vec::new(),
+            prometheus_external_labels: Vec::new(),
             prometheus_timeout: Duration::parse("5s").unwrap(),
             poll_interval: Duration::parse("30s").unwrap(),
         }
@@ -645,10 +692,10 @@ mod tests {
     #[tokio::test]
     async fn four_queries_at_one_instant_for_1_or_1000_slos() {
         let expected = [
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}"#,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}[2m]"#,
             r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio",slo!=""}[10m]"#,
             r#"{__name__=~"slo:long_run_burn:ratio|slo:long_run_covered:seconds",slo!=""}[2h]"#,
-            r#"ALERTS{alertstate="firing",slo!="",long!=""}"#,
+            r#"ALERTS{alertstate="firing",slo!="",long!=""}[2m]"#,
         ];
         let metrics = Metrics::default();
         for (cycle, slos) in [1, 1000].into_iter().enumerate() {
@@ -712,6 +759,11 @@ mod tests {
 
             assert_eq!(metrics.prometheus_queries_per_cycle.get(), QUERIES_PER_CYCLE);
             assert_eq!(queries_count(&metrics, "success"), 4 * (cycle as u64 + 1));
+            // Every series is what the SLO's own rules write, on their schedules.
+            assert_eq!(
+                (metrics.budget_series_rejected.get(), metrics.budget_disputed_slos.get()),
+                (0, 0)
+            );
         }
         assert!(
             metrics
@@ -720,6 +772,45 @@ mod tests {
             "{}",
             metrics.encode()
         );
+    }
+
+    #[tokio::test]
+    async fn forged_series_are_counted_and_a_second_writer_disputes() {
+        let budget = |labels: serde_json::Value, values: serde_json::Value| {
+            let mut metric = labels;
+            metric["__name__"] = json!("slo:error_budget_remaining:ratio");
+            json!({"metric": metric, "values": values})
+        };
+        let fake = Arc::new(Fake {
+            slos: 2,
+            forged: vec![
+                // Another namespace's rule, without our marker.
+                budget(
+                    json!({"namespace": "ns0", "slo": "slo-0"}),
+                    json!([[1_699_999_990.0, "-1"]]),
+                ),
+                // A copy of slo-1's series with exactly its labels, on another schedule.
+                budget(labels(1, "x"), json!([[1_699_999_800.0, "-1"]])),
+            ],
+            ..Fake::default()
+        });
+        let url = serve(fake).await;
+        let metrics = Metrics::default();
+        let snapshot = poller(&args(&url)).poll_at(&metrics, at()).await.unwrap();
+        let first = &snapshot.slos[&("ns0".to_string(), "slo-0".to_string())];
+        assert_eq!((first.remaining, first.disputed.len()), (Some(0.5), 0));
+        let second = &snapshot.slos[&("ns1".to_string(), "slo-1".to_string())];
+        assert_eq!(second.remaining, None);
+        assert!(
+            second.disputed[0].starts_with("slo:error_budget_remaining:ratio{namespace=\"ns1\""),
+            "{:?}",
+            second.disputed
+        );
+        assert_eq!(metrics.budget_series_rejected.get(), 1);
+        assert_eq!(metrics.budget_disputed_slos.get(), 1);
+        let text = metrics.encode();
+        assert!(text.contains("slo_warden_budget_series_rejected_total 1"), "{text}");
+        assert!(text.contains("slo_warden_budget_disputed_slos 1"), "{text}");
     }
 
     #[tokio::test]

@@ -1,7 +1,23 @@
-//! The instant queries of one poll cycle, and how their answers become per-SLO samples.
+//! The queries of one poll cycle, and how their answers become per-SLO samples.
 //!
 //! Every query selects by record name across all SLOs and the answers are split by the
 //! `namespace`/`slo` labels, so a cycle costs the same few queries for 1 SLO or 10,000.
+//!
+//! Any tenant who can load a rule can record a series with any name and labels, so a series
+//! counts for an SLO only when it is what that SLO's own rules write:
+//! - its labels are exactly those our rules set (the name, `namespace`, `slo` and the
+//!   [`MARKER_LABEL`] naming the same SLO), plus the external labels a querier adds;
+//! - its samples lie on the evaluation schedule of the rule group that records it. A group is
+//!   evaluated at a fixed offset (a hash of its name and file) on its interval, so a second
+//!   writer of the same series shows up as samples off that grid, and a series recorded by
+//!   another group as a different offset from the SLO's other records. Every query reads a
+//!   range of two evaluations for this, which also keeps the read sample's own timestamp;
+//! - a firing burn alert counts only when it was written by the same evaluations as the SLO's
+//!   own short-window records.
+//!
+//! A series that fails the label check is ignored and counted ([`Rejected`]); two writers of
+//! one SLO's record make its data *disputed*: nothing it says is used, and the policy holds
+//! its stage until the other writer is gone, rather than picking the worse of the two.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,7 +26,9 @@ use serde::Deserialize;
 
 use super::{SloKey, SloSamples};
 use crate::duration::Duration;
-use crate::rules::{BUDGET, BUDGET_REMAINING, CALIBRATION_INTERVAL, LONG_RUN_BURN, LONG_RUN_COVERED, TILE};
+use crate::rules::{
+    BUDGET, BUDGET_REMAINING, CALIBRATION_INTERVAL, LONG_RUN_BURN, LONG_RUN_COVERED, MARKER_LABEL, TILE, marker,
+};
 
 /// Record names of the error ratios are this prefix and the window (`error_ratio_record`).
 pub const RATIO_PREFIX: &str = "slo:sli_error:ratio_rate";
@@ -44,17 +62,24 @@ pub struct Query {
     pub promql: String,
 }
 
-/// Error ratios over the windows shorter than a day, recorded at the default evaluation
-/// interval. `Duration`'s spelling of those never contains `d`, and of the longer ones always
-/// starts with `<n>d`, which is what tells the two record groups apart. `slo!=""` leaves out
-/// same-named series of other tools (Sloth records `slo:sli_error:ratio_rate5m` too, with
-/// `sloth_*` labels).
-pub fn short_ratios(scope: &Scope) -> Query {
+/// Two evaluations of a group that runs every `interval`.
+fn two(interval: Duration) -> Duration {
+    Duration::from_millis(2 * interval.as_millis())
+}
+
+/// Error ratios over the windows shorter than a day, recorded by the `sli` group every
+/// `alert_interval`. `Duration`'s spelling of those never contains `d`, and of the longer ones
+/// always starts with `<n>d`, which is what tells the two record groups apart. `slo!=""`
+/// leaves out same-named series of other tools (Sloth records `slo:sli_error:ratio_rate5m`
+/// too, with `sloth_*` labels). A range selector keeps `__name__` (without which the series of
+/// one SLO would collide in Prometheus 2) and each sample's own timestamp.
+pub fn short_ratios(scope: &Scope, alert_interval: Duration) -> Query {
     Query {
         what: "reading the short-window error ratios",
         promql: format!(
-            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+[hms].*",slo!=""{}}}"#,
-            scope.matcher
+            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+[hms].*",slo!=""{}}}[{}]"#,
+            scope.matcher,
+            two(alert_interval)
         ),
     }
 }
@@ -62,15 +87,14 @@ pub fn short_ratios(scope: &Scope) -> Query {
 /// Error ratios over a day or more, the budget and what is left of it. Their group is
 /// evaluated every 5 minutes, exactly Prometheus' instant look-back, so an instant read may
 /// land between two samples and see nothing: this reads a range two evaluations long and keeps
-/// each series' last sample. A plain range selector (rather than `last_over_time`) keeps
-/// `__name__`, without which the series of one SLO would collide in Prometheus 2.
+/// each series' last sample.
 pub fn window_ratios_and_budgets(scope: &Scope) -> Query {
-    let look_back = Duration::from_millis(2 * TILE.as_millis());
     Query {
         what: "reading the error budgets and long-window error ratios",
         promql: format!(
-            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}",slo!=""{}}}[{look_back}]"#,
-            scope.matcher
+            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}",slo!=""{}}}[{}]"#,
+            scope.matcher,
+            two(TILE)
         ),
     }
 }
@@ -78,21 +102,26 @@ pub fn window_ratios_and_budgets(scope: &Scope) -> Query {
 /// The long-run burn rates and their coverage, recorded hourly: read over two evaluations, as
 /// the window ratios are.
 pub fn long_run(scope: &Scope) -> Query {
-    let look_back = Duration::from_millis(2 * CALIBRATION_INTERVAL.as_millis());
     Query {
         what: "reading the long-run burn rates",
         promql: format!(
-            r#"{{__name__=~"{LONG_RUN_BURN}|{LONG_RUN_COVERED}",slo!=""{}}}[{look_back}]"#,
-            scope.matcher
+            r#"{{__name__=~"{LONG_RUN_BURN}|{LONG_RUN_COVERED}",slo!=""{}}}[{}]"#,
+            scope.matcher,
+            two(CALIBRATION_INTERVAL)
         ),
     }
 }
 
-/// Firing burn-rate alerts, whatever their configured name: only they carry `long`.
-pub fn firing_burn_alerts(scope: &Scope) -> Query {
+/// Firing burn-rate alerts, whatever their configured name (only they carry `long`), over the
+/// same range as the short ratios, whose evaluations write them.
+pub fn firing_burn_alerts(scope: &Scope, alert_interval: Duration) -> Query {
     Query {
         what: "reading the firing burn-rate alerts",
-        promql: format!(r#"ALERTS{{alertstate="firing",slo!="",long!=""{}}}"#, scope.matcher),
+        promql: format!(
+            r#"ALERTS{{alertstate="firing",slo!="",long!=""{}}}[{}]"#,
+            scope.matcher,
+            two(alert_interval)
+        ),
     }
 }
 
@@ -114,22 +143,180 @@ pub struct Series<'a> {
 impl Series<'_> {
     /// The sample that counts, NaN and infinities included; `None` for a series without one
     /// (a native histogram's).
+    #[cfg(test)]
     fn sample(&self) -> Option<f64> {
-        self.value.or(self.values.and_then(|n| n.0)).map(|s| s.value)
+        self.newest().map(|s| s.value)
+    }
+
+    fn newest(&self) -> Option<Sample> {
+        self.value.or(self.values.and_then(|n| n.newest))
+    }
+
+    /// The greatest common divisor of the distances (ms) between the samples read: a multiple
+    /// of the group's interval when one rule wrote them all, 0 for a single sample.
+    fn spacing(&self) -> i64 {
+        self.values.map_or(0, |n| n.spacing)
+    }
+
+    /// How many samples were read.
+    fn samples(&self) -> usize {
+        match (self.value, self.values) {
+            (Some(_), _) => 1,
+            (None, Some(n)) => n.count,
+            (None, None) => 0,
+        }
     }
 }
 
-/// The labels the split reads; the others are skipped unread.
-#[derive(Debug, Default, Deserialize)]
+/// A label value, borrowed from the body unless it holds escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(Visit(std::marker::PhantomData))
+    }
+}
+
+/// The labels the split reads by name, and every other one for the checks.
+#[derive(Debug, Default)]
 struct Labels<'a> {
-    #[serde(rename = "__name__", borrow, default)]
     name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     namespace: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     slo: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    marker: Option<Cow<'a, str>>,
     severity: Option<Cow<'a, str>>,
+    long: Option<Cow<'a, str>>,
+    others: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Labels<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Labels<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a label set")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Labels<'a>, A::Error> {
+                let mut labels = Labels::default();
+                while let Some(Text(name)) = map.next_key::<Text>()? {
+                    let Text(value) = map.next_value::<Text>()?;
+                    let slot = match name.as_ref() {
+                        "__name__" => &mut labels.name,
+                        "namespace" => &mut labels.namespace,
+                        "slo" => &mut labels.slo,
+                        MARKER_LABEL => &mut labels.marker,
+                        "severity" => &mut labels.severity,
+                        "long" => &mut labels.long,
+                        _ => {
+                            labels.others.push((name, value));
+                            continue;
+                        }
+                    };
+                    *slot = Some(value);
+                }
+                Ok(labels)
+            }
+        }
+        deserializer.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// At most this many characters of a label set in a message: label values come from whoever
+/// wrote the series.
+const DESCRIBED: usize = 200;
+/// At most this many characters of one label value in a message.
+const VALUE_SHOWN: usize = 100;
+
+impl Labels<'_> {
+    /// `name{label="value",...}`, in the order Prometheus gave them (sorted), cut short.
+    fn describe(&self) -> String {
+        let known = [
+            ("namespace", &self.namespace),
+            ("slo", &self.slo),
+            (MARKER_LABEL, &self.marker),
+            ("severity", &self.severity),
+            ("long", &self.long),
+        ];
+        let mut all: Vec<(&str, &str)> = known
+            .iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (*k, v)))
+            .chain(self.others.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+            .collect();
+        all.sort_unstable();
+        let inner: Vec<String> = all
+            .iter()
+            .map(|(k, v)| {
+                let short: String = v.chars().take(VALUE_SHOWN).collect();
+                let more = if short.len() < v.len() { "..." } else { "" };
+                format!(
+                    "{}={:?}",
+                    k.chars().take(VALUE_SHOWN).collect::<String>(),
+                    format!("{short}{more}")
+                )
+            })
+            .collect();
+        cut(format!(
+            "{}{{{}}}",
+            self.name.as_deref().unwrap_or_default(),
+            inner.join(",")
+        ))
+    }
+
+    /// The labels other than those the split reads by name (`k="v"`, comma-separated, values
+    /// cut short): for a series that passed the label check, its external labels; empty (and
+    /// not allocated) when there are none.
+    fn externals(&self) -> String {
+        let mut out = String::new();
+        for (k, v) in &self.others {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            let short: String = v.chars().take(VALUE_SHOWN).collect();
+            out.push_str(&format!(
+                "{}={short:?}",
+                k.chars().take(VALUE_SHOWN).collect::<String>()
+            ));
+        }
+        out
+    }
+}
+
+/// `name{namespace="..",slo="..",slo_warden="..",<externals>}`: a series that passed the label
+/// check, described from its name, its SLO and its external labels; cut short.
+fn described_as(name: &str, namespace: &str, slo: &str, externals: &str) -> String {
+    let mut labels = Vec::with_capacity(4);
+    if !namespace.is_empty() {
+        labels.push(format!("namespace={namespace:?}"));
+    }
+    labels.push(format!("slo={slo:?}"));
+    labels.push(format!("{MARKER_LABEL}={:?}", marker(Some(namespace), slo)));
+    if !externals.is_empty() {
+        labels.push(externals.to_string());
+    }
+    cut(format!("{name}{{{}}}", labels.join(",")))
+}
+
+/// At most [`DESCRIBED`] characters.
+fn cut(text: String) -> String {
+    if text.chars().count() > DESCRIBED {
+        format!("{}...", text.chars().take(DESCRIBED).collect::<String>())
+    } else {
+        text
+    }
 }
 
 /// `[<unix seconds>, "<value>"]`, the value spelled as Go's `strconv` spells it (`NaN`,
@@ -138,6 +325,13 @@ struct Labels<'a> {
 struct Sample {
     at: f64,
     value: f64,
+}
+
+impl Sample {
+    /// The timestamp in milliseconds, Prometheus' own resolution.
+    fn millis(&self) -> i64 {
+        (self.at * 1000.0).round() as i64
+    }
 }
 
 impl<'de> Deserialize<'de> for Sample {
@@ -168,9 +362,22 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
-/// The newest of a range vector's samples, without keeping the others.
-#[derive(Clone, Copy, Debug)]
-struct Newest(Option<Sample>);
+/// The newest of a range vector's samples and how they are spaced, without keeping them.
+#[derive(Clone, Copy, Debug, Default)]
+struct Newest {
+    newest: Option<Sample>,
+    /// GCD of every sample's distance (ms) from the first.
+    spacing: i64,
+    count: usize,
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    let (mut a, mut b) = (a.unsigned_abs(), b.unsigned_abs());
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    i64::try_from(a).unwrap_or(i64::MAX)
+}
 
 impl<'de> Deserialize<'de> for Newest {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -181,19 +388,75 @@ impl<'de> Deserialize<'de> for Newest {
                 f.write_str("a list of samples")
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Newest, A::Error> {
-                let mut newest: Option<Sample> = None;
+                let mut n = Newest::default();
+                let mut first = None;
                 while let Some(s) = seq.next_element::<Sample>()? {
+                    let first = *first.get_or_insert(s.millis());
+                    n.spacing = gcd(n.spacing, s.millis().saturating_sub(first));
+                    n.count += 1;
                     // Samples come oldest first; the order is not relied on.
-                    if newest.is_none_or(|n| s.at >= n.at) {
-                        newest = Some(s);
+                    if n.newest.is_none_or(|m| s.at >= m.at) {
+                        n.newest = Some(s);
                     }
                 }
-                Ok(Newest(newest))
+                Ok(n)
             }
         }
         deserializer.deserialize_seq(Visit)
     }
 }
+
+/// The rule group that writes what a query reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Group {
+    /// Short-window ratios and the burn alerts, every `--alert-interval`.
+    Sli,
+    /// Long-window ratios and the budget, every [`TILE`].
+    Window,
+    /// The long-run burn rate, every [`CALIBRATION_INTERVAL`].
+    Calibration,
+}
+
+/// What the split must know of the rules and of the querier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expect {
+    /// The `sli` group's interval (`--alert-interval`).
+    pub alert_interval: Duration,
+    /// Labels the querier adds to every series (Thanos or Prometheus external labels), which
+    /// our rules do not set.
+    pub external_labels: BTreeSet<String>,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Self {
+            alert_interval: crate::rules::DEFAULT_ALERT_INTERVAL,
+            external_labels: BTreeSet::new(),
+        }
+    }
+}
+
+impl Expect {
+    fn interval_ms(&self, group: Group) -> i64 {
+        let d = match group {
+            Group::Sli => self.alert_interval,
+            Group::Window => TILE,
+            Group::Calibration => CALIBRATION_INTERVAL,
+        };
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+    }
+}
+
+/// Series ignored because their labels are not what our rules write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rejected {
+    pub count: u64,
+    /// The first one, described, and why.
+    pub example: Option<String>,
+}
+
+/// At most this many disputes are described per SLO.
+const DISPUTES_KEPT: usize = 3;
 
 /// Everything the queries found about one SLO, before burn rates are computed.
 #[derive(Default)]
@@ -201,32 +464,154 @@ struct Found {
     ratios: BTreeMap<Duration, f64>,
     budget: Option<f64>,
     remaining: Option<f64>,
-    firing: BTreeSet<String>,
     long_run_burn: Option<f64>,
     long_run_covered: Option<f64>,
+    /// Record name → the external labels of the series read for it (usually none).
+    seen: BTreeMap<String, String>,
+    /// The newest sample time (ms) of each group's records, and the name and external labels
+    /// of a series that has it.
+    newest: BTreeMap<Group, (i64, String, String)>,
+    /// Firing alerts: severity, newest sample time (ms), described.
+    alerts: Vec<(String, i64, String)>,
+    disputes: BTreeSet<String>,
+}
+
+impl Found {
+    fn dispute(&mut self, why: String) {
+        if self.disputes.len() < DISPUTES_KEPT {
+            self.disputes.insert(why);
+        }
+    }
 }
 
 /// Gathers the answers of the queries by SLO, one series at a time, in any order. NaN and
 /// infinite values are left out (a window without traffic has a NaN ratio). A burn rate needs
-/// the SLO's budget; without it the SLO has no burn rates. When a series comes twice (rules
-/// loaded twice, replicas not deduplicated) the worse value wins, so the result does not depend
-/// on the answers' order.
+/// the SLO's budget; without it the SLO has no burn rates.
 #[derive(Default)]
 pub struct Split {
+    expect: Expect,
     found: BTreeMap<SloKey, Found>,
+    rejected: Rejected,
+}
+
+/// One cycle's samples, and what was ignored.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Finished {
+    pub slos: BTreeMap<SloKey, SloSamples>,
+    pub rejected: Rejected,
 }
 
 impl Split {
-    /// A series of the ratio and budget queries.
-    pub fn record(&mut self, series: &Series) {
-        let (Some(key), Some(name), Some(value)) = (key(&series.metric), &series.metric.name, series.sample()) else {
+    pub fn new(expect: Expect) -> Self {
+        Self {
+            expect,
+            ..Self::default()
+        }
+    }
+
+    fn reject(&mut self, labels: &Labels, why: &str) {
+        self.rejected.count += 1;
+        if self.rejected.example.is_none() {
+            self.rejected.example = Some(format!("{}: {why}", labels.describe()));
+        }
+    }
+
+    /// The SLO a series is for, when its labels are exactly what our rules write for it:
+    /// identity and marker, plus `allowed` (an alert's own labels) and the external labels.
+    fn ours(&mut self, labels: &Labels, alert: bool) -> Option<SloKey> {
+        let slo = labels.slo.as_deref().filter(|s| !s.is_empty())?;
+        let namespace = labels.namespace.as_deref().unwrap_or_default();
+        if labels.marker.as_deref() != Some(marker(Some(namespace), slo).as_str()) {
+            self.reject(
+                labels,
+                &format!("no {MARKER_LABEL} label naming the SLO of its namespace and slo labels"),
+            );
+            return None;
+        }
+        // An alert also carries alertname, alertstate, service and the SLO's own labels; its
+        // origin is checked against the SLO's records instead (`finish`).
+        if !alert
+            && let Some((name, _)) = labels
+                .others
+                .iter()
+                .find(|(name, _)| !self.expect.external_labels.contains(name.as_ref()))
+        {
+            let why = format!(
+                "label {:?} is not set by slo-warden's rules (if the querier adds it, list it in --prometheus-external-label)",
+                name.chars().take(VALUE_SHOWN).collect::<String>()
+            );
+            self.reject(labels, &why);
+            return None;
+        }
+        if !alert && (labels.severity.is_some() || labels.long.is_some()) {
+            self.reject(labels, "severity and long are alert labels, not set on records");
+            return None;
+        }
+        Some((namespace.to_string(), slo.to_string()))
+    }
+
+    /// A series of the ratio and budget queries, recorded by `group`.
+    pub fn record(&mut self, series: &Series, group: Group) {
+        let Some(name) = series.metric.name.as_deref() else {
             return;
         };
+        let Some(sample) = series.newest() else {
+            return;
+        };
+        let Some(key) = self.ours(&series.metric, false) else {
+            return;
+        };
+        let interval = self.expect.interval_ms(group);
+        // The labels beyond the SLO's identity are external ones (`ours`): descriptions are
+        // made from them, and only for a dispute, not for each of a cycle's many series.
+        let externals = series.metric.externals();
+        let labels = &series.metric;
+        let (namespace, slo) = (
+            labels.namespace.as_deref().unwrap_or_default(),
+            labels.slo.as_deref().unwrap_or_default(),
+        );
+        let describe = |name: &str, externals: &str| described_as(name, namespace, slo, externals);
         let f = self.found.entry(key).or_default();
-        if !value.is_finite() {
+        match f.seen.get(name) {
+            Some(first) => {
+                // In the same words whatever the order of the answer.
+                let (a, b) = (describe(name, first), describe(name, &externals));
+                let (a, b) = if a <= b { (a, b) } else { (b, a) };
+                f.dispute(format!("{name} is recorded twice: {a} and {b}"));
+            }
+            None => {
+                f.seen.insert(name.to_string(), externals.clone());
+            }
+        }
+        if series.spacing() % interval != 0 {
+            f.dispute(format!(
+                "{} has samples off the schedule of the rule that records it: a second rule writes it",
+                describe(name, &externals)
+            ));
+        }
+        let at = sample.millis();
+        match f.newest.get(&group) {
+            Some((newest, other, other_externals)) if (newest - at).rem_euclid(interval) != 0 => {
+                let (a, b) = (describe(other, other_externals), describe(name, &externals));
+                let (a, b) = if a <= b { (a, b) } else { (b, a) };
+                f.dispute(format!(
+                    "{a} and {b} are written on two schedules though one rule group ({}) records both: another rule writes one of them",
+                    group.name()
+                ));
+            }
+            Some((newest, _, _)) if *newest >= at => {}
+            _ => {
+                f.newest.insert(group, (at, name.to_string(), externals));
+            }
+        }
+        // A lone sample says nothing of its writer's schedule: a value counts once it has been
+        // written on the group's schedule for an interval (our own rules, from their second
+        // evaluation), so a forged series is disputed before it is ever read.
+        let value = sample.value;
+        if !value.is_finite() || series.samples() < 2 {
             return;
         }
-        match name.as_ref() {
+        match name {
             BUDGET => f.budget = Some(f.budget.map_or(value, |b| b.min(value))),
             BUDGET_REMAINING => f.remaining = Some(f.remaining.map_or(value, |r| r.min(value))),
             LONG_RUN_BURN => f.long_run_burn = Some(f.long_run_burn.map_or(value, |b| b.max(value))),
@@ -242,19 +627,49 @@ impl Split {
 
     /// A series of the firing-alerts query.
     pub fn alert(&mut self, series: &Series) {
-        if let Some(key) = key(&series.metric) {
-            let f = self.found.entry(key).or_default();
-            if let Some(severity) = &series.metric.severity {
-                f.firing.insert(severity.to_string());
-            }
+        let (Some(severity), Some(sample)) = (series.metric.severity.as_deref(), series.newest()) else {
+            return;
+        };
+        let Some(key) = self.ours(&series.metric, true) else {
+            return;
+        };
+        let interval = self.expect.interval_ms(Group::Sli);
+        let described = series.metric.describe();
+        let f = self.found.entry(key).or_default();
+        if series.spacing() % interval != 0 {
+            f.dispute(format!(
+                "{described} has samples off the schedule of the rule that fires it: a second rule writes it"
+            ));
         }
+        f.alerts.push((severity.to_string(), sample.millis(), described));
     }
 
-    /// Every SLO's samples.
-    pub fn finish(self) -> BTreeMap<SloKey, SloSamples> {
-        self.found
-            .into_iter()
-            .map(|(key, f)| {
+    /// Every SLO's samples, and what was ignored.
+    pub fn finish(mut self) -> Finished {
+        let interval = self.expect.interval_ms(Group::Sli);
+        let mut slos = BTreeMap::new();
+        for (key, f) in std::mem::take(&mut self.found) {
+            let mut firing = BTreeSet::new();
+            for (severity, at, described) in &f.alerts {
+                match f.newest.get(&Group::Sli).map(|(newest, _, _)| newest) {
+                    // Written by the evaluation that wrote the newest records, or by the one
+                    // before when the poll fell between the two.
+                    Some(newest) if (newest - at).rem_euclid(interval) == 0 => {
+                        if *at >= newest - interval {
+                            firing.insert(severity.clone());
+                        }
+                    }
+                    _ => {
+                        self.rejected.count += 1;
+                        if self.rejected.example.is_none() {
+                            self.rejected.example = Some(format!(
+                                "{described}: not written by the evaluations of the SLO's own sli rules"
+                            ));
+                        }
+                    }
+                }
+            }
+            let samples = if f.disputes.is_empty() {
                 let error_ratios: BTreeMap<_, _> = f
                     .ratios
                     .iter()
@@ -270,25 +685,39 @@ impl Split {
                         .collect(),
                     None => BTreeMap::new(),
                 };
-                let samples = SloSamples {
+                SloSamples {
                     remaining: f.remaining,
                     burn_rates,
                     error_ratios,
-                    firing_severities: f.firing,
+                    firing_severities: firing,
                     long_run_burn: f.long_run_burn,
                     long_run_covered: f.long_run_covered,
-                };
-                (key, samples)
-            })
-            .collect()
+                    disputed: Vec::new(),
+                }
+            } else {
+                // Nothing of a disputed SLO is used: either writer may be the forger.
+                SloSamples {
+                    disputed: f.disputes.into_iter().collect(),
+                    ..SloSamples::default()
+                }
+            };
+            slos.insert(key, samples);
+        }
+        Finished {
+            slos,
+            rejected: self.rejected,
+        }
     }
 }
 
-/// `(namespace, slo)`; rule files for a plain Prometheus have no `namespace` label.
-fn key(labels: &Labels) -> Option<SloKey> {
-    let slo = labels.slo.as_deref().filter(|s| !s.is_empty())?;
-    let namespace = labels.namespace.as_deref().unwrap_or_default();
-    Some((namespace.to_string(), slo.to_string()))
+impl Group {
+    fn name(self) -> &'static str {
+        match self {
+            Group::Sli => "sli",
+            Group::Window => "window",
+            Group::Calibration => "calibration",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -310,15 +739,24 @@ mod tests {
         serde_json::from_str::<Data>(json).unwrap().result
     }
 
-    fn split(short: &[Series], long: &[Series], alerts: &[Series]) -> BTreeMap<SloKey, SloSamples> {
-        let mut split = Split::default();
-        short.iter().chain(long).for_each(|s| split.record(s));
+    fn split_with(expect: Expect, short: &[Series], long: &[Series], alerts: &[Series]) -> Finished {
+        let mut split = Split::new(expect);
+        short.iter().for_each(|s| split.record(s, Group::Sli));
+        long.iter().for_each(|s| split.record(s, Group::Window));
         alerts.iter().for_each(|s| split.alert(s));
         split.finish()
     }
 
+    fn split(short: &[Series], long: &[Series], alerts: &[Series]) -> BTreeMap<SloKey, SloSamples> {
+        split_with(Expect::default(), short, long, alerts).slos
+    }
+
     fn w(s: &str) -> Duration {
         Duration::parse(s).unwrap()
+    }
+
+    fn key(ns: &str, slo: &str) -> SloKey {
+        (ns.to_string(), slo.to_string())
     }
 
     #[test]
@@ -339,21 +777,21 @@ mod tests {
         }
         let all = Scope::default();
         assert_eq!(
-            short_ratios(&all).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}"#
+            short_ratios(&all, w("1m")).promql,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}[2m]"#
         );
         assert_eq!(
             window_ratios_and_budgets(&all).promql,
             r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio",slo!=""}[10m]"#
         );
         assert_eq!(
-            firing_burn_alerts(&all).promql,
-            r#"ALERTS{alertstate="firing",slo!="",long!=""}"#
+            firing_burn_alerts(&all, w("30s")).promql,
+            r#"ALERTS{alertstate="firing",slo!="",long!=""}[1m]"#
         );
         for q in [
-            short_ratios(&all),
+            short_ratios(&all, w("1m")),
             window_ratios_and_budgets(&all),
-            firing_burn_alerts(&all),
+            firing_burn_alerts(&all, w("1m")),
         ] {
             crate::sli::parse_promql(&q.promql).unwrap();
         }
@@ -365,12 +803,12 @@ mod tests {
         assert_eq!(names(&[]), Scope::default());
         let one = names(&["shop"]);
         assert_eq!(
-            short_ratios(&one).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!="",namespace="shop"}"#
+            short_ratios(&one, w("1m")).promql,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!="",namespace="shop"}[2m]"#
         );
         assert_eq!(
-            firing_burn_alerts(&one).promql,
-            r#"ALERTS{alertstate="firing",slo!="",long!="",namespace="shop"}"#
+            firing_burn_alerts(&one, w("1m")).promql,
+            r#"ALERTS{alertstate="firing",slo!="",long!="",namespace="shop"}[2m]"#
         );
         let two = names(&["shop", "web"]);
         assert_eq!(
@@ -383,10 +821,10 @@ mod tests {
         );
         for scope in [one, two] {
             for q in [
-                short_ratios(&scope),
+                short_ratios(&scope, w("1m")),
                 window_ratios_and_budgets(&scope),
                 long_run(&scope),
-                firing_burn_alerts(&scope),
+                firing_burn_alerts(&scope, w("1m")),
             ] {
                 crate::sli::parse_promql(&q.promql).unwrap();
             }
@@ -394,26 +832,27 @@ mod tests {
     }
 
     /// Answers shaped as Prometheus 2.42 gives them for the rules of `examples/` (one SLO in a
-    /// namespace, one from a plain rule file without one).
-    const SHORT: &str = r#"{"resultType":"vector","result":[
-        {"metric":{"__name__":"slo:sli_error:ratio_rate5m","namespace":"shop","slo":"checkout-availability"},"value":[1700000000,"0.0288"]},
-        {"metric":{"__name__":"slo:sli_error:ratio_rate1h","namespace":"shop","slo":"checkout-availability"},"value":[1700000000,"0.0144"]},
-        {"metric":{"__name__":"slo:sli_error:ratio_rate6h","namespace":"shop","slo":"checkout-availability"},"value":[1700000000,"NaN"]},
-        {"metric":{"__name__":"slo:sli_error:ratio_rate1m","namespace":"shop","slo":"checkout-availability"},"value":[1700000000,"+Inf"]},
-        {"metric":{"__name__":"slo:sli_error:ratio_rate5m","slo":"search"},"value":[1700000000,"0.005"]},
-        {"metric":{"__name__":"slo:sli_error:ratio_rate5m","sloth_slo":"other"},"value":[1700000000,"0.5"]}
+    /// namespace, one from a plain rule file without one): the `sli` group evaluated at :40 of
+    /// every minute, the `window` group at 2m30s past every fifth.
+    const SHORT: &str = r#"{"resultType":"matrix","result":[
+        {"metric":{"__name__":"slo:sli_error:ratio_rate5m","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999900,"0.01"],[1699999960,"0.0288"]]},
+        {"metric":{"__name__":"slo:sli_error:ratio_rate1h","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999900,"0.01"],[1699999960,"0.0144"]]},
+        {"metric":{"__name__":"slo:sli_error:ratio_rate6h","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999960,"NaN"]]},
+        {"metric":{"__name__":"slo:sli_error:ratio_rate1m","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999960,"+Inf"]]},
+        {"metric":{"__name__":"slo:sli_error:ratio_rate5m","slo":"search","slo_warden":"search"},"values":[[1699999890.5,"0.004"],[1699999950.5,"0.005"]]},
+        {"metric":{"__name__":"slo:sli_error:ratio_rate5m","sloth_slo":"other"},"values":[[1699999960,"0.5"]]}
     ]}"#;
     const LONG: &str = r#"{"resultType":"matrix","result":[
-        {"metric":{"__name__":"slo:error_budget:ratio","namespace":"shop","slo":"checkout-availability"},"values":[[1699999500,"0.001"],[1699999800,"0.001"]]},
-        {"metric":{"__name__":"slo:error_budget_remaining:ratio","namespace":"shop","slo":"checkout-availability"},"values":[[1699999500,"0.8801"],[1699999800,"0.87314159"]]},
-        {"metric":{"__name__":"slo:sli_error:ratio_rate30d","namespace":"shop","slo":"checkout-availability"},"values":[[1699999500,"0.000126"],[1699999800,"0.00012685841"]]},
-        {"metric":{"__name__":"slo:sli_error:ratio_rate1d","namespace":"shop","slo":"checkout-availability"},"values":[[1699999800,"0.0025"]]},
-        {"metric":{"__name__":"slo:error_budget_remaining:ratio","slo":"search"},"values":[[1699999500,"0.5"],[1699999800,"NaN"]]}
+        {"metric":{"__name__":"slo:error_budget:ratio","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999650,"0.001"],[1699999950,"0.001"]]},
+        {"metric":{"__name__":"slo:error_budget_remaining:ratio","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999650,"0.8801"],[1699999950,"0.87314159"]]},
+        {"metric":{"__name__":"slo:sli_error:ratio_rate30d","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999650,"0.000126"],[1699999950,"0.00012685841"]]},
+        {"metric":{"__name__":"slo:sli_error:ratio_rate1d","namespace":"shop","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999650,"0.002"],[1699999950,"0.0025"]]},
+        {"metric":{"__name__":"slo:error_budget_remaining:ratio","slo":"search","slo_warden":"search"},"values":[[1699999500,"0.5"],[1699999800,"NaN"]]}
     ]}"#;
-    const ALERTS: &str = r#"{"resultType":"vector","result":[
-        {"metric":{"__name__":"ALERTS","alertname":"ErrorBudgetBurn","alertstate":"firing","long":"1h","short":"5m","namespace":"shop","service":"checkout","severity":"critical","slo":"checkout-availability"},"value":[1700000000,"1"]},
-        {"metric":{"__name__":"ALERTS","alertname":"CheckoutBurn","alertstate":"firing","long":"6h","short":"30m","namespace":"shop","service":"checkout","severity":"critical","slo":"checkout-availability"},"value":[1700000000,"1"]},
-        {"metric":{"__name__":"ALERTS","alertname":"ErrorBudgetBurn","alertstate":"firing","long":"3d","short":"6h","namespace":"shop","service":"checkout","severity":"warning","slo":"checkout-availability"},"value":[1700000000,"1"]}
+    const ALERTS: &str = r#"{"resultType":"matrix","result":[
+        {"metric":{"__name__":"ALERTS","alertname":"ErrorBudgetBurn","alertstate":"firing","long":"1h","short":"5m","namespace":"shop","service":"checkout","severity":"critical","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999900,"1"],[1699999960,"1"]]},
+        {"metric":{"__name__":"ALERTS","alertname":"CheckoutBurn","alertstate":"firing","long":"6h","short":"30m","namespace":"shop","service":"checkout","severity":"critical","slo":"checkout-availability","slo_warden":"shop/checkout-availability","team":"payments"},"values":[[1699999960,"1"]]},
+        {"metric":{"__name__":"ALERTS","alertname":"ErrorBudgetBurn","alertstate":"firing","long":"3d","short":"6h","namespace":"shop","service":"checkout","severity":"warning","slo":"checkout-availability","slo_warden":"shop/checkout-availability"},"values":[[1699999900,"1"]]}
     ]}"#;
 
     fn split_json(short: &str, long: &str, alerts: &str) -> BTreeMap<SloKey, SloSamples> {
@@ -423,7 +862,7 @@ mod tests {
     #[test]
     fn splits_by_namespace_and_slo() {
         let slos = split_json(SHORT, LONG, ALERTS);
-        let checkout = &slos[&("shop".to_string(), "checkout-availability".to_string())];
+        let checkout = &slos[&key("shop", "checkout-availability")];
         assert_eq!(checkout.remaining, Some(0.87314159));
         // 6h is NaN and 1m infinite: left out.
         assert_eq!(
@@ -434,14 +873,17 @@ mod tests {
                 .collect::<Vec<_>>(),
             [("5m", 28.8), ("1h", 14.4), ("1d", 2.5), ("30d", 0.1269)].map(|(w, b)| (w.to_string(), b))
         );
+        // The warning tier's alert was last written an evaluation before the newest records:
+        // the read fell between the ratios and the alerts of one evaluation.
         assert_eq!(
             checkout.firing_severities,
             BTreeSet::from(["critical".into(), "warning".into()])
         );
         assert_eq!(checkout.state(), BudgetState::Burning);
+        assert!(checkout.disputed.is_empty());
 
         // No namespace label; budget absent, so no burn rate; remaining NaN now.
-        let search = &slos[&(String::new(), "search".to_string())];
+        let search = &slos[&key("", "search")];
         assert_eq!((search.remaining, search.burn_rates.len()), (None, 0));
         assert!(search.firing_severities.is_empty());
         assert_eq!(
@@ -457,13 +899,13 @@ mod tests {
     fn status_rounds_and_reports_no_data() {
         let slos = split_json(SHORT, LONG, ALERTS);
         let at = jiff::Timestamp::from_second(1_700_000_000).unwrap();
-        let status = budget_status(slos.get(&("shop".to_string(), "checkout-availability".to_string())), at);
+        let status = budget_status(slos.get(&key("shop", "checkout-availability")), at);
         assert_eq!(status.remaining, Some(0.8731));
         assert_eq!(status.burn_rates["5m"], 28.8);
         assert_eq!(status.burn_rates["30d"], 0.1269);
         assert_eq!(status.state, BudgetState::Burning);
 
-        let status = budget_status(slos.get(&(String::new(), "search".to_string())), at);
+        let status = budget_status(slos.get(&key("", "search")), at);
         assert_eq!((status.remaining, status.burn_rates.len()), (None, 0));
         assert_eq!(status.state, BudgetState::NoData);
         assert_eq!(budget_status(None, at).state, BudgetState::NoData);
@@ -472,10 +914,10 @@ mod tests {
     #[test]
     fn series_keep_the_newest_sample_and_go_spelled_values() {
         let answer = r#"{"resultType":"matrix","result":[
-            {"metric":{"__name__":"slo:sli_error:ratio_rate1d","job":"x","namespace":"a\"b","slo":"x"},"values":[[20,"-Inf"],[10,"0.5"]]},
-            {"metric":{"slo":"x","__name__":"slo:error_budget:ratio"},"values":[[10,"NaN"],[20,"+Inf"],[15,"0.1"]]},
-            {"metric":{"slo":"y","__name__":"slo:error_budget:ratio"},"values":[]},
-            {"metric":{"slo":"z"},"histograms":[[1,{"count":"1","sum":"1"}]]}
+            {"metric":{"__name__":"slo:sli_error:ratio_rate1d","namespace":"a\"b","slo":"x","slo_warden":"a\"b/x"},"values":[[600,"-Inf"],[300,"0.5"]]},
+            {"metric":{"slo":"x","__name__":"slo:error_budget:ratio","slo_warden":"x"},"values":[[300,"NaN"],[900,"+Inf"],[600,"0.1"]]},
+            {"metric":{"slo":"y","__name__":"slo:error_budget:ratio","slo_warden":"y"},"values":[]},
+            {"metric":{"slo":"z","slo_warden":"z"},"histograms":[[1,{"count":"1","sum":"1"}]]}
         ]}"#;
         let read = series(answer);
         let samples: Vec<Option<f64>> = read.iter().map(Series::sample).collect();
@@ -483,6 +925,7 @@ mod tests {
         assert_eq!(samples[1], Some(f64::INFINITY));
         assert_eq!(samples[2..], [None, None]);
         assert_eq!(read[0].metric.namespace.as_deref(), Some("a\"b"), "escapes are read");
+        assert_eq!(read[1].spacing(), 300_000);
         assert!(
             series(r#"{"result":[{"metric":{},"value":[1,"NaN"]}]}"#)[0]
                 .sample()
@@ -497,45 +940,211 @@ mod tests {
         );
         assert!(
             slos.values()
-                .all(|s| s.burn_rates.is_empty() && s.error_ratios.is_empty())
+                .all(|s| s.burn_rates.is_empty() && s.error_ratios.is_empty() && s.disputed.is_empty())
         );
     }
 
     #[test]
     fn exhausted_and_healthy() {
         let long = r#"{"resultType":"matrix","result":[
-            {"metric":{"__name__":"slo:error_budget:ratio","namespace":"a","slo":"x"},"values":[[1,"0.01"]]},
-            {"metric":{"__name__":"slo:error_budget_remaining:ratio","namespace":"a","slo":"x"},"values":[[1,"-0.25"]]},
-            {"metric":{"__name__":"slo:error_budget_remaining:ratio","namespace":"b","slo":"x"},"values":[[1,"1"]]}
+            {"metric":{"__name__":"slo:error_budget:ratio","namespace":"a","slo":"x","slo_warden":"a/x"},"values":[[1,"0.01"],[301,"0.01"]]},
+            {"metric":{"__name__":"slo:error_budget_remaining:ratio","namespace":"a","slo":"x","slo_warden":"a/x"},"values":[[1,"0.1"],[301,"-0.25"]]},
+            {"metric":{"__name__":"slo:error_budget_remaining:ratio","namespace":"b","slo":"x","slo_warden":"b/x"},"values":[[1,"1"],[301,"1"]]}
         ]}"#;
-        let empty = r#"{"resultType":"vector","result":[]}"#;
+        let empty = r#"{"resultType":"matrix","result":[]}"#;
         let slos = split_json(empty, long, empty);
-        assert_eq!(slos[&("a".into(), "x".into())].state(), BudgetState::Exhausted);
-        assert_eq!(slos[&("b".into(), "x".into())].state(), BudgetState::Healthy);
+        assert_eq!(slos[&key("a", "x")].state(), BudgetState::Exhausted);
+        assert_eq!(slos[&key("b", "x")].state(), BudgetState::Healthy);
+        assert!(split_json(empty, empty, empty).is_empty());
+    }
+
+    /// B's budget, as another tenant's rule would record it next to ours.
+    fn budget_of_b(labels: &str, values: &str) -> String {
+        format!(
+            r#"{{"metric":{{"__name__":"slo:error_budget_remaining:ratio","namespace":"b","slo":"checkout"{labels}}},"values":{values}}}"#
+        )
+    }
+
+    fn matrix(series: &[String]) -> String {
+        format!(r#"{{"resultType":"matrix","result":[{}]}}"#, series.join(","))
+    }
+
+    const OURS: &str = r#","slo_warden":"b/checkout""#;
+    /// Our window group's samples: every 5 minutes at 2m30s past.
+    const ON_SCHEDULE: &str = r#"[[1699999650,"0.9"],[1699999950,"0.9"]]"#;
+
+    #[test]
+    fn series_our_rules_did_not_write_are_ignored_and_counted() {
+        let empty = matrix(&[]);
+        for (labels, why) in [
+            // The forgery of the issue: a rule in namespace a records B's budget.
+            ("", "no slo_warden label"),
+            // Prometheus Operator's enforcedNamespaceLabel rewrote `namespace` of a's rule.
+            (r#","slo_warden":"a/checkout""#, "no slo_warden label"),
+            (
+                r#","slo_warden":"b/checkout","instance":"forger:9090""#,
+                r#"label "instance""#,
+            ),
+            (r#","slo_warden":"b/checkout","severity":"critical""#, "alert labels"),
+        ] {
+            let ours = budget_of_b(OURS, ON_SCHEDULE);
+            let forged = budget_of_b(labels, r#"[[1699999990,"-1"]]"#);
+            let long = matrix(&[ours, forged]);
+            let finished = split_with(Expect::default(), &[], &series(&long), &series(&empty));
+            let b = &finished.slos[&key("b", "checkout")];
+            assert_eq!(b.remaining, Some(0.9), "{labels}");
+            assert!(b.disputed.is_empty(), "{labels}: {b:?}");
+            assert_eq!(finished.rejected.count, 1, "{labels}");
+            let example = finished.rejected.example.unwrap();
+            assert!(
+                example.starts_with("slo:error_budget_remaining:ratio{") && example.contains(why),
+                "{example}"
+            );
+        }
+
+        // A label the querier adds is no forgery when it is named as such.
+        let thanos = budget_of_b(r#","slo_warden":"b/checkout","cluster":"eu1""#, ON_SCHEDULE);
+        let expect = Expect {
+            external_labels: BTreeSet::from(["cluster".to_string()]),
+            ..Expect::default()
+        };
+        let finished = split_with(expect, &[], &series(&matrix(&[thanos])), &[]);
+        assert_eq!(finished.rejected, Rejected::default());
+        assert_eq!(finished.slos[&key("b", "checkout")].remaining, Some(0.9));
+
+        // Long values are cut short in the description.
+        let long_value = "v".repeat(10_000);
+        let flood = budget_of_b(&format!(r#"{OURS},"x":"{long_value}""#), ON_SCHEDULE);
+        let finished = split_with(Expect::default(), &[], &series(&matrix(&[flood])), &[]);
+        assert!(finished.rejected.example.unwrap().len() < 400);
     }
 
     #[test]
-    fn duplicate_series_resolve_to_the_worse_value_in_any_order() {
-        let short = r#"{"resultType":"vector","result":[
-            {"metric":{"__name__":"slo:sli_error:ratio_rate5m","slo":"x","replica":"a"},"value":[1,"0.02"]},
-            {"metric":{"__name__":"slo:sli_error:ratio_rate5m","slo":"x","replica":"b"},"value":[1,"0.03"]}
-        ]}"#;
-        let long = r#"{"resultType":"matrix","result":[
-            {"metric":{"__name__":"slo:error_budget:ratio","slo":"x","replica":"a"},"values":[[1,"0.01"]]},
-            {"metric":{"__name__":"slo:error_budget:ratio","slo":"x","replica":"b"},"values":[[1,"0.01"]]},
-            {"metric":{"__name__":"slo:error_budget_remaining:ratio","slo":"x","replica":"a"},"values":[[1,"0.4"]]},
-            {"metric":{"__name__":"slo:error_budget_remaining:ratio","slo":"x","replica":"b"},"values":[[1,"0.3"]]}
-        ]}"#;
-        let empty = r#"{"resultType":"vector","result":[]}"#;
-        let mut short_series = series(short);
-        let mut long_series = series(long);
-        let forward = split(&short_series, &long_series, &[]);
-        short_series.reverse();
-        long_series.reverse();
-        assert_eq!(split(&short_series, &long_series, &[]), forward);
-        let x = &forward[&(String::new(), "x".to_string())];
-        assert_eq!(x.remaining, Some(0.3));
-        assert_eq!(x.burn_rates[&w("5m")], 3.0);
-        assert!(split_json(empty, r#"{"resultType":"matrix","result":[]}"#, empty).is_empty());
+    fn a_second_writer_disputes_the_slo_whatever_its_values() {
+        let expect = Expect {
+            external_labels: BTreeSet::from(["cluster".to_string()]),
+            ..Expect::default()
+        };
+        let disputed = |long: Vec<String>| {
+            let long = matrix(&long);
+            let mut forward = series(&long);
+            let f = split_with(expect.clone(), &[], &forward, &[]);
+            forward.reverse();
+            assert_eq!(
+                split_with(expect.clone(), &[], &forward, &[]),
+                f,
+                "order does not matter"
+            );
+            f.slos[&key("b", "checkout")].clone()
+        };
+        // An exact copy of our series writes into it: its samples land between ours.
+        let b = disputed(vec![budget_of_b(
+            OURS,
+            r#"[[1699999650,"0.9"],[1699999700,"-1"],[1699999950,"0.9"],[1700000000,"-1"]]"#,
+        )]);
+        assert_eq!(
+            (b.remaining, b.burn_rates.len(), b.state()),
+            (None, 0, BudgetState::NoData),
+            "nothing of a disputed SLO is used: {b:?}"
+        );
+        assert_eq!(b.disputed.len(), 1);
+        assert!(b.disputed[0].contains("off the schedule"), "{:?}", b.disputed);
+
+        // A copy differing only in a label the querier adds: two series for one record.
+        let b = disputed(vec![
+            budget_of_b(&format!(r#"{OURS},"cluster":"eu1""#), ON_SCHEDULE),
+            budget_of_b(
+                &format!(r#"{OURS},"cluster":"forged""#),
+                r#"[[1699999650,"-1"],[1699999950,"-1"]]"#,
+            ),
+        ]);
+        assert!(
+            b.disputed
+                .iter()
+                .any(|d| d.starts_with("slo:error_budget_remaining:ratio is recorded twice")),
+            "{:?}",
+            b.disputed
+        );
+
+        // A record only the other writer has, on its own schedule.
+        let b = disputed(vec![
+            budget_of_b(OURS, ON_SCHEDULE),
+            format!(
+                r#"{{"metric":{{"__name__":"slo:sli_error:ratio_rate7d","namespace":"b","slo":"checkout"{OURS}}},"values":[[1699999700,"1"]]}}"#
+            ),
+        ]);
+        assert!(b.disputed[0].contains("two schedules"), "{:?}", b.disputed);
+
+        // Samples of a window group at the usual cadence, one missed evaluation included.
+        let b = disputed(vec![budget_of_b(OURS, r#"[[1699999350,"0.9"],[1699999950,"0.8"]]"#)]);
+        assert_eq!((b.remaining, b.disputed.len()), (Some(0.8), 0));
+
+        // A new writer's first sample, before our group has ever run (a new SLO): not read,
+        // and disputed from its second.
+        let b = disputed(vec![budget_of_b(OURS, r#"[[1699999995,"-1"]]"#)]);
+        assert_eq!((b.remaining, b.disputed.len()), (None, 0));
+        let b = disputed(vec![budget_of_b(OURS, r#"[[1699999995,"-1"],[1700000000,"-1"]]"#)]);
+        assert_eq!((b.remaining, b.disputed.len()), (None, 1));
+    }
+
+    #[test]
+    fn an_alert_counts_only_when_the_slos_own_evaluations_wrote_it() {
+        let short = |values: &str| {
+            matrix(&[format!(
+                r#"{{"metric":{{"__name__":"slo:sli_error:ratio_rate5m","namespace":"b","slo":"checkout"{OURS}}},"values":{values}}}"#
+            )])
+        };
+        let alert = |labels: &str, values: &str| {
+            format!(
+                r#"{{"metric":{{"__name__":"ALERTS","alertname":"ErrorBudgetBurn","alertstate":"firing","long":"1h","short":"5m","severity":"critical","service":"checkout","namespace":"b","slo":"checkout"{labels}}},"values":{values}}}"#
+            )
+        };
+        let ratios = short(r#"[[1699999900,"0.1"],[1699999960,"0.1"]]"#);
+        let run = |alerts: Vec<String>| {
+            let alerts = matrix(&alerts);
+            split_with(Expect::default(), &series(&ratios), &[], &series(&alerts))
+        };
+
+        // Ours: written by the same evaluations as the ratios.
+        let ours = run(vec![alert(OURS, r#"[[1699999900,"1"],[1699999960,"1"]]"#)]);
+        assert_eq!(
+            ours.slos[&key("b", "checkout")].firing_severities,
+            BTreeSet::from(["critical".to_string()])
+        );
+        assert_eq!(ours.rejected.count, 0);
+
+        // A tenant's alert rule with exactly our labels, firing while ours is not: another
+        // group, evaluated at another offset.
+        let forged = run(vec![alert(OURS, r#"[[1699999925,"1"],[1699999985,"1"]]"#)]);
+        assert!(forged.slos[&key("b", "checkout")].firing_severities.is_empty());
+        assert_eq!(forged.rejected.count, 1);
+        assert!(
+            forged
+                .rejected
+                .example
+                .unwrap()
+                .ends_with("not written by the evaluations of the SLO's own sli rules")
+        );
+        // ... without our marker, or firing next to ours.
+        let unmarked = run(vec![alert("", r#"[[1699999960,"1"]]"#)]);
+        assert!(unmarked.slos[&key("b", "checkout")].firing_severities.is_empty());
+        assert_eq!(unmarked.rejected.count, 1);
+        let both = run(vec![alert(
+            OURS,
+            r#"[[1699999900,"1"],[1699999925,"1"],[1699999960,"1"]]"#,
+        )]);
+        let b = &both.slos[&key("b", "checkout")];
+        assert!(b.firing_severities.is_empty() && !b.disputed.is_empty(), "{b:?}");
+
+        // Last written two evaluations before the newest ratios: it has resolved since.
+        let resolved = run(vec![alert(OURS, r#"[[1699999840,"1"]]"#)]);
+        assert!(resolved.slos[&key("b", "checkout")].firing_severities.is_empty());
+        assert_eq!(resolved.rejected.count, 0);
+
+        // No records of the SLO to vouch for it: not counted.
+        let alerts = matrix(&[alert(OURS, r#"[[1699999960,"1"]]"#)]);
+        let alone = split_with(Expect::default(), &[], &[], &series(&alerts));
+        assert!(alone.slos[&key("b", "checkout")].firing_severities.is_empty());
+        assert_eq!(alone.rejected.count, 1);
     }
 }

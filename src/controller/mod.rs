@@ -76,6 +76,11 @@ pub struct Args {
     /// the `sli` rule group's interval, and the length of its tiles.
     #[arg(long, env = "ALERT_INTERVAL", default_value = "1m", value_parser = parse_alert_interval)]
     pub alert_interval: crate::duration::Duration,
+    /// Let SLIs read series of other namespaces (a `namespace` matcher other than the SLO's
+    /// own). Off: such an SLO is refused (at apply by the webhook, and in its status), as a
+    /// tenant could otherwise measure, or make its alerts read, another team's traffic.
+    #[arg(long, env = "ALLOW_CROSS_NAMESPACE_SLI")]
+    pub allow_cross_namespace_sli: bool,
     #[command(flatten)]
     pub prometheus: crate::budget::PrometheusArgs,
     #[command(flatten)]
@@ -108,6 +113,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub settings: crate::rules::Settings,
+    /// `--allow-cross-namespace-sli`.
+    pub allow_cross_namespace_sli: bool,
     pub backoff: backoff::Backoff<(String, String)>,
 }
 
@@ -147,7 +154,8 @@ fn init_tracing(format: LogFormat) {
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // An operator limited to some namespaces reads only their SLOs' budgets.
     let namespaces = watched(args.namespaces);
-    let poller = crate::budget::Poller::new(&args.prometheus)?.map(|p| p.scoped(&namespaces));
+    let poller = crate::budget::Poller::new(&args.prometheus)?
+        .map(|p| p.scoped(&namespaces).alert_interval(args.alert_interval));
     let client = Client::try_default().await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -173,6 +181,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             alert_interval: args.alert_interval,
             rule_labels: args.rule_labels.into_iter().collect(),
         },
+        allow_cross_namespace_sli: args.allow_cross_namespace_sli,
         backoff: backoff::Backoff::default(),
     });
 
@@ -281,6 +290,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 stores: stores.clone(),
                 metrics: metrics.clone(),
                 identity: Default::default(),
+                allow_cross_namespace_sli: args.allow_cross_namespace_sli,
             });
             Some(tokio::spawn(crate::admission::serve(
                 args.webhook.clone(),

@@ -43,6 +43,8 @@ pub const FINALIZER: &str = "slo.warden.dev/release";
 pub const ENFORCING: &str = "Enforcing";
 pub const DATA_AVAILABLE: &str = "DataAvailable";
 pub const OVERRIDDEN: &str = "Overridden";
+/// `DataAvailable=False` reason while a selected SLO's series have a second writer.
+const DISPUTED_DATA: &str = "DisputedData";
 /// `Ready=False` reason while a selected SLO is gone but the policy goes on without it.
 const SLO_DELETED: &str = "SLODeleted";
 
@@ -516,7 +518,21 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         .iter()
         .any(|c| c.type_ == DATA_AVAILABLE && c.status == TRUE);
     let first_evaluation = !previous.conditions.iter().any(|c| c.type_ == DATA_AVAILABLE);
-    if data == FALSE && (was_available || first_evaluation) {
+    let was_disputed = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == DATA_AVAILABLE && c.reason == DISPUTED_DATA);
+    if data_reason == DISPUTED_DATA && !was_disputed {
+        super::publish(
+            &ctx.recorder,
+            &policy_ref,
+            EventType::Warning,
+            DISPUTED_DATA,
+            "Evaluate",
+            data_message.clone(),
+        )
+        .await;
+    } else if data == FALSE && (was_available || first_evaluation) {
         super::publish(
             &ctx.recorder,
             &policy_ref,
@@ -771,6 +787,16 @@ fn data_condition(reading: &Reading, decision: &Decision) -> (&'static str, &'st
             "the operator runs without --prometheus-url: budgets cannot be read".into(),
         ),
         Reading::Failed(e) => (FALSE, "PrometheusUnavailable", e.clone()),
+        // Before missing data: a disputed SLO has no values, and that is not the news.
+        Reading::Ok(_) if !decision.disputed.is_empty() => (
+            FALSE,
+            DISPUTED_DATA,
+            format!(
+                "a second writer records the series of a selected SLO, so none of its values are used and the \
+                 stage in force is held until it is removed: {}",
+                decision.disputed.join("; ")
+            ),
+        ),
         Reading::Ok(_) if !decision.missing.is_empty() => (
             FALSE,
             "NoData",

@@ -81,7 +81,14 @@ pub fn error_policy(guard: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Ac
 async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Action> {
     let ns = slo.namespace().ok_or(Error::MissingObjectKey("metadata.namespace"))?;
     let previous = slo.status.clone().unwrap_or_default();
-    match validate::validate(slo) {
+    let confined = |valid| match ctx.allow_cross_namespace_sli {
+        true => Ok(valid),
+        false => match validate::foreign_namespaces(slo, None) {
+            problems if problems.is_empty() => Ok(valid),
+            problems => Err(problems),
+        },
+    };
+    match validate::validate(slo).and_then(confined) {
         Ok(valid) => {
             let mut desired = rules::prometheus_rule(&valid, &ctx.settings);
             let owner = slo
@@ -379,6 +386,7 @@ mod tests {
                 rule_labels: BTreeMap::from([("release".into(), "kps".into())]),
                 ..rules::Settings::default()
             },
+            allow_cross_namespace_sli: false,
             backoff: Backoff::default(),
         };
         (Arc::new(ctx), handle)

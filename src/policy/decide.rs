@@ -8,6 +8,9 @@
 //! - An entry whose input is missing (no samples, NaN, an unrecorded window) is unknown, never
 //!   true or false: `hold` keeps the stage in force (and restarts the quiet period), `release`
 //!   treats it as false, `enforce` puts the most severe stage in force.
+//! - An SLO whose data is disputed (a second writer of its records, see `budget::queries`)
+//!   holds the stage in force whatever `onMissingData` says: neither a forged burn nor a forged
+//!   recovery moves it.
 //! - An active override or `dryRun` keeps the stage (status shows it) but demands nothing.
 
 use std::collections::BTreeSet;
@@ -49,6 +52,8 @@ pub struct Decision {
     pub transition: Option<(String, String)>,
     /// Inputs that could not be read, e.g. `checkout: no budget data`.
     pub missing: Vec<String>,
+    /// Selected SLOs whose data is disputed, and why, e.g. `checkout: <series> is recorded twice`.
+    pub disputed: Vec<String>,
     /// The actions of the stage in force.
     pub demanded: BTreeSet<Action>,
     /// What must be held now: `demanded`, or nothing under dry run or an active override.
@@ -135,6 +140,13 @@ pub fn decide(
         }
     }
     let missing: Vec<String> = missing.into_iter().collect();
+    let disputed: Vec<String> = slos
+        .iter()
+        .flat_map(|slo| {
+            let why = slo.samples.map_or(&[][..], |s| s.disputed.as_slice());
+            why.iter().map(move |w| format!("{}: {w}", slo.name))
+        })
+        .collect();
     let holding = holds.iter().rposition(Option::is_some);
     let mut wanted = holding;
     let mut wanted_reason = holding
@@ -170,6 +182,18 @@ pub fn decide(
     let current = current_of(policy, previous);
 
     let (stage, quiet_since, reason) = match current {
+        _ if !disputed.is_empty() => (
+            current,
+            None,
+            match current {
+                Some(c) => format!(
+                    "{} held: disputed data ({})",
+                    policy.stages[c].name,
+                    disputed.join("; ")
+                ),
+                None => format!("no stage entered: disputed data ({})", disputed.join("; ")),
+            },
+        ),
         Some(c) if wanted < Some(c) && hold_on_missing => (
             Some(c),
             None,
@@ -219,6 +243,7 @@ pub fn decide(
         reason,
         transition,
         missing,
+        disputed,
         demanded,
         enforce,
     }
@@ -425,6 +450,41 @@ mod tests {
         let (d, _) = step(&p, Some(&partial), t(0), &Previous::default());
         assert_eq!(d.missing, ["a: no 1h burn rate"]);
         assert_eq!(d.stage_name, "exhausted");
+    }
+
+    #[test]
+    fn disputed_data_neither_enters_nor_releases_whatever_on_missing_data_says() {
+        let disputed = SloSamples {
+            disputed: vec!["slo:error_budget_remaining:ratio is recorded twice".into()],
+            ..SloSamples::default()
+        };
+        for mode in ["", "onMissingData: release,", "onMissingData: enforce,"] {
+            let p = policy(mode);
+            // No stage: a forged spent budget next to ours enters none.
+            let (d, prev) = step(&p, Some(&disputed), t(0), &Previous::default());
+            assert_eq!((d.stage, &d.transition), (None, &None), "{mode}");
+            assert!(
+                d.reason.starts_with("no stage entered: disputed data (a: "),
+                "{}",
+                d.reason
+            );
+            assert_eq!(d.disputed.len(), 1);
+            // A stage in force: held past releaseAfter, and the quiet period starts over.
+            let (_, prev) = step(&p, Some(&samples(-0.1, 20.0, &[])), t(10), &prev);
+            let (d, prev) = step(&p, Some(&samples(0.5, 1.0, &[])), t(40), &prev);
+            assert_eq!(
+                (d.stage_name.as_str(), d.quiet_since),
+                ("exhausted", Some(t(40))),
+                "{mode}"
+            );
+            let (d, prev) = step(&p, Some(&disputed), t(5_000), &prev);
+            assert_eq!(d.stage_name, "exhausted", "{mode}");
+            assert_eq!(d.quiet_since, None);
+            assert!(d.reason.starts_with("exhausted held: disputed data"), "{}", d.reason);
+            assert_eq!(d.enforce.len(), 3);
+            let (d, _) = step(&p, Some(&samples(0.5, 1.0, &[])), t(5_030), &prev);
+            assert_eq!((d.stage_name.as_str(), d.quiet_since), ("exhausted", Some(t(5_030))));
+        }
     }
 
     #[test]

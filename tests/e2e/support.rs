@@ -589,6 +589,9 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
                 operator_args.extend([
                     "--prometheus-header".to_string(),
                     format!("X-Scope-OrgID={THANOS_TENANT}"),
+                    // The sidecar adds Prometheus' external label to every series.
+                    "--prometheus-external-label".to_string(),
+                    "cluster".to_string(),
                 ]);
             }
             operator_args.extend([
