@@ -569,6 +569,7 @@ fn editors_get_no_policies_and_hold_webhooks_fail_closed() {
     let rules = serde_yaml::to_string(&policies["rules"]).unwrap();
     assert!(
         rules.contains("errorbudgetpolicies")
+            && rules.contains("servicelevelobjectives")
             && rules.contains("DELETE")
             && rules.contains("UPDATE")
             && !rules.contains("CREATE"),

@@ -14,6 +14,11 @@
 //!   refused; a deletion while its Namespace is being deleted goes through, or namespace
 //!   deletion would wedge. A policy that holds nothing, or under an active override, is free to
 //!   change.
+//! - ServiceLevelObjectives ([`review_slo`]): what drives a holding policy's stage is refused
+//!   too, or a lower objective (more budget) or another SLI would release as surely as a policy
+//!   edit: deleting a selected SLO, a lower `objective`, another `window` or `indicator`, other
+//!   alert tiers, severities or alert name, and labels that its policy's selector no longer
+//!   matches ([`slo_reductions`]).
 //!
 //! Pure: the request's objects and what the shell read (active overrides, which holding
 //! policies still exist, whether the namespace is terminating) → a [`Verdict`].
@@ -23,7 +28,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::release::{Lifted, Verdict};
-use crate::api::{ErrorBudgetPolicy, ErrorBudgetPolicySpec, MissingData};
+use crate::api::{ErrorBudgetPolicy, ErrorBudgetPolicySpec, MissingData, ServiceLevelObjective};
 use crate::duration::Duration;
 use crate::enforce::claim::{HELD_LABEL, Observed, PAUSE};
 use crate::validate::Problem;
@@ -325,6 +330,139 @@ pub fn review_policy(
         }
         (Edit::Update, None) => Verdict::Allow,
     }
+}
+
+/// Whether `policy` selects an SLO named `name` with `labels`: by name, else by its selector
+/// (one that is not a valid selector selects nothing, as the controller reads it).
+pub fn selects(policy: &ErrorBudgetPolicySpec, name: &str, labels: &BTreeMap<String, String>) -> bool {
+    use kube::core::{Selector, SelectorExt};
+    if let Some(names) = &policy.slos.names {
+        return names.iter().any(|n| n == name);
+    }
+    policy
+        .slos
+        .selector
+        .as_ref()
+        .and_then(|s| Selector::try_from(s.clone()).ok())
+        .is_some_and(|s| s.matches(labels))
+}
+
+/// A policy that selects the SLO under review and holds something.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SloHolder {
+    /// The policy's name (in the SLO's namespace).
+    pub policy: String,
+    pub holding: Holding,
+    /// Whether it still selects the SLO as edited (`false` for a deletion).
+    pub still_selects: bool,
+}
+
+/// The edits from `old` to `new` of an SLO that could release what a policy it drives holds:
+/// whatever could lower its burn rates, give it more budget or quiet its alerts. A higher
+/// objective, descriptions, alert labels and annotations, the no-traffic and calibration
+/// alerts are free.
+pub fn slo_reductions(old: &ServiceLevelObjective, new: &ServiceLevelObjective) -> Vec<Problem> {
+    let (o, n) = (&old.spec, &new.spec);
+    let mut out = Vec::new();
+    let mut refuse = |field: &str, message: String| {
+        out.push(Problem {
+            field: field.into(),
+            message,
+        })
+    };
+    if n.objective < o.objective {
+        refuse(
+            "spec.objective",
+            format!(
+                "{} is lower than {}: a lower objective has more budget and lower burn rates",
+                n.objective, o.objective
+            ),
+        );
+    }
+    if n.window != o.window {
+        refuse(
+            "spec.window",
+            format!(
+                "{} instead of {}: the budget is counted over the window",
+                quoted(&n.window),
+                quoted(&o.window)
+            ),
+        );
+    }
+    if n.indicator != o.indicator {
+        refuse(
+            "spec.indicator",
+            "changed; another SLI measures something else than what burned the budget".into(),
+        );
+    }
+    let (oa, na) = (&o.alerting, &n.alerting);
+    let alerts = [
+        ("spec.alerting.name", oa.name != na.name),
+        ("spec.alerting.pageSeverity", oa.page_severity != na.page_severity),
+        ("spec.alerting.ticketSeverity", oa.ticket_severity != na.ticket_severity),
+        ("spec.alerting.burnRates", oa.burn_rates != na.burn_rates),
+    ];
+    for (field, changed) in alerts {
+        if changed {
+            refuse(
+                field,
+                "changed; a stage may be held by the burn alerts this decides".into(),
+            );
+        }
+    }
+    out
+}
+
+/// The verdict on an update (`new`) or deletion of the SLO `old`, given the policies that
+/// select it and hold something (without an active override) and whether its Namespace is
+/// being deleted.
+pub fn review_slo(
+    old: &ServiceLevelObjective,
+    new: Option<&ServiceLevelObjective>,
+    holders: &[SloHolder],
+    namespace_terminating: bool,
+) -> Verdict {
+    let Some(first) = holders.first() else {
+        return Verdict::Allow;
+    };
+    let namespace = old.metadata.namespace.as_deref().unwrap_or_default();
+    let name = old.metadata.name.as_deref().unwrap_or_default();
+    let held_by = holders
+        .iter()
+        .map(|h| format!("ErrorBudgetPolicy {namespace}/{} ({})", h.policy, h.holding.describe()))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let hint = override_hint(namespace, &first.policy);
+    let Some(new) = new else {
+        if namespace_terminating {
+            return Verdict::Allow;
+        }
+        return Verdict::Deny(format!(
+            "deleting ServiceLevelObjective {namespace}/{name} is refused: it drives {held_by}; \
+             deleting it would release that. {hint}; while the override is active, or once the stage \
+             is left, the SLO may be deleted."
+        ));
+    };
+    let mut problems = slo_reductions(old, new);
+    for h in holders.iter().filter(|h| !h.still_selects) {
+        problems.push(Problem {
+            field: "metadata.labels".into(),
+            message: format!(
+                "ErrorBudgetPolicy {} selects this SLO by spec.slos.selector and would no longer select it",
+                h.policy
+            ),
+        });
+    }
+    if problems.is_empty() {
+        return Verdict::Allow;
+    }
+    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    Verdict::Deny(format!(
+        "changing ServiceLevelObjective {namespace}/{name} is refused: it drives {held_by}, and these \
+         edits could release it: {}. A higher objective, descriptions, alert labels and annotations \
+         are allowed. {hint}; while the override is active the SLO may be changed.",
+        list.join("; ")
+    ))
 }
 
 #[cfg(test)]
@@ -670,5 +808,104 @@ mod tests {
         ));
         assert!(m.len() < 1500, "{} characters", m.len());
         assert!(m.contains(&format!("{:?}…", "9".repeat(100))), "{m}");
+    }
+
+    fn slo(objective: f64, labels: serde_json::Value) -> ServiceLevelObjective {
+        serde_json::from_value(json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": "checkout", "namespace": "shop", "labels": labels},
+            "spec": {"objective": objective, "window": "30d",
+                     "indicator": {"ratio": {"errors": "e_total", "total": "t_total"}}},
+        }))
+        .unwrap()
+    }
+
+    fn slo_holder(still_selects: bool) -> SloHolder {
+        SloHolder {
+            policy: "checkout".into(),
+            holding: holding(&policy("exhausted", &["web"]), &[]).unwrap(),
+            still_selects,
+        }
+    }
+
+    #[test]
+    fn an_slo_driving_a_hold_cannot_be_loosened_or_deleted() {
+        let old = slo(99.9, json!({"team": "shop"}));
+        let deny = |v: Verdict| match v {
+            Verdict::Deny(m) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        // Nothing holds: anything goes.
+        assert_eq!(review_slo(&old, None, &[], false), Verdict::Allow);
+        assert_eq!(
+            review_slo(&old, Some(&slo(50.0, json!({}))), &[], false),
+            Verdict::Allow
+        );
+
+        let holders = [slo_holder(true)];
+        let m = deny(review_slo(&old, None, &holders, false));
+        assert!(
+            m.starts_with("deleting ServiceLevelObjective shop/checkout is refused: it drives ErrorBudgetPolicy shop/checkout (stage exhausted is in force, holding Deployment web (freezeDeployments))"),
+            "{m}"
+        );
+        assert!(m.contains("slo-warden override checkout -n shop"), "{m}");
+        assert_eq!(
+            review_slo(&old, None, &holders, true),
+            Verdict::Allow,
+            "namespace deletion"
+        );
+
+        let mut lower = slo(99.0, json!({"team": "shop"}));
+        lower.spec.window = "7d".into();
+        lower.spec.alerting.page_severity = Some("info".into());
+        let m = deny(review_slo(&old, Some(&lower), &holders, false));
+        for part in [
+            "spec.objective: 99 is lower than 99.9",
+            "spec.window: \"7d\" instead of \"30d\"",
+            "spec.alerting.pageSeverity: changed",
+        ] {
+            assert!(m.contains(part), "{part} in {m}");
+        }
+
+        let mut other_sli = old.clone();
+        other_sli.spec.indicator.ratio.as_mut().unwrap().errors = Some("e2_total".into());
+        assert!(deny(review_slo(&old, Some(&other_sli), &holders, false)).contains("spec.indicator: changed"));
+
+        // Demanding more, or what no burn reads: allowed.
+        let mut stricter = slo(99.95, json!({"team": "shop", "tier": "1"}));
+        stricter.spec.description = Some("checkout".into());
+        stricter
+            .spec
+            .alerting
+            .annotations
+            .insert("runbook".into(), "https://runbooks/x".into());
+        assert_eq!(review_slo(&old, Some(&stricter), &holders, false), Verdict::Allow);
+
+        // Labels its policy's selector no longer matches.
+        let m = deny(review_slo(
+            &old,
+            Some(&slo(99.9, json!({}))),
+            &[slo_holder(false)],
+            false,
+        ));
+        assert!(
+            m.contains("metadata.labels: ErrorBudgetPolicy checkout selects this SLO by spec.slos.selector and would no longer select it"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_policy_selects_an_slo_by_name_or_by_its_labels() {
+        let labels: BTreeMap<String, String> = [("team".to_string(), "shop".to_string())].into();
+        let mut p = policy("", &[]).spec;
+        assert!(selects(&p, "checkout", &labels));
+        assert!(!selects(&p, "cart", &labels));
+        p.slos.names = None;
+        p.slos.selector = Some(serde_json::from_value(json!({"matchLabels": {"team": "shop"}})).unwrap());
+        assert!(selects(&p, "cart", &labels));
+        assert!(!selects(&p, "cart", &BTreeMap::new()));
+        p.slos.selector =
+            Some(serde_json::from_value(json!({"matchExpressions": [{"key": "team", "operator": "Bogus"}]})).unwrap());
+        assert!(!selects(&p, "cart", &labels), "an invalid selector selects nothing");
     }
 }

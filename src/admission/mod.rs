@@ -29,7 +29,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation as Ku
 use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ErrorBudgetOverrideSpec, ErrorBudgetPolicy, OverrideState};
+use crate::api::{ErrorBudgetOverrideSpec, ErrorBudgetPolicy, OverrideState, ServiceLevelObjective};
 use crate::controller::budget::Stores;
 use crate::duration::Duration;
 use crate::metrics::{AdmissionLabels, Metrics};
@@ -531,7 +531,113 @@ impl Webhook {
         }
     }
 
+    /// Whether `namespace` is being deleted (or gone); a refusal when that cannot be read.
+    async fn terminating(&self, namespace: &str) -> Result<bool, Verdict> {
+        let api = Api::<Namespace>::all(self.client.clone());
+        match tokio::time::timeout(FREEZE_READ, api.get_opt(namespace)).await {
+            Ok(Ok(ns)) => Ok(ns.is_none_or(|ns| {
+                ns.metadata.deletion_timestamp.is_some()
+                    || ns.status.and_then(|s| s.phase).as_deref() == Some("Terminating")
+            })),
+            Ok(Err(e)) => Err(Verdict::Deny(format!(
+                "cannot tell whether namespace {namespace} is being deleted ({e}); try again"
+            ))),
+            Err(_) => Err(Verdict::Deny(format!(
+                "cannot tell whether namespace {namespace} is being deleted (no answer within {}s); try again",
+                FREEZE_READ.as_secs()
+            ))),
+        }
+    }
+
+    /// An update or deletion of a ServiceLevelObjective: refused when it could release what a
+    /// policy selecting it holds ([`hold::review_slo`]).
+    async fn review_slo(&self, req: &AdmissionRequest<DynamicObject>) -> Verdict {
+        let delete = match req.operation {
+            KubeOperation::Update => false,
+            KubeOperation::Delete => true,
+            _ => return Verdict::Allow,
+        };
+        let namespace = req.namespace.clone().unwrap_or_default();
+        let slo = |o: &DynamicObject| {
+            serde_json::to_value(o)
+                .and_then(serde_json::from_value::<ServiceLevelObjective>)
+                .map(|mut s| {
+                    s.metadata.namespace = Some(namespace.clone());
+                    s
+                })
+                .map_err(|e| e.to_string())
+        };
+        // One the controller cannot read drives nothing.
+        let Some(Ok(old)) = req.old_object.as_ref().map(slo) else {
+            return Verdict::Allow;
+        };
+        let new = match (delete, req.object.as_ref().map(slo)) {
+            (true, _) | (false, None) => None,
+            (false, Some(Ok(new))) => Some(new),
+            (false, Some(Err(e))) => {
+                return Verdict::Deny(format!(
+                    "cannot read the new ServiceLevelObjective {namespace}/{}: {e}",
+                    req.name
+                ));
+            }
+        };
+        if !delete {
+            let Some(new) = &new else {
+                return Verdict::Allow;
+            };
+            // Most edits (status, descriptions, annotations) need no lookup.
+            if hold::slo_reductions(&old, new).is_empty() && new.labels() == old.labels() {
+                return Verdict::Allow;
+            }
+        }
+        let api: Api<ErrorBudgetPolicy> = Api::namespaced(self.client.clone(), &namespace);
+        let policies = match tokio::time::timeout(FREEZE_READ, api.list(&Default::default())).await {
+            Ok(Ok(list)) => list.items,
+            Ok(Err(e)) => {
+                return Verdict::Deny(format!(
+                    "cannot read the ErrorBudgetPolicies of namespace {namespace} that may select ServiceLevelObjective {} ({e}); try again",
+                    req.name
+                ));
+            }
+            Err(_) => {
+                return Verdict::Deny(format!(
+                    "cannot read the ErrorBudgetPolicies of namespace {namespace} that may select ServiceLevelObjective {} (no answer within {}s); try again",
+                    req.name,
+                    FREEZE_READ.as_secs()
+                ));
+            }
+        };
+        let now = jiff::Timestamp::now();
+        let holders: Vec<hold::SloHolder> = policies
+            .iter()
+            .filter(|p| hold::selects(&p.spec, &old.name_any(), old.labels()))
+            .filter_map(|p| {
+                let holder = crate::enforce::holder(&namespace, &p.name_any());
+                let holding = hold::holding(p, &self.active_overrides(&holder, p, now))?;
+                Some(hold::SloHolder {
+                    policy: p.name_any(),
+                    holding,
+                    still_selects: new
+                        .as_ref()
+                        .is_some_and(|n| hold::selects(&p.spec, &n.name_any(), n.labels())),
+                })
+            })
+            .collect();
+        let terminating = if delete && !holders.is_empty() {
+            match self.terminating(&namespace).await {
+                Ok(t) => t,
+                Err(denied) => return denied,
+            }
+        } else {
+            false
+        };
+        hold::review_slo(&old, new.as_ref(), &holders, terminating)
+    }
+
     async fn review_policy(&self, req: &AdmissionRequest<DynamicObject>) -> Verdict {
+        if req.kind.kind == "ServiceLevelObjective" {
+            return self.review_slo(req).await;
+        }
         let edit = match req.operation {
             KubeOperation::Update => hold::Edit::Update,
             KubeOperation::Delete => hold::Edit::Delete,
@@ -563,16 +669,9 @@ impl Webhook {
         let lifted = self.active_overrides(&holder, &old, jiff::Timestamp::now());
         // Only a deletion of a policy that holds something needs its Namespace.
         let terminating = if edit == hold::Edit::Delete && hold::holding(&old, &lifted).is_some() {
-            match Api::<Namespace>::all(self.client.clone()).get_opt(&namespace).await {
-                Ok(ns) => ns.is_none_or(|ns| {
-                    ns.metadata.deletion_timestamp.is_some()
-                        || ns.status.and_then(|s| s.phase).as_deref() == Some("Terminating")
-                }),
-                Err(e) => {
-                    return Verdict::Deny(format!(
-                        "cannot tell whether namespace {namespace} is being deleted ({e}); try again"
-                    ));
-                }
+            match self.terminating(&namespace).await {
+                Ok(t) => t,
+                Err(denied) => return denied,
             }
         } else {
             false
@@ -598,7 +697,8 @@ async fn holds(
     .await
 }
 
-/// `POST /validate/policies`: updates and deletions of ErrorBudgetPolicies.
+/// `POST /validate/policies`: updates and deletions of ErrorBudgetPolicies and of the
+/// ServiceLevelObjectives that drive them.
 async fn policies(
     State(webhook): State<Arc<Webhook>>,
     Extension(budget): Extension<intake::Budget>,

@@ -48,6 +48,14 @@ pub const PAUSED: Hold = Hold {
     labelled: true,
 };
 
+/// Whether `me` holds an object: while the stage in force wants it held, every object its
+/// targets select and every object it already holds, whatever its labels say now (relabelling
+/// a held Deployment out of the selector must not release it: only leaving the stage or an
+/// override does), except what is `spared`.
+pub fn chosen(want: bool, selected: bool, held_by_me: bool, spared: bool) -> bool {
+    want && (selected || held_by_me) && !spared
+}
+
 /// The workloads of a namespace: from the watch cache (`cached`), else listed. `None` when the
 /// kind is not served (a cluster without Argo Rollouts).
 pub async fn objects(
@@ -98,7 +106,8 @@ pub async fn reconcile(
     let mut out = Reconciled::default();
     for obj in objects {
         let is_selected = selected.is_some_and(|s| s.matches(obj.labels()));
-        let chosen = want && is_selected && !spared(&obj);
+        let held_by_me = Observed::new(is_paused(&obj), obj.annotations(), PAUSE).holds(me);
+        let chosen = chosen(want, is_selected, held_by_me, spared(&obj));
         let (obj, change, holding) = match hold(&api, obj.clone(), &PAUSED, me, chosen, reason, now).await {
             Ok((obj, change)) => {
                 let holding = chosen && change != Change::NotClaimed;
@@ -107,7 +116,7 @@ pub async fn reconcile(
             Err(e) => {
                 tracing::warn!(namespace, kind = workload.kind, name = %obj.name_any(), error = %e, "cannot change the hold of one object; the others are still reconciled");
                 out.errors.push(e);
-                let holding = Observed::new(is_paused(&obj), obj.annotations(), PAUSE).holds(me);
+                let holding = held_by_me;
                 (obj, Change::Unchanged, holding)
             }
         };
@@ -152,6 +161,30 @@ mod tests {
             "spec": {"paused": true},
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_held_object_stays_held_while_the_stage_wants_it_whatever_its_labels() {
+        // (want, selected, held by me, spared) → held
+        let cases = [
+            ((true, true, false, false), true),
+            // Relabelled out of the selector while held: still held.
+            ((true, false, true, false), true),
+            // Never selected, never held: left alone.
+            ((true, false, false, false), false),
+            // The stage is left or an override lifts it: released, selected or not.
+            ((false, true, true, false), false),
+            ((false, false, true, false), false),
+            // A Rollout being aborted is not held paused.
+            ((true, true, true, true), false),
+        ];
+        for ((want, selected, held, spared), expected) in cases {
+            assert_eq!(
+                chosen(want, selected, held, spared),
+                expected,
+                "want {want}, selected {selected}, held {held}, spared {spared}"
+            );
+        }
     }
 
     /// The first patch is refused; the second object is still released, and the refused one is

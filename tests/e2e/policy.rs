@@ -11,7 +11,7 @@ use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, Pat
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
-use slo_warden::api::{BudgetState, ErrorBudgetOverride, ErrorBudgetPolicy, OverrideState};
+use slo_warden::api::{BudgetState, ErrorBudgetOverride, ErrorBudgetPolicy, OverrideState, ServiceLevelObjective};
 
 use super::support::{self, Ctx, K8S, Options, metric_lines, metric_sum_where};
 use super::{create, fast_spec, wait_ready};
@@ -1248,7 +1248,7 @@ async fn register_release_webhook(ctx: &Ctx, failure_policy: &str) -> String {
             "name": "policies.slo.warden.dev",
             "clientConfig": {"url": format!("{}/validate/policies", hook.url)},
             "rules": [{"apiGroups": ["slo.warden.dev"], "apiVersions": ["v1alpha1"], "operations": ["UPDATE", "DELETE"],
-                       "resources": ["errorbudgetpolicies"]}],
+                       "resources": ["errorbudgetpolicies", "servicelevelobjectives"]}],
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ctx.ns}},
             "failurePolicy": "Fail",
             "sideEffects": "None",
@@ -1452,8 +1452,8 @@ fn a_frozen_namespace_refuses_releases() {
 }
 
 /// A client acting as `user`, who holds the built-in `edit` role in the test's namespace and
-/// may also edit ErrorBudgetPolicies and create overrides: a namespace editor where the chart's
-/// policy-editor role was granted too.
+/// may also edit ServiceLevelObjectives, ErrorBudgetPolicies and overrides: a namespace editor
+/// under the chart's aggregated roles, where its policy-editor role was granted too.
 async fn editor(ctx: &Ctx, user: &str) -> kube::Client {
     let rbac = |kind: &str| -> Api<DynamicObject> {
         Api::namespaced_with(
@@ -1471,7 +1471,7 @@ async fn editor(ctx: &Ctx, user: &str) -> kube::Client {
         (
             "Role",
             json!({"metadata": {"name": "slo-editor"},
-                   "rules": [{"apiGroups": ["slo.warden.dev"], "resources": ["errorbudgetpolicies", "errorbudgetoverrides"],
+                   "rules": [{"apiGroups": ["slo.warden.dev"], "resources": ["servicelevelobjectives", "errorbudgetpolicies", "errorbudgetoverrides"],
                               "verbs": ["get", "list", "create", "update", "patch", "delete"]}]}),
         ),
         (
@@ -1656,6 +1656,75 @@ fn only_an_override_lifts_a_hold() {
         let p = policies(ctx).get("checkout").await.unwrap();
         assert!(!p.spec.dry_run && p.spec.max_override == "2h", "{:?}", p.spec);
         assert!(paused(&deployment(ctx, "web").await.unwrap()), "the hold was lifted");
+
+        // Nor can the SLO that drives the stage be loosened or deleted.
+        let dev_slos: Api<ServiceLevelObjective> = Api::namespaced(dev.clone(), &ctx.ns);
+        let err = dev_slos
+            .patch(
+                "checkout",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"objective": 50}})),
+            )
+            .await
+            .expect_err("a lower objective must be refused while the stage holds");
+        let message = err.to_string();
+        ctx.log(format!("SLO edit refused: {message}"));
+        for want in [
+            format!(
+                "changing ServiceLevelObjective {ns}/checkout is refused: it drives ErrorBudgetPolicy {ns}/checkout (stage fast-burn is in force",
+                ns = ctx.ns
+            ),
+            "spec.objective: 50 is lower than".to_string(),
+            override_hint.clone(),
+        ] {
+            assert!(message.contains(&want), "missing {want:?} in {message}");
+        }
+        let err = dev_slos
+            .delete("checkout", &DeleteParams::default())
+            .await
+            .expect_err("deleting the SLO that drives a hold must be refused");
+        assert!(
+            err.to_string().contains(&format!(
+                "deleting ServiceLevelObjective {}/checkout is refused",
+                ctx.ns
+            )),
+            "{err}"
+        );
+        dev_slos
+            .patch(
+                "checkout",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"description": "checkout requests"}})),
+            )
+            .await
+            .expect("an SLO edit that loosens nothing goes through");
+
+        // Labels are not the holds webhook's business, and relabelling web out of the
+        // targets' selector does not release it: what a stage holds stays held.
+        dev_deployments
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"tier": null}}})),
+            )
+            .await
+            .expect("relabelling a held Deployment is allowed");
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let d = deployment(ctx, "web").await.unwrap();
+        assert!(
+            paused(&d) && !d.labels().contains_key("tier"),
+            "relabelled out of the targets, web was released: {:?}",
+            d.labels()
+        );
+        assert_eq!(holders(d.annotations(), PAUSED_BY), [format!("{}/checkout", ctx.ns)]);
+        dev_deployments
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"tier": "web"}}})),
+            )
+            .await
+            .unwrap();
 
         // The override path: dev breaks glass; the resume goes through (under the override, or
         // because the policy let go first) and the pending image rolls out.
