@@ -56,22 +56,21 @@ for n in "${sizes[@]}"; do
     >"$out/exporter.log" 2>&1 &
   exporter_pid=$!
   log "N=$n: cluster (no rule sync, audit log), exporter on :$port"
-  # The recorded series as the rules record them: short windows every minute, the long ones and
-  # the budgets every 5 minutes (the hourly long-run series too: more often than the rules).
-  cat >"$out/scrape.yml" <<EOF
-  - job_name: slo-short
+  # The recorded series as the rules record them, each on its group's schedule: short windows
+  # every minute, the long ones and the budgets every 5 minutes, the long-run series hourly;
+  # labelled exactly as the rules label them (no job or instance).
+  : >"$out/scrape.yml"
+  for job in short:1m long:5m hourly:1h; do
+    cat >>"$out/scrape.yml" <<EOF
+  - job_name: slo-${job%%:*}
     honor_labels: true
-    scrape_interval: 1m
+    scrape_interval: ${job#*:}
     scrape_timeout: 20s
-    metrics_path: /metrics/short
+    metrics_path: /metrics/${job%%:*}
     static_configs: [{targets: ['127.0.0.1:$port']}]
-  - job_name: slo-long
-    honor_labels: true
-    scrape_interval: 5m
-    scrape_timeout: 20s
-    metrics_path: /metrics/long
-    static_configs: [{targets: ['127.0.0.1:$port']}]
+    metric_relabel_configs: [{action: labeldrop, regex: job|instance}]
 EOF
+  done
   SLO_WARDEN_E2E_DIR=$root/cluster E2E_RULE_SYNC=0 E2E_AUDIT=1 E2E_SCRAPE_INTERVAL=30s E2E_EVAL_INTERVAL=30s \
     E2E_EXTRA_SCRAPE_CONFIGS=$out/scrape.yml e2e/scripts/cluster-up.sh >/dev/null
   . "$root/cluster/env"

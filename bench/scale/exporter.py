@@ -6,16 +6,17 @@ evaluation: instead of evaluating 10,000 SLOs' rules, Prometheus scrapes this ex
 serves for every SLO `<ns>/<name>` the error ratios over its recorded windows
 (slo:sli_error:ratio_rate<window>), its budget (slo:error_budget:ratio) and what is left of it
 (slo:error_budget_remaining:ratio) and its long-run burn rate and coverage
-(slo:long_run_burn:ratio, slo:long_run_covered:seconds), labelled {namespace, slo} as the rules
-label them. As the rules record them at different intervals, it serves them on two paths,
-scraped as two jobs: /metrics/short (the windows under a day: every minute, like the `:sli`
-group) and /metrics/long (the longer windows, the budgets and, more often than the hourly
-`:calibration` group records them, the long-run series: every 5 minutes, like `:window`).
+(slo:long_run_burn:ratio, slo:long_run_covered:seconds), labelled {namespace, slo, slo_warden}
+exactly as the rules label them. The operator reads a series only on the schedule of the rule
+group that records it, so it serves them on three paths, scraped as three jobs at those
+groups' intervals (their `job` and `instance` labels dropped): /metrics/short (the windows under
+a day: every minute, like the `:sli` group), /metrics/long (the longer windows and the budgets:
+every 5 minutes, like `:window`) and /metrics/hourly (the long-run series, like `:calibration`).
 
 Burn rates drift: every --drift-interval seconds, --drift-percent of the SLOs (a different slice
 each time) get a new 5-minute error ratio, so status writes per cycle can be counted.
 
-  GET  /metrics/short, /metrics/long     the exposition
+  GET  /metrics/short, /metrics/long, /metrics/hourly   the exposition
   POST /control?slo=NS/NAME&ratio=X       sets every error ratio of one SLO (e.g. a burn);
                                           ratio=-1 goes back to the normal value
   POST /control?drift=1|0                 budgets drift, or hold still (the default)
@@ -60,35 +61,42 @@ class State:
             self.drifts += 1
             self.cached = None
 
-    def exposition(self, long):
+    def exposition(self, path):
+        """The series of one scrape path: `short`, `long` or `hourly`."""
         with self.lock:
             if self.cached is None:
                 self.cached = {}
-            if long in self.cached:
-                return self.cached[long]
+            if path in self.cached:
+                return self.cached[path]
             lines = []
-            for w in (WINDOWS[5:] if long else WINDOWS[:5]):
-                name = "slo:sli_error:ratio_rate" + w
-                lines.append(f"# TYPE {name} gauge")
-                for i, (ns, slo) in enumerate(self.slos):
-                    ratio = self.burning.get(i, self.ratio5m[i] if w == "5m" else BUDGET * 0.2)
-                    lines.append(f'{name}{{namespace="{ns}",slo="{slo}"}} {ratio:g}')
-            if long:
+
+            def series(name, ns, slo, value):
+                # Labelled exactly as the rules label them, slo-warden's marker included.
+                lines.append(f'{name}{{namespace="{ns}",slo="{slo}",slo_warden="{ns}/{slo}"}} {value:g}')
+
+            if path in ("short", "long"):
+                for w in (WINDOWS[5:] if path == "long" else WINDOWS[:5]):
+                    name = "slo:sli_error:ratio_rate" + w
+                    lines.append(f"# TYPE {name} gauge")
+                    for i, (ns, slo) in enumerate(self.slos):
+                        series(name, ns, slo, self.burning.get(i, self.ratio5m[i] if w == "5m" else BUDGET * 0.2))
+            if path == "long":
                 lines.append("# TYPE slo:error_budget:ratio gauge")
                 for ns, slo in self.slos:
-                    lines.append(f'slo:error_budget:ratio{{namespace="{ns}",slo="{slo}"}} {BUDGET:g}')
+                    series("slo:error_budget:ratio", ns, slo, BUDGET)
                 lines.append("# TYPE slo:error_budget_remaining:ratio gauge")
                 for i, (ns, slo) in enumerate(self.slos):
-                    lines.append(f'slo:error_budget_remaining:ratio{{namespace="{ns}",slo="{slo}"}} {self.remaining[i]:g}')
+                    series("slo:error_budget_remaining:ratio", ns, slo, self.remaining[i])
+            if path == "hourly":
                 # A long run at 0.2x to 0.7x the budget, over the 90 days the calibration reads.
                 lines.append("# TYPE slo:long_run_burn:ratio gauge")
                 for i, (ns, slo) in enumerate(self.slos):
-                    lines.append(f'slo:long_run_burn:ratio{{namespace="{ns}",slo="{slo}"}} {0.2 + (i % 50) * 0.01:g}')
+                    series("slo:long_run_burn:ratio", ns, slo, 0.2 + (i % 50) * 0.01)
                 lines.append("# TYPE slo:long_run_covered:seconds gauge")
                 for ns, slo in self.slos:
-                    lines.append(f'slo:long_run_covered:seconds{{namespace="{ns}",slo="{slo}"}} 7776000')
-            self.cached[long] = ("\n".join(lines) + "\n").encode()
-            return self.cached[long]
+                    series("slo:long_run_covered:seconds", ns, slo, 7776000)
+            self.cached[path] = ("\n".join(lines) + "\n").encode()
+            return self.cached[path]
 
 
 def main():
@@ -125,8 +133,8 @@ def main():
 
         def do_GET(self):
             path = urllib.parse.urlparse(self.path).path
-            if path in ("/metrics/short", "/metrics/long"):
-                self.reply(200, state.exposition(path.endswith("long")))
+            if path in ("/metrics/short", "/metrics/long", "/metrics/hourly"):
+                self.reply(200, state.exposition(path.rsplit("/", 1)[1]))
             elif path == "/control":
                 with state.lock:
                     body = {"slos": len(state.slos), "drifting": state.drifting, "drifts": state.drifts,
