@@ -53,6 +53,10 @@ impl Default for Cost {
 /// The most one SLO may cost, at the default `--alert-interval` (1m) and `--scrape-interval`
 /// (30s), with no `description`, `alerting.labels` or `alerting.annotations` (every alert
 /// copies those). The README's "Rule cost" table states these figures.
+/// The largest PrometheusRule one SLO may make, with every label, annotation and description
+/// at its bound (the README's "Rule cost" states it).
+pub const MAX_RULE_BYTES: usize = 768 * 1024;
+
 pub const WORST_CASE: Cost = Cost {
     source_reads_per_sli_evaluation: 176,
     source_reads_per_window_evaluation: 24,
@@ -293,6 +297,31 @@ mod tests {
         let readme = include_str!("../README.md");
         for row in readme_rows() {
             assert!(readme.contains(&row), "README.md lacks the row\n{row}");
+        }
+    }
+
+    /// The costliest SLOs with every label, annotation and description at its bound (each
+    /// alert copies them) still make a PrometheusRule the API server stores: etcd refuses
+    /// requests over 1.5 MiB, and [`MAX_RULE_BYTES`] leaves room for managedFields.
+    #[test]
+    fn the_largest_slos_make_a_rule_the_api_server_stores() {
+        use crate::api::bounds::{
+            ALERT_LABEL_VALUE_LEN, ALERT_LABELS, ANNOTATION_VALUE_LEN, PROMETHEUS_NAME_LEN, TEXT_LEN,
+        };
+        let settings = Settings::default();
+        for mut slo in worst_case_slos().unwrap() {
+            slo.spec.description = Some("d".repeat(TEXT_LEN));
+            let key = |i: usize| format!("k{i:02}{}", "k".repeat(PROMETHEUS_NAME_LEN - 3));
+            slo.spec.alerting.labels = (0..ALERT_LABELS)
+                .map(|i| (key(i), "v".repeat(ALERT_LABEL_VALUE_LEN)))
+                .collect();
+            slo.spec.alerting.annotations = (0..ALERT_LABELS)
+                .map(|i| (key(i), "a".repeat(ANNOTATION_VALUE_LEN)))
+                .collect();
+            let valid = validate(&slo).unwrap_or_else(|p| panic!("validate refuses the largest case: {p:?}"));
+            let bytes = cost(&prometheus_rule(&valid, &settings)).unwrap().bytes;
+            assert!(bytes <= MAX_RULE_BYTES, "{bytes} bytes, over {MAX_RULE_BYTES}");
+            eprintln!("largest rule: {bytes} bytes");
         }
     }
 

@@ -644,10 +644,15 @@ mod tests {
                 "k".repeat(100)
             )]
         );
-        assert!(with(&format!("{{annotations: {{runbook_url: {}}}}}", "u".repeat(4096))).is_empty());
+        assert!(with(&format!("{{annotations: {{runbook_url: {}}}}}", "u".repeat(1024))).is_empty());
         assert_eq!(
-            with(&format!("{{annotations: {{runbook_url: {}}}}}", "u".repeat(4097))),
-            ["spec.alerting.annotations.runbook_url: must be at most 4096 characters (got 4097)"]
+            with(&format!("{{annotations: {{runbook_url: {}}}}}", "u".repeat(1025))),
+            ["spec.alerting.annotations.runbook_url: must be at most 1024 characters (got 1025)"]
+        );
+        assert!(with(&format!("{{labels: {{team: {}}}}}", "t".repeat(256))).is_empty());
+        assert_eq!(
+            with(&format!("{{labels: {{team: {}}}}}", "t".repeat(257))),
+            ["spec.alerting.labels.team: must be at most 256 characters (got 257)"]
         );
         assert!(with(&format!("{{pageSeverity: {}}}", "p".repeat(63))).is_empty());
         assert_eq!(

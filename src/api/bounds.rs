@@ -43,9 +43,9 @@ pub const SERVICE_LEN: usize = 253;
 /// Alert names and Prometheus label names (`alerting.name`, `alerting.labels` keys ...).
 pub const PROMETHEUS_NAME_LEN: usize = 128;
 /// A value of `alerting.labels`.
-pub const ALERT_LABEL_VALUE_LEN: usize = 1024;
+pub const ALERT_LABEL_VALUE_LEN: usize = 256;
 /// A value of `alerting.annotations` (a runbook URL, a sentence or two).
-pub const ANNOTATION_VALUE_LEN: usize = 4096;
+pub const ANNOTATION_VALUE_LEN: usize = 1024;
 
 /// Entries in `stages`, in a stage's `when`, and in its `actions`.
 pub const STAGES: usize = 16;
