@@ -3,6 +3,7 @@
 //! the Namespace.
 
 use std::collections::BTreeMap;
+use std::fs;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -847,7 +848,9 @@ fn deleting_the_slo_releases() {
     });
 }
 
-/// The API server refuses the obvious mistakes.
+/// The API server refuses the obvious mistakes, and the inputs that once crashed the operator
+/// (a `releaseAfter` of 10000y, an override as long), by the CRD alone: no operator and no
+/// webhook run in this test.
 #[test]
 #[ignore = "needs a cluster and Prometheus: make e2e"]
 fn the_api_server_rejects_invalid_policies() {
@@ -886,6 +889,34 @@ fn the_api_server_rejects_invalid_policies() {
                 json!({"slos": {"names": ["a"]}, "stages": [{"name": "s", "when": [{"budgetRemaining": {"below": 0}}], "actions": ["unpauseEverything"]}]}),
                 "Unsupported value: \"unpauseEverything\"",
             ),
+            (
+                json!({"slos": {"names": ["a"]}, "stages": [stage], "releaseAfter": "10000y"}),
+                "spec.releaseAfter: Invalid value: \"string\": releaseAfter must be a Prometheus duration of at most 7d, e.g. 15m",
+            ),
+            (
+                json!({"slos": {"names": ["a"]}, "stages": [stage], "releaseAfter": "7d1ms"}),
+                "releaseAfter must be a Prometheus duration of at most 7d",
+            ),
+            (
+                json!({"slos": {"names": ["a"]}, "stages": [stage], "maxOverride": "10000y"}),
+                "spec.maxOverride: Invalid value: \"string\": maxOverride must be a Prometheus duration of at most 30d, e.g. 4h",
+            ),
+            (
+                json!({"slos": {"names": ["a"]}, "stages": [{"name": "s", "when": [{"burnRate": {"window": "10000y", "above": 1}}]}]}),
+                "burnRate.window must be a Prometheus duration of at most 365d",
+            ),
+            (
+                json!({"slos": {"selector": {"matchExpressions": [{"key": "tier", "operator": "Bogus", "values": ["x"]}]}}, "stages": [stage]}),
+                "spec.slos.selector.matchExpressions[0].operator: Unsupported value: \"Bogus\"",
+            ),
+            (
+                json!({"slos": {"names": ["a"]}, "stages": [stage], "targets": {"deployments": {"matchExpressions": [{"key": "app", "operator": "In"}]}}}),
+                "In and NotIn need values; Exists and DoesNotExist take none",
+            ),
+            (
+                json!({"slos": {"names": ["a"]}, "stages": [{"name": "s", "when": vec![json!({"budgetRemaining": {"below": 0}}); 17]}]}),
+                "spec.stages[0].when: Too many: 17: must have at most 16 items",
+            ),
         ];
         for (i, (spec, want)) in cases.into_iter().enumerate() {
             // Raw JSON: some of these cannot even be built as the Rust type.
@@ -904,6 +935,43 @@ fn the_api_server_rejects_invalid_policies() {
                 .await
                 .expect_err(&format!("case {i} must be refused"));
             assert!(err.to_string().contains(want), "case {i}: {err}");
+        }
+        // Policies at the bounds are accepted.
+        let at_bounds: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetPolicy",
+            "metadata": {"name": "at-bounds"},
+            "spec": {"slos": {"names": ["a"]}, "stages": [stage], "releaseAfter": "7d", "maxOverride": "30d",
+                     "targets": {"deployments": {"matchExpressions": [{"key": "app", "operator": "Exists"}]}}},
+        }))
+        .unwrap();
+        let policies: Api<DynamicObject> = Api::namespaced_with(
+            ctx.client.clone(),
+            &ctx.ns,
+            &ApiResource::erase::<ErrorBudgetPolicy>(&()),
+        );
+        policies.create(&PostParams::default(), &at_bounds).await.unwrap();
+        // An override of 10000y, and one just past 30d.
+        let overrides: Api<DynamicObject> = Api::namespaced_with(
+            ctx.client.clone(),
+            &ctx.ns,
+            &ApiResource::erase::<ErrorBudgetOverride>(&()),
+        );
+        for (i, duration) in ["10000y", "30d1ms"].into_iter().enumerate() {
+            let o: DynamicObject = serde_json::from_value(json!({
+                "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetOverride",
+                "metadata": {"name": format!("long-{i}")},
+                "spec": {"policy": "at-bounds", "duration": duration, "reason": "hotfix"},
+            }))
+            .unwrap();
+            let err = overrides
+                .create(&PostParams::default(), &o)
+                .await
+                .expect_err(&format!("an override of {duration} must be refused"));
+            assert!(
+                err.to_string()
+                    .contains("spec.duration: Invalid value: \"string\": duration must be a Prometheus duration of at most 30d, e.g. 2h"),
+                "{duration}: {err}"
+            );
         }
     });
 }
@@ -1154,6 +1222,104 @@ fn one_replica_leads_and_the_other_takes_over() {
         // A process that can take the Lease back for the clean-up once the standby stops.
         ctx.start_operator().await;
         drop(standby);
+    });
+}
+
+/// libfaketime's preload library (Debian's libfaketime package; setup.sh installs it).
+fn libfaketime() -> String {
+    let found = fs::read_dir("/usr/lib").ok().and_then(|dirs| {
+        dirs.flatten()
+            .map(|d| d.path().join("faketime/libfaketime.so.1"))
+            .find(|p| p.exists())
+    });
+    found
+        .map(|p| p.display().to_string())
+        .expect("no libfaketime.so.1 under /usr/lib/*/faketime (apt-get install libfaketime; setup.sh does)")
+}
+
+/// A standby whose wall clock runs a minute ahead (far beyond the Lease's 5 s grace) reads the
+/// leader's Lease as expired and takes it while the leader's next renewal is still seconds
+/// away. The leader sees the takeover on its watch of the Lease and stops at once; from then on
+/// exactly one replica leads, and the freeze holds throughout.
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn a_replica_with_its_clock_ahead_takes_over_and_the_leader_stops_at_once() {
+    let options = Options {
+        prometheus: true,
+        leader_elect: true,
+        ..Options::default()
+    };
+    support::run_with("skew", options, async |ctx| {
+        let leads = |m: &str| metric_sum_where(m, "slo_warden_leader", &[]);
+        ctx.eventually("the first operator to lead", K8S, async || {
+            match leads(&ctx.operator_metrics()) {
+                1.0 => Ok(()),
+                n => Err(format!("slo_warden_leader {n}")),
+            }
+        })
+        .await;
+        start_frozen(ctx, burn_policy("checkout", &["freezeDeployments"], "20s")).await;
+        let lib = libfaketime();
+        // Wall clock only: tokio's timers run on the monotonic clock, which stays true.
+        let ahead = ctx
+            .start_standby_with_env(&[
+                ("LD_PRELOAD", lib.as_str()),
+                ("FAKETIME", "+60s"),
+                ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            ])
+            .await;
+        ctx.eventually(
+            "the standby with its clock ahead to take the Lease",
+            Duration::from_secs(30),
+            async || match leads(&ahead.metrics()?) {
+                1.0 => Ok(()),
+                n => Err(format!("slo_warden_leader {n}")),
+            },
+        )
+        .await;
+        let took = Instant::now();
+        ctx.eventually("the old leader to stop", Duration::from_secs(3), async || {
+            match leads(&ctx.operator_metrics()) {
+                0.0 => Ok(()),
+                n => Err(format!("slo_warden_leader {n}")),
+            }
+        })
+        .await;
+        ctx.log(format!(
+            "the old leader stopped {:.1}s after the takeover was seen",
+            took.elapsed().as_secs_f64()
+        ));
+        let log = fs::read_to_string(ctx.dir.join("operator.log")).unwrap_or_default();
+        assert!(
+            log.contains("the Lease names another holder"),
+            "the old leader did not stop on its watch of the Lease"
+        );
+        // Past the old leader's renewal (every 10 s): one leader all along, and the freeze held.
+        let until = Instant::now() + Duration::from_secs(12);
+        while Instant::now() < until {
+            let (old, new) = (leads(&ctx.operator_metrics()), leads(&ahead.metrics().unwrap()));
+            assert_eq!((old, new), (0.0, 1.0), "leaders (old, ahead)");
+            assert!(paused(&deployment(ctx, "web").await.unwrap()), "the freeze was lifted");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        // The new leader enforces: deleting the policy releases the Deployment. (The first
+        // operator would take the Lease back only once it expires by its own clock, a minute
+        // after the standby's last renewal, so the clean-up happens here.)
+        policies(ctx)
+            .delete("checkout", &DeleteParams::default())
+            .await
+            .unwrap();
+        ctx.eventually(
+            "the new leader to release and finalize the policy",
+            K8S,
+            async || match policies(ctx).get_opt("checkout").await {
+                Ok(None) => Ok(()),
+                other => Err(format!("still there: {:?}", other.map(|p| p.map(|p| p.status)))),
+            },
+        )
+        .await;
+        assert!(!paused(&deployment(ctx, "web").await.unwrap()), "web still paused");
+        drop(ahead);
     });
 }
 
