@@ -335,7 +335,18 @@ async fn overrides(
         };
         let spec: ErrorBudgetOverrideSpec = match serde_json::from_value(object.data["spec"].clone()) {
             Ok(s) => s,
-            Err(e) => return (response, Verdict::Deny(format!("spec: {e}"))),
+            // Every problem at its field path, as slo-warden validate says them.
+            Err(_) => {
+                let problems: Vec<String> = problems_of("ErrorBudgetOverride", object)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                let why = match problems.is_empty() {
+                    true => "spec: cannot be read".to_string(),
+                    false => problems.join("; "),
+                };
+                return (response, Verdict::Deny(format!("ErrorBudgetOverride {}: {why}", req.name)));
+            }
         };
         let namespace = req.namespace.clone().unwrap_or_default();
         if let Err(message) = webhook.check_override(&namespace, &spec).await {
@@ -849,7 +860,11 @@ mod tests {
     }
 
     async fn review(app: Router, body: Vec<u8>) -> Value {
-        let request = axum::http::Request::post("/validate/releases")
+        review_at(app, "/validate/releases", body).await
+    }
+
+    async fn review_at(app: Router, path: &str, body: Vec<u8>) -> Value {
+        let request = axum::http::Request::post(path)
             .header("content-length", body.len())
             .body(Body::from(body))
             .unwrap();
@@ -892,6 +907,31 @@ mod tests {
             message.starts_with(
                 "changing the pod template of Deployment web is refused: releases in namespace shop are frozen"
             ),
+            "{message}"
+        );
+    }
+
+    /// The override webhook runs before the API server checks the schema: a value of the wrong
+    /// type is refused at its field path, with every other problem of the object.
+    #[tokio::test]
+    async fn an_override_of_the_wrong_types_is_refused_at_its_fields() {
+        let (app, _handle) = app();
+        let body = serde_json::to_vec(&json!({
+            "kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1",
+            "request": {"uid": "u1", "kind": {"group": "slo.warden.dev", "version": "v1alpha1", "kind": "ErrorBudgetOverride"},
+                        "resource": {"group": "slo.warden.dev", "version": "v1alpha1", "resource": "errorbudgetoverrides"},
+                        "name": "hotfix", "namespace": "shop", "operation": "CREATE", "userInfo": {"username": "dev"},
+                        "object": {"apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetOverride",
+                                   "metadata": {"name": "hotfix", "namespace": "shop"},
+                                   "spec": {"policy": "checkout", "duration": 5, "reason": ["incident"]}}},
+        }))
+        .unwrap();
+        let answer = review_at(app, "/mutate/overrides", body).await;
+        assert_eq!(answer["allowed"], false);
+        let message = answer["status"]["message"].as_str().unwrap();
+        assert!(message.starts_with("ErrorBudgetOverride hotfix: "), "{message}");
+        assert!(
+            message.contains("spec.duration: ") && message.contains("spec.reason: "),
             "{message}"
         );
     }
