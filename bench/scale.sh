@@ -74,8 +74,10 @@ EOF
   SLO_WARDEN_E2E_DIR=$root/cluster E2E_RULE_SYNC=0 E2E_AUDIT=1 E2E_SCRAPE_INTERVAL=30s E2E_EVAL_INTERVAL=30s \
     E2E_EXTRA_SCRAPE_CONFIGS=$out/scrape.yml e2e/scripts/cluster-up.sh >/dev/null
   . "$root/cluster/env"
-  # The exporter's series must be in Prometheus before the operator starts reading.
-  until [[ $(curl -fsS "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=count(slo:error_budget:ratio)' |
+  # The exporter's series must be in Prometheus before the operator starts reading, each with
+  # two samples: the operator reads a value once its writer has written it twice on schedule,
+  # and the steady state must not count every SLO's first reading as a change.
+  until [[ $(curl -fsS "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=count(count_over_time(slo:error_budget:ratio[11m]) >= 2)' |
     python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)') == "$n" ]]; do
     sleep 2
   done
