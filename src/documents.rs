@@ -366,10 +366,7 @@ fn problem(field: &str, message: impl Into<String>) -> Problem {
 fn object_name(value: &serde_yaml::Value) -> Option<String> {
     let meta = value.get("metadata")?;
     let name = meta.get("name")?.as_str()?;
-    let shown = |s: &str| match s.char_indices().nth(QUOTE_LEN) {
-        None => s.to_string(),
-        Some((cut, _)) => format!("{}…", &s[..cut]),
-    };
+    let shown = |s: &str| crate::api::bounds::cut(s, QUOTE_LEN);
     Some(match meta.get("namespace").and_then(|n| n.as_str()) {
         Some(ns) => format!("{}/{}", shown(ns), shown(name)),
         None => shown(name),

@@ -184,16 +184,9 @@ const MAX_TOKENS: usize = 8 * MAX_TERMS;
 /// Tokens outside string literals: a run of name characters is one, and so is each other
 /// character but whitespace (operators, brackets, commas, a whole quoted string).
 fn rough_tokens(text: &str) -> usize {
-    let (mut tokens, mut quote, mut escaped, mut in_name) = (0, None, false, false);
+    let (mut tokens, mut literals, mut in_name) = (0, Literals::default(), false);
     for c in text.chars() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
+        if literals.inside(c) {
             continue;
         }
         let name = c.is_alphanumeric() || matches!(c, '_' | ':' | '.' | '$');
@@ -201,11 +194,40 @@ fn rough_tokens(text: &str) -> usize {
             tokens += 1;
         }
         in_name = name;
-        if matches!(c, '"' | '\'' | '`') {
-            quote = Some(c);
-        }
     }
     tokens
+}
+
+/// Where PromQL text stands with respect to its string literals, fed one character at a time.
+#[derive(Default)]
+struct Literals {
+    quote: Option<char>,
+    escaped: bool,
+}
+
+impl Literals {
+    /// Whether `c` belongs to a string literal after its opening quote (its body or its closing
+    /// quote). An opening quote is not inside: it is the code that starts the literal.
+    fn inside(&mut self, c: char) -> bool {
+        match self.quote {
+            Some(q) => {
+                if self.escaped {
+                    self.escaped = false;
+                } else if c == '\\' {
+                    self.escaped = true;
+                } else if c == q {
+                    self.quote = None;
+                }
+                true
+            }
+            None => {
+                if matches!(c, '"' | '\'' | '`') {
+                    self.quote = Some(c);
+                }
+                false
+            }
+        }
+    }
 }
 
 /// `text` in quotes, cut to about 100 characters: messages name a value, they do not echo it.
@@ -361,25 +383,15 @@ fn locate(text: &str, message: &str) -> Option<usize> {
 /// Index of the first opening delimiter that is never closed, outside string literals.
 fn unmatched(chars: &[char], open: char, close: char) -> Option<usize> {
     let mut stack = Vec::new();
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
+    let mut literals = Literals::default();
     for (i, &c) in chars.iter().enumerate() {
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
-                }
-            }
-            None if matches!(c, '"' | '\'' | '`') => quote = Some(c),
-            None if c == open => stack.push(i),
-            None if c == close => {
-                stack.pop();
-            }
-            None => {}
+        if literals.inside(c) {
+            continue;
+        }
+        if c == open {
+            stack.push(i);
+        } else if c == close {
+            stack.pop();
         }
     }
     stack.first().copied()

@@ -28,23 +28,14 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::release::{Lifted, Verdict};
+use crate::api::bounds::quote;
 use crate::api::{ErrorBudgetPolicy, ErrorBudgetPolicySpec, MissingData, ServiceLevelObjective};
 use crate::duration::Duration;
 use crate::enforce::claim::{HELD_LABEL, Observed, PAUSE};
 use crate::validate::Problem;
 
-/// Longest user value quoted in a message.
-const QUOTE: usize = 100;
 /// Held objects named in a refusal; the rest are counted.
 const NAMED: usize = 5;
-
-/// `s`, cut to [`QUOTE`] characters.
-fn quoted(s: &str) -> String {
-    match s.char_indices().nth(QUOTE) {
-        Some((at, _)) => format!("{:?}…", &s[..at]),
-        None => format!("{s:?}"),
-    }
-}
 
 /// The way out every refusal names.
 pub fn override_hint(namespace: &str, policy: &str) -> String {
@@ -125,11 +116,11 @@ pub fn review_held(kind: &str, name: &str, old: &Value, new: &Value, by_operator
     let policies: Vec<String> = holding.iter().map(|h| format!("ErrorBudgetPolicy {h}")).collect();
     let at = old["metadata"]["annotations"][PAUSE.at]
         .as_str()
-        .map(|t| format!(" since {}", quoted(t)))
+        .map(|t| format!(" since {}", quote(t)))
         .unwrap_or_default();
     let why = old["metadata"]["annotations"][PAUSE.reason]
         .as_str()
-        .map(|r| format!(" ({})", quoted(r)))
+        .map(|r| format!(" ({})", quote(r)))
         .unwrap_or_default();
     let (namespace, policy) = holding[0].split_once('/').unwrap_or(("", holding[0]));
     Verdict::Deny(format!(
@@ -232,8 +223,8 @@ pub fn reductions(old: &ErrorBudgetPolicySpec, new: &ErrorBudgetPolicySpec, stag
                 "spec.maxOverride".into(),
                 format!(
                     "{} would let overrides lift the freeze for longer than {}",
-                    quoted(&new.max_override),
-                    quoted(&old.max_override)
+                    quote(&new.max_override),
+                    quote(&old.max_override)
                 ),
             ),
         }
@@ -245,8 +236,8 @@ pub fn reductions(old: &ErrorBudgetPolicySpec, new: &ErrorBudgetPolicySpec, stag
                 "spec.releaseAfter".into(),
                 format!(
                     "{} would leave the stage sooner than {}",
-                    quoted(&new.release_after),
-                    quoted(&old.release_after)
+                    quote(&new.release_after),
+                    quote(&old.release_after)
                 ),
             ),
         }
@@ -384,8 +375,8 @@ pub fn slo_reductions(old: &ServiceLevelObjective, new: &ServiceLevelObjective) 
             "spec.window",
             format!(
                 "{} instead of {}: the budget is counted over the window",
-                quoted(&n.window),
-                quoted(&o.window)
+                quote(&n.window),
+                quote(&o.window)
             ),
         );
     }

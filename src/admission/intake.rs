@@ -214,10 +214,7 @@ async fn collect(body: Body, limit: usize) -> (Vec<u8>, Result<(), Cut>) {
 
 /// At most about 100 characters of a message that may quote the request.
 fn quote(s: &str) -> String {
-    match s.char_indices().nth(100) {
-        Some((at, _)) => format!("{}…", &s[..at]),
-        None => s.to_string(),
-    }
+    crate::api::bounds::cut(s, crate::api::bounds::QUOTE_LEN)
 }
 
 fn refuse(why: Unread, uid: Option<String>, message: String) -> Refused {

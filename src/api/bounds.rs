@@ -117,9 +117,14 @@ pub fn quote(value: &str) -> String {
 /// Shortens a message built by someone else (a parser's) that may echo a user's value: at
 /// most 4 × [`QUOTE_LEN`] characters, an ellipsis marking the cut.
 pub fn shorten(message: &str) -> String {
-    match message.char_indices().nth(4 * QUOTE_LEN) {
-        None => message.to_string(),
-        Some((cut, _)) => format!("{}…", &message[..cut]),
+    cut(message, 4 * QUOTE_LEN)
+}
+
+/// At most `max` characters of `text`, an ellipsis marking the cut.
+pub fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}…", &text[..at]),
     }
 }
 
