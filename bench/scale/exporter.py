@@ -32,6 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 WINDOWS = ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"]
 BUDGET = 0.001  # 99.9%
+# Seconds between the evaluations of the rule group each path stands for.
+INTERVALS = {"short": 60, "long": 300, "hourly": 3600}
 
 
 class State:
@@ -63,16 +65,21 @@ class State:
 
     def exposition(self, path):
         """The series of one scrape path: `short`, `long` or `hourly`."""
+        # Stamped with the evaluation time of the rule group that would record them (the start
+        # of the current interval), as a rule evaluation stamps its samples: a scrape's own
+        # timestamp is late by however long Prometheus took to start it, and the operator
+        # reads samples off a group's schedule as a second writer's.
+        stamp = int(time.time() * 1000) // (INTERVALS[path] * 1000) * (INTERVALS[path] * 1000)
         with self.lock:
             if self.cached is None:
                 self.cached = {}
-            if path in self.cached:
-                return self.cached[path]
+            if self.cached.get(path, (None, None))[0] == stamp:
+                return self.cached[path][1]
             lines = []
 
             def series(name, ns, slo, value):
                 # Labelled exactly as the rules label them, slo-warden's marker included.
-                lines.append(f'{name}{{namespace="{ns}",slo="{slo}",slo_warden="{ns}/{slo}"}} {value:g}')
+                lines.append(f'{name}{{namespace="{ns}",slo="{slo}",slo_warden="{ns}/{slo}"}} {value:g} {stamp}')
 
             if path in ("short", "long"):
                 for w in (WINDOWS[5:] if path == "long" else WINDOWS[:5]):
@@ -95,8 +102,8 @@ class State:
                 lines.append("# TYPE slo:long_run_covered:seconds gauge")
                 for ns, slo in self.slos:
                     series("slo:long_run_covered:seconds", ns, slo, 7776000)
-            self.cached[path] = ("\n".join(lines) + "\n").encode()
-            return self.cached[path]
+            self.cached[path] = (stamp, ("\n".join(lines) + "\n").encode())
+            return self.cached[path][1]
 
 
 def main():

@@ -38,6 +38,10 @@ def main():
         row("steady: Prometheus queries per poll cycle", "prometheus_queries_per_cycle"),
         row("steady: SLO status writes per cycle (burn rates changed per cycle)",
             lambda r: "%s (%s)" % (r["status_writes_per_cycle"], r["burn_changes_per_cycle"])),
+        row("steady: SLO status writes per cycle, the operator's count", "operator_status_writes_per_cycle"),
+        row("steady: SLOs disputed (max) / series rejected / queries failed",
+            lambda r: "%s / %s / %s" % (r.get("steady_disputed_slos_max", "-"), r.get("steady_rejected_series", "-"),
+                                        r.get("steady_failed_queries", "-"))),
         row("burn true in Prometheus → Deployment paused (s)", "burn_to_pause_s"),
         row("PrometheusRule object size per SLO (bytes)", "prometheusrule_bytes_per_slo"),
     ]
@@ -52,6 +56,12 @@ def main():
         if big["burn_to_pause_s"] > poll + 2:
             missed.append("burn to pause %.1fs > poll interval + 2s at N=%d" % (big["burn_to_pause_s"], big["slos"]))
     for r in runs:
+        # A fleet whose series the operator does not take as its own is not a healthy fleet:
+        # what was measured is then something else.
+        for key, what in (("steady_disputed_slos_max", "SLOs disputed"), ("steady_rejected_series", "series rejected"),
+                          ("steady_failed_queries", "queries failed")):
+            if r.get(key, 0):
+                missed.append("%s in the steady state: %s at N=%d" % (what, r[key], r["slos"]))
         if r["restart_converge_s"] >= 60:
             missed.append("restart convergence %.0fs >= 60s at N=%d" % (r["restart_converge_s"], r["slos"]))
         if sum(r["restart_writes"].values()):

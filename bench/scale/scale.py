@@ -335,9 +335,16 @@ class Bench:
         offset = self.audit_offset()
         cpu0, t0 = self.cpu_seconds(), time.time()
         q0 = self.metric("slo_warden_prometheus_queries_total")
-        rss = []
+        # The operator's own count of its writes, beside the audit log's, and whether every
+        # SLO's series were read as its own (a disputed or rejected series means the fleet is
+        # not what the operator sees in a healthy cluster, and the figures would not be either).
+        w0 = self.metric("slo_warden_api_writes_total", controller="budget", kind="status")
+        rejected0 = self.metric("slo_warden_budget_series_rejected_total")
+        failed0 = self.metric("slo_warden_prometheus_queries_total", result="error")
+        rss, disputed = [], 0
         while time.time() - t0 < self.a.steady:
             rss.append(self.rss_mib())
+            disputed = max(disputed, self.metric("slo_warden_budget_disputed_slos"))
             if self.proc.poll() is not None:
                 raise RuntimeError("the operator exited during the steady state")
             time.sleep(5)
@@ -353,6 +360,11 @@ class Bench:
         r["steady_writes_per_min"] = round(sum(v for k, v in writes.items() if k != "leases") * 60 / elapsed, 1)
         r["lease_writes_per_min"] = round(writes.get("leases", 0) * 60 / elapsed, 1)
         r["status_writes_per_cycle"] = round(writes.get("servicelevelobjectives/status", 0) / cycles, 1)
+        r["operator_status_writes_per_cycle"] = round(
+            (self.metric("slo_warden_api_writes_total", controller="budget", kind="status") - w0) / cycles, 1)
+        r["steady_disputed_slos_max"] = disputed
+        r["steady_rejected_series"] = self.metric("slo_warden_budget_series_rejected_total") - rejected0
+        r["steady_failed_queries"] = self.metric("slo_warden_prometheus_queries_total", result="error") - failed0
         r["burn_changes_per_cycle"] = max(1, self.n // 100)
         # What the operator reports for its last cycle, and the average over the steady state.
         r["prometheus_queries_per_cycle"] = self.metric("slo_warden_prometheus_queries_per_cycle")

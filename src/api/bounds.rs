@@ -128,6 +128,20 @@ pub fn cut(text: &str, max: usize) -> String {
     }
 }
 
+/// At most `max` bytes of `text` (cut at a character boundary), an ellipsis marking the cut:
+/// for the API server's limits that count bytes, such as an Event's note (1,024).
+pub fn cut_bytes(text: &str, max: usize) -> String {
+    const MARK: &str = "…";
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut at = max.saturating_sub(MARK.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    format!("{}{MARK}", &text[..at])
+}
+
 /// `must be at most N characters` when `value` is longer.
 pub fn length(value: &str, max: usize) -> Result<(), String> {
     let n = value.chars().count();
@@ -295,6 +309,25 @@ mod tests {
             window("1h").unwrap_err(),
             "must be a Prometheus duration from 1d to 365d, e.g. 30d (got \"1h\")"
         );
+    }
+
+    #[test]
+    fn cut_bytes_keeps_within_the_bytes_and_whole_characters() {
+        assert_eq!(cut_bytes("short", 1024), "short");
+        let exact = "a".repeat(1024);
+        assert_eq!(cut_bytes(&exact, 1024), exact);
+        let long = "a".repeat(5000);
+        let cut = cut_bytes(&long, 1024);
+        assert_eq!(cut.len(), 1024);
+        assert!(cut.ends_with('…') && cut.starts_with("aaa"));
+        // Every cut of a text of 2- and 3-byte characters stays within the limit and valid.
+        let wide = "→é".repeat(600);
+        for max in 3..40 {
+            let cut = cut_bytes(&wide, max);
+            assert!(cut.len() <= max, "{max}: {} bytes", cut.len());
+            assert!(cut.ends_with('…'), "{max}");
+        }
+        assert!((1020..=1024).contains(&cut_bytes(&wide, 1024).len()));
     }
 
     #[test]

@@ -20,8 +20,13 @@ pub const READY: &str = "Ready";
 pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";
 
+/// The longest condition message kept (characters), as `metav1.Condition` bounds it: a message
+/// naming every SLO a policy selects grows with them, and the status must stay writable.
+pub const MESSAGE_MAX: usize = 32_768;
+
 /// Builds the condition to store: `lastTransitionTime` is carried over from `previous` when the
 /// status is unchanged, so rewriting a condition with a new message does not look like a flap.
+/// A message past [`MESSAGE_MAX`] is cut short, an ellipsis marking the cut.
 pub fn next_condition(
     previous: &[Condition],
     type_: &str,
@@ -40,7 +45,14 @@ pub fn next_condition(
         type_: type_.to_string(),
         status: status.to_string(),
         reason: reason.to_string(),
-        message: message.into(),
+        message: {
+            let message = message.into();
+            if message.len() > MESSAGE_MAX {
+                super::bounds::cut(&message, MESSAGE_MAX)
+            } else {
+                message
+            }
+        },
         observed_generation,
         last_transition_time,
     }
@@ -49,6 +61,17 @@ pub fn next_condition(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_past_the_bound_is_cut() {
+        let t = jiff::Timestamp::from_second(1_000).unwrap();
+        let long = "slo-0001 (5m, 30m), ".repeat(5_000);
+        let c = next_condition(&[], READY, FALSE, "NoData", long.clone(), Some(1), t);
+        assert_eq!(c.message.chars().count(), MESSAGE_MAX + 1);
+        assert!(c.message.ends_with('…') && long.starts_with(c.message.trim_end_matches('…')));
+        let short = next_condition(&[], READY, TRUE, "Ok", "fine", Some(1), t);
+        assert_eq!(short.message, "fine");
+    }
 
     #[test]
     fn transition_time_kept_while_status_unchanged() {

@@ -160,41 +160,35 @@ impl Poller {
         );
         metrics.prometheus_queries_per_cycle.set(QUERIES_PER_CYCLE);
         let t = at.as_second();
-        // Each answer goes into the split as it is read, and its body is dropped.
+        // The four queries are sent at once, so Prometheus answers them in parallel; their
+        // bodies are read one at a time, each into the split as it is parsed and then dropped,
+        // so the answers of a large fleet never sit in memory together.
         let split = Mutex::new(queries::Split::new(self.expect.clone()));
-        // `None`: the alerts.
-        let into = |series: &[queries::Series], group: Option<Group>| {
-            let mut split = split.lock().unwrap_or_else(PoisonError::into_inner);
-            for s in series {
-                match group {
-                    Some(g) => split.record(s, g),
-                    None => split.alert(s),
-                }
-            }
-        };
+        let one_body = tokio::sync::Semaphore::new(1);
+        let (split, one_body) = (&split, &one_body);
         let (short_read, long_read, long_run_read, alerts_read) = futures::join!(
             timed(
                 metrics,
                 &short,
-                self.read(&short, t, auth, |s| into(s, Some(Group::Sli)))
+                self.read(&short, t, auth, one_body, split, Some(Group::Sli))
             ),
             timed(
                 metrics,
                 &long,
-                self.read(&long, t, auth, |s| into(s, Some(Group::Window)))
+                self.read(&long, t, auth, one_body, split, Some(Group::Window))
             ),
             timed(
                 metrics,
                 &long_run,
-                self.read(&long_run, t, auth, |s| into(s, Some(Group::Calibration)))
+                self.read(&long_run, t, auth, one_body, split, Some(Group::Calibration))
             ),
-            timed(metrics, &alerts, self.read(&alerts, t, auth, |s| into(s, None))),
+            timed(metrics, &alerts, self.read(&alerts, t, auth, one_body, split, None)),
         );
         short_read?;
         long_read?;
         long_run_read?;
         alerts_read?;
-        let finished = split.into_inner().unwrap_or_else(PoisonError::into_inner).finish();
+        let finished = std::mem::take(&mut *split.lock().unwrap_or_else(PoisonError::into_inner)).finish();
         let disputed = finished.slos.values().filter(|s| !s.disputed.is_empty()).count();
         metrics
             .budget_disputed_slos
@@ -228,13 +222,16 @@ impl Poller {
         }
     }
 
-    /// Sends one query and hands its series to `each`.
+    /// Sends one query and reads its answer into `split` (its series recorded by `group`, or
+    /// the firing alerts when `None`), once `one_body` lets it read.
     async fn read(
         &self,
         query: &Query,
         time: i64,
         auth: Option<&HeaderValue>,
-        each: impl FnOnce(&[queries::Series]),
+        one_body: &tokio::sync::Semaphore,
+        split: &Mutex<queries::Split>,
+        group: Option<Group>,
     ) -> Result<(), String> {
         let mut request = self
             .client
@@ -254,15 +251,16 @@ impl Poller {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let _reading = one_body.acquire().await.map_err(|e| e.to_string())?;
         let body = response
             .bytes()
             .await
             .map_err(|e| self.describe_reqwest(&e.without_url()))?;
-        let (series, warnings) = decode(status, content_type.as_deref(), &body)?;
+        let mut split = split.lock().unwrap_or_else(PoisonError::into_inner);
+        let warnings = take(&mut split, group, status, content_type.as_deref(), &body)?;
         for warning in warnings {
             tracing::warn!(query = query.what, %warning, "Prometheus warned");
         }
-        each(&series);
         Ok(())
     }
 
@@ -293,6 +291,23 @@ impl Poller {
             }
         }
     }
+}
+
+/// Reads one answer of the cycle into `split`: the series of a record query (`group`) or of the
+/// firing-alerts query (`None`), each as it is parsed. Returns Prometheus' warnings, or why the
+/// answer is unusable; an answer that breaks off midway may have given the split some series,
+/// and the cycle then fails as a whole.
+pub fn take(
+    split: &mut queries::Split,
+    group: Option<Group>,
+    status: reqwest::StatusCode,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<String>, String> {
+    decode(status, content_type, body, |s| match group {
+        Some(g) => split.record(s, g),
+        None => split.alert(s),
+    })
 }
 
 /// Times one query, counts its result and names it in the error.
@@ -332,12 +347,14 @@ struct ApiData<'a> {
     result: &'a serde_json::value::RawValue,
 }
 
-/// The series of an answer (every query reads a range) and its warnings, or why there are none.
-fn decode<'a>(
+/// Hands each series of an answer (every query reads a range) to `each` as it is parsed,
+/// without collecting them, and returns the answer's warnings, or why it is unusable.
+fn decode(
     status: reqwest::StatusCode,
     content_type: Option<&str>,
-    body: &'a [u8],
-) -> Result<(Vec<queries::Series<'a>>, Vec<String>), String> {
+    body: &[u8],
+    each: impl FnMut(&queries::Series),
+) -> Result<Vec<String>, String> {
     let is_json = content_type
         .and_then(|c| c.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
@@ -363,8 +380,11 @@ fn decode<'a>(
                 };
                 return Err(format!("unexpected answer: {kind}"));
             }
-            let series = serde_json::from_str(data.result.get()).map_err(|e| format!("cannot read the answer: {e}"))?;
-            Ok((series, warnings))
+            let cannot = |e: serde_json::Error| format!("cannot read the answer: {e}");
+            let mut reader = serde_json::Deserializer::from_str(data.result.get());
+            serde::de::DeserializeSeed::deserialize(EachSeries(each), &mut reader).map_err(cannot)?;
+            reader.end().map_err(cannot)?;
+            Ok(warnings)
         }
         Some(Ok(ApiResponse { error_type, error, .. })) if error.is_some() => Err(format!(
             "HTTP {status}: {}: {}",
@@ -382,6 +402,29 @@ fn decode<'a>(
             snippet(body)
         )),
         _ => Err(format!("HTTP {status}{}", snippet(body))),
+    }
+}
+
+/// A list of series, each handed over as it is parsed.
+struct EachSeries<F>(F);
+
+impl<'de, F: FnMut(&queries::Series)> serde::de::DeserializeSeed<'de> for EachSeries<F> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(&queries::Series)> serde::de::Visitor<'de> for EachSeries<F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of series")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(series) = seq.next_element::<queries::Series<'de>>()? {
+            (self.0)(&series);
+        }
+        Ok(())
     }
 }
 

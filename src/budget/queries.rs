@@ -466,11 +466,12 @@ struct Found {
     remaining: Option<f64>,
     long_run_burn: Option<f64>,
     long_run_covered: Option<f64>,
-    /// Record name → the external labels of the series read for it (usually none).
-    seen: BTreeMap<String, String>,
-    /// The newest sample time (ms) of each group's records, and the name and external labels
-    /// of a series that has it.
-    newest: BTreeMap<Group, (i64, String, String)>,
+    /// Record names (as [`Split::names`] numbers them) → the external labels of the series
+    /// read for it (usually none, which allocates nothing).
+    seen: Vec<(usize, String)>,
+    /// The newest sample time (ms) of each group's records (by [`Group::index`]), and the name
+    /// (numbered) and external labels of a series that has it.
+    newest: [Option<(i64, usize, String)>; 3],
     /// Firing alerts: severity, newest sample time (ms), described.
     alerts: Vec<(String, i64, String)>,
     disputes: BTreeSet<String>,
@@ -490,7 +491,13 @@ impl Found {
 #[derive(Default)]
 pub struct Split {
     expect: Expect,
-    found: BTreeMap<SloKey, Found>,
+    /// By namespace, then SLO: a series of an SLO already found is looked up without
+    /// allocating its key (a cycle reads about ten series of each SLO).
+    found: BTreeMap<String, BTreeMap<String, Found>>,
+    /// The record names read so far, numbered in the order first read, and the window of each
+    /// error ratio's: an SLO's records refer to them by number.
+    names: Vec<(String, Option<Duration>)>,
+    numbers: std::collections::HashMap<String, usize>,
     rejected: Rejected,
 }
 
@@ -516,12 +523,12 @@ impl Split {
         }
     }
 
-    /// The SLO a series is for, when its labels are exactly what our rules write for it:
-    /// identity and marker, plus `allowed` (an alert's own labels) and the external labels.
-    fn ours(&mut self, labels: &Labels, alert: bool) -> Option<SloKey> {
+    /// The SLO a series is for (namespace, name), when its labels are exactly what our rules
+    /// write for it: identity and marker, plus the external labels (and an alert's own).
+    fn ours<'l>(&mut self, labels: &'l Labels, alert: bool) -> Option<(&'l str, &'l str)> {
         let slo = labels.slo.as_deref().filter(|s| !s.is_empty())?;
         let namespace = labels.namespace.as_deref().unwrap_or_default();
-        if labels.marker.as_deref() != Some(marker(Some(namespace), slo).as_str()) {
+        if !labels.marker.as_deref().is_some_and(|m| names_slo(m, namespace, slo)) {
             self.reject(
                 labels,
                 &format!("no {MARKER_LABEL} label naming the SLO of its namespace and slo labels"),
@@ -547,7 +554,31 @@ impl Split {
             self.reject(labels, "severity and long are alert labels, not set on records");
             return None;
         }
-        Some((namespace.to_string(), slo.to_string()))
+        Some((namespace, slo))
+    }
+
+    /// What was found of an SLO so far.
+    fn found(&mut self, (namespace, slo): (&str, &str)) -> &mut Found {
+        if !self.found.contains_key(namespace) {
+            self.found.insert(namespace.to_string(), BTreeMap::new());
+        }
+        let slos = self.found.get_mut(namespace).expect("inserted above");
+        if !slos.contains_key(slo) {
+            slos.insert(slo.to_string(), Found::default());
+        }
+        slos.get_mut(slo).expect("inserted above")
+    }
+
+    /// The number of a record name, and the window when it is an error ratio's.
+    fn number(&mut self, name: &str) -> (usize, Option<Duration>) {
+        if let Some(&n) = self.numbers.get(name) {
+            return (n, self.names[n].1);
+        }
+        let window = name.strip_prefix(RATIO_PREFIX).and_then(|w| Duration::parse(w).ok());
+        let n = self.names.len();
+        self.names.push((name.to_string(), window));
+        self.numbers.insert(name.to_string(), n);
+        (n, window)
     }
 
     /// A series of the ratio and budget queries, recorded by `group`.
@@ -562,26 +593,22 @@ impl Split {
             return;
         };
         let interval = self.expect.interval_ms(group);
+        let (number, window) = self.number(name);
         // The labels beyond the SLO's identity are external ones (`ours`): descriptions are
         // made from them, and only for a dispute, not for each of a cycle's many series.
         let externals = series.metric.externals();
-        let labels = &series.metric;
-        let (namespace, slo) = (
-            labels.namespace.as_deref().unwrap_or_default(),
-            labels.slo.as_deref().unwrap_or_default(),
-        );
+        let (namespace, slo) = key;
         let describe = |name: &str, externals: &str| described_as(name, namespace, slo, externals);
-        let f = self.found.entry(key).or_default();
-        match f.seen.get(name) {
-            Some(first) => {
+        let names = std::mem::take(&mut self.names);
+        let f = self.found(key);
+        match f.seen.iter().find(|(n, _)| *n == number) {
+            Some((_, first)) => {
                 // In the same words whatever the order of the answer.
                 let (a, b) = (describe(name, first), describe(name, &externals));
                 let (a, b) = if a <= b { (a, b) } else { (b, a) };
                 f.dispute(format!("{name} is recorded twice: {a} and {b}"));
             }
-            None => {
-                f.seen.insert(name.to_string(), externals.clone());
-            }
+            None => f.seen.push((number, externals.clone())),
         }
         if series.spacing() % interval != 0 {
             f.dispute(format!(
@@ -590,9 +617,10 @@ impl Split {
             ));
         }
         let at = sample.millis();
-        match f.newest.get(&group) {
-            Some((newest, other, other_externals)) if (newest - at).rem_euclid(interval) != 0 => {
-                let (a, b) = (describe(other, other_externals), describe(name, &externals));
+        let newest = &mut f.newest[group.index()];
+        match newest {
+            Some((newest, other, other_externals)) if (*newest - at).rem_euclid(interval) != 0 => {
+                let (a, b) = (describe(&names[*other].0, other_externals), describe(name, &externals));
                 let (a, b) = if a <= b { (a, b) } else { (b, a) };
                 f.dispute(format!(
                     "{a} and {b} are written on two schedules though one rule group ({}) records both: another rule writes one of them",
@@ -600,10 +628,9 @@ impl Split {
                 ));
             }
             Some((newest, _, _)) if *newest >= at => {}
-            _ => {
-                f.newest.insert(group, (at, name.to_string(), externals));
-            }
+            _ => *newest = Some((at, number, externals)),
         }
+        self.names = names;
         // A lone sample says nothing of its writer's schedule: a value counts once it has been
         // written on the group's schedule for an interval (our own rules, from their second
         // evaluation), so a forged series is disputed before it is ever read.
@@ -611,13 +638,14 @@ impl Split {
         if !value.is_finite() || series.samples() < 2 {
             return;
         }
+        let f = self.found(key);
         match name {
             BUDGET => f.budget = Some(f.budget.map_or(value, |b| b.min(value))),
             BUDGET_REMAINING => f.remaining = Some(f.remaining.map_or(value, |r| r.min(value))),
             LONG_RUN_BURN => f.long_run_burn = Some(f.long_run_burn.map_or(value, |b| b.max(value))),
             LONG_RUN_COVERED => f.long_run_covered = Some(f.long_run_covered.map_or(value, |c| c.min(value))),
-            name => {
-                if let Some(window) = name.strip_prefix(RATIO_PREFIX).and_then(|w| Duration::parse(w).ok()) {
+            _ => {
+                if let Some(window) = window {
                     let ratio = f.ratios.entry(window).or_insert(value);
                     *ratio = ratio.max(value);
                 }
@@ -635,7 +663,7 @@ impl Split {
         };
         let interval = self.expect.interval_ms(Group::Sli);
         let described = series.metric.describe();
-        let f = self.found.entry(key).or_default();
+        let f = self.found(key);
         if series.spacing() % interval != 0 {
             f.dispute(format!(
                 "{described} has samples off the schedule of the rule that fires it: a second rule writes it"
@@ -648,10 +676,13 @@ impl Split {
     pub fn finish(mut self) -> Finished {
         let interval = self.expect.interval_ms(Group::Sli);
         let mut slos = BTreeMap::new();
-        for (key, f) in std::mem::take(&mut self.found) {
+        let found = std::mem::take(&mut self.found)
+            .into_iter()
+            .flat_map(|(namespace, slos)| slos.into_iter().map(move |(slo, f)| ((namespace.clone(), slo), f)));
+        for (key, f) in found {
             let mut firing = BTreeSet::new();
             for (severity, at, described) in &f.alerts {
-                match f.newest.get(&Group::Sli).map(|(newest, _, _)| newest) {
+                match f.newest[Group::Sli.index()].as_ref().map(|(newest, _, _)| newest) {
                     // Written by the evaluation that wrote the newest records, or by the one
                     // before when the poll fell between the two.
                     Some(newest) if (newest - at).rem_euclid(interval) == 0 => {
@@ -710,7 +741,27 @@ impl Split {
     }
 }
 
+/// Whether `marker` is the marker label our rules set on the series of SLO `slo` in
+/// `namespace` ([`marker`]), compared without building it.
+fn names_slo(marker_value: &str, namespace: &str, slo: &str) -> bool {
+    if namespace.is_empty() {
+        return marker_value == slo;
+    }
+    marker_value
+        .strip_prefix(namespace)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|rest| rest == slo)
+}
+
 impl Group {
+    fn index(self) -> usize {
+        match self {
+            Group::Sli => 0,
+            Group::Window => 1,
+            Group::Calibration => 2,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Group::Sli => "sli",
