@@ -49,6 +49,7 @@ class State:
         self.drift_interval = drift_interval
         self.drifts = 0
         self.cached = None
+        self.phases = {}  # path -> offset (ms) of its schedule within the interval
         self.index = {f"{ns}/{name}": i for i, (ns, name) in enumerate(slos)}
 
     def drift(self):
@@ -65,11 +66,16 @@ class State:
 
     def exposition(self, path):
         """The series of one scrape path: `short`, `long` or `hourly`."""
-        # Stamped with the evaluation time of the rule group that would record them (the start
-        # of the current interval), as a rule evaluation stamps its samples: a scrape's own
-        # timestamp is late by however long Prometheus took to start it, and the operator
-        # reads samples off a group's schedule as a second writer's.
-        stamp = int(time.time() * 1000) // (INTERVALS[path] * 1000) * (INTERVALS[path] * 1000)
+        # Stamped on a fixed schedule, as a rule group's evaluation stamps its samples: a
+        # scrape's own timestamp is late by however long Prometheus took to start it, and the
+        # operator reads samples off a group's schedule as a second writer's. The schedule is
+        # set by the path's first scrape (5 s before it, so a late scrape stays on it), so a
+        # sample is about as fresh when scraped as a recorded one is when written.
+        now = int(time.time() * 1000)
+        every = INTERVALS[path] * 1000
+        with self.lock:
+            phase = self.phases.setdefault(path, (now - 5000) % every)
+        stamp = now - (now - phase) % every
         with self.lock:
             if self.cached is None:
                 self.cached = {}
