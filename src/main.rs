@@ -24,8 +24,9 @@ enum Command {
         /// Label added to each PrometheusRule (repeatable), e.g. release=kube-prometheus-stack.
         #[arg(long = "rule-label", value_parser = controller::parse_label)]
         rule_labels: Vec<(String, String)>,
-        /// Scrape interval of the SLI's source series (keeps the window ratio exact).
-        #[arg(long, default_value = "30s", value_parser = Duration::parse)]
+        /// Scrape interval of the SLI's source series, at most 5m (an SLO's spec.scrapeInterval
+        /// overrides it): each tile reads one interval more than its length.
+        #[arg(long, default_value = "30s", value_parser = controller::parse_scrape_interval)]
         scrape_interval: Duration,
         /// How often the burn-rate alerts (and the short-window tiles they read) are evaluated.
         #[arg(long, default_value = "1m", value_parser = controller::parse_alert_interval)]

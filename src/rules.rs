@@ -233,9 +233,10 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
 
     // One millisecond short of tile + scrape interval: when scrapes line up exactly with the
     // evaluations, the sample on the far boundary belongs to the previous tile (ranges include
-    // both ends in Prometheus 2).
+    // both ends in Prometheus 2). The SLO's own scrape interval, else the operator's.
+    let scrape_interval = slo.scrape_interval.unwrap_or(settings.scrape_interval);
     let tile_range =
-        |tile: Duration| Duration::from_millis(tile.as_millis() + settings.scrape_interval.as_millis() - 1);
+        |tile: Duration| Duration::from_millis((tile.as_millis() + scrape_interval.as_millis()).saturating_sub(1));
     let tiles = |tile: Duration| match &slo.sli {
         Sli::Raw(_) => {
             // A raw ratio has no request count: every tile with data weighs the same, and
@@ -656,6 +657,18 @@ mod tests {
             "sum(rate(t_total[5m14s999ms]))"
         );
         assert_eq!(groups[1].interval.as_deref(), Some("5m"));
+        // The SLO's own scrape interval wins over the operator's, for both kinds of tiles.
+        let slow = valid(
+            "{objective: 99.9, window: 30d, scrapeInterval: 2m, indicator: {ratio: {errors: e_total, total: t_total}}}",
+        );
+        for settings in [Settings::default(), fast] {
+            let groups = rule_groups(&slow, &settings);
+            assert_eq!(record(&groups, TOTAL_TILE).expr, "sum(rate(t_total[6m59s999ms]))");
+            assert_eq!(
+                record(&groups, &total_short_tile(settings.alert_interval)).expr,
+                "sum(rate(t_total[2m59s999ms]))"
+            );
+        }
     }
 
     #[test]

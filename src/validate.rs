@@ -52,6 +52,8 @@ pub struct ValidSlo {
     pub budget: Decimal,
     pub window: Duration,
     pub sli: Sli,
+    /// `spec.scrapeInterval`; the operator's `--scrape-interval` when `None`.
+    pub scrape_interval: Option<Duration>,
     pub alert_name: String,
     pub page_severity: String,
     pub ticket_severity: String,
@@ -93,6 +95,12 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
         "spec.window",
         bounds::duration(&spec.window, bounds::MIN_SLO_WINDOW, bounds::MAX_SLO_WINDOW, "30d"),
     );
+    let scrape_interval = spec.scrape_interval.as_deref().and_then(|d| {
+        v.field(
+            "spec.scrapeInterval",
+            bounds::duration(d, bounds::MIN_SCRAPE_INTERVAL, bounds::MAX_SCRAPE_INTERVAL, "1m"),
+        )
+    });
     v.strings(spec);
     let sli = v.indicator(spec);
     let alert_name = spec.alerting.name.clone().unwrap_or_else(|| "ErrorBudgetBurn".into());
@@ -166,6 +174,7 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
         budget,
         window,
         sli,
+        scrape_interval,
         alert_name,
         page_severity: spec.alerting.page_severity.clone().unwrap_or_else(|| "critical".into()),
         ticket_severity: spec
@@ -610,6 +619,23 @@ mod tests {
             ),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn scrape_interval_from_a_second_to_five_minutes() {
+        let with = |interval: &str| problems(&format!("{GOOD}scrapeInterval: {interval}\n"));
+        for ok in ["1s", "15s", "1m", "2m", "5m"] {
+            assert!(with(ok).is_empty(), "{ok}: {:?}", with(ok));
+        }
+        for bad in ["999ms", "5m1ms", "1h", "often"] {
+            assert_eq!(
+                with(bad),
+                [format!(
+                    "spec.scrapeInterval: must be a Prometheus duration from 1s to 5m, e.g. 1m (got {bad:?})"
+                )],
+                "{bad}"
+            );
+        }
     }
 
     #[test]

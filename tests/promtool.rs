@@ -194,14 +194,24 @@ fn run_scenario(name: &str, enforce: Option<&Path>) {
     // promtool samples the input series exactly on the evaluation timestamps, where a plain 5m
     // range already holds each scrape interval of a tile exactly once. A 1ms scrape interval
     // gives that range (tile + scrape interval - 1ms); the longer range for real, unaligned
-    // scrapes is measured by `make bench` (bench/window_cost.py).
+    // scrapes is measured by `make bench` (bench/window_cost.py). A scenario about scrape
+    // intervals names the operator's in a `scrape-interval` file instead.
+    let scrape_interval = fs::read_to_string(src.join("scrape-interval"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "1ms".into());
     let generate = format!(
-        "slo-warden generate --format rulefile --scrape-interval 1ms {}",
+        "slo-warden generate --format rulefile --scrape-interval {scrape_interval} {}",
         slo.display()
     );
     let out = run(
         Command::new(env!("CARGO_BIN_EXE_slo-warden"))
-            .args(["generate", "--format", "rulefile", "--scrape-interval", "1ms"])
+            .args([
+                "generate",
+                "--format",
+                "rulefile",
+                "--scrape-interval",
+                &scrape_interval,
+            ])
             .arg(&slo),
         &generate,
         &dir,
@@ -366,4 +376,5 @@ scenarios! {
     budget_remaining => "budget-remaining",
     same_name => "same-name",
     new_slo_with_traffic => "new-slo-with-traffic",
+    scrape_intervals => "scrape-intervals",
 }

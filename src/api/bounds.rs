@@ -23,6 +23,10 @@ pub const MAX_LATENCY_THRESHOLD: Duration = Duration::days(1);
 /// ticket the ordinary lulls of a quiet service.
 pub const MIN_NO_TRAFFIC_FOR: Duration = Duration::minutes(10);
 pub const MAX_NO_TRAFFIC_FOR: Duration = Duration::days(1);
+/// An SLO's `scrapeInterval` (and `--scrape-interval`): from a second to the `window` group's
+/// 5-minute tile, the longest interval its tiles can read twice in one range.
+pub const MIN_SCRAPE_INTERVAL: Duration = Duration::from_millis(1_000);
+pub const MAX_SCRAPE_INTERVAL: Duration = Duration::minutes(5);
 /// The shortest duration there is: durations must be positive.
 pub const POSITIVE: Duration = Duration::from_millis(1);
 

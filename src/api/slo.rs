@@ -60,6 +60,16 @@ pub struct ServiceLevelObjectiveSpec {
     /// How good and bad events are counted: exactly one of ratio, latency or raw.
     pub indicator: Indicator,
 
+    /// How often Prometheus scrapes the indicator's source series, from 1s to 5m (e.g. 1m);
+    /// defaults to the operator's `--scrape-interval` (the chart's `scrapeInterval`, 30s).
+    /// Each tile reads its series over the tile plus this interval, so that every increase is
+    /// counted once: set below the real interval, one-minute tiles hold fewer than two samples
+    /// and stay empty, and the short windows and burn alerts go silent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = duration_rule("scrapeInterval", bounds::MIN_SCRAPE_INTERVAL, bounds::MAX_SCRAPE_INTERVAL, "1m"))]
+    #[schemars(length(max = bounds::DURATION_LEN))]
+    pub scrape_interval: Option<String>,
+
     /// Alert naming, labels and burn-rate tiers; every field has a sensible default.
     #[serde(default, skip_serializing_if = "Alerting::is_default")]
     pub alerting: Alerting,

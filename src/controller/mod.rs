@@ -69,8 +69,9 @@ pub struct Args {
     /// Label added to every generated PrometheusRule (repeatable), e.g. release=kube-prometheus-stack.
     #[arg(long = "rule-label", env = "RULE_LABELS", value_delimiter = ',', value_parser = parse_label)]
     pub rule_labels: Vec<(String, String)>,
-    /// Scrape interval of the SLIs' source series (keeps the window ratio exact).
-    #[arg(long, env = "SCRAPE_INTERVAL", default_value = "30s", value_parser = crate::duration::Duration::parse)]
+    /// Scrape interval of the SLIs' source series, at most 5m (an SLO's spec.scrapeInterval
+    /// overrides it): each tile reads one interval more than its length.
+    #[arg(long, env = "SCRAPE_INTERVAL", default_value = "30s", value_parser = parse_scrape_interval)]
     pub scrape_interval: crate::duration::Duration,
     /// How often the burn-rate alerts (and the short-window tiles they read) are evaluated:
     /// the `sli` rule group's interval, and the length of its tiles.
@@ -93,6 +94,13 @@ pub struct Args {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// A `--scrape-interval`: positive and at most an SLO's `spec.scrapeInterval` (5m). Below a
+/// second only for series stamped exactly on the evaluations, as in rule unit tests.
+pub fn parse_scrape_interval(s: &str) -> Result<crate::duration::Duration, String> {
+    use crate::api::bounds;
+    bounds::duration(s, bounds::POSITIVE, bounds::MAX_SCRAPE_INTERVAL, "1m")
 }
 
 /// A `--alert-interval`, within the bounds of [`crate::rules::check_alert_interval`].

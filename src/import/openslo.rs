@@ -139,6 +139,7 @@ fn one(
         objective: percent,
         window: window.to_string(),
         indicator,
+        scrape_interval: None,
         alerting: Default::default(),
     })
 }

@@ -176,6 +176,7 @@ pub fn convert(doc: &Document) -> Vec<Imported> {
         objective: objective.unwrap_or_default(),
         window: text(&spec, &["window"]).unwrap_or_default(),
         indicator,
+        scrape_interval: None,
         alerting: Alerting {
             name: text(&alerting_spec, &["name"]),
             labels,

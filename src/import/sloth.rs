@@ -157,6 +157,7 @@ fn one(
         objective: s.get("objective").and_then(Value::as_f64).unwrap_or_default(),
         window: window.to_string(),
         indicator,
+        scrape_interval: None,
         alerting: Alerting {
             name: text(&alerting_spec, &["name"]),
             labels,
