@@ -114,6 +114,15 @@ pub const OBJECTIVE: &str = "slo:objective:ratio";
 pub const BUDGET: &str = "slo:error_budget:ratio";
 pub const WINDOW_SECONDS: &str = "slo:window:seconds";
 pub const INFO: &str = "slo:info";
+/// The interval (seconds) at which the SLI's source series are sampled, as measured: the median
+/// over its request series of 10 minutes over their samples in the last 10 minutes.
+pub const SCRAPE_INTERVAL: &str = "slo:sli_scrape_interval:seconds";
+/// The range [`SCRAPE_INTERVAL`] counts samples over: it holds five samples at 2m, one at 10m.
+const SCRAPE_INTERVAL_RANGE: Duration = Duration::minutes(10);
+/// How long the measured interval must stay too long: a fleet of pods started together has
+/// only new series, which hold fewer samples for the first 10 minutes.
+const SIGNAL_UNHEALTHY_FOR: Duration = Duration::minutes(15);
+pub const SIGNAL_UNHEALTHY_ALERT: &str = "SLOSignalUnhealthy";
 pub const LONG_RUN_BURN: &str = "slo:long_run_burn:ratio";
 pub const LONG_RUN_COVERED: &str = "slo:long_run_covered:seconds";
 
@@ -275,13 +284,23 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
             }));
         }
     }
-    sli_rules.extend(alert_rules(slo, &id, &sel, settings.alert_interval));
+    sli_rules.extend(alert_rules(slo, &id, &sel, settings.alert_interval, scrape_interval));
 
     let (errors_tile, total_tile) = tiles(TILE);
     let mut window_rules = vec![
         record(ERRORS_TILE.into(), errors_tile, &id),
         record(TOTAL_TILE.into(), total_tile, &id),
     ];
+    if let Some(measured) = scrape_interval_measured(&slo.sli) {
+        window_rules.push(record(SCRAPE_INTERVAL.into(), measured, &id));
+        window_rules.push(signal_unhealthy_alert(
+            slo,
+            &id,
+            &sel,
+            scrape_interval,
+            settings.alert_interval,
+        ));
+    }
     window_rules.extend(windows.iter().filter(|w| **w >= TILED_FROM).map(|w| {
         record(
             error_ratio_record(*w),
@@ -422,7 +441,83 @@ fn described(slo: &ValidSlo) -> String {
     )
 }
 
-fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str, tile: Duration) -> Vec<Rule> {
+/// How the sampling interval of an events SLI's request series is measured: 10 minutes over the
+/// median count of their samples in the last 10 minutes (the median, so that a few new series
+/// do not move it). `None` for a raw SLI, which has no request series, and
+/// for requests counted by an expression, whose series are not known by selector.
+fn scrape_interval_measured(sli: &Sli) -> Option<String> {
+    match sli {
+        Sli::Events(events) => match &events.total {
+            // Only series still there: one that is gone holds fewer samples every minute until
+            // it leaves the range, which would read as a longer interval.
+            crate::sli::Source::Selector(selector) => Some(format!(
+                "{} / quantile(0.5, count_over_time({selector}[{SCRAPE_INTERVAL_RANGE}]) and {selector})",
+                SCRAPE_INTERVAL_RANGE.as_millis() / 1000
+            )),
+            crate::sli::Source::Template(_) => None,
+        },
+        Sli::Raw(_) => None,
+    }
+}
+
+/// The sampling interval (seconds) from which a `tile` that reads `assumed` more than its length
+/// holds two samples almost never: from then on every such tile is empty. Below it, up to half
+/// the tiles may be empty, and a window's ratio (errors over requests of the same tiles) stays
+/// exact.
+fn scrape_interval_limit(assumed: Duration, tile: Duration) -> String {
+    let seconds = (assumed.as_millis() + tile.as_millis()) as f64 / 1000.0;
+    format!("{seconds}")
+}
+
+/// A ticket when the request series are sampled so much less often than the rules assume that
+/// the `tile`s of the `sli` group hold fewer than two samples and stay empty: the short windows
+/// and the burn alerts are blind (and [`NO_TRAFFIC_ALERT`] would say there is no traffic).
+fn signal_unhealthy_alert(
+    slo: &ValidSlo,
+    id: &BTreeMap<String, String>,
+    sel: &str,
+    assumed: Duration,
+    tile: Duration,
+) -> Rule {
+    let mut labels = alert_labels(slo, id);
+    labels.insert("severity".into(), slo.ticket_severity.clone());
+    labels.insert("reason".into(), "ScrapeIntervalLonger".into());
+    let mut annotations = slo.annotations.clone();
+    let measured = "{{ $value | printf \"%.0f\" }}s";
+    annotations.insert(
+        "summary".into(),
+        format!(
+            "{}: the SLI's series are scraped every {measured}, its rules assume {assumed}",
+            slo.name
+        ),
+    );
+    annotations.insert(
+        "description".into(),
+        format!(
+            "The request series of the {what} are sampled about every {measured}, but its rules assume {assumed}: each \
+             {tile} tile reads {assumed} more than its length and needs two samples, so tiles stay empty and the short \
+             windows and burn-rate alerts cannot see a burn. Set spec.scrapeInterval of the ServiceLevelObjective to \
+             the real scrape interval (or the operator's --scrape-interval, chart value scrapeInterval).",
+            what = described(slo),
+        ),
+    );
+    Rule {
+        alert: Some(SIGNAL_UNHEALTHY_ALERT.into()),
+        expr: format!("{SCRAPE_INTERVAL}{sel} > {}", scrape_interval_limit(assumed, tile)),
+        for_: Some(SIGNAL_UNHEALTHY_FOR.to_string()),
+        labels,
+        annotations,
+        ..Rule::default()
+    }
+}
+
+fn alert_rules(
+    slo: &ValidSlo,
+    id: &BTreeMap<String, String>,
+    sel: &str,
+    tile: Duration,
+    scrape_interval: Duration,
+) -> Vec<Rule> {
     let budget = slo.budget.to_string();
     let base = alert_labels(slo, id);
     let remaining = format!(
@@ -491,7 +586,7 @@ fn alert_rules(slo: &ValidSlo, id: &BTreeMap<String, String>, sel: &str, tile: D
         );
         rules.push(Rule {
             alert: Some(NO_TRAFFIC_ALERT.into()),
-            expr: no_traffic(&slo.sli, sel, tile),
+            expr: no_traffic(&slo.sli, sel, tile, scrape_interval),
             for_: Some(for_.to_string()),
             labels,
             annotations,
@@ -507,8 +602,10 @@ const NO_TRAFFIC_RANGE: Duration = Duration::minutes(5);
 /// 1 when the SLI has had no requests over [`NO_TRAFFIC_RANGE`] or has no series at all, else
 /// nothing. An events SLI's one-minute tiles are recorded earlier in the same group, so even a
 /// new SLO's first evaluation sees them. A raw ratio has no request count: as for its tiles, a
-/// ratio that is a number (not NaN from 0/0) counts as traffic.
-fn no_traffic(sli: &Sli, sel: &str, tile: Duration) -> String {
+/// ratio that is a number (not NaN from 0/0) counts as traffic. Tiles left empty because the
+/// request series are sampled too seldom are not a lack of traffic: [`SIGNAL_UNHEALTHY_ALERT`]
+/// says what is wrong instead.
+fn no_traffic(sli: &Sli, sel: &str, tile: Duration, scrape_interval: Duration) -> String {
     let traffic = match sli {
         Sli::Raw(_) => format!("{} >= 0", as_vector(sli.error_ratio(NO_TRAFFIC_RANGE))),
         Sli::Events(_) => format!(
@@ -517,7 +614,13 @@ fn no_traffic(sli: &Sli, sel: &str, tile: Duration) -> String {
             just_under(NO_TRAFFIC_RANGE)
         ),
     };
-    format!("absent({traffic})")
+    match scrape_interval_measured(sli) {
+        Some(_) => format!(
+            "absent({traffic})\nunless on ()\n{SCRAPE_INTERVAL}{sel} > {}",
+            scrape_interval_limit(scrape_interval, tile)
+        ),
+        None => format!("absent({traffic})"),
+    }
 }
 
 /// A user expression may be a scalar, which neither a filtering comparison nor `absent` takes.
@@ -718,7 +821,7 @@ mod tests {
             )
         );
         // The long windows still sum the 5-minute tiles, and no rule reads a source series over
-        // more than a tile and a scrape interval.
+        // more than a tile and a scrape interval, but for the count of samples over 10 minutes.
         assert!(
             record(&groups, "slo:sli_error:ratio_rate1d")
                 .expr
@@ -728,7 +831,8 @@ mod tests {
             assert!(
                 !rule.expr.contains("t_total[")
                     || rule.expr.contains("[1m29s999ms]")
-                    || rule.expr.contains("[5m29s999ms]"),
+                    || rule.expr.contains("[5m29s999ms]")
+                    || rule.expr == "600 / quantile(0.5, count_over_time(t_total[10m]) and t_total)",
                 "{}",
                 rule.expr
             );
@@ -817,6 +921,64 @@ mod tests {
     }
 
     #[test]
+    fn the_sampling_interval_is_measured_and_a_longer_one_tickets() {
+        let slo = valid(
+            "{objective: 99.9, window: 30d, indicator: {latency: {histogram: 'h_seconds{job=\"a\"}', threshold: 250ms}}}",
+        );
+        let sel = r#"{namespace="shop",slo="api",slo_warden="shop/api"}"#;
+        let alert = |groups: &[RuleGroup]| {
+            groups[1]
+                .rules
+                .iter()
+                .find(|r| r.alert.as_deref() == Some(SIGNAL_UNHEALTHY_ALERT))
+                .cloned()
+                .unwrap()
+        };
+        let groups = rule_groups(&slo, &Settings::default());
+        assert_eq!(
+            record(&groups, SCRAPE_INTERVAL).expr,
+            r#"600 / quantile(0.5, count_over_time(h_seconds_count{job="a"}[10m]) and h_seconds_count{job="a"})"#
+        );
+        let unhealthy = alert(&groups);
+        // Blind from a tile and the assumed interval on: 1m + 30s.
+        assert_eq!(unhealthy.expr, format!("{SCRAPE_INTERVAL}{sel} > 90"));
+        assert_eq!(unhealthy.for_.as_deref(), Some("15m"));
+        assert_eq!(unhealthy.labels["severity"], "warning");
+        assert_eq!(unhealthy.labels["reason"], "ScrapeIntervalLonger");
+        assert!(unhealthy.annotations["description"].contains("Set spec.scrapeInterval"));
+        // The limit follows the interval the rules assume: the SLO's own (1m + 2m), else the
+        // operator's (1m + 15s).
+        let slow = valid(
+            "{objective: 99.9, window: 30d, scrapeInterval: 2m, indicator: {ratio: {errors: e_total, total: t_total}}}",
+        );
+        assert_eq!(
+            alert(&rule_groups(&slow, &Settings::default())).expr,
+            format!("{SCRAPE_INTERVAL}{sel} > 180")
+        );
+        let fast = Settings {
+            scrape_interval: Duration::parse("15s").unwrap(),
+            ..Settings::default()
+        };
+        assert_eq!(
+            alert(&rule_groups(&slo, &fast)).expr,
+            format!("{SCRAPE_INTERVAL}{sel} > 75")
+        );
+        // A raw SLI has no request series, nor does a request count written as an expression.
+        for spec in [
+            "{objective: 99, window: 7d, indicator: {raw: {errorRatio: 'sum(rate(e[$window])) / sum(rate(t[$window]))'}}}",
+            "{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: 'sum(rate(t_total[$window]))'}}}",
+        ] {
+            let groups = rule_groups(&valid(spec), &Settings::default());
+            let rules = || groups.iter().flat_map(|g| &g.rules);
+            assert!(rules().all(|r| r.record.as_deref() != Some(SCRAPE_INTERVAL)), "{spec}");
+            assert!(
+                rules().all(|r| r.alert.as_deref() != Some(SIGNAL_UNHEALTHY_ALERT)),
+                "{spec}"
+            );
+        }
+    }
+
+    #[test]
     fn no_traffic_reads_the_minute_tiles_or_a_raw_ratio() {
         let expr = |spec: &str| {
             let groups = rule_groups(&valid(spec), &Settings::default());
@@ -827,8 +989,16 @@ mod tests {
                 .unwrap();
             alert.expr.clone()
         };
+        // Tiles left empty by series sampled too seldom are not a lack of traffic.
         assert_eq!(
             expr("{objective: 99.9, window: 30d, indicator: {ratio: {good: g_total, total: t_total}}}"),
+            r#"absent(sum_over_time(slo:sli_total:tile_rate1m{namespace="shop",slo="api",slo_warden="shop/api"}[4m59s999ms]) > 0)
+unless on ()
+slo:sli_scrape_interval:seconds{namespace="shop",slo="api",slo_warden="shop/api"} > 90"#
+        );
+        let template = "{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: 'sum(rate(t_total[$window]))'}}}";
+        assert_eq!(
+            expr(template),
             r#"absent(sum_over_time(slo:sli_total:tile_rate1m{namespace="shop",slo="api",slo_warden="shop/api"}[4m59s999ms]) > 0)"#
         );
         let raw = "{objective: 99, window: 7d, indicator: {raw: {errorRatio: 'sum(rate(e[$window])) / sum(rate(t[$window]))'}}}";
@@ -872,7 +1042,11 @@ mod tests {
                 );
             }
         }
-        assert_eq!(seen.len(), 7, "4 burn tiers, no traffic, too tight, too loose");
+        assert_eq!(
+            seen.len(),
+            8,
+            "4 burn tiers, no traffic, signal unhealthy, too tight, too loose"
+        );
         assert_eq!(record(&groups, BUDGET).expr, "vector(0.0005)");
         assert_eq!(record(&groups, OBJECTIVE).expr, "vector(0.9995)");
     }

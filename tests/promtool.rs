@@ -303,7 +303,7 @@ fn promtool_accepts_the_worst_case_rules() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("SUCCESS: 90 rules found"),
+        stdout.contains("SUCCESS: 138 rules found"),
         "{}",
         describe("promtool check rules", &out)
     );
