@@ -119,8 +119,7 @@ pub const INFO: &str = "slo:info";
 pub const SCRAPE_INTERVAL: &str = "slo:sli_scrape_interval:seconds";
 /// The range [`SCRAPE_INTERVAL`] counts samples over: it holds five samples at 2m, one at 10m.
 const SCRAPE_INTERVAL_RANGE: Duration = Duration::minutes(10);
-/// How long the measured interval must stay too long: a fleet of pods started together has
-/// only new series, which hold fewer samples for the first 10 minutes.
+/// How long the measured interval must stay too long before a ticket.
 const SIGNAL_UNHEALTHY_FOR: Duration = Duration::minutes(15);
 pub const SIGNAL_UNHEALTHY_ALERT: &str = "SLOSignalUnhealthy";
 pub const LONG_RUN_BURN: &str = "slo:long_run_burn:ratio";
@@ -442,17 +441,19 @@ fn described(slo: &ValidSlo) -> String {
 }
 
 /// How the sampling interval of an events SLI's request series is measured: 10 minutes over the
-/// median count of their samples in the last 10 minutes (the median, so that a few new series
-/// do not move it). `None` for a raw SLI, which has no request series, and
+/// median count of their samples in the last 10 minutes, over the series that span the range
+/// (the median, so that a few odd series do not move it). `None` for a raw SLI, which has no request series, and
 /// for requests counted by an expression, whose series are not known by selector.
 fn scrape_interval_measured(sli: &Sli) -> Option<String> {
     match sli {
         Sli::Events(events) => match &events.total {
-            // Only series still there: one that is gone holds fewer samples every minute until
-            // it leaves the range, which would read as a longer interval.
+            // Only series there now and already 10 minutes ago: one that is gone, or younger
+            // than the range (every pod after a rollout), holds fewer samples than its interval
+            // gives, which would read as a longer interval.
             crate::sli::Source::Selector(selector) => Some(format!(
-                "{} / quantile(0.5, count_over_time({selector}[{SCRAPE_INTERVAL_RANGE}]) and {selector})",
-                SCRAPE_INTERVAL_RANGE.as_millis() / 1000
+                "{} / quantile(0.5, count_over_time({selector}[{range}]) and {selector} and {selector} offset {range})",
+                SCRAPE_INTERVAL_RANGE.as_millis() / 1000,
+                range = SCRAPE_INTERVAL_RANGE
             )),
             crate::sli::Source::Template(_) => None,
         },
@@ -832,7 +833,8 @@ mod tests {
                 !rule.expr.contains("t_total[")
                     || rule.expr.contains("[1m29s999ms]")
                     || rule.expr.contains("[5m29s999ms]")
-                    || rule.expr == "600 / quantile(0.5, count_over_time(t_total[10m]) and t_total)",
+                    || rule.expr
+                        == "600 / quantile(0.5, count_over_time(t_total[10m]) and t_total and t_total offset 10m)",
                 "{}",
                 rule.expr
             );
@@ -937,7 +939,7 @@ mod tests {
         let groups = rule_groups(&slo, &Settings::default());
         assert_eq!(
             record(&groups, SCRAPE_INTERVAL).expr,
-            r#"600 / quantile(0.5, count_over_time(h_seconds_count{job="a"}[10m]) and h_seconds_count{job="a"})"#
+            r#"600 / quantile(0.5, count_over_time(h_seconds_count{job="a"}[10m]) and h_seconds_count{job="a"} and h_seconds_count{job="a"} offset 10m)"#
         );
         let unhealthy = alert(&groups);
         // Blind from a tile and the assumed interval on: 1m + 30s.
