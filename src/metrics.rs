@@ -104,6 +104,8 @@ pub struct Metrics {
     pub policy_overridden: Family<PolicyLabels, Gauge>,
     /// 1 while an SLO's budget is spent and no policy holds anything for it.
     pub budget_exhausted_unenforced: Family<SloLabels, Gauge>,
+    /// 1 while an SLO's burn signal is blind (its request series sampled too seldom).
+    pub signal_unhealthy: Family<SloLabels, Gauge>,
     /// 1 while this replica holds the Lease (always, without leader election).
     pub leader: Gauge,
     /// Admission reviews answered, by webhook and result.
@@ -144,6 +146,7 @@ impl Default for Metrics {
         let policy_held_objects = Family::<PolicyKindLabels, Gauge>::default();
         let policy_overridden = Family::<PolicyLabels, Gauge>::default();
         let budget_exhausted_unenforced = Family::<SloLabels, Gauge>::default();
+        let signal_unhealthy = Family::<SloLabels, Gauge>::default();
         let budget_series_rejected = Counter::default();
         let budget_disputed_slos = Gauge::default();
         registry.register(
@@ -213,6 +216,11 @@ impl Default for Metrics {
             "1 while an SLO's error budget is spent and no policy holds anything for it",
             budget_exhausted_unenforced.clone(),
         );
+        registry.register(
+            "slo_signal_unhealthy",
+            "1 while an SLO's request series are sampled too seldom for its tiles: its short windows and burn alerts are blind",
+            signal_unhealthy.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconciliations,
@@ -228,6 +236,7 @@ impl Default for Metrics {
             policy_held_objects,
             policy_overridden,
             budget_exhausted_unenforced,
+            signal_unhealthy,
             budget_series_rejected,
             budget_disputed_slos,
             leader,

@@ -32,6 +32,7 @@ pub const DURATION_CEL: &str = "self.matches('^([0-9]+(ms|s|m|h|d|w|y))+$')";
     printcolumn = r#"{"name":"Burn-1h","type":"number","description":"Burn rate over the last hour (1 = exactly on budget)","jsonPath":".status.budget.burnRates.1h"}"#,
     printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.budget.state"}"#,
     printcolumn = r#"{"name":"Burn-long-run","type":"number","priority":1,"description":"Burn rate over the long run (90 days or the window): about 1 when the objective fits the service","jsonPath":".status.budget.longRunBurnRate"}"#,
+    printcolumn = r#"{"name":"Sampled","type":"string","priority":1,"description":"How often the indicator's request series are sampled, as measured","jsonPath":".status.budget.scrapeInterval"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -288,6 +289,15 @@ pub struct BudgetStatus {
     /// until it is at least the window and 28 days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_run_covered: Option<String>,
+    /// How often the indicator's request series are sampled, as measured over 10 minutes
+    /// (e.g. `30s`); absent for a raw indicator or requests counted by an expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape_interval: Option<String>,
+    /// Why the short windows and burn alerts cannot see a burn (the request series are sampled
+    /// too seldom for the interval the rules assume); absent while they can. The state is
+    /// `NoData` meanwhile, and policies treat the SLO's burn alerts as unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluated_at: Option<Time>,
 }

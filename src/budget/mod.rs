@@ -38,6 +38,28 @@ pub struct SloSamples {
     /// Why the SLO's data is disputed (a second writer of its records); empty when it is not.
     /// A disputed SLO's values are all left out: either writer may be the forger.
     pub disputed: Vec<String>,
+    /// `slo:sli_scrape_interval:seconds`: how often its request series are sampled, measured.
+    pub scrape_interval: Option<f64>,
+    /// Why its short windows and burn alerts cannot see a burn (see [`SloSamples::with_signal`]);
+    /// `None` while they can.
+    pub blind: Option<String>,
+}
+
+/// What the rules of an SLO assume unless its spec says otherwise: the operator's
+/// `--scrape-interval` and `--alert-interval`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Assumed {
+    pub scrape_interval: Duration,
+    pub alert_interval: Duration,
+}
+
+impl Default for Assumed {
+    fn default() -> Self {
+        Self {
+            scrape_interval: crate::rules::DEFAULT_SCRAPE_INTERVAL,
+            alert_interval: crate::rules::DEFAULT_ALERT_INTERVAL,
+        }
+    }
 }
 
 /// One poll cycle's result for every SLO Prometheus knows about.
@@ -46,6 +68,8 @@ pub struct Snapshot {
     pub slos: BTreeMap<SloKey, SloSamples>,
     /// When the queries were evaluated.
     pub at: Option<jiff::Timestamp>,
+    /// What the rules assume where an SLO does not say.
+    pub assumed: Assumed,
 }
 
 impl SloSamples {
@@ -64,12 +88,29 @@ impl SloSamples {
         self
     }
 
-    /// `Exhausted` when remaining ≤ 0, `Burning` when a burn alert fires, `NoData` when the
-    /// budget is absent or NaN, else `Healthy`.
+    /// Marks the SLO blind when its request series are sampled so seldom that the `sli` group's
+    /// tiles (`alert_interval` long, reading `scrape_interval` more) cannot hold two samples:
+    /// from a tile and the assumed interval on, as `SLOSignalUnhealthy` judges it.
+    pub fn with_signal(mut self, scrape_interval: Duration, alert_interval: Duration) -> Self {
+        let limit = (scrape_interval.as_millis().saturating_add(alert_interval.as_millis())) as f64 / 1000.0;
+        self.blind = self.scrape_interval.filter(|m| *m > limit).map(|measured| {
+            format!(
+                "its request series are sampled about every {}s but its rules assume {scrape_interval}, so its \
+                 {alert_interval} tiles stay empty and its short windows and burn alerts cannot see a burn; set \
+                 spec.scrapeInterval to the real interval",
+                measured.round()
+            )
+        });
+        self
+    }
+
+    /// `Exhausted` when remaining ≤ 0, `NoData` when the budget is absent or NaN or the burn
+    /// signal is blind, `Burning` when a burn alert fires, else `Healthy`.
     pub fn state(&self) -> BudgetState {
         match self.remaining {
             None => BudgetState::NoData,
             Some(r) if r <= 0.0 => BudgetState::Exhausted,
+            Some(_) if self.blind.is_some() => BudgetState::NoData,
             Some(_) if !self.firing_severities.is_empty() => BudgetState::Burning,
             Some(_) => BudgetState::Healthy,
         }
@@ -90,6 +131,11 @@ pub fn budget_status(samples: Option<&SloSamples>, at: jiff::Timestamp) -> Budge
             // Whole hours: the record moves once an hour, and a status write a cycle is not wanted.
             Duration::hours((seconds / 3600.0).round().max(0.0) as u64).to_string()
         }),
+        scrape_interval: s
+            .scrape_interval
+            .filter(|m| m.is_finite() && *m >= 0.0)
+            .map(|m| Duration::from_millis((m.round() as u64).saturating_mul(1000)).to_string()),
+        signal: s.blind.clone(),
         evaluated_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at)),
     }
 }
@@ -114,6 +160,48 @@ pub fn round4(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signal_is_blind_past_a_tile_and_the_assumed_interval() {
+        let (thirty, minute, two) = (
+            Duration::parse("30s").unwrap(),
+            Duration::minutes(1),
+            Duration::minutes(2),
+        );
+        let measured = |seconds: f64| SloSamples {
+            remaining: Some(0.5),
+            scrape_interval: Some(seconds),
+            ..SloSamples::default()
+        };
+        // Up to 1m + 30s the tiles still hold two samples often enough.
+        for seconds in [15.0, 30.0, 60.0, 90.0] {
+            let s = measured(seconds).with_signal(thirty, minute);
+            assert_eq!(s.blind, None, "{seconds}");
+            assert_eq!(s.state(), BudgetState::Healthy, "{seconds}");
+        }
+        let blind = measured(120.0).with_signal(thirty, minute);
+        let why = blind.blind.clone().unwrap();
+        assert!(
+            why.contains("about every 120s but its rules assume 30s") && why.contains("spec.scrapeInterval"),
+            "{why}"
+        );
+        assert_eq!(blind.state(), BudgetState::NoData);
+        // The SLO's own interval moves the limit: 2m + 1m.
+        assert_eq!(measured(120.0).with_signal(two, minute).blind, None);
+        assert!(measured(181.0).with_signal(two, minute).blind.is_some());
+        // What the 5-minute tiles say of the budget still counts.
+        let spent = SloSamples {
+            remaining: Some(-0.1),
+            ..measured(120.0)
+        };
+        assert_eq!(spent.with_signal(thirty, minute).state(), BudgetState::Exhausted);
+        // Nothing measured (a raw SLI), nothing said.
+        assert_eq!(SloSamples::default().with_signal(thirty, minute).blind, None);
+        let status = budget_status(Some(&blind), jiff::Timestamp::UNIX_EPOCH);
+        assert_eq!(status.scrape_interval.as_deref(), Some("2m"));
+        assert_eq!(status.signal.as_deref(), Some(why.as_str()));
+        assert_eq!(status.state, BudgetState::NoData);
+    }
 
     #[test]
     fn burn_rates_fall_back_to_the_spec_budget() {

@@ -27,6 +27,7 @@ pub struct Poller {
     interval: std::time::Duration,
     scope: Scope,
     expect: Expect,
+    assumed: super::Assumed,
     /// When series that our rules did not write were last reported in the log.
     warned: std::sync::Arc<Mutex<Option<Instant>>>,
 }
@@ -97,6 +98,7 @@ impl Poller {
                 external_labels: args.prometheus_external_labels.iter().cloned().collect(),
                 ..Expect::default()
             },
+            assumed: super::Assumed::default(),
             warned: std::sync::Arc::default(),
         }))
     }
@@ -108,6 +110,22 @@ impl Poller {
             expect: Expect {
                 alert_interval,
                 ..self.expect
+            },
+            assumed: super::Assumed {
+                alert_interval,
+                ..self.assumed
+            },
+            ..self
+        }
+    }
+
+    /// The source series' scrape interval the rules assume where an SLO does not say
+    /// (`--scrape-interval`): what a measured interval is held against.
+    pub fn scrape_interval(self, scrape_interval: crate::duration::Duration) -> Self {
+        Self {
+            assumed: super::Assumed {
+                scrape_interval,
+                ..self.assumed
             },
             ..self
         }
@@ -202,6 +220,7 @@ impl Poller {
         Ok(Snapshot {
             slos: finished.slos,
             at: Some(at),
+            assumed: self.assumed,
         })
     }
 
@@ -736,7 +755,7 @@ mod tests {
     async fn four_queries_at_one_instant_for_1_or_1000_slos() {
         let expected = [
             r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}[2m]"#,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio",slo!=""}[10m]"#,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!=""}[10m]"#,
             r#"{__name__=~"slo:long_run_burn:ratio|slo:long_run_covered:seconds",slo!=""}[2h]"#,
             r#"ALERTS{alertstate="firing",slo!="",long!=""}[2m]"#,
         ];

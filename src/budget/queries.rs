@@ -27,7 +27,8 @@ use serde::Deserialize;
 use super::{SloKey, SloSamples};
 use crate::duration::Duration;
 use crate::rules::{
-    BUDGET, BUDGET_REMAINING, CALIBRATION_INTERVAL, LONG_RUN_BURN, LONG_RUN_COVERED, MARKER_LABEL, TILE, marker,
+    BUDGET, BUDGET_REMAINING, CALIBRATION_INTERVAL, LONG_RUN_BURN, LONG_RUN_COVERED, MARKER_LABEL, SCRAPE_INTERVAL,
+    TILE, marker,
 };
 
 /// Record names of the error ratios are this prefix and the window (`error_ratio_record`).
@@ -84,7 +85,8 @@ pub fn short_ratios(scope: &Scope, alert_interval: Duration) -> Query {
     }
 }
 
-/// Error ratios over a day or more, the budget and what is left of it. Their group is
+/// Error ratios over a day or more, the budget and what is left of it, and the measured
+/// sampling interval of the request series. Their group is
 /// evaluated every 5 minutes, exactly Prometheus' instant look-back, so an instant read may
 /// land between two samples and see nothing: this reads a range two evaluations long and keeps
 /// each series' last sample.
@@ -92,7 +94,7 @@ pub fn window_ratios_and_budgets(scope: &Scope) -> Query {
     Query {
         what: "reading the error budgets and long-window error ratios",
         promql: format!(
-            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}",slo!=""{}}}[{}]"#,
+            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}|{SCRAPE_INTERVAL}",slo!=""{}}}[{}]"#,
             scope.matcher,
             two(TILE)
         ),
@@ -466,6 +468,7 @@ struct Found {
     remaining: Option<f64>,
     long_run_burn: Option<f64>,
     long_run_covered: Option<f64>,
+    scrape_interval: Option<f64>,
     /// Record names (as [`Split::names`] numbers them) → the external labels of the series
     /// read for it (usually none, which allocates nothing).
     seen: Vec<(usize, String)>,
@@ -644,6 +647,7 @@ impl Split {
             BUDGET_REMAINING => f.remaining = Some(f.remaining.map_or(value, |r| r.min(value))),
             LONG_RUN_BURN => f.long_run_burn = Some(f.long_run_burn.map_or(value, |b| b.max(value))),
             LONG_RUN_COVERED => f.long_run_covered = Some(f.long_run_covered.map_or(value, |c| c.min(value))),
+            SCRAPE_INTERVAL => f.scrape_interval = Some(f.scrape_interval.map_or(value, |i| i.max(value))),
             _ => {
                 if let Some(window) = window {
                     let ratio = f.ratios.entry(window).or_insert(value);
@@ -724,6 +728,8 @@ impl Split {
                     long_run_burn: f.long_run_burn,
                     long_run_covered: f.long_run_covered,
                     disputed: Vec::new(),
+                    scrape_interval: f.scrape_interval,
+                    blind: None,
                 }
             } else {
                 // Nothing of a disputed SLO is used: either writer may be the forger.
@@ -811,6 +817,23 @@ mod tests {
     }
 
     #[test]
+    fn the_measured_sampling_interval_is_read_with_the_budget() {
+        let body = r#"[
+            {"metric":{"__name__":"slo:sli_scrape_interval:seconds","namespace":"shop","slo":"api","slo_warden":"shop/api"},
+             "values":[[1796000100,"120"],[1796000400,"120"]]},
+            {"metric":{"__name__":"slo:error_budget_remaining:ratio","namespace":"shop","slo":"api","slo_warden":"shop/api"},
+             "values":[[1796000100,"0.5"],[1796000400,"0.5"]]}
+        ]"#;
+        let json = format!(r#"{{"result":{body}}}"#);
+        let long = series(&json);
+        let slos = split(&[], &long, &[]);
+        let s = &slos[&key("shop", "api")];
+        assert_eq!(s.scrape_interval, Some(120.0));
+        assert_eq!(s.remaining, Some(0.5));
+        assert!(s.disputed.is_empty(), "{:?}", s.disputed);
+    }
+
+    #[test]
     fn queries_select_what_the_rules_record() {
         // What follows the digits: h, m or s below a day (`[0-9]+[hms].*`), d from a day on.
         let unit_after_digits = |window: &str| {
@@ -833,7 +856,7 @@ mod tests {
         );
         assert_eq!(
             window_ratios_and_budgets(&all).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio",slo!=""}[10m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!=""}[10m]"#
         );
         assert_eq!(
             firing_burn_alerts(&all, w("30s")).promql,
@@ -864,7 +887,7 @@ mod tests {
         let two = names(&["shop", "web"]);
         assert_eq!(
             window_ratios_and_budgets(&two).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio",slo!="",namespace=~"shop|web"}[10m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!="",namespace=~"shop|web"}[10m]"#
         );
         assert_eq!(
             long_run(&two).promql,

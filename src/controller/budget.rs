@@ -12,7 +12,7 @@ use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -274,11 +274,17 @@ impl Shared {
 /// has not recorded one yet.
 pub fn samples_for(slo: &ServiceLevelObjective, snapshot: &Snapshot) -> Option<SloSamples> {
     let key = (slo.namespace().unwrap_or_default(), slo.name_any());
-    snapshot
-        .slos
-        .get(&key)
-        .cloned()
-        .map(|s| s.with_budget(budget_of(&slo.spec)))
+    // The interval its rules assume: its own (as the CRD and validate bound it), else the flag's.
+    let scrape_interval = slo
+        .spec
+        .scrape_interval
+        .as_deref()
+        .and_then(|d| crate::duration::Duration::parse(d).ok())
+        .unwrap_or(snapshot.assumed.scrape_interval);
+    snapshot.slos.get(&key).cloned().map(|s| {
+        s.with_budget(budget_of(&slo.spec))
+            .with_signal(scrape_interval, snapshot.assumed.alert_interval)
+    })
 }
 
 /// A stream that yields once per poll, for `Controller::reconcile_all_on`.
@@ -357,6 +363,8 @@ fn same_budget(a: Option<&BudgetStatus>, b: &BudgetStatus) -> bool {
             && a.state == b.state
             && a.long_run_burn_rate == b.long_run_burn_rate
             && a.long_run_covered == b.long_run_covered
+            && a.scrape_interval == b.scrape_interval
+            && a.signal == b.signal
     })
 }
 
@@ -376,23 +384,56 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
         } else {
             shared.metrics.budget_exhausted_unenforced.remove(&labels);
         }
+        if budget.signal.is_some() {
+            shared.metrics.signal_unhealthy.get_or_create(&labels).set(1);
+        } else {
+            shared.metrics.signal_unhealthy.remove(&labels);
+        }
         let current = slo.status.as_ref().and_then(|s| s.budget.as_ref());
         if !same_budget(current, &budget) {
-            writes.push((key, budget_patch(current, &budget)));
+            let event = signal_event(current, &budget).map(|e| (slo.object_ref(&()), e));
+            writes.push((key, budget_patch(current, &budget), event));
         }
     });
     futures::stream::iter(writes)
-        .for_each_concurrent(8, |((ns, name), patch)| async move {
+        .for_each_concurrent(8, |((ns, name), patch, event)| async move {
             let api: Api<ServiceLevelObjective> = Api::namespaced(shared.client.clone(), &ns);
             match api
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
-                Ok(_) => shared.metrics.write("budget", "status"),
+                Ok(_) => {
+                    shared.metrics.write("budget", "status");
+                    // Told once, with the status that says it: a failed write is retried next
+                    // cycle, Event and all.
+                    if let Some((reference, (type_, reason, note))) = event {
+                        super::publish(&shared.recorder, &reference, type_, reason, "Evaluate", note).await;
+                    }
+                }
                 Err(e) => tracing::warn!(namespace = %ns, slo = %name, error = %e, "cannot write status.budget"),
             }
         })
         .await;
+}
+
+/// The Event when an SLO's burn signal goes blind or sees again.
+fn signal_event(
+    current: Option<&BudgetStatus>,
+    next: &BudgetStatus,
+) -> Option<(kube::runtime::events::EventType, &'static str, String)> {
+    use kube::runtime::events::EventType;
+    match (current.and_then(|c| c.signal.as_ref()), &next.signal) {
+        (None, Some(why)) => Some((EventType::Warning, "SignalUnhealthy", format!("blind: {why}"))),
+        (Some(_), None) => Some((
+            EventType::Normal,
+            "SignalHealthy",
+            format!(
+                "its request series are sampled about every {} again: its tiles hold data",
+                next.scrape_interval.as_deref().unwrap_or("unknown")
+            ),
+        )),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -428,6 +469,8 @@ mod tests {
             state: BudgetState::Exhausted,
             long_run_burn_rate: Some(1.2),
             long_run_covered: Some("41d3h".into()),
+            scrape_interval: Some("2m".into()),
+            signal: Some("blind".into()),
             evaluated_at: None,
         };
         let after = BudgetStatus {
@@ -442,6 +485,40 @@ mod tests {
         assert_eq!(budget["state"], "NoData");
         assert_eq!(budget["longRunBurnRate"], serde_json::Value::Null);
         assert!(budget.as_object().unwrap().contains_key("longRunCovered"));
+        assert_eq!(budget["scrapeInterval"], serde_json::Value::Null);
+        assert!(budget.as_object().unwrap().contains_key("signal"));
+    }
+
+    #[test]
+    fn a_blind_signal_is_told_once_when_it_starts_and_once_when_it_ends() {
+        let seeing = BudgetStatus {
+            scrape_interval: Some("30s".into()),
+            ..BudgetStatus::default()
+        };
+        let blind = BudgetStatus {
+            scrape_interval: Some("2m".into()),
+            signal: Some("its request series are sampled about every 120s".into()),
+            ..BudgetStatus::default()
+        };
+        let (type_, reason, note) = signal_event(Some(&seeing), &blind).unwrap();
+        assert_eq!(
+            (type_, reason),
+            (kube::runtime::events::EventType::Warning, "SignalUnhealthy")
+        );
+        assert_eq!(note, "blind: its request series are sampled about every 120s");
+        assert!(
+            signal_event(None, &blind).is_some(),
+            "a first reading that is blind says so"
+        );
+        assert!(signal_event(Some(&blind), &blind).is_none());
+        assert!(signal_event(Some(&seeing), &seeing).is_none());
+        let (type_, reason, note) = signal_event(Some(&blind), &seeing).unwrap();
+        assert_eq!(
+            (type_, reason),
+            (kube::runtime::events::EventType::Normal, "SignalHealthy")
+        );
+        assert!(note.contains("every 30s again"), "{note}");
+        assert!(!same_budget(Some(&seeing), &blind));
     }
 
     #[test]

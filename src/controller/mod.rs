@@ -162,8 +162,11 @@ fn init_tracing(format: LogFormat) {
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // An operator limited to some namespaces reads only their SLOs' budgets.
     let namespaces = watched(args.namespaces);
-    let poller = crate::budget::Poller::new(&args.prometheus)?
-        .map(|p| p.scoped(&namespaces).alert_interval(args.alert_interval));
+    let poller = crate::budget::Poller::new(&args.prometheus)?.map(|p| {
+        p.scoped(&namespaces)
+            .alert_interval(args.alert_interval)
+            .scrape_interval(args.scrape_interval)
+    });
     let client = Client::try_default().await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));

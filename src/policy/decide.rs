@@ -93,6 +93,10 @@ fn evaluate(when: &When, samples: Option<&SloSamples>) -> Truth {
             let what = format!("burn alert with severity {severity} firing");
             Truth::True(what.clone(), what)
         }
+        // An alert that cannot fire is not "not firing".
+        When::AlertFiring(_) if s.blind.is_some() => {
+            Truth::Unknown("burn alerts blind (request series sampled too seldom)".into())
+        }
         When::AlertFiring(_) => Truth::False,
     }
 }
@@ -450,6 +454,33 @@ mod tests {
         let (d, _) = step(&p, Some(&partial), t(0), &Previous::default());
         assert_eq!(d.missing, ["a: no 1h burn rate"]);
         assert_eq!(d.stage_name, "exhausted");
+    }
+
+    #[test]
+    fn a_burn_alert_that_cannot_fire_is_unknown_not_quiet() {
+        // Paged into `exhausted` by a firing alert; then the request series are sampled too
+        // seldom for the tiles, and no alert can fire: that is missing data, not a recovery.
+        let p = policy("");
+        let (_, prev) = step(&p, Some(&samples(0.5, 1.0, &["critical"])), t(0), &Previous::default());
+        let blind = SloSamples {
+            burn_rates: BTreeMap::new(),
+            blind: Some("its request series are sampled about every 120s".into()),
+            ..samples(0.5, 1.0, &[])
+        };
+        let (d, prev) = step(&p, Some(&blind), t(30), &prev);
+        assert_eq!(d.stage_name, "exhausted");
+        assert_eq!(d.quiet_since, None);
+        assert!(
+            d.missing
+                .contains(&"a: burn alerts blind (request series sampled too seldom)".to_string()),
+            "{:?}",
+            d.missing
+        );
+        let (d, _) = step(&p, Some(&blind), t(5_000), &prev);
+        assert_eq!(d.stage_name, "exhausted", "held while blind, however long");
+        // Seeing again and quiet: the quiet period starts.
+        let (d, _) = step(&p, Some(&samples(0.5, 1.0, &[])), t(5_030), &prev);
+        assert_eq!(d.quiet_since, Some(t(5_030)));
     }
 
     #[test]
