@@ -129,6 +129,8 @@ fn main() {
 
     let mut runs = Vec::new();
     let mut body_mib = 0.0;
+    // What the cycle's result (every SLO's samples) keeps until the next cycle's replaces it.
+    let mut kept = 0.0;
     for run in 0..5 {
         // The answers one after another, each dropped once read; the first run warms up.
         let answers: [(Option<Group>, Answer); 4] = [
@@ -159,6 +161,7 @@ fn main() {
         let start = Instant::now();
         let finished = split.finish();
         let took = took + start.elapsed().as_secs_f64();
+        kept = LIVE.load(Ordering::Relaxed).saturating_sub(base) as f64 / MIB;
         assert_eq!(finished.slos.len(), slos);
         assert_eq!(finished.rejected.count, 0, "{:?}", finished.rejected.example);
         assert!(
@@ -181,7 +184,7 @@ fn main() {
     let seconds = runs.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
     let peak = runs.iter().map(|r| r.1).fold(0.0, f64::max);
     println!(
-        "poll of {slos} SLOs: answers {body_mib:.1} MiB in all; a cycle read and split in {:.0} ms (best of {}), heap at its peak {peak:.1} MiB above the steady state",
+        "poll of {slos} SLOs: answers {body_mib:.1} MiB in all; a cycle read and split in {:.0} ms (best of {}), heap at its peak {peak:.1} MiB above the steady state; its result keeps {kept:.1} MiB",
         seconds * 1000.0,
         runs.len()
     );

@@ -27,7 +27,8 @@ pub struct SloSamples {
     pub remaining: Option<f64>,
     /// Burn rate (error ratio / budget) per recorded window; only finite values.
     pub burn_rates: BTreeMap<Duration, f64>,
-    /// `slo:sli_error:ratio_rate<window>` per recorded window; only finite values.
+    /// `slo:sli_error:ratio_rate<window>` per recorded window, only finite values, while the
+    /// budget is not read (then `burn_rates` holds them all, divided by it).
     pub error_ratios: BTreeMap<Duration, f64>,
     /// `severity` labels of the SLO's burn-rate alerts that are firing.
     pub firing_severities: BTreeSet<String>,
