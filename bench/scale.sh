@@ -12,7 +12,9 @@
 # Environment: SCALE_STEADY (seconds of steady state, 600), SCALE_POLL_INTERVAL (30s, the
 # chart's default), SCALE_DIR (state and logs, /tmp/slo-warden-scale), SCALE_SKIP_SETUP=1,
 # SCALE_KEEP=1 (leave the last size's cluster, fleet and exporter running, e.g. to profile the
-# operator against them; stop them with e2e/scripts/cluster-down.sh and kill the exporter).
+# operator against them; stop them with e2e/scripts/cluster-down.sh and kill the exporter),
+# SCALE_RUST_LOG (the operator's RUST_LOG, info,kube=warn), E2E_AUDIT_BODIES=1 (the audit log
+# keeps the bodies of status writes and Events, to see what a write changed).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)

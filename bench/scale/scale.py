@@ -193,7 +193,7 @@ class Bench:
         args = [a if not a.startswith("--http-addr=") else "--http-addr=127.0.0.1:%d" % self.http_port
                 for a in self.chart_args]
         env = dict(os.environ, KUBECONFIG=self.kubeconfig, POD_NAMESPACE=SYSTEM_NS, POD_NAME=RELEASE + "-0",
-                   RUST_LOG="info,kube=warn", NO_COLOR="1")
+                   RUST_LOG=os.environ.get("SCALE_RUST_LOG", "info,kube=warn"), NO_COLOR="1")
         for k in ("PROMETHEUS_URL", "POLL_INTERVAL", "WATCH_NAMESPACES", "HTTP_ADDR", "RULE_LABELS"):
             env.pop(k, None)
         logf = open(os.path.join(self.a.out, "operator.log"), "a")

@@ -18,6 +18,7 @@
 #   E2E_RULE_SYNC=0                           no rule sync (Prometheus evaluates no PrometheusRules)
 #   E2E_EXTRA_SCRAPE_CONFIGS=FILE             scrape jobs appended to Prometheus' scrape_configs (e.g. bench/scale's exporter)
 #   E2E_AUDIT=1                               kube-apiserver audit log of every write ($DIR/logs/audit.log)
+#   E2E_AUDIT_BODIES=1                        with E2E_AUDIT: the bodies of status writes and Events too
 #   E2E_KEEP_ON_FAILURE=1                     leave processes running when start-up fails
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
@@ -215,11 +216,22 @@ wait_for 60 "etcd" http GET "http://127.0.0.1:$P_ETCD/health"
 # Writes only (who changed what, never the bodies): what a benchmark counts.
 audit_flags=()
 if [[ $AUDIT == 1 ]]; then
+  # E2E_AUDIT_BODIES=1: the bodies of status writes and Events too, to see what a write changed.
+  bodies=
+  if [[ ${E2E_AUDIT_BODIES:-0} == 1 ]]; then
+    bodies='  - level: Request
+    verbs: [create, update, patch]
+    resources:
+      - {group: slo.warden.dev, resources: [servicelevelobjectives/status, errorbudgetpolicies/status]}
+      - {group: "", resources: [events]}
+      - {group: events.k8s.io, resources: [events]}'
+  fi
   cat >"$DIR/audit-policy.yaml" <<EOF
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
+$bodies
   - level: Metadata
     verbs: [create, update, patch, delete, deletecollection]
   - level: None
