@@ -122,6 +122,13 @@ def state(s):
     )
 
 
+def signal_blind(s):
+    """1 while SLOSignalUnhealthy fires for an SLO (its request series sampled too seldom for its
+    tiles: the short windows and burn alerts are blind), else 0."""
+    firing = f'count by (namespace, slo) (ALERTS{{{s}, alertname="SLOSignalUnhealthy", alertstate="firing"}})'
+    return zero_filled(f"{firing} * 0 + 1", s)
+
+
 def held_in_namespace(s):
     """Objects the policies of each SLO's namespace hold, on every SLO of it."""
     held = f'sum by (namespace) (slo_warden_policy_held_objects{{namespace=~"$namespace"}} {LEADER})'
@@ -488,7 +495,9 @@ def overview():
                     "Every SLO",
                     "Every SLO now. Burn rate = error ratio over the window / error budget (1 spends the budget exactly over the SLO window). "
                     "Long run: the burn over 90 days (calibration; below 0.3 the objective is too loose, above 1.5 too tight). "
-                    "Frozen: objects the policies of the SLO's namespace hold. Click an SLO for its detail.",
+                    "Frozen: objects the policies of the SLO's namespace hold. Sampled every: how often its request series are "
+                    "scraped, as measured. Signal: blind while SLOSignalUnhealthy fires (sampled too seldom for its tiles: "
+                    "its short windows and burn alerts cannot see a burn; set spec.scrapeInterval). Click an SLO for its detail.",
                     [
                         target("A", f"max by (namespace, slo, service, objective, window) ({latest('slo:info', s)})", table=True),
                         target("B", remaining(s), table=True),
@@ -497,9 +506,12 @@ def overview():
                         target("H", state(s), table=True),
                         target("I", held_in_namespace(s), table=True),
                         target("J", zero_filled(per_slo(operator("slo_warden_budget_exhausted_unenforced", s)), s), table=True),
+                        target("K", per_slo(latest("slo:sli_scrape_interval:seconds", s)), table=True),
+                        target("L", signal_blind(s), table=True),
                     ],
                     {"A": None, "B": "Budget left", "C": "Burn 1h", "D": "Burn 6h", "E": "Burn 1d", "F": "Burn 3d",
-                     "G": "Long-run burn", "H": "State", "I": "Frozen", "J": "Spent, not enforced"},
+                     "G": "Long-run burn", "H": "State", "I": "Frozen", "J": "Spent, not enforced",
+                     "K": "Sampled every", "L": "Signal"},
                     overrides=[
                         override("slo", ("links", [detail_link("${__data.fields.namespace}", "${__data.fields.slo}")])),
                         override("Budget left", ("unit", "percentunit"), ("decimals", 1),
@@ -515,6 +527,9 @@ def overview():
                         override("Frozen", ("mappings", value_mappings([(0, "no", "green")])),
                                  ("thresholds", thresholds((None, "green"), (1, "red"))), ("custom.cellOptions", {"type": "color-background"})),
                         override("Spent, not enforced", ("mappings", value_mappings([(0, "no", "green"), (1, "yes", "red")])),
+                                 ("custom.cellOptions", {"type": "color-background"})),
+                        override("Sampled every", ("unit", "s"), ("decimals", 0)),
+                        override("Signal", ("mappings", value_mappings([(0, "seen", "green"), (1, "blind", "red")])),
                                  ("custom.cellOptions", {"type": "color-background"})),
                     ],
                     sort_by="Budget left",
