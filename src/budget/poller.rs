@@ -647,7 +647,7 @@ mod tests {
                     json!({"metric": metric, "values": [[time - 10.0, "1"]]})
                 })
                 .collect()
-        } else if query.ends_with("[2h]") {
+        } else if query.ends_with("[2h1m]") {
             (0..fake.slos)
                 .flat_map(|i| {
                     [("slo:long_run_burn:ratio", "0.25"), ("slo:long_run_covered:seconds", "3553200")].map(|(name, value)| {
@@ -655,7 +655,7 @@ mod tests {
                     })
                 })
                 .collect()
-        } else if query.ends_with("[10m]") {
+        } else if query.ends_with("[11m]") {
             fake.forged
                 .iter()
                 .cloned()
@@ -754,10 +754,10 @@ mod tests {
     #[tokio::test]
     async fn four_queries_at_one_instant_for_1_or_1000_slos() {
         let expected = [
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}[2m]"#,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!=""}[10m]"#,
-            r#"{__name__=~"slo:long_run_burn:ratio|slo:long_run_covered:seconds",slo!=""}[2h]"#,
-            r#"ALERTS{alertstate="firing",slo!="",long!=""}[2m]"#,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}[3m]"#,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!=""}[11m]"#,
+            r#"{__name__=~"slo:long_run_burn:ratio|slo:long_run_covered:seconds",slo!=""}[2h1m]"#,
+            r#"ALERTS{alertstate="firing",slo!="",long!=""}[3m]"#,
         ];
         let metrics = Metrics::default();
         for (cycle, slos) in [1, 1000].into_iter().enumerate() {
@@ -955,7 +955,7 @@ mod tests {
 
         // Mimir without a tenant header answers in plain text.
         let (message, _) = failing((
-            "[10m]",
+            "[11m]",
             StatusCode::UNAUTHORIZED,
             "text/plain; charset=utf-8",
             "no org id\n",
@@ -997,7 +997,7 @@ mod tests {
             "cannot query Prometheus: reading the firing burn-rate alerts: unexpected answer: a scalar"
         );
         let (message, _) = failing((
-            "[10m]",
+            "[11m]",
             StatusCode::OK,
             "application/json",
             r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"slo":"x"},"values":[[1,"fast"]]}]}}"#,

@@ -11,7 +11,8 @@
 //!   evaluated at a fixed offset (a hash of its name and file) on its interval, so a second
 //!   writer of the same series shows up as samples off that grid, and a series recorded by
 //!   another group as a different offset from the SLO's other records. Every query reads a
-//!   range of two evaluations for this, which also keeps the read sample's own timestamp;
+//!   range of two evaluations (and a margin, [`reach`]) for this, which also keeps the read
+//!   sample's own timestamp;
 //! - a firing burn alert counts only when it was written by the same evaluations as the SLO's
 //!   own short-window records.
 //!
@@ -63,9 +64,14 @@ pub struct Query {
     pub promql: String,
 }
 
-/// Two evaluations of a group that runs every `interval`.
-fn two(interval: Duration) -> Duration {
-    Duration::from_millis(2 * interval.as_millis())
+/// How far back a query reads the series of a group that runs every `interval`: two
+/// evaluations, and up to a minute more. The newest evaluation stamps its samples with its
+/// start and writes them when it ends, so a read of exactly two intervals that lands between the
+/// two sees one sample only, and would take every SLO's value for unproven (a value counts once
+/// its writer has written it twice on schedule) for that cycle.
+fn reach(interval: Duration) -> Duration {
+    let margin = interval.as_millis().min(Duration::minutes(1).as_millis());
+    Duration::from_millis(2 * interval.as_millis() + margin)
 }
 
 /// Error ratios over the windows shorter than a day, recorded by the `sli` group every
@@ -80,7 +86,7 @@ pub fn short_ratios(scope: &Scope, alert_interval: Duration) -> Query {
         promql: format!(
             r#"{{__name__=~"{RATIO_PREFIX}[0-9]+[hms].*",slo!=""{}}}[{}]"#,
             scope.matcher,
-            two(alert_interval)
+            reach(alert_interval)
         ),
     }
 }
@@ -88,7 +94,7 @@ pub fn short_ratios(scope: &Scope, alert_interval: Duration) -> Query {
 /// Error ratios over a day or more, the budget and what is left of it, and the measured
 /// sampling interval of the request series. Their group is
 /// evaluated every 5 minutes, exactly Prometheus' instant look-back, so an instant read may
-/// land between two samples and see nothing: this reads a range two evaluations long and keeps
+/// land between two samples and see nothing: this reads a range of two evaluations and keeps
 /// each series' last sample.
 pub fn window_ratios_and_budgets(scope: &Scope) -> Query {
     Query {
@@ -96,7 +102,7 @@ pub fn window_ratios_and_budgets(scope: &Scope) -> Query {
         promql: format!(
             r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}|{SCRAPE_INTERVAL}",slo!=""{}}}[{}]"#,
             scope.matcher,
-            two(TILE)
+            reach(TILE)
         ),
     }
 }
@@ -109,7 +115,7 @@ pub fn long_run(scope: &Scope) -> Query {
         promql: format!(
             r#"{{__name__=~"{LONG_RUN_BURN}|{LONG_RUN_COVERED}",slo!=""{}}}[{}]"#,
             scope.matcher,
-            two(CALIBRATION_INTERVAL)
+            reach(CALIBRATION_INTERVAL)
         ),
     }
 }
@@ -122,7 +128,7 @@ pub fn firing_burn_alerts(scope: &Scope, alert_interval: Duration) -> Query {
         promql: format!(
             r#"ALERTS{{alertstate="firing",slo!="",long!=""{}}}[{}]"#,
             scope.matcher,
-            two(alert_interval)
+            reach(alert_interval)
         ),
     }
 }
@@ -890,15 +896,15 @@ mod tests {
         let all = Scope::default();
         assert_eq!(
             short_ratios(&all, w("1m")).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}[2m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}[3m]"#
         );
         assert_eq!(
             window_ratios_and_budgets(&all).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!=""}[10m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!=""}[11m]"#
         );
         assert_eq!(
             firing_burn_alerts(&all, w("30s")).promql,
-            r#"ALERTS{alertstate="firing",slo!="",long!=""}[1m]"#
+            r#"ALERTS{alertstate="firing",slo!="",long!=""}[1m30s]"#
         );
         for q in [
             short_ratios(&all, w("1m")),
@@ -916,20 +922,20 @@ mod tests {
         let one = names(&["shop"]);
         assert_eq!(
             short_ratios(&one, w("1m")).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!="",namespace="shop"}[2m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!="",namespace="shop"}[3m]"#
         );
         assert_eq!(
             firing_burn_alerts(&one, w("1m")).promql,
-            r#"ALERTS{alertstate="firing",slo!="",long!="",namespace="shop"}[2m]"#
+            r#"ALERTS{alertstate="firing",slo!="",long!="",namespace="shop"}[3m]"#
         );
         let two = names(&["shop", "web"]);
         assert_eq!(
             window_ratios_and_budgets(&two).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!="",namespace=~"shop|web"}[10m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!="",namespace=~"shop|web"}[11m]"#
         );
         assert_eq!(
             long_run(&two).promql,
-            r#"{__name__=~"slo:long_run_burn:ratio|slo:long_run_covered:seconds",slo!="",namespace=~"shop|web"}[2h]"#
+            r#"{__name__=~"slo:long_run_burn:ratio|slo:long_run_covered:seconds",slo!="",namespace=~"shop|web"}[2h1m]"#
         );
         for scope in [one, two] {
             for q in [
