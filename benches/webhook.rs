@@ -28,9 +28,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Honest reviews must be answered within this at p99.
 const P99_GOAL: Duration = Duration::from_millis(100);
-/// The operator's steady RSS at 10,000 SLOs (README, Scale: 166 MiB at most), which the
+/// The operator's steady RSS at 10,000 SLOs (README, Scale: 150 MiB at most), which the
 /// webhook's growth under abuse comes on top of.
-const OPERATOR_STEADY_MIB: f64 = 166.0;
+const OPERATOR_STEADY_MIB: f64 = 150.0;
 
 const SLOW_HEADERS: usize = 50;
 const SLOW_BODIES: usize = 20;
