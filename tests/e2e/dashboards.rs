@@ -209,7 +209,7 @@ fn query_range(ctx: &Ctx, expr: &str) -> Result<Vec<f64>, String> {
 }
 
 /// Series the dashboards read that this test does not make exist, and why.
-const MAY_BE_ABSENT: [(&str, &str); 5] = [
+const MAY_BE_ABSENT: [(&str, &str); 6] = [
     (
         "slo_warden_budget_exhausted_unenforced",
         "only while a spent budget goes unenforced",
@@ -220,6 +220,10 @@ const MAY_BE_ABSENT: [(&str, &str); 5] = [
     (
         "slo:sli_scrape_interval:seconds",
         "measured once the request series are 10 minutes old",
+    ),
+    (
+        "SLOSignalUnhealthy",
+        "fires only while request series are sampled too seldom",
     ),
 ];
 
