@@ -465,9 +465,8 @@ fn scrape_interval_measured(sli: &Sli) -> Option<String> {
 /// holds two samples almost never: from then on every such tile is empty. Below it, up to half
 /// the tiles may be empty, and a window's ratio (errors over requests of the same tiles) stays
 /// exact.
-fn scrape_interval_limit(assumed: Duration, tile: Duration) -> String {
-    let seconds = (assumed.as_millis() + tile.as_millis()) as f64 / 1000.0;
-    format!("{seconds}")
+pub fn scrape_interval_limit(assumed: Duration, tile: Duration) -> f64 {
+    assumed.as_millis().saturating_add(tile.as_millis()) as f64 / 1000.0
 }
 
 /// A ticket when the request series are sampled so much less often than the rules assume that

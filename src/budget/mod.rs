@@ -93,7 +93,7 @@ impl SloSamples {
     /// tiles (`alert_interval` long, reading `scrape_interval` more) cannot hold two samples:
     /// from a tile and the assumed interval on, as `SLOSignalUnhealthy` judges it.
     pub fn with_signal(mut self, scrape_interval: Duration, alert_interval: Duration) -> Self {
-        let limit = (scrape_interval.as_millis().saturating_add(alert_interval.as_millis())) as f64 / 1000.0;
+        let limit = crate::rules::scrape_interval_limit(scrape_interval, alert_interval);
         self.blind = self.scrape_interval.filter(|m| *m > limit).map(|measured| {
             format!(
                 "its request series are sampled about every {}s but its rules assume {scrape_interval}, so its \
