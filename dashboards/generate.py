@@ -122,11 +122,18 @@ def state(s):
     )
 
 
-def signal_blind(s):
+def signal_health(s):
     """1 while SLOSignalUnhealthy fires for an SLO (its request series sampled too seldom for its
-    tiles: the short windows and burn alerts are blind), else 0."""
+    tiles: the short windows and burn alerts are blind), else 2 while Prometheus holds less than
+    99% of its window (the operator counts the budget as missing then, unless partialWindows),
+    else 0."""
     firing = f'count by (namespace, slo) (ALERTS{{{s}, alertname="SLOSignalUnhealthy", alertstate="firing"}})'
-    return zero_filled(f"{firing} * 0 + 1", s)
+    return zero_filled(f"{firing} * 0 + 1\nor on (namespace, slo)\n({covered(s)} < 0.99) * 0 + 2", s)
+
+
+def covered(s):
+    """The share of each SLO's window Prometheus holds data for."""
+    return f'{per_slo(latest("slo:window_covered:seconds", s))}\n/ on (namespace, slo)\n{per_slo(latest("slo:window:seconds", s))}'
 
 
 def held_in_namespace(s):
@@ -497,7 +504,9 @@ def overview():
                     "Long run: the burn over 90 days (calibration; below 0.3 the objective is too loose, above 1.5 too tight). "
                     "Frozen: objects the policies of the SLO's namespace hold. Sampled every: how often its request series are "
                     "scraped, as measured. Signal: blind while SLOSignalUnhealthy fires (sampled too seldom for its tiles: "
-                    "its short windows and burn alerts cannot see a burn; set spec.scrapeInterval). Click an SLO for its detail.",
+                    "its short windows and burn alerts cannot see a burn; set spec.scrapeInterval); short history while "
+                    "Prometheus holds less than 99% of the window (the budget counts as missing). Covered: the share of the "
+                    "window Prometheus holds. Requests 1h: what the burn alerts' minRequests is held against. Click an SLO for its detail.",
                     [
                         target("A", f"max by (namespace, slo, service, objective, window) ({latest('slo:info', s)})", table=True),
                         target("B", remaining(s), table=True),
@@ -507,11 +516,13 @@ def overview():
                         target("I", held_in_namespace(s), table=True),
                         target("J", zero_filled(per_slo(operator("slo_warden_budget_exhausted_unenforced", s)), s), table=True),
                         target("K", per_slo(latest("slo:sli_scrape_interval:seconds", s)), table=True),
-                        target("L", signal_blind(s), table=True),
+                        target("L", signal_health(s), table=True),
+                        target("M", covered(s), table=True),
+                        target("N", per_slo(latest("slo:sli_requests:count1h", s, "3m")), table=True),
                     ],
                     {"A": None, "B": "Budget left", "C": "Burn 1h", "D": "Burn 6h", "E": "Burn 1d", "F": "Burn 3d",
                      "G": "Long-run burn", "H": "State", "I": "Frozen", "J": "Spent, not enforced",
-                     "K": "Sampled every", "L": "Signal"},
+                     "K": "Sampled every", "L": "Signal", "M": "Covered", "N": "Requests 1h"},
                     overrides=[
                         override("slo", ("links", [detail_link("${__data.fields.namespace}", "${__data.fields.slo}")])),
                         override("Budget left", ("unit", "percentunit"), ("decimals", 1),
@@ -529,7 +540,9 @@ def overview():
                         override("Spent, not enforced", ("mappings", value_mappings([(0, "no", "green"), (1, "yes", "red")])),
                                  ("custom.cellOptions", {"type": "color-background"})),
                         override("Sampled every", ("unit", "s"), ("decimals", 0)),
-                        override("Signal", ("mappings", value_mappings([(0, "seen", "green"), (1, "blind", "red")])),
+                        override("Covered", ("unit", "percentunit"), ("decimals", 0)),
+                        override("Requests 1h", ("decimals", 0)),
+                        override("Signal", ("mappings", value_mappings([(0, "seen", "green"), (1, "blind", "red"), (2, "short history", "orange")])),
                                  ("custom.cellOptions", {"type": "color-background"})),
                     ],
                     sort_by="Budget left",

@@ -55,7 +55,7 @@ impl Default for Cost {
 /// copies those). The README's "Rule cost" table states these figures.
 /// The largest PrometheusRule one SLO may make, with every label, annotation and description
 /// at its bound (the README's "Rule cost" states it).
-pub const MAX_RULE_BYTES: usize = 768 * 1024;
+pub const MAX_RULE_BYTES: usize = 832 * 1024;
 
 pub const WORST_CASE: Cost = Cost {
     source_reads_per_sli_evaluation: 176,
@@ -63,10 +63,10 @@ pub const WORST_CASE: Cost = Cost {
     source_reads_per_hour: 10_752,
     // 23h59m: a raw SLI's longest window under a day.
     max_source_range: Duration::from_millis(86_340_000),
-    recorded_reads_per_hour: 4_067,
+    recorded_reads_per_hour: 5_375,
     max_recorded_range: Duration::days(365),
-    rules: 48,
-    bytes: 176 * 1024,
+    rules: 73,
+    bytes: 182 * 1024,
 };
 
 /// Counts what `rule` costs: every group's reads times its evaluations per hour.
@@ -296,6 +296,7 @@ mod tests {
             ("bytes", max(|c| c.bytes as u64), w.bytes as u64),
         ];
         for (what, got, bound) in measured {
+            eprintln!("{what}: {got} (stated {bound})");
             assert!(got <= bound, "{what}: {got} is over the stated {bound}");
         }
         // The counts are exact: a rule change that makes them cheaper updates the README too.

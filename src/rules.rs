@@ -100,6 +100,15 @@ pub const NO_TRAFFIC_ALERT: &str = "SLONoTraffic";
 pub fn error_ratio_record(window: Duration) -> String {
     format!("slo:sli_error:ratio_rate{window}")
 }
+/// Record names of the request counts are this prefix and the window (`requests_record`).
+pub const REQUESTS_PREFIX: &str = "slo:sli_requests:count";
+/// `slo:sli_requests:count1h`: the requests (observations, for latency) over a window, summed
+/// from the same tiles as its error ratio.
+pub fn requests_record(window: Duration) -> String {
+    format!("{REQUESTS_PREFIX}{window}")
+}
+/// How much of the SLO window (seconds) the 5-minute tiles cover: their count times their length.
+pub const WINDOW_COVERED: &str = "slo:window_covered:seconds";
 pub const ERRORS_TILE: &str = "slo:sli_errors:tile_rate5m";
 pub const TOTAL_TILE: &str = "slo:sli_total:tile_rate5m";
 /// `slo:sli_errors:tile_rate1m`: the `sli` group's tiles are named after their length.
@@ -218,6 +227,11 @@ fn tile_sums(errors: &str, total: &str, sel: &str, range: Duration) -> String {
     format!("sum_over_time({errors}{sel}[{range}])\n/\nsum_over_time({total}{sel}[{range}])")
 }
 
+/// The requests over `range`: the sum of the request-rate tiles times their length.
+fn tile_count(total: &str, sel: &str, range: Duration, tile: Duration) -> String {
+    format!("sum_over_time({total}{sel}[{range}]) * {}", tile.as_millis() / 1000)
+}
+
 /// A range one millisecond short of `window`: it holds exactly window / tile tiles recorded at
 /// the group's interval, in Prometheus 2 (ranges include both ends) as in 3 (they do not).
 fn just_under(window: Duration) -> Duration {
@@ -274,13 +288,18 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
             sli_rules.push(record(total_tile.clone(), total, &id));
             // Every window is whole minutes (validate) and the tile divides a minute
             // (check_alert_interval): a fixed number of tiles, whenever it is evaluated.
-            sli_rules.extend(short_windows.map(|w| {
-                record(
+            for w in short_windows {
+                sli_rules.push(record(
                     error_ratio_record(*w),
                     tile_sums(&errors_tile, &total_tile, &sel, just_under(*w)),
                     &id,
-                )
-            }));
+                ));
+                sli_rules.push(record(
+                    requests_record(*w),
+                    tile_count(&total_tile, &sel, just_under(*w), short),
+                    &id,
+                ));
+            }
         }
     }
     sli_rules.extend(alert_rules(slo, &id, &sel, settings.alert_interval, scrape_interval));
@@ -300,13 +319,25 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
             settings.alert_interval,
         ));
     }
-    window_rules.extend(windows.iter().filter(|w| **w >= TILED_FROM).map(|w| {
-        record(
+    for w in windows.iter().filter(|w| **w >= TILED_FROM) {
+        window_rules.push(record(
             error_ratio_record(*w),
             tile_sums(ERRORS_TILE, TOTAL_TILE, &sel, *w),
             &id,
-        )
-    }));
+        ));
+        if matches!(slo.sli, Sli::Events(_)) {
+            window_rules.push(record(requests_record(*w), tile_count(TOTAL_TILE, &sel, *w, TILE), &id));
+        }
+    }
+    window_rules.push(record(
+        WINDOW_COVERED.into(),
+        format!(
+            "count_over_time({TOTAL_TILE}{sel}[{}]) * {}",
+            slo.window,
+            TILE.as_millis() / 1000
+        ),
+        &id,
+    ));
     let budget = slo.budget.to_string();
     window_rules.push(record(
         BUDGET_REMAINING.into(),
@@ -561,9 +592,19 @@ fn alert_rules(
                     desc = slo.description.as_ref().map(|d| format!(" {d}")).unwrap_or_default(),
                 ),
             );
+            let mut expr = format!("{}\nand\n{}", burn(tier.long), burn(tier.short));
+            if slo.min_requests > 0 {
+                // Only a window that saw enough requests to mean something.
+                let requests = if tier.long >= TILED_FROM {
+                    latest_tiled(&requests_record(tier.long), sel)
+                } else {
+                    format!("{}{sel}", requests_record(tier.long))
+                };
+                expr.push_str(&format!("\nand\n{requests} >= {}", slo.min_requests));
+            }
             Rule {
                 alert: Some(slo.alert_name.clone()),
-                expr: format!("{}\nand\n{}", burn(tier.long), burn(tier.short)),
+                expr,
                 for_: Some(tier.for_.unwrap_or_else(|| burn_rate::default_for(tier.short, tile)).to_string()),
                 labels,
                 annotations,
@@ -793,10 +834,15 @@ mod tests {
                 "slo:sli_errors:tile_rate1m",
                 "slo:sli_total:tile_rate1m",
                 "slo:sli_error:ratio_rate5m",
+                "slo:sli_requests:count5m",
                 "slo:sli_error:ratio_rate30m",
+                "slo:sli_requests:count30m",
                 "slo:sli_error:ratio_rate1h",
+                "slo:sli_requests:count1h",
                 "slo:sli_error:ratio_rate2h",
+                "slo:sli_requests:count2h",
                 "slo:sli_error:ratio_rate6h",
+                "slo:sli_requests:count6h",
                 "ErrorBudgetBurn",
                 "ErrorBudgetBurn",
                 "ErrorBudgetBurn",
@@ -820,6 +866,26 @@ mod tests {
                 "sum_over_time(slo:sli_errors:tile_rate1m{sel}[5h59m59s999ms])\n/\nsum_over_time(slo:sli_total:tile_rate1m{sel}[5h59m59s999ms])"
             )
         );
+        // Request counts sum the same tiles, times their length.
+        assert_eq!(
+            record(&groups, "slo:sli_requests:count6h").expr,
+            format!("sum_over_time(slo:sli_total:tile_rate1m{sel}[5h59m59s999ms]) * 60")
+        );
+        assert_eq!(
+            record(&groups, "slo:sli_requests:count3d").expr,
+            format!("sum_over_time(slo:sli_total:tile_rate5m{sel}[3d]) * 300")
+        );
+        assert_eq!(
+            record(&groups, WINDOW_COVERED).expr,
+            format!("count_over_time(slo:sli_total:tile_rate5m{sel}[30d]) * 300")
+        );
+        // No minimum: the burn alerts read no count.
+        assert!(
+            groups
+                .iter()
+                .flat_map(|g| &g.rules)
+                .all(|r| r.alert.is_none() || !r.expr.contains(REQUESTS_PREFIX))
+        );
         // The long windows still sum the 5-minute tiles, and no rule reads a source series over
         // more than a tile and a scrape interval, but for the count of samples over 10 minutes.
         assert!(
@@ -838,6 +904,58 @@ mod tests {
                 rule.expr
             );
         }
+    }
+
+    #[test]
+    fn a_minimum_of_requests_guards_every_burn_alert_on_its_long_window() {
+        let slo = valid(
+            "{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}}, alerting: {minRequests: 100}}",
+        );
+        let sel = r#"{namespace="shop",slo="api",slo_warden="shop/api"}"#;
+        let groups = rule_groups(&slo, &Settings::default());
+        let alerts: Vec<(&str, &str)> = groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .filter(|r| r.alert.as_deref() == Some("ErrorBudgetBurn"))
+            .map(|r| (r.labels["long"].as_str(), r.expr.as_str()))
+            .collect();
+        assert_eq!(alerts.len(), 4);
+        for (long, expr) in alerts {
+            let count = if long.ends_with('d') {
+                format!("last_over_time(slo:sli_requests:count{long}{sel}[10m]) >= 100")
+            } else {
+                format!("slo:sli_requests:count{long}{sel} >= 100")
+            };
+            assert!(expr.ends_with(&format!("\nand\n{count}")), "{expr}");
+        }
+        // Every count a guard reads is recorded.
+        let recorded: BTreeSet<&str> = groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .filter_map(|r| r.record.as_deref())
+            .collect();
+        for long in ["1h", "6h", "1d", "3d"] {
+            assert!(
+                recorded.contains(format!("slo:sli_requests:count{long}").as_str()),
+                "{long}"
+            );
+        }
+        // A raw indicator counts no requests: refused, with the fix.
+        let raw = serde_yaml::from_str::<crate::api::ServiceLevelObjective>(
+            "{metadata: {name: api, namespace: shop}, spec: {objective: 99.9, window: 30d, indicator: {raw: {errorRatio: 'x[$window]'}}, alerting: {minRequests: 10}}}",
+        )
+        .unwrap();
+        let problems = crate::validate::validate(&raw).unwrap_err();
+        assert_eq!(problems[0].field, "spec.alerting.minRequests");
+        assert!(problems[0].message.contains("raw indicator"), "{}", problems[0].message);
+        // ... and records no counts.
+        let raw = valid("{objective: 99.9, window: 30d, indicator: {raw: {errorRatio: 'x[$window]'}}}");
+        assert!(
+            rule_groups(&raw, &Settings::default())
+                .iter()
+                .flat_map(|g| &g.rules)
+                .all(|r| !r.record.as_deref().unwrap_or_default().starts_with(REQUESTS_PREFIX))
+        );
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub struct ValidSlo {
     pub sli: Sli,
     /// `spec.scrapeInterval`; the operator's `--scrape-interval` when `None`.
     pub scrape_interval: Option<Duration>,
+    /// `spec.partialWindows`.
+    pub partial_windows: bool,
+    /// `spec.alerting.minRequests`; 0 for no minimum.
+    pub min_requests: u64,
     pub alert_name: String,
     pub page_severity: String,
     pub ticket_severity: String,
@@ -156,6 +160,18 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
         None => Some(DEFAULT_NO_TRAFFIC_FOR),
     };
     let calibration = v.calibration(spec.alerting.calibration.as_ref());
+    let min_requests = spec.alerting.min_requests.unwrap_or(0);
+    if min_requests > bounds::MAX_MIN_REQUESTS {
+        v.problem(
+            "spec.alerting.minRequests",
+            format!("must be at most {}, e.g. 100", bounds::MAX_MIN_REQUESTS),
+        );
+    } else if min_requests > 0 && spec.indicator.raw.is_some() {
+        v.problem(
+            "spec.alerting.minRequests",
+            "does not apply to a raw indicator, which counts no requests: remove it, or count the requests with indicator.ratio",
+        );
+    }
     if !v.problems.is_empty() {
         return Err(v.problems);
     }
@@ -175,6 +191,8 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
         window,
         sli,
         scrape_interval,
+        partial_windows: spec.partial_windows,
+        min_requests,
         alert_name,
         page_severity: spec.alerting.page_severity.clone().unwrap_or_else(|| "critical".into()),
         ticket_severity: spec

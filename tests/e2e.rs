@@ -42,12 +42,14 @@ use support::{Ctx, K8S, PROM, metric_lines, metric_sum, ready, slo, warnings};
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
 /// A ratio SLO on the test's traffic service with one fast tier, so that a burn shows up in
-/// about a minute: 99% over 1d, page when both 2m and 1m burn above 10x for 10s.
+/// about a minute: 99% over 1d, page when both 2m and 1m burn above 10x for 10s. Its budget
+/// counts from the first tile (`partialWindows`): a test cannot wait a day for the window.
 fn fast_spec(ctx: &Ctx) -> Value {
     json!({
         "service": ctx.service,
         "objective": 99,
         "window": "1d",
+        "partialWindows": true,
         "indicator": {"ratio": {
             "errors": format!(r#"http_requests_total{{job="traffic",service="{}",code="500"}}"#, ctx.service),
             "total": format!(r#"http_requests_total{{job="traffic",service="{}"}}"#, ctx.service),

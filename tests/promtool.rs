@@ -303,7 +303,7 @@ fn promtool_accepts_the_worst_case_rules() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("SUCCESS: 138 rules found"),
+        stdout.contains("SUCCESS: 189 rules found"),
         "{}",
         describe("promtool check rules", &out)
     );
@@ -377,4 +377,6 @@ scenarios! {
     same_name => "same-name",
     new_slo_with_traffic => "new-slo-with-traffic",
     scrape_intervals => "scrape-intervals",
+    low_traffic => "low-traffic",
+    short_history => "short-history",
 }

@@ -28,6 +28,8 @@ pub const MAX_NO_TRAFFIC_FOR: Duration = Duration::days(1);
 pub const MIN_SCRAPE_INTERVAL: Duration = Duration::from_millis(1_000);
 pub const MAX_SCRAPE_INTERVAL: Duration = Duration::minutes(5);
 /// The shortest duration there is: durations must be positive.
+/// The largest `minRequests` (SLO alerting and policy burn-rate entries): a trillion requests.
+pub const MAX_MIN_REQUESTS: u64 = 1_000_000_000_000;
 pub const POSITIVE: Duration = Duration::from_millis(1);
 
 /// A duration string (`1h30m`).

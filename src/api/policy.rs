@@ -135,6 +135,12 @@ pub struct BurnRateTrigger {
     /// Burn-rate factor (1 spends exactly the budget over the SLO window).
     #[x_kube(validation = Rule::new("self >= 0.0").message("burnRate.above must not be negative"))]
     pub above: f64,
+    /// The entry holds only when the SLO saw at least this many requests (observations, for a
+    /// latency indicator) over `window`: below it, it does not hold, and the status says so. 0 or
+    /// absent: no minimum. An SLO with a `raw` indicator counts no requests: its entry is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = bounds::MAX_MIN_REQUESTS))]
+    pub min_requests: Option<u64>,
 }
 
 /// Holds while the fraction of budget left is below `below` (may be negative: -0.1 is 10% over).

@@ -33,9 +33,11 @@ pub const DURATION_CEL: &str = "self.matches('^([0-9]+(ms|s|m|h|d|w|y))+$')";
     printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.budget.state"}"#,
     printcolumn = r#"{"name":"Burn-long-run","type":"number","priority":1,"description":"Burn rate over the long run (90 days or the window): about 1 when the objective fits the service","jsonPath":".status.budget.longRunBurnRate"}"#,
     printcolumn = r#"{"name":"Sampled","type":"string","priority":1,"description":"How often the indicator's request series are sampled, as measured","jsonPath":".status.budget.scrapeInterval"}"#,
+    printcolumn = r#"{"name":"Covered","type":"string","priority":1,"description":"How much of the window Prometheus holds data for, while short of it (the budget counts as missing until then)","jsonPath":".status.budget.covered"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[x_kube(validation = Rule::new("!has(self.indicator.raw) || !has(self.alerting) || !has(self.alerting.minRequests) || self.alerting.minRequests == 0").message("alerting.minRequests does not apply to a raw indicator, which counts no requests: remove it, or count the requests with indicator.ratio"))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceLevelObjectiveSpec {
     /// The service this objective is about; defaults to the object's name.
@@ -70,6 +72,13 @@ pub struct ServiceLevelObjectiveSpec {
     #[x_kube(validation = duration_rule("scrapeInterval", bounds::MIN_SCRAPE_INTERVAL, bounds::MAX_SCRAPE_INTERVAL, "1m"))]
     #[schemars(length(max = bounds::DURATION_LEN))]
     pub scrape_interval: Option<String>,
+
+    /// Use the budget and the windows of a day or more before Prometheus holds data covering
+    /// them (a new SLO, retention shorter than the window, data lost). By default they count as
+    /// missing (state `NoData`, `status.budget.signal` says how much is held) until the data
+    /// covers 99% of them: a budget over part of the window forgets the burns before it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial_windows: bool,
 
     /// Alert naming, labels and burn-rate tiers; every field has a sensible default.
     #[serde(default, skip_serializing_if = "Alerting::is_default")]
@@ -165,6 +174,12 @@ pub struct Alerting {
     /// The alert for an SLI that sees no traffic at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_traffic: Option<NoTraffic>,
+    /// A burn-rate tier fires only when its long window saw at least this many requests
+    /// (observations, for a latency indicator), so a quiet service does not page on a handful
+    /// of errors; 0 or absent: no minimum. Not for a `raw` indicator, which counts no requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = bounds::MAX_MIN_REQUESTS))]
+    pub min_requests: Option<u64>,
     /// Tickets saying the objective itself needs another look, from the long-run burn rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
@@ -298,6 +313,10 @@ pub struct BudgetStatus {
     /// `NoData` meanwhile, and policies treat the SLO's burn alerts as unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
+    /// How much of the window Prometheus holds data for (e.g. `9d`), while it is less than the
+    /// window; absent once it covers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluated_at: Option<Time>,
 }

@@ -32,6 +32,16 @@ pub struct SloSamples {
     pub error_ratios: BTreeMap<Duration, f64>,
     /// `severity` labels of the SLO's burn-rate alerts that are firing.
     pub firing_severities: BTreeSet<String>,
+    /// `severity` labels of its burn-rate alerts that are pending and none firing: Prometheus
+    /// has not confirmed them yet (their `for`), or restarted and is restoring them.
+    pub pending_severities: BTreeSet<String>,
+    /// `slo:sli_requests:count<window>` for the windows read (those policies' `minRequests`
+    /// need), only finite values.
+    pub requests: BTreeMap<Duration, f64>,
+    /// `slo:window_covered:seconds`: how much of the SLO window the data covers.
+    pub covered: Option<f64>,
+    /// Set while the data does not cover the SLO window (see [`SloSamples::with_history`]).
+    pub history: Option<History>,
     /// `slo:long_run_burn:ratio`, when finite.
     pub long_run_burn: Option<f64>,
     /// `slo:long_run_covered:seconds`.
@@ -44,6 +54,54 @@ pub struct SloSamples {
     /// Why its short windows and burn alerts cannot see a burn (see [`SloSamples::with_signal`]);
     /// `None` while they can.
     pub blind: Option<String>,
+}
+
+/// The share of a window Prometheus must hold data for before the window counts: a few missed
+/// evaluations (a Prometheus restart) do not make a budget unknown, a week of retention short of
+/// a 30-day window does.
+pub const COVERAGE_NEEDED: f64 = 0.99;
+
+/// The data does not cover the SLO window: the budget and the windows of a day or more that it
+/// does not cover either count as missing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct History {
+    pub window: Duration,
+    /// `slo:window_covered:seconds`, when recorded.
+    pub covered: Option<f64>,
+}
+
+impl History {
+    /// Whether the data covers `w`: a window shorter than a day always (its tiles are recent),
+    /// a longer one when the data held covers 99% of it.
+    pub fn covers(&self, w: Duration) -> bool {
+        w < Duration::days(1)
+            || self
+                .covered
+                .is_some_and(|c| c >= COVERAGE_NEEDED * w.min(self.window).as_millis() as f64 / 1000.0)
+    }
+
+    /// The data held, in whole hours (it grows by a tile every 5 minutes: a status write an hour).
+    pub fn held(&self) -> Option<Duration> {
+        self.covered
+            .filter(|c| c.is_finite())
+            .map(|c| Duration::hours((c / 3600.0).floor().max(0.0) as u64))
+    }
+
+    pub fn describe(&self) -> String {
+        let held = match self.held() {
+            Some(h) if h.as_millis() == 0 => "less than an hour".to_string(),
+            Some(h) => h.to_string(),
+            None => "no record yet".to_string(),
+        };
+        format!(
+            "Prometheus holds {held} of the {window} window (the 5-minute tiles, counted by {covered}); the budget and \
+             the windows of a day or more count as missing until it holds {percent}% of them (a new SLO, retention \
+             shorter than the window, or data lost); set spec.partialWindows: true to use them meanwhile",
+            window = self.window,
+            covered = crate::rules::WINDOW_COVERED,
+            percent = COVERAGE_NEEDED * 100.0,
+        )
+    }
 }
 
 /// What the rules of an SLO assume unless its spec says otherwise: the operator's
@@ -71,6 +129,8 @@ pub struct Snapshot {
     pub at: Option<jiff::Timestamp>,
     /// What the rules assume where an SLO does not say.
     pub assumed: Assumed,
+    /// The windows whose request counts were read.
+    pub requests: BTreeSet<Duration>,
 }
 
 impl SloSamples {
@@ -105,11 +165,36 @@ impl SloSamples {
         self
     }
 
-    /// `Exhausted` when remaining ≤ 0, `NoData` when the budget is absent or NaN or the burn
-    /// signal is blind, `Burning` when a burn alert fires, else `Healthy`.
+    /// Marks the history short while the data covers less than [`COVERAGE_NEEDED`] of the SLO
+    /// `window`, unless the SLO uses `partial` windows.
+    pub fn with_history(mut self, window: Duration, partial: bool) -> Self {
+        let history = History {
+            window,
+            covered: self.covered.filter(|c| c.is_finite()),
+        };
+        self.history = (!partial && !history.covers(window)).then_some(history);
+        self
+    }
+
+    /// Whether the data covers `window` (see [`History::covers`]).
+    pub fn covers(&self, window: Duration) -> bool {
+        self.history.as_ref().is_none_or(|h| h.covers(window))
+    }
+
+    /// Why the signal cannot be trusted: blind burn alerts, or history short of the window.
+    pub fn unhealthy(&self) -> Option<String> {
+        self.blind
+            .clone()
+            .or_else(|| self.history.as_ref().map(History::describe))
+    }
+
+    /// `NoData` when the budget is absent or NaN or the data does not cover the window,
+    /// `Exhausted` when remaining ≤ 0, `NoData` when the burn signal is blind, `Burning` when a
+    /// burn alert fires, else `Healthy`.
     pub fn state(&self) -> BudgetState {
         match self.remaining {
             None => BudgetState::NoData,
+            Some(_) if self.history.is_some() => BudgetState::NoData,
             Some(r) if r <= 0.0 => BudgetState::Exhausted,
             Some(_) if self.blind.is_some() => BudgetState::NoData,
             Some(_) if !self.firing_severities.is_empty() => BudgetState::Burning,
@@ -136,7 +221,8 @@ pub fn budget_status(samples: Option<&SloSamples>, at: jiff::Timestamp) -> Budge
             .scrape_interval
             .filter(|m| m.is_finite() && *m >= 0.0)
             .map(|m| Duration::from_millis((m.round() as u64).saturating_mul(1000)).to_string()),
-        signal: s.blind.clone(),
+        signal: s.unhealthy(),
+        covered: s.history.as_ref().and_then(History::held).map(|h| h.to_string()),
         evaluated_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at)),
     }
 }

@@ -153,17 +153,27 @@ impl Poller {
         self.interval
     }
 
-    /// One cycle: every SLO's samples at the current second. Fails as a whole when any query
-    /// fails, so nothing ever acts on a partial picture.
-    pub async fn poll(&self, metrics: &Metrics) -> Result<Snapshot, Error> {
+    /// One cycle: every SLO's samples at the current second, with the request counts over the
+    /// `requests` windows. Fails as a whole when any query fails, so nothing ever acts on a
+    /// partial picture.
+    pub async fn poll(
+        &self,
+        metrics: &Metrics,
+        requests: &std::collections::BTreeSet<crate::duration::Duration>,
+    ) -> Result<Snapshot, Error> {
         let now = jiff::Timestamp::now();
         // The API takes whole seconds; report the instant actually evaluated.
         let at = jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
-        self.poll_at(metrics, at).await
+        self.poll_at(metrics, at, requests).await
     }
 
     /// One cycle evaluated at `at` (whole seconds).
-    pub async fn poll_at(&self, metrics: &Metrics, at: jiff::Timestamp) -> Result<Snapshot, Error> {
+    pub async fn poll_at(
+        &self,
+        metrics: &Metrics,
+        at: jiff::Timestamp,
+        requests: &std::collections::BTreeSet<crate::duration::Duration>,
+    ) -> Result<Snapshot, Error> {
         let authorization = match &self.bearer_token_file {
             Some(path) => Some(bearer(path)?),
             None => None,
@@ -171,8 +181,8 @@ impl Poller {
         let auth = authorization.as_ref();
         let interval = self.expect.alert_interval;
         let (short, long, long_run, alerts) = (
-            queries::short_ratios(&self.scope, interval),
-            queries::window_ratios_and_budgets(&self.scope),
+            queries::short_ratios(&self.scope, interval, requests),
+            queries::window_ratios_and_budgets(&self.scope, requests),
             queries::long_run(&self.scope),
             queries::firing_burn_alerts(&self.scope, interval),
         );
@@ -221,6 +231,7 @@ impl Poller {
             slos: finished.slos,
             at: Some(at),
             assumed: self.assumed,
+            requests: requests.clone(),
         })
     }
 
@@ -755,9 +766,9 @@ mod tests {
     async fn four_queries_at_one_instant_for_1_or_1000_slos() {
         let expected = [
             r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}[3m]"#,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!=""}[11m]"#,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:window_covered:seconds",slo!=""}[11m]"#,
             r#"{__name__=~"slo:long_run_burn:ratio|slo:long_run_covered:seconds",slo!=""}[2h1m]"#,
-            r#"ALERTS{alertstate="firing",slo!="",long!=""}[3m]"#,
+            r#"ALERTS{alertstate=~"firing|pending",slo!="",long!=""}[3m]"#,
         ];
         let metrics = Metrics::default();
         for (cycle, slos) in [1, 1000].into_iter().enumerate() {
@@ -767,7 +778,10 @@ mod tests {
             });
             // A path prefix, with a trailing slash that must not double up.
             let url = format!("{}/prometheus/", serve(fake.clone()).await);
-            let snapshot = poller(&args(&url)).poll_at(&metrics, at()).await.unwrap();
+            let snapshot = poller(&args(&url))
+                .poll_at(&metrics, at(), &Default::default())
+                .await
+                .unwrap();
 
             let seen = fake.seen();
             let mut sent: Vec<&str> = seen.iter().map(|s| s.param("query")).collect();
@@ -858,7 +872,10 @@ mod tests {
         });
         let url = serve(fake).await;
         let metrics = Metrics::default();
-        let snapshot = poller(&args(&url)).poll_at(&metrics, at()).await.unwrap();
+        let snapshot = poller(&args(&url))
+            .poll_at(&metrics, at(), &Default::default())
+            .await
+            .unwrap();
         let first = &snapshot.slos[&("ns0".to_string(), "slo-0".to_string())];
         assert_eq!((first.remaining, first.disputed.len()), (Some(0.5), 0));
         let second = &snapshot.slos[&("ns1".to_string(), "slo-1".to_string())];
@@ -891,10 +908,10 @@ mod tests {
         ];
         let poller = poller(&args);
         let metrics = Metrics::default();
-        poller.poll_at(&metrics, at()).await.unwrap();
+        poller.poll_at(&metrics, at(), &Default::default()).await.unwrap();
         // The kubelet rotates a projected service-account token in place.
         std::fs::write(&token, "second-token").unwrap();
-        poller.poll_at(&metrics, at()).await.unwrap();
+        poller.poll_at(&metrics, at(), &Default::default()).await.unwrap();
         std::fs::remove_file(&token).unwrap();
 
         let seen = fake.seen();
@@ -912,7 +929,7 @@ mod tests {
         }
 
         // A token that disappears fails the cycle without sending anything.
-        let err = poller.poll_at(&metrics, at()).await.unwrap_err();
+        let err = poller.poll_at(&metrics, at(), &Default::default()).await.unwrap_err();
         assert!(matches!(err, Error::Config(_)), "{err}");
         assert_eq!(fake.seen().len(), 8);
     }
@@ -925,7 +942,10 @@ mod tests {
         });
         let url = serve(fake).await;
         let metrics = Metrics::default();
-        let err = poller(&args(&url)).poll_at(&metrics, at()).await.unwrap_err();
+        let err = poller(&args(&url))
+            .poll_at(&metrics, at(), &Default::default())
+            .await
+            .unwrap_err();
         let Error::Prometheus(message) = &err else {
             panic!("not a Prometheus error: {err:?}");
         };
@@ -1018,7 +1038,7 @@ mod tests {
         let addr = closed.local_addr().unwrap();
         let metrics = Metrics::default();
         let err = poller(&args(&format!("http://{addr}")))
-            .poll_at(&metrics, at())
+            .poll_at(&metrics, at(), &Default::default())
             .await
             .unwrap_err();
         let message = err.to_string();
@@ -1038,7 +1058,10 @@ mod tests {
         });
         let mut slow = args(&format!("http://{addr}"));
         slow.prometheus_timeout = Duration::parse("200ms").unwrap();
-        let err = poller(&slow).poll_at(&metrics, at()).await.unwrap_err();
+        let err = poller(&slow)
+            .poll_at(&metrics, at(), &Default::default())
+            .await
+            .unwrap_err();
         assert!(err.to_string().ends_with(": no answer within 200ms"), "{err}");
         held.abort();
     }

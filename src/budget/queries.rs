@@ -28,8 +28,8 @@ use serde::Deserialize;
 use super::{SloKey, SloSamples};
 use crate::duration::Duration;
 use crate::rules::{
-    BUDGET, BUDGET_REMAINING, CALIBRATION_INTERVAL, LONG_RUN_BURN, LONG_RUN_COVERED, MARKER_LABEL, SCRAPE_INTERVAL,
-    TILE, marker,
+    BUDGET, BUDGET_REMAINING, CALIBRATION_INTERVAL, LONG_RUN_BURN, LONG_RUN_COVERED, MARKER_LABEL, REQUESTS_PREFIX,
+    SCRAPE_INTERVAL, TILE, WINDOW_COVERED, marker,
 };
 
 /// Record names of the error ratios are this prefix and the window (`error_ratio_record`).
@@ -80,14 +80,36 @@ fn reach(interval: Duration) -> Duration {
 /// leaves out same-named series of other tools (Sloth records `slo:sli_error:ratio_rate5m`
 /// too, with `sloth_*` labels). A range selector keeps `__name__` (without which the series of
 /// one SLO would collide in Prometheus 2) and each sample's own timestamp.
-pub fn short_ratios(scope: &Scope, alert_interval: Duration) -> Query {
+///
+/// With them, the request counts over the `requests` windows shorter than a day: those the
+/// policies' `minRequests` read (every SLO records them for every window; reading them all
+/// would double what a cycle holds).
+pub fn short_ratios(scope: &Scope, alert_interval: Duration, requests: &BTreeSet<Duration>) -> Query {
     Query {
         what: "reading the short-window error ratios",
         promql: format!(
-            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+[hms].*",slo!=""{}}}[{}]"#,
+            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+[hms].*{}",slo!=""{}}}[{}]"#,
+            request_counts(requests.iter().filter(|w| !tiled(**w))),
             scope.matcher,
             reach(alert_interval)
         ),
+    }
+}
+
+/// Whether a window is recorded by the `window` group (a day or more), whose spelling starts
+/// with `<n>d`.
+fn tiled(window: Duration) -> bool {
+    window >= Duration::days(1)
+}
+
+/// `|slo:sli_requests:count(1h|6h)`: an alternative of a name regex matching the request counts
+/// of `windows`; empty for none.
+fn request_counts<'a>(windows: impl Iterator<Item = &'a Duration>) -> String {
+    let spelled: Vec<String> = windows.map(ToString::to_string).collect();
+    if spelled.is_empty() {
+        String::new()
+    } else {
+        format!("|{REQUESTS_PREFIX}({})", spelled.join("|"))
     }
 }
 
@@ -96,11 +118,14 @@ pub fn short_ratios(scope: &Scope, alert_interval: Duration) -> Query {
 /// evaluated every 5 minutes, exactly Prometheus' instant look-back, so an instant read may
 /// land between two samples and see nothing: this reads a range of two evaluations and keeps
 /// each series' last sample.
-pub fn window_ratios_and_budgets(scope: &Scope) -> Query {
+/// With them, how much of the window the data covers, and the request counts over the
+/// `requests` windows of a day or more.
+pub fn window_ratios_and_budgets(scope: &Scope, requests: &BTreeSet<Duration>) -> Query {
     Query {
         what: "reading the error budgets and long-window error ratios",
         promql: format!(
-            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}|{SCRAPE_INTERVAL}",slo!=""{}}}[{}]"#,
+            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}|{SCRAPE_INTERVAL}|{WINDOW_COVERED}{}",slo!=""{}}}[{}]"#,
+            request_counts(requests.iter().filter(|w| tiled(**w))),
             scope.matcher,
             reach(TILE)
         ),
@@ -120,13 +145,15 @@ pub fn long_run(scope: &Scope) -> Query {
     }
 }
 
-/// Firing burn-rate alerts, whatever their configured name (only they carry `long`), over the
-/// same range as the short ratios, whose evaluations write them.
+/// Firing and pending burn-rate alerts, whatever their configured name (only they carry
+/// `long`), over the same range as the short ratios, whose evaluations write them. A pending
+/// alert is not known to be quiet: after a Prometheus restart a firing alert is pending again
+/// until its `for` (restored) and the grace period pass.
 pub fn firing_burn_alerts(scope: &Scope, alert_interval: Duration) -> Query {
     Query {
         what: "reading the firing burn-rate alerts",
         promql: format!(
-            r#"ALERTS{{alertstate="firing",slo!="",long!=""{}}}[{}]"#,
+            r#"ALERTS{{alertstate=~"firing|pending",slo!="",long!=""{}}}[{}]"#,
             scope.matcher,
             reach(alert_interval)
         ),
@@ -207,6 +234,7 @@ struct Labels<'a> {
     marker: Option<Cow<'a, str>>,
     severity: Option<Cow<'a, str>>,
     long: Option<Cow<'a, str>>,
+    alertstate: Option<Cow<'a, str>>,
     others: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
@@ -229,6 +257,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Labels<'a> {
                         MARKER_LABEL => &mut labels.marker,
                         "severity" => &mut labels.severity,
                         "long" => &mut labels.long,
+                        "alertstate" => &mut labels.alertstate,
                         _ => {
                             labels.others.push((name, value));
                             continue;
@@ -258,6 +287,7 @@ impl Labels<'_> {
             (MARKER_LABEL, &self.marker),
             ("severity", &self.severity),
             ("long", &self.long),
+            ("alertstate", &self.alertstate),
         ];
         let mut all: Vec<(&str, &str)> = known
             .iter()
@@ -414,6 +444,13 @@ impl<'de> Deserialize<'de> for Newest {
     }
 }
 
+/// What a windowed record holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Windowed {
+    Ratio(Duration),
+    Requests(Duration),
+}
+
 /// The rule group that writes what a query reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Group {
@@ -470,6 +507,8 @@ const DISPUTES_KEPT: usize = 3;
 #[derive(Default)]
 struct Found {
     ratios: BTreeMap<Duration, f64>,
+    requests: BTreeMap<Duration, f64>,
+    covered: Option<f64>,
     budget: Option<f64>,
     remaining: Option<f64>,
     long_run_burn: Option<f64>,
@@ -484,8 +523,8 @@ struct Found {
     /// The newest sample time (ms) of each group's records (by [`Group::index`]), and the name
     /// (numbered) and external labels of a series that has it.
     newest: [Option<(i64, usize, String)>; 3],
-    /// Firing alerts: severity, newest sample time (ms), described.
-    alerts: Vec<(String, i64, String)>,
+    /// Firing and pending alerts: severity, whether firing, newest sample time (ms), described.
+    alerts: Vec<(String, bool, i64, String)>,
     disputes: BTreeSet<String>,
 }
 
@@ -531,8 +570,8 @@ pub struct Split {
     /// allocating its key (a cycle reads about ten series of each SLO).
     found: BTreeMap<String, BTreeMap<String, Found>>,
     /// The record names read so far, numbered in the order first read, and the window of each
-    /// error ratio's: an SLO's records refer to them by number.
-    names: Vec<(String, Option<Duration>)>,
+    /// error ratio's and request count's: an SLO's records refer to them by number.
+    names: Vec<(String, Option<Windowed>)>,
     numbers: std::collections::HashMap<String, usize>,
     rejected: Rejected,
 }
@@ -586,8 +625,11 @@ impl Split {
             self.reject(labels, &why);
             return None;
         }
-        if !alert && (labels.severity.is_some() || labels.long.is_some()) {
-            self.reject(labels, "severity and long are alert labels, not set on records");
+        if !alert && (labels.severity.is_some() || labels.long.is_some() || labels.alertstate.is_some()) {
+            self.reject(
+                labels,
+                "severity, long and alertstate are alert labels, not set on records",
+            );
             return None;
         }
         Some((namespace, slo))
@@ -605,12 +647,21 @@ impl Split {
         slos.get_mut(slo).expect("inserted above")
     }
 
-    /// The number of a record name, and the window when it is an error ratio's.
-    fn number(&mut self, name: &str) -> (usize, Option<Duration>) {
+    /// The number of a record name, and its window when it is an error ratio's or a request
+    /// count's.
+    fn number(&mut self, name: &str) -> (usize, Option<Windowed>) {
         if let Some(&n) = self.numbers.get(name) {
             return (n, self.names[n].1);
         }
-        let window = name.strip_prefix(RATIO_PREFIX).and_then(|w| Duration::parse(w).ok());
+        let window = name
+            .strip_prefix(RATIO_PREFIX)
+            .and_then(|w| Duration::parse(w).ok())
+            .map(Windowed::Ratio)
+            .or_else(|| {
+                name.strip_prefix(REQUESTS_PREFIX)
+                    .and_then(|w| Duration::parse(w).ok())
+                    .map(Windowed::Requests)
+            });
         let n = self.names.len();
         self.names.push((name.to_string(), window));
         self.numbers.insert(name.to_string(), n);
@@ -680,16 +731,22 @@ impl Split {
             LONG_RUN_BURN => f.long_run_burn = Some(f.long_run_burn.map_or(value, |b| b.max(value))),
             LONG_RUN_COVERED => f.long_run_covered = Some(f.long_run_covered.map_or(value, |c| c.min(value))),
             SCRAPE_INTERVAL => f.scrape_interval = Some(f.scrape_interval.map_or(value, |i| i.max(value))),
-            _ => {
-                if let Some(window) = window {
+            WINDOW_COVERED => f.covered = Some(f.covered.map_or(value, |c| c.min(value))),
+            _ => match window {
+                Some(Windowed::Ratio(window)) => {
                     let ratio = f.ratios.entry(window).or_insert(value);
                     *ratio = ratio.max(value);
                 }
-            }
+                Some(Windowed::Requests(window)) => {
+                    let requests = f.requests.entry(window).or_insert(value);
+                    *requests = requests.min(value);
+                }
+                None => {}
+            },
         }
     }
 
-    /// A series of the firing-alerts query.
+    /// A series of the burn-alerts query.
     pub fn alert(&mut self, series: &Series) {
         let (Some(severity), Some(sample)) = (series.metric.severity.as_deref(), series.newest()) else {
             return;
@@ -705,7 +762,9 @@ impl Split {
                 "{described} has samples off the schedule of the rule that fires it: a second rule writes it"
             ));
         }
-        f.alerts.push((severity.to_string(), sample.millis(), described));
+        let firing = series.metric.alertstate.as_deref() == Some("firing");
+        f.alerts
+            .push((severity.to_string(), firing, sample.millis(), described));
     }
 
     /// Every SLO's samples, and what was ignored.
@@ -716,14 +775,14 @@ impl Split {
             .into_iter()
             .flat_map(|(namespace, slos)| slos.into_iter().map(move |(slo, f)| ((namespace.clone(), slo), f)));
         for (key, f) in found {
-            let mut firing = BTreeSet::new();
-            for (severity, at, described) in &f.alerts {
+            let (mut firing, mut pending) = (BTreeSet::new(), BTreeSet::new());
+            for (severity, is_firing, at, described) in &f.alerts {
                 match f.newest[Group::Sli.index()].as_ref().map(|(newest, _, _)| newest) {
                     // Written by the evaluation that wrote the newest records, or by the one
                     // before when the poll fell between the two.
                     Some(newest) if (newest - at).rem_euclid(interval) == 0 => {
                         if *at >= newest - interval {
-                            firing.insert(severity.clone());
+                            if *is_firing { &mut firing } else { &mut pending }.insert(severity.clone());
                         }
                     }
                     _ => {
@@ -758,12 +817,16 @@ impl Split {
                     remaining: f.remaining,
                     burn_rates,
                     error_ratios,
+                    pending_severities: pending.difference(&firing).cloned().collect(),
                     firing_severities: firing,
+                    requests: f.requests,
+                    covered: f.covered,
                     long_run_burn: f.long_run_burn,
                     long_run_covered: f.long_run_covered,
                     disputed: Vec::new(),
                     scrape_interval: f.scrape_interval,
                     blind: None,
+                    history: None,
                 }
             } else {
                 // Nothing of a disputed SLO is used: either writer may be the forger.
@@ -878,6 +941,43 @@ mod tests {
     }
 
     #[test]
+    fn request_counts_coverage_and_pending_alerts_are_read() {
+        let id = r#""namespace":"shop","slo":"api","slo_warden":"shop/api""#;
+        let short = format!(
+            r#"{{"result":[
+            {{"metric":{{"__name__":"slo:sli_error:ratio_rate5m",{id}}},"values":[[1796000340,"0.01"],[1796000400,"0.01"]]}},
+            {{"metric":{{"__name__":"slo:sli_requests:count1h",{id}}},"values":[[1796000340,"12"],[1796000400,"12"]]}}
+        ]}}"#
+        );
+        let long = format!(
+            r#"{{"result":[
+            {{"metric":{{"__name__":"slo:window_covered:seconds",{id}}},"values":[[1796000100,"777300"],[1796000400,"777600"]]}},
+            {{"metric":{{"__name__":"slo:sli_requests:count3d",{id}}},"values":[[1796000100,"5000"],[1796000400,"5001"]]}}
+        ]}}"#
+        );
+        let alerts = format!(
+            r#"{{"result":[
+            {{"metric":{{"__name__":"ALERTS","alertname":"ErrorBudgetBurn","alertstate":"pending","severity":"critical","long":"1h","short":"5m","service":"api",{id}}},"values":[[1796000340,"1"],[1796000400,"1"]]}},
+            {{"metric":{{"__name__":"ALERTS","alertname":"ErrorBudgetBurn","alertstate":"firing","severity":"warning","long":"6h","short":"30m","service":"api",{id}}},"values":[[1796000340,"1"],[1796000400,"1"]]}}
+        ]}}"#
+        );
+        let (short, long, alerts) = (series(&short), series(&long), series(&alerts));
+        let slos = split(&short, &long, &alerts);
+        let s = &slos[&key("shop", "api")];
+        assert!(s.disputed.is_empty(), "{:?}", s.disputed);
+        assert_eq!(s.requests, BTreeMap::from([(w("1h"), 12.0), (w("3d"), 5001.0)]));
+        assert_eq!(s.covered, Some(777_600.0));
+        assert_eq!(s.firing_severities, BTreeSet::from(["warning".to_string()]));
+        assert_eq!(s.pending_severities, BTreeSet::from(["critical".to_string()]));
+        // A record carrying an alert's state is not ours.
+        let forged = format!(
+            r#"{{"result":[{{"metric":{{"__name__":"slo:sli_requests:count1h","alertstate":"firing",{id}}},"values":[[1796000340,"1e9"],[1796000400,"1e9"]]}}]}}"#
+        );
+        let finished = split_with(Expect::default(), &series(&forged), &[], &[]);
+        assert_eq!(finished.rejected.count, 1);
+    }
+
+    #[test]
     fn queries_select_what_the_rules_record() {
         // What follows the digits: h, m or s below a day (`[0-9]+[hms].*`), d from a day on.
         let unit_after_digits = |window: &str| {
@@ -894,21 +994,32 @@ mod tests {
             assert_eq!(unit_after_digits(window), 'd', "{window}");
         }
         let all = Scope::default();
+        let none = BTreeSet::new();
+        // The request counts policies read: each window by its group.
+        let some = BTreeSet::from([w("1h"), w("6h"), w("3d")]);
         assert_eq!(
-            short_ratios(&all, w("1m")).promql,
+            short_ratios(&all, w("1m"), &some).promql,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*|slo:sli_requests:count(1h|6h)",slo!=""}[3m]"#
+        );
+        assert_eq!(
+            window_ratios_and_budgets(&all, &some).promql,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:window_covered:seconds|slo:sli_requests:count(3d)",slo!=""}[11m]"#
+        );
+        assert_eq!(
+            short_ratios(&all, w("1m"), &none).promql,
             r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}[3m]"#
         );
         assert_eq!(
-            window_ratios_and_budgets(&all).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!=""}[11m]"#
+            window_ratios_and_budgets(&all, &none).promql,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:window_covered:seconds",slo!=""}[11m]"#
         );
         assert_eq!(
             firing_burn_alerts(&all, w("30s")).promql,
-            r#"ALERTS{alertstate="firing",slo!="",long!=""}[1m30s]"#
+            r#"ALERTS{alertstate=~"firing|pending",slo!="",long!=""}[1m30s]"#
         );
         for q in [
-            short_ratios(&all, w("1m")),
-            window_ratios_and_budgets(&all),
+            short_ratios(&all, w("1m"), &some),
+            window_ratios_and_budgets(&all, &some),
             firing_burn_alerts(&all, w("1m")),
         ] {
             crate::sli::parse_promql(&q.promql).unwrap();
@@ -921,17 +1032,17 @@ mod tests {
         assert_eq!(names(&[]), Scope::default());
         let one = names(&["shop"]);
         assert_eq!(
-            short_ratios(&one, w("1m")).promql,
+            short_ratios(&one, w("1m"), &BTreeSet::new()).promql,
             r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!="",namespace="shop"}[3m]"#
         );
         assert_eq!(
             firing_burn_alerts(&one, w("1m")).promql,
-            r#"ALERTS{alertstate="firing",slo!="",long!="",namespace="shop"}[3m]"#
+            r#"ALERTS{alertstate=~"firing|pending",slo!="",long!="",namespace="shop"}[3m]"#
         );
         let two = names(&["shop", "web"]);
         assert_eq!(
-            window_ratios_and_budgets(&two).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!="",namespace=~"shop|web"}[11m]"#
+            window_ratios_and_budgets(&two, &BTreeSet::new()).promql,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:window_covered:seconds",slo!="",namespace=~"shop|web"}[11m]"#
         );
         assert_eq!(
             long_run(&two).promql,
@@ -939,8 +1050,8 @@ mod tests {
         );
         for scope in [one, two] {
             for q in [
-                short_ratios(&scope, w("1m")),
-                window_ratios_and_budgets(&scope),
+                short_ratios(&scope, w("1m"), &BTreeSet::new()),
+                window_ratios_and_budgets(&scope, &BTreeSet::new()),
                 long_run(&scope),
                 firing_burn_alerts(&scope, w("1m")),
             ] {

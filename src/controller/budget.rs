@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
-use crate::api::{BudgetState, BudgetStatus, ErrorBudgetOverride, ServiceLevelObjective};
+use crate::api::{BudgetState, BudgetStatus, ErrorBudgetOverride, ErrorBudgetPolicy, ServiceLevelObjective};
 use crate::budget::poller::Poller;
 use crate::budget::{SloSamples, Snapshot, budget_of, budget_status};
 use crate::enforce::Outcome;
@@ -141,6 +141,8 @@ pub struct Shared {
     pub backoff: Backoff<(String, String)>,
     pub poll_interval: StdDuration,
     pub stores: Stores,
+    /// The policies of each watched scope, as their reconcilers' watches cache them.
+    policies: Vec<Store<ErrorBudgetPolicy>>,
     /// Whether this replica leads (the Lease is ours, as the API server shows it).
     leading: watch::Receiver<bool>,
     reading: RwLock<Option<Reading>>,
@@ -157,6 +159,7 @@ impl Shared {
         metrics: Metrics,
         poll_interval: StdDuration,
         stores: Stores,
+        policies: Vec<Store<ErrorBudgetPolicy>>,
         leading: watch::Receiver<bool>,
     ) -> Self {
         Self {
@@ -166,6 +169,7 @@ impl Shared {
             backoff: Backoff::default(),
             poll_interval,
             stores,
+            policies,
             leading,
             reading: RwLock::new(None),
             windows: Mutex::new(std::collections::HashMap::new()),
@@ -259,6 +263,32 @@ impl Shared {
             .is_none_or(|h| h.objects.iter().any(|(kind, _)| *kind == "Namespace"))
     }
 
+    /// The windows whose request counts some policy's `burnRate.minRequests` reads, straight
+    /// from the policy caches (before any policy is reconciled: a restart must not read an
+    /// entry's count as missing).
+    pub fn request_windows(&self) -> BTreeSet<crate::duration::Duration> {
+        let mut windows = BTreeSet::new();
+        for store in &self.policies {
+            for policy in store.state() {
+                let entries = policy.spec.stages.iter().flat_map(|s| &s.when);
+                for b in entries.filter_map(|w| w.burn_rate.as_ref()) {
+                    if b.min_requests.unwrap_or(0) > 0
+                        && let Ok(w) = crate::duration::Duration::parse(&b.window)
+                    {
+                        windows.insert(w);
+                    }
+                }
+            }
+        }
+        windows
+    }
+
+    async fn policies_synced(&self) {
+        for store in &self.policies {
+            let _ = store.wait_until_ready().await;
+        }
+    }
+
     /// SLOs (namespace, name) for which some policy holds something.
     fn enforced_slos(&self) -> BTreeSet<(String, String)> {
         let holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
@@ -281,9 +311,15 @@ pub fn samples_for(slo: &ServiceLevelObjective, snapshot: &Snapshot) -> Option<S
         .as_deref()
         .and_then(|d| crate::duration::Duration::parse(d).ok())
         .unwrap_or(snapshot.assumed.scrape_interval);
+    let window = crate::duration::Duration::parse(&slo.spec.window).ok();
     snapshot.slos.get(&key).cloned().map(|s| {
-        s.with_budget(budget_of(&slo.spec))
-            .with_signal(scrape_interval, snapshot.assumed.alert_interval)
+        let s = s
+            .with_budget(budget_of(&slo.spec))
+            .with_signal(scrape_interval, snapshot.assumed.alert_interval);
+        match window {
+            Some(window) => s.with_history(window, slo.spec.partial_windows),
+            None => s,
+        }
     })
 }
 
@@ -302,14 +338,17 @@ pub async fn poll_loop(
     shutdown: CancellationToken,
 ) {
     tokio::select! {
-        _ = shared.stores.wait_until_ready() => {}
+        _ = async {
+            shared.stores.wait_until_ready().await;
+            shared.policies_synced().await;
+        } => {}
         _ = shutdown.cancelled() => return,
     }
     let (poller, shared, trigger) = (&poller, &shared, &trigger);
     every(shared.poll_interval, &shutdown, || async move {
         let reading = match poller {
             None => Reading::Disabled,
-            Some(p) => match p.poll(&shared.metrics).await {
+            Some(p) => match p.poll(&shared.metrics, &shared.request_windows()).await {
                 Ok(snapshot) => Reading::Ok(Arc::new(snapshot)),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read budgets from Prometheus; policies hold what they hold");
@@ -365,6 +404,7 @@ fn same_budget(a: Option<&BudgetStatus>, b: &BudgetStatus) -> bool {
             && a.long_run_covered == b.long_run_covered
             && a.scrape_interval == b.scrape_interval
             && a.signal == b.signal
+            && a.covered == b.covered
     })
 }
 
@@ -471,6 +511,7 @@ mod tests {
             long_run_covered: Some("41d3h".into()),
             scrape_interval: Some("2m".into()),
             signal: Some("blind".into()),
+            covered: Some("9d".into()),
             evaluated_at: None,
         };
         let after = BudgetStatus {

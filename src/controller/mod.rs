@@ -423,14 +423,21 @@ impl Term {
     /// Runs until `term` is cancelled. Every term starts from the cluster: nothing it decides
     /// depends on what an earlier term (or another replica) kept in memory.
     async fn lead(&self, term: CancellationToken) {
+        let policy_watches: Vec<_> = self
+            .scopes
+            .iter()
+            .map(|scope| slim_watch::<ErrorBudgetPolicy>(&self.client, scope))
+            .collect();
         let shared = Arc::new(budget::Shared::new(
             self.client.clone(),
             self.recorder.clone(),
             self.metrics.clone(),
             self.poll_interval,
             self.stores.clone(),
+            policy_watches.iter().map(|(_, cache)| cache.clone()).collect(),
             self.leading.clone(),
         ));
+        let mut policy_watches = policy_watches.into_iter();
         let (trigger, triggered) = tokio::sync::watch::channel(0u64);
         let poll = tokio::spawn(budget::poll_loop(
             self.poller.clone(),
@@ -459,7 +466,7 @@ impl Term {
                     .for_each(log_result)
                     .boxed_local(),
             );
-            let (policies, policy_cache) = slim_watch::<ErrorBudgetPolicy>(&self.client, scope);
+            let (policies, policy_cache) = policy_watches.next().expect("one policy watch per scope");
             let policy_controller = Controller::for_stream(policies, policy_cache)
                 .watches(
                     scoped::<ErrorBudgetOverride>(&self.client, scope),

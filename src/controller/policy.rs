@@ -802,6 +802,14 @@ fn data_condition(reading: &Reading, decision: &Decision) -> (&'static str, &'st
             "NoData",
             format!("missing from Prometheus: {}", decision.missing.join(", ")),
         ),
+        Reading::Ok(_) if !decision.too_few_requests.is_empty() => (
+            TRUE,
+            "TooFewRequests",
+            format!(
+                "every selected SLO has data; entries not holding for want of requests (minRequests): {}",
+                decision.too_few_requests.join(", ")
+            ),
+        ),
         Reading::Ok(_) => (TRUE, "DataAvailable", "every selected SLO has data".into()),
     }
 }

@@ -552,7 +552,7 @@ mod tests {
         let message = applied_message("checkout", &existing.spec.groups);
         assert_eq!(
             message,
-            "PrometheusRule checkout holds 20 recording and 8 alerting rules"
+            "PrometheusRule checkout holds 29 recording and 8 alerting rules"
         );
         let status = next_status(
             &Default::default(),

@@ -140,6 +140,7 @@ fn one(
         window: window.to_string(),
         indicator,
         scrape_interval: None,
+        partial_windows: false,
         alerting: Default::default(),
     })
 }

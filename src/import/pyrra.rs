@@ -177,6 +177,7 @@ pub fn convert(doc: &Document) -> Vec<Imported> {
         window: text(&spec, &["window"]).unwrap_or_default(),
         indicator,
         scrape_interval: None,
+        partial_windows: false,
         alerting: Alerting {
             name: text(&alerting_spec, &["name"]),
             labels,

@@ -158,6 +158,7 @@ fn one(
         window: window.to_string(),
         indicator,
         scrape_interval: None,
+        partial_windows: false,
         alerting: Alerting {
             name: text(&alerting_spec, &["name"]),
             labels,

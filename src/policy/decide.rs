@@ -54,6 +54,9 @@ pub struct Decision {
     pub missing: Vec<String>,
     /// Selected SLOs whose data is disputed, and why, e.g. `checkout: <series> is recorded twice`.
     pub disputed: Vec<String>,
+    /// Entries that would hold but for their `minRequests`, e.g. `checkout: burn rate over 1h
+    /// 20 > 14.4 on 12 requests, below minRequests 100`.
+    pub too_few_requests: Vec<String>,
     /// The actions of the stage in force.
     pub demanded: BTreeSet<Action>,
     /// What must be held now: `demanded`, or nothing under dry run or an active override.
@@ -65,6 +68,8 @@ enum Truth {
     True(String, String),
     False,
     Unknown(String),
+    /// Would hold, but the window saw fewer requests than the entry's `minRequests`.
+    TooFewRequests(String),
 }
 
 fn evaluate(when: &When, samples: Option<&SloSamples>) -> Truth {
@@ -72,15 +77,36 @@ fn evaluate(when: &When, samples: Option<&SloSamples>) -> Truth {
         return Truth::Unknown("no data".into());
     };
     match when {
-        When::BurnRate { window, above } => match s.burn_rates.get(window) {
+        When::BurnRate { window, .. } if !s.covers(*window) => Truth::Unknown(format!(
+            "no {window} burn rate: {}",
+            s.history.as_ref().map(|h| h.describe()).unwrap_or_default()
+        )),
+        When::BurnRate {
+            window,
+            above,
+            min_requests,
+        } => match s.burn_rates.get(window) {
             None => Truth::Unknown(format!("no {window} burn rate")),
             Some(v) if v > above => {
                 let what = format!("burn rate over {window}");
                 let full = format!("{what} {} > {above}", round4(*v));
-                Truth::True(what, full)
+                match (*min_requests, s.requests.get(window)) {
+                    (0, _) => Truth::True(what, full),
+                    (min, None) => Truth::Unknown(format!(
+                        "no {window} request count for minRequests {min} (an SLO with a raw indicator counts none)"
+                    )),
+                    (min, Some(n)) if *n < min as f64 => {
+                        Truth::TooFewRequests(format!("{full} on {} requests, below minRequests {min}", n.round()))
+                    }
+                    (_, Some(_)) => Truth::True(what, full),
+                }
             }
             Some(_) => Truth::False,
         },
+        When::BudgetBelow(_) if s.history.is_some() => Truth::Unknown(format!(
+            "no budget: {}",
+            s.history.as_ref().map(|h| h.describe()).unwrap_or_default()
+        )),
         When::BudgetBelow(below) => match s.remaining {
             None => Truth::Unknown("no budget data".into()),
             Some(r) if r < *below => Truth::True(
@@ -97,6 +123,11 @@ fn evaluate(when: &When, samples: Option<&SloSamples>) -> Truth {
         When::AlertFiring(_) if s.blind.is_some() => {
             Truth::Unknown("burn alerts blind (request series sampled too seldom)".into())
         }
+        // Nor is one Prometheus has not confirmed: it may be restoring a firing alert after a
+        // restart (pending until its `for` and the grace period pass).
+        When::AlertFiring(severity) if s.pending_severities.contains(severity) => Truth::Unknown(format!(
+            "burn alert with severity {severity} pending (not confirmed yet, or Prometheus restarted)"
+        )),
         When::AlertFiring(_) => Truth::False,
     }
 }
@@ -127,6 +158,7 @@ pub fn decide(
     // what could not be read.
     let mut holds: Vec<Option<(String, String)>> = vec![None; policy.stages.len()];
     let mut missing = BTreeSet::new();
+    let mut too_few = BTreeSet::new();
     for (i, stage) in policy.stages.iter().enumerate() {
         for slo in slos {
             for when in &stage.when {
@@ -137,6 +169,9 @@ pub fn decide(
                     }
                     Truth::Unknown(what) => {
                         missing.insert(format!("{}: {what}", slo.name));
+                    }
+                    Truth::TooFewRequests(what) => {
+                        too_few.insert(format!("{}: {what}", slo.name));
                     }
                     Truth::False => {}
                 }
@@ -248,6 +283,7 @@ pub fn decide(
         transition,
         missing,
         disputed,
+        too_few_requests: too_few.into_iter().collect(),
         demanded,
         enforce,
     }
@@ -481,6 +517,147 @@ mod tests {
         // Seeing again and quiet: the quiet period starts.
         let (d, _) = step(&p, Some(&samples(0.5, 1.0, &[])), t(5_030), &prev);
         assert_eq!(d.quiet_since, Some(t(5_030)));
+    }
+
+    #[test]
+    fn a_pending_alert_after_a_restart_holds_the_page_stage() {
+        // Paged into `exhausted`; Prometheus restarts and restores the alert as pending: not
+        // "not firing", so the stage holds and no quiet period starts.
+        let p = policy("");
+        let (_, prev) = step(&p, Some(&samples(0.5, 1.0, &["critical"])), t(0), &Previous::default());
+        let restored = SloSamples {
+            pending_severities: ["critical".to_string()].into(),
+            ..samples(0.5, 1.0, &[])
+        };
+        let (d, prev) = step(&p, Some(&restored), t(30), &prev);
+        assert_eq!(d.stage_name, "exhausted");
+        assert_eq!(d.quiet_since, None);
+        assert_eq!(
+            d.missing,
+            ["a: burn alert with severity critical pending (not confirmed yet, or Prometheus restarted)"]
+        );
+        // Firing again: still the same stage, entered at 0.
+        let (d, _) = step(&p, Some(&samples(0.5, 1.0, &["critical"])), t(60), &prev);
+        assert_eq!((d.stage_name.as_str(), d.since), ("exhausted", Some(t(0))));
+        // A pending alert of another severity says nothing of this one.
+        let other = SloSamples {
+            pending_severities: ["warning".to_string()].into(),
+            ..samples(0.5, 1.0, &[])
+        };
+        let (d, _) = step(&p, Some(&other), t(90), &prev);
+        assert!(d.missing.is_empty(), "{:?}", d.missing);
+        assert_eq!(d.quiet_since, Some(t(90)));
+    }
+
+    #[test]
+    fn too_few_requests_do_not_hold_and_say_so() {
+        let yaml = "{slos: {names: [a]}, stages: [{name: fast-burn, when: [{burnRate: {window: 1h, above: 14.4, minRequests: 100}}], actions: [pauseRollouts]}]}";
+        let p = validate::validate(&serde_yaml::from_str(yaml).unwrap()).unwrap();
+        let with = |requests: Option<f64>| SloSamples {
+            requests: requests.map(|n| (Duration::hours(1), n)).into_iter().collect(),
+            ..samples(0.5, 20.0, &[])
+        };
+        // Two errors in twelve requests: a 20x burn that freezes nothing.
+        let (d, _) = step(&p, Some(&with(Some(12.0))), t(0), &Previous::default());
+        assert_eq!(d.stage, None);
+        assert!(d.missing.is_empty());
+        assert_eq!(
+            d.too_few_requests,
+            ["a: burn rate over 1h 20 > 14.4 on 12 requests, below minRequests 100"]
+        );
+        // Enough requests: it holds.
+        let (d, _) = step(&p, Some(&with(Some(100.0))), t(0), &Previous::default());
+        assert_eq!(d.stage_name, "fast-burn");
+        assert!(d.too_few_requests.is_empty());
+        // No count read (a raw indicator): unknown, never "not holding" in silence.
+        let (d, _) = step(&p, Some(&with(None)), t(0), &Previous::default());
+        assert_eq!(d.stage, None);
+        assert_eq!(
+            d.missing,
+            ["a: no 1h request count for minRequests 100 (an SLO with a raw indicator counts none)"]
+        );
+        // No burn: the count is not even needed.
+        let quiet = SloSamples {
+            burn_rates: BTreeMap::from([(Duration::hours(1), 1.0)]),
+            ..with(None)
+        };
+        let (d, _) = step(&p, Some(&quiet), t(0), &Previous::default());
+        assert!(d.missing.is_empty() && d.too_few_requests.is_empty());
+    }
+
+    #[test]
+    fn a_window_the_data_does_not_cover_is_missing_not_healthy() {
+        let yaml = "{slos: {names: [a]}, onMissingData: hold, releaseAfter: 10m, stages: [
+            {name: slow-burn, when: [{burnRate: {window: 3d, above: 1}}], actions: [pauseRollouts]},
+            {name: exhausted, when: [{budgetRemaining: {below: 0}}], actions: [freezeNamespace]}]}";
+        let p = validate::validate(&serde_yaml::from_str(yaml).unwrap()).unwrap();
+        let day = 86_400.0;
+        let held = |days: f64| {
+            SloSamples {
+                covered: Some(days * day),
+                burn_rates: BTreeMap::from([(Duration::days(3), 0.5)]),
+                ..samples(0.2, 0.5, &[])
+            }
+            .with_history(Duration::days(30), false)
+        };
+        // Exhausted over 30 full days.
+        let (d, prev) = step(
+            &p,
+            Some(&SloSamples {
+                remaining: Some(-0.1),
+                ..held(30.0)
+            }),
+            t(0),
+            &Previous::default(),
+        );
+        assert_eq!(d.stage_name, "exhausted");
+        // Retention drops to 9 days and the old burn falls out: the budget "recovers", but
+        // that is missing data, and the stage holds.
+        let nine = held(9.0);
+        assert_eq!(nine.state(), crate::api::BudgetState::NoData);
+        let (d, _) = step(&p, Some(&nine), t(3_600), &prev);
+        assert_eq!(d.stage_name, "exhausted");
+        assert_eq!(d.quiet_since, None);
+        assert_eq!(d.missing.len(), 1, "{:?}", d.missing);
+        assert!(
+            d.missing[0].starts_with("a: no budget: Prometheus holds 9d of the 30d window"),
+            "{:?}",
+            d.missing
+        );
+        // The 3d window is covered by those 9 days; 2 days do not cover it.
+        assert!(nine.covers(Duration::days(3)));
+        let two_days = held(2.0);
+        assert!(!two_days.covers(Duration::days(3)) && two_days.covers(Duration::hours(6)));
+        let (d, _) = step(&p, Some(&two_days), t(0), &Previous::default());
+        assert_eq!(d.stage, None);
+        assert!(
+            d.missing
+                .iter()
+                .any(|m| m.starts_with("a: no 3d burn rate: Prometheus holds 2d of")),
+            "{:?}",
+            d.missing
+        );
+        // 99% is enough (a Prometheus restart loses a tile or two); partial windows take any.
+        assert_eq!(held(29.75).history, None);
+        assert_eq!(
+            SloSamples {
+                covered: Some(day),
+                ..samples(0.2, 0.5, &[])
+            }
+            .with_history(Duration::days(30), true)
+            .history,
+            None
+        );
+        // No record of coverage yet: missing too.
+        let unknown = samples(0.2, 0.5, &[]).with_history(Duration::days(30), false);
+        assert!(
+            unknown
+                .history
+                .as_ref()
+                .unwrap()
+                .describe()
+                .starts_with("Prometheus holds no record yet of the 30d window")
+        );
     }
 
     #[test]

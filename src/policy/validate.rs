@@ -28,7 +28,12 @@ pub struct ValidStage {
 /// One parsed `when` entry.
 #[derive(Clone, Debug, PartialEq)]
 pub enum When {
-    BurnRate { window: Duration, above: f64 },
+    /// `min_requests`: 0 for no minimum.
+    BurnRate {
+        window: Duration,
+        above: f64,
+        min_requests: u64,
+    },
     BudgetBelow(f64),
     AlertFiring(String),
 }
@@ -172,8 +177,17 @@ pub fn validate(spec: &ErrorBudgetPolicySpec) -> Result<ValidPolicy, Vec<Problem
                         format!("{field}.burnRate.above"),
                         "must be a number of at least 0, e.g. 14.4",
                     ));
+                } else if b.min_requests.is_some_and(|m| m > bounds::MAX_MIN_REQUESTS) {
+                    problems.push(problem(
+                        format!("{field}.burnRate.minRequests"),
+                        format!("must be at most {}, e.g. 100", bounds::MAX_MIN_REQUESTS),
+                    ));
                 } else if let Some(window) = window {
-                    when.push(When::BurnRate { window, above: b.above });
+                    when.push(When::BurnRate {
+                        window,
+                        above: b.above,
+                        min_requests: b.min_requests.unwrap_or(0),
+                    });
                 }
             } else if let Some(b) = &w.budget_remaining {
                 if b.below.is_finite() {
@@ -275,7 +289,8 @@ mod tests {
             [
                 When::BurnRate {
                     window: Duration::hours(1),
-                    above: 14.4
+                    above: 14.4,
+                    min_requests: 0,
                 },
                 When::AlertFiring("critical".into())
             ]
