@@ -32,6 +32,9 @@ pub struct SloSamples {
     pub error_ratios: BTreeMap<Duration, f64>,
     /// `severity` labels of the SLO's burn-rate alerts that are firing.
     pub firing_severities: BTreeSet<String>,
+    /// No record of its `sli` group (which evaluates the burn alerts) was read: Prometheus is
+    /// restarting, or the rules are not loaded, so an absent alert says nothing.
+    pub alerts_unevaluated: bool,
     /// `severity` labels of its burn-rate alerts that are pending and none firing: Prometheus
     /// has not confirmed them yet (their `for`), or restarted and is restoring them.
     pub pending_severities: BTreeSet<String>,

@@ -818,6 +818,7 @@ impl Split {
                     burn_rates,
                     error_ratios,
                     pending_severities: pending.difference(&firing).cloned().collect(),
+                    alerts_unevaluated: f.newest[Group::Sli.index()].is_none(),
                     firing_severities: firing,
                     requests: f.requests,
                     covered: f.covered,
@@ -937,6 +938,7 @@ mod tests {
         let s = &slos[&key("shop", "api")];
         assert_eq!(s.scrape_interval, Some(120.0));
         assert_eq!(s.remaining, Some(0.5));
+        assert!(s.alerts_unevaluated, "no record of the sli group read");
         assert!(s.disputed.is_empty(), "{:?}", s.disputed);
     }
 
@@ -969,6 +971,7 @@ mod tests {
         assert_eq!(s.covered, Some(777_600.0));
         assert_eq!(s.firing_severities, BTreeSet::from(["warning".to_string()]));
         assert_eq!(s.pending_severities, BTreeSet::from(["critical".to_string()]));
+        assert!(!s.alerts_unevaluated);
         // A record carrying an alert's state is not ours.
         let forged = format!(
             r#"{{"result":[{{"metric":{{"__name__":"slo:sli_requests:count1h","alertstate":"firing",{id}}},"values":[[1796000340,"1e9"],[1796000400,"1e9"]]}}]}}"#

@@ -123,6 +123,11 @@ fn evaluate(when: &When, samples: Option<&SloSamples>) -> Truth {
         When::AlertFiring(_) if s.blind.is_some() => {
             Truth::Unknown("burn alerts blind (request series sampled too seldom)".into())
         }
+        // Nor is one whose rules Prometheus has not evaluated lately.
+        When::AlertFiring(_) if s.alerts_unevaluated => Truth::Unknown(
+            "burn alerts unknown: no recent evaluation of the SLO's alert rules (Prometheus restarting, or the rules not loaded)"
+                .into(),
+        ),
         // Nor is one Prometheus has not confirmed: it may be restoring a firing alert after a
         // restart (pending until its `for` and the grace period pass).
         When::AlertFiring(severity) if s.pending_severities.contains(severity) => Truth::Unknown(format!(
@@ -539,6 +544,16 @@ mod tests {
         // Firing again: still the same stage, entered at 0.
         let (d, _) = step(&p, Some(&samples(0.5, 1.0, &["critical"])), t(60), &prev);
         assert_eq!((d.stage_name.as_str(), d.since), ("exhausted", Some(t(0))));
+        // Right after the restart, before the first evaluation: nothing of the SLO's sli group
+        // is read, and an absent alert is not a quiet one.
+        let unevaluated = SloSamples {
+            burn_rates: BTreeMap::new(),
+            alerts_unevaluated: true,
+            ..samples(0.5, 1.0, &[])
+        };
+        let (d, _) = step(&p, Some(&unevaluated), t(45), &prev);
+        assert_eq!((d.stage_name.as_str(), d.quiet_since), ("exhausted", None));
+        assert!(d.missing.iter().any(|m| m.contains("no recent evaluation")), "{:?}", d.missing);
         // A pending alert of another severity says nothing of this one.
         let other = SloSamples {
             pending_severities: ["warning".to_string()].into(),
