@@ -26,6 +26,9 @@ mod chart;
 #[path = "e2e/dashboards.rs"]
 mod dashboards;
 
+#[path = "e2e/signal.rs"]
+mod signal;
+
 #[path = "e2e/forgery.rs"]
 mod forgery;
 

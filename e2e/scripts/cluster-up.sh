@@ -345,6 +345,7 @@ envfile=$DIR/env
     HELM "$HELM" \
     KUBE_APISERVER_URL "https://127.0.0.1:$P_API" \
     PROMETHEUS_URL "http://127.0.0.1:$P_PROM" \
+    PROMETHEUS_BIN "$PROMETHEUS" \
     THANOS_QUERY_URL "http://127.0.0.1:$P_THANOS_HTTP" \
     PROMETHEUS_RULE_DIR "$DIR/prometheus/rules" \
     PROMETHEUS_TARGETS_DIR "$DIR/prometheus/targets" \

@@ -456,19 +456,24 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
         .await;
 }
 
-/// The Event when an SLO's burn signal goes blind or sees again.
+/// The Event when an SLO's signal stops being trustworthy (a Warning when its burn alerts are
+/// blind; Normal while Prometheus holds less than the window, as for every new SLO) or is again.
+/// Only the change between healthy and not: the history message moves every hour.
 fn signal_event(
     current: Option<&BudgetStatus>,
     next: &BudgetStatus,
 ) -> Option<(kube::runtime::events::EventType, &'static str, String)> {
     use kube::runtime::events::EventType;
     match (current.and_then(|c| c.signal.as_ref()), &next.signal) {
+        (None, Some(why)) if why.starts_with("Prometheus holds") => {
+            Some((EventType::Normal, "SignalUnhealthy", why.clone()))
+        }
         (None, Some(why)) => Some((EventType::Warning, "SignalUnhealthy", format!("blind: {why}"))),
         (Some(_), None) => Some((
             EventType::Normal,
             "SignalHealthy",
             format!(
-                "its request series are sampled about every {} again: its tiles hold data",
+                "its request series are sampled about every {} and Prometheus holds its window: its tiles hold data",
                 next.scrape_interval.as_deref().unwrap_or("unknown")
             ),
         )),
@@ -558,7 +563,19 @@ mod tests {
             (type_, reason),
             (kube::runtime::events::EventType::Normal, "SignalHealthy")
         );
-        assert!(note.contains("every 30s again"), "{note}");
+        assert!(note.contains("every 30s and Prometheus holds its window"), "{note}");
+        // Short history (every new SLO): said, but not as a warning.
+        let new = BudgetStatus {
+            covered: Some("0s".into()),
+            signal: Some("Prometheus holds less than an hour of the 30d window".into()),
+            ..seeing.clone()
+        };
+        let (type_, reason, note) = signal_event(Some(&seeing), &new).unwrap();
+        assert_eq!(
+            (type_, reason),
+            (kube::runtime::events::EventType::Normal, "SignalUnhealthy")
+        );
+        assert!(note.starts_with("Prometheus holds"), "{note}");
         assert!(!same_budget(Some(&seeing), &blind));
     }
 

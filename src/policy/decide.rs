@@ -553,7 +553,11 @@ mod tests {
         };
         let (d, _) = step(&p, Some(&unevaluated), t(45), &prev);
         assert_eq!((d.stage_name.as_str(), d.quiet_since), ("exhausted", None));
-        assert!(d.missing.iter().any(|m| m.contains("no recent evaluation")), "{:?}", d.missing);
+        assert!(
+            d.missing.iter().any(|m| m.contains("no recent evaluation")),
+            "{:?}",
+            d.missing
+        );
         // A pending alert of another severity says nothing of this one.
         let other = SloSamples {
             pending_severities: ["warning".to_string()].into(),

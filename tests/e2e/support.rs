@@ -473,6 +473,8 @@ impl Proxy {
 // ---- Per-test context -----------------------------------------------------------------
 
 pub struct Ctx {
+    /// The test's own Prometheus ([`Options::own_prometheus`]), which the operator reads.
+    pub own_prometheus: Option<std::sync::Arc<OwnPrometheus>>,
     /// Short name of the test, used in the namespace and in log lines.
     pub tag: String,
     /// Fresh namespace of this test (also the operator's only watched namespace).
@@ -520,6 +522,120 @@ pub struct Options {
     pub own_operator: bool,
     /// ... through the Thanos Querier instead, as tenant [`THANOS_TENANT`].
     pub thanos: bool,
+    /// Read budgets from a Prometheus of the test's own instead, scraping the traffic generator
+    /// at this interval (e.g. `2m`) and loading the test namespace's PrometheusRules
+    /// ([`Ctx::own_prometheus`]): one the test may restart, or scrape unlike the cluster's.
+    pub own_prometheus: Option<&'static str>,
+}
+
+/// A Prometheus of one test ([`Options::own_prometheus`]): the binary the cluster's runs
+/// (`PROMETHEUS_BIN` in cluster-up.sh's env), its own port, data and rule directory.
+pub struct OwnPrometheus {
+    pub url: String,
+    port: u16,
+    dir: PathBuf,
+    child: Mutex<Option<Child>>,
+}
+
+impl OwnPrometheus {
+    fn start(dir: &Path, scrape_interval: &str, traffic_url: &str) -> Self {
+        let dir = dir.join("prometheus");
+        fs::create_dir_all(dir.join("rules")).expect("rule dir");
+        let traffic = traffic_url.trim_start_matches("http://");
+        let evaluation = std::env::var("E2E_EVAL_INTERVAL").unwrap_or_else(|_| "5s".into());
+        let config = format!(
+            "global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: {evaluation}\n\
+             rule_files: ['{}/rules/*.yaml']\n\
+             scrape_configs:\n  - job_name: traffic\n    static_configs:\n      - targets: ['{traffic}']\n",
+            dir.display()
+        );
+        fs::write(dir.join("prometheus.yml"), config).expect("prometheus.yml");
+        let port = free_port();
+        let p = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            dir,
+            child: Mutex::new(None),
+        };
+        p.launch();
+        p
+    }
+
+    fn launch(&self) {
+        let bin = std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "/usr/bin/prometheus".into());
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("prometheus.log"))
+            .expect("prometheus.log");
+        let child = Command::new(&bin)
+            .arg(format!("--config.file={}", self.dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", self.dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
+            .arg("--web.enable-lifecycle")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        *self.child.lock().unwrap() = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http_ok("GET", &format!("{}/-/ready", self.url)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the test's Prometheus is not ready after 60s"
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Stops it as an orchestrator would (SIGTERM, then waits), keeping its data.
+    fn stop(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(POLL);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops and starts it again on the same data: it evaluates its rules afresh, and its
+    /// alerts go through `for` (or its restore) again.
+    pub fn restart(&self) {
+        self.stop();
+        self.launch();
+    }
+
+    /// Writes the groups of the namespace's PrometheusRules to its rule directory and reloads it
+    /// when they changed, as prometheus-operator (and the cluster's rule-sync.py) does.
+    async fn sync_rules(&self, rules: &Api<PrometheusRule>, last: &mut String) {
+        let Ok(list) = rules.list(&ListParams::default()).await else {
+            return;
+        };
+        let mut groups = Vec::new();
+        for rule in list.items {
+            let mut spec = serde_json::to_value(&rule.spec).unwrap_or_default();
+            for g in spec["groups"].as_array_mut().into_iter().flatten() {
+                if let Some(g) = g.as_object_mut() {
+                    g.remove("partial_response_strategy");
+                }
+            }
+            groups.extend(spec["groups"].as_array().cloned().unwrap_or_default());
+        }
+        let content = json!({"groups": groups}).to_string();
+        if content != *last && fs::write(self.dir.join("rules/rules.yaml"), &content).is_ok() {
+            *last = content;
+            let _ = http_ok("POST", &format!("{}/-/reload", self.url));
+        }
+    }
+}
+
+impl Drop for OwnPrometheus {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// The tenant of the e2e cluster's data in its Thanos Querier (Prometheus' external label
@@ -577,10 +693,16 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
             .await
             .unwrap_or_else(|e| panic!("cannot create namespace {ns}: {e}"));
 
+        let own_prometheus = options
+            .own_prometheus
+            .map(|scrape| std::sync::Arc::new(OwnPrometheus::start(&dir, scrape, &env.traffic_url)));
         let proxy = options.cuttable.then(|| Proxy::start(&env.prometheus_url));
         let mut operator_args = Vec::new();
-        if options.prometheus {
+        if options.prometheus || own_prometheus.is_some() {
             let mut url = proxy.as_ref().map_or(env.prometheus_url.clone(), |p| p.url());
+            if let Some(own) = &own_prometheus {
+                url = own.url.clone();
+            }
             if options.thanos {
                 url = env
                     .thanos_url
@@ -626,7 +748,18 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
         if options.leader_elect {
             operator_args.extend(["--leader-elect".into(), "--leader-elect-namespace".into(), ns.clone()]);
         }
+        let sync = own_prometheus.clone().map(|own| {
+            let rules: Api<PrometheusRule> = Api::namespaced(client.clone(), &ns);
+            tokio::spawn(async move {
+                let mut last = String::new();
+                loop {
+                    own.sync_rules(&rules, &mut last).await;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            })
+        });
         let ctx = Ctx {
+            own_prometheus,
             tag: tag.to_string(),
             service: ns.clone(),
             ns,
@@ -657,6 +790,9 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
         ctx.delete_webhooks().await;
         ctx.delete_policies().await;
         let status = ctx.operator.lock().unwrap().take().map(|mut op| op.stop());
+        if let Some(sync) = sync {
+            sync.abort();
+        }
         let cleanups = std::mem::take(&mut *ctx.cleanups.lock().unwrap());
         for cleanup in cleanups.into_iter().rev() {
             cleanup();
@@ -724,7 +860,11 @@ impl Ctx {
     }
 
     pub fn query(&self, q: &str) -> Result<Vec<Sample>, String> {
-        prom_query(&self.env.prometheus_url, q)
+        let url = self
+            .own_prometheus
+            .as_ref()
+            .map_or(&self.env.prometheus_url, |p| &p.url);
+        prom_query(url, q)
     }
 
     /// `{slo="<name>",namespace="<ns>"}`
