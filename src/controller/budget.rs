@@ -264,8 +264,8 @@ impl Shared {
     }
 
     /// The windows whose request counts some policy's `burnRate.minRequests` reads, straight
-    /// from the policy caches (before any policy is reconciled: a restart must not read an
-    /// entry's count as missing).
+    /// from the policy caches. A policy whose counts a reading did not ask for (listed after
+    /// that poll) waits for the next one instead of taking them for missing.
     pub fn request_windows(&self) -> BTreeSet<crate::duration::Duration> {
         let mut windows = BTreeSet::new();
         for store in &self.policies {
@@ -281,12 +281,6 @@ impl Shared {
             }
         }
         windows
-    }
-
-    async fn policies_synced(&self) {
-        for store in &self.policies {
-            let _ = store.wait_until_ready().await;
-        }
     }
 
     /// SLOs (namespace, name) for which some policy holds something.
@@ -338,10 +332,7 @@ pub async fn poll_loop(
     shutdown: CancellationToken,
 ) {
     tokio::select! {
-        _ = async {
-            shared.stores.wait_until_ready().await;
-            shared.policies_synced().await;
-        } => {}
+        _ = shared.stores.wait_until_ready() => {}
         _ = shutdown.cancelled() => return,
     }
     let (poller, shared, trigger) = (&poller, &shared, &trigger);
@@ -414,7 +405,8 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
     let mut writes = Vec::new();
     shared.stores.for_each_slo(|slo| {
         let key = (slo.namespace().unwrap_or_default(), slo.name_any());
-        let budget = budget_status(samples_for(slo, snapshot).as_ref(), at);
+        let samples = samples_for(slo, snapshot);
+        let budget = budget_status(samples.as_ref(), at);
         let labels = SloLabels {
             namespace: key.0.clone(),
             slo: key.1.clone(),
@@ -430,9 +422,29 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
             shared.metrics.signal_unhealthy.remove(&labels);
         }
         let current = slo.status.as_ref().and_then(|s| s.budget.as_ref());
-        if !same_budget(current, &budget) {
+        let conditions = slo.status.as_ref().map_or(&[][..], |s| s.conditions.as_slice());
+        let signal = signal_condition(samples.as_ref(), &budget, conditions, slo.metadata.generation, at);
+        let budget_changed = !same_budget(current, &budget);
+        if budget_changed || signal.is_some() {
             let event = signal_event(current, &budget).map(|e| (slo.object_ref(&()), e));
-            writes.push((key, budget_patch(current, &budget), event));
+            let mut patch = if budget_changed {
+                budget_patch(current, &budget)
+            } else {
+                json!({"status": {}})
+            };
+            if let Some(signal) = signal {
+                // A merge patch replaces the whole list: the other conditions go as cached
+                // (the SLO reconciler does the same with this one, so neither drops the other's
+                // for longer than a cycle).
+                let mut all: Vec<_> = conditions
+                    .iter()
+                    .filter(|c| c.type_ != SIGNAL_HEALTHY)
+                    .cloned()
+                    .collect();
+                all.push(signal);
+                patch["status"]["conditions"] = json!(all);
+            }
+            writes.push((key, patch, event));
         }
     });
     futures::stream::iter(writes)
@@ -456,6 +468,52 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
         .await;
 }
 
+/// The condition type saying whether an SLO's signal can be trusted.
+pub const SIGNAL_HEALTHY: &str = "SignalHealthy";
+
+/// The `SignalHealthy` condition an SLO should have, when it differs from the one it has:
+/// `True` while its tiles hold data and Prometheus holds its window; `False` (reason
+/// `ScrapeIntervalLonger` or `HistoryShort`, the message naming the measured and the assumed
+/// interval or what Prometheus holds, and the fix); `Unknown` while Prometheus has no series of
+/// it.
+fn signal_condition(
+    samples: Option<&SloSamples>,
+    budget: &BudgetStatus,
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    generation: Option<i64>,
+    at: jiff::Timestamp,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    let (status, reason, message) = match samples {
+        None => (
+            "Unknown",
+            "NoSeries",
+            "Prometheus has no series of this SLO's rules yet".to_string(),
+        ),
+        Some(s) => match (&s.blind, &s.history) {
+            (Some(why), _) => ("False", "ScrapeIntervalLonger", why.clone()),
+            (None, Some(history)) => ("False", "HistoryShort", history.describe()),
+            (None, None) => (
+                "True",
+                "SignalHealthy",
+                format!(
+                    "its request series are sampled about every {} and Prometheus holds its window",
+                    budget.scrape_interval.as_deref().unwrap_or("(not measured)")
+                ),
+            ),
+        },
+    };
+    let next =
+        crate::api::condition::next_condition(conditions, SIGNAL_HEALTHY, status, reason, message, generation, at);
+    let same = conditions.iter().any(|c| {
+        c.type_ == next.type_
+            && c.status == next.status
+            && c.reason == next.reason
+            && c.message == next.message
+            && c.observed_generation == next.observed_generation
+    });
+    (!same).then_some(next)
+}
+
 /// The Event when an SLO's signal stops being trustworthy (a Warning when its burn alerts are
 /// blind; Normal while Prometheus holds less than the window, as for every new SLO) or is again.
 /// Only the change between healthy and not: the history message moves every hour.
@@ -464,10 +522,13 @@ fn signal_event(
     next: &BudgetStatus,
 ) -> Option<(kube::runtime::events::EventType, &'static str, String)> {
     use kube::runtime::events::EventType;
-    match (current.and_then(|c| c.signal.as_ref()), &next.signal) {
-        (None, Some(why)) if why.starts_with("Prometheus holds") => {
-            Some((EventType::Normal, "SignalUnhealthy", why.clone()))
-        }
+    // Every new SLO holds less than its window for a window: that is in its status and
+    // condition, not worth an Event for each of ten thousand SLOs.
+    let blind = |s: Option<&String>| s.filter(|why| !why.starts_with("Prometheus holds")).cloned();
+    match (
+        blind(current.and_then(|c| c.signal.as_ref())),
+        blind(next.signal.as_ref()),
+    ) {
         (None, Some(why)) => Some((EventType::Warning, "SignalUnhealthy", format!("blind: {why}"))),
         (Some(_), None) => Some((
             EventType::Normal,
@@ -564,19 +625,61 @@ mod tests {
             (kube::runtime::events::EventType::Normal, "SignalHealthy")
         );
         assert!(note.contains("every 30s and Prometheus holds its window"), "{note}");
-        // Short history (every new SLO): said, but not as a warning.
+        // Short history (every new SLO): in the status, not an Event.
         let new = BudgetStatus {
             covered: Some("0s".into()),
             signal: Some("Prometheus holds less than an hour of the 30d window".into()),
             ..seeing.clone()
         };
-        let (type_, reason, note) = signal_event(Some(&seeing), &new).unwrap();
-        assert_eq!(
-            (type_, reason),
-            (kube::runtime::events::EventType::Normal, "SignalUnhealthy")
-        );
-        assert!(note.starts_with("Prometheus holds"), "{note}");
+        assert!(signal_event(Some(&seeing), &new).is_none());
+        assert!(signal_event(Some(&new), &seeing).is_none());
         assert!(!same_budget(Some(&seeing), &blind));
+    }
+
+    #[test]
+    fn the_signal_condition_names_why_and_is_written_only_when_it_changes() {
+        use crate::budget::History;
+        let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let budget = BudgetStatus {
+            scrape_interval: Some("30s".into()),
+            ..BudgetStatus::default()
+        };
+        let healthy = SloSamples::default();
+        let c = signal_condition(Some(&healthy), &budget, &[], Some(4), at).unwrap();
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+            ("SignalHealthy", "True", "SignalHealthy")
+        );
+        assert!(c.message.contains("every 30s"), "{}", c.message);
+        assert_eq!(c.observed_generation, Some(4));
+        // The same again: nothing to write.
+        assert!(signal_condition(Some(&healthy), &budget, std::slice::from_ref(&c), Some(4), at).is_none());
+        let blind = SloSamples {
+            blind: Some("its request series are sampled about every 120s but its rules assume 30s".into()),
+            ..SloSamples::default()
+        };
+        let b = signal_condition(Some(&blind), &budget, std::slice::from_ref(&c), Some(4), at).unwrap();
+        assert_eq!(
+            (b.status.as_str(), b.reason.as_str()),
+            ("False", "ScrapeIntervalLonger")
+        );
+        assert!(b.message.contains("120s") && b.message.contains("30s"), "{}", b.message);
+        let short = SloSamples {
+            history: Some(History {
+                window: crate::duration::Duration::days(30),
+                covered: Some(9.0 * 86_400.0),
+            }),
+            ..SloSamples::default()
+        };
+        let h = signal_condition(Some(&short), &budget, &[], Some(4), at).unwrap();
+        assert_eq!((h.status.as_str(), h.reason.as_str()), ("False", "HistoryShort"));
+        assert!(
+            h.message.starts_with("Prometheus holds 9d of the 30d window"),
+            "{}",
+            h.message
+        );
+        let none = signal_condition(None, &budget, &[], Some(4), at).unwrap();
+        assert_eq!((none.status.as_str(), none.reason.as_str()), ("Unknown", "NoSeries"));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::api::{
 use crate::enforce::{self, Change, Outcome, namespace, rollout, workload};
 use crate::error::{Error, Result};
 use crate::metrics::{ActionLabels, StageLabels};
-use crate::policy::{self, Decision, Previous, SloView, ValidPolicy};
+use crate::policy::{self, Decision, Previous, SloView, ValidPolicy, When};
 use crate::validate::Problem;
 
 const CONTROLLER: &str = "policy";
@@ -316,6 +316,19 @@ fn time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// Whether the reading asked for every request count the policy's `minRequests` entries need.
+fn counts_read(valid: &ValidPolicy, reading: &Reading) -> bool {
+    let Reading::Ok(snapshot) = reading else {
+        return true;
+    };
+    valid.stages.iter().flat_map(|s| &s.when).all(|w| match w {
+        When::BurnRate {
+            window, min_requests, ..
+        } if *min_requests > 0 => snapshot.requests.contains(window),
+        _ => true,
+    })
+}
+
 async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
     ctx.still_leading()?;
     let Some(reading) = ctx.reading() else {
@@ -329,6 +342,10 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
     let generation = policy.metadata.generation;
 
     let Checked { valid, slos, deleted } = match check(policy, ctx) {
+        // A request count its minRequests needs was not asked for yet (the policy is newer
+        // than the last poll, or the poll ran before the policies were listed): the next poll
+        // reads it. Deciding now would take it for missing.
+        Ok(v) if !counts_read(&v.valid, &reading) => return Ok(Action::requeue(StdDuration::from_secs(2))),
         Ok(v) => v,
         Err((reason, problems)) => {
             // Keep holding what was held for the last good spec: a typo releases nothing.

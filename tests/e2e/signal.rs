@@ -173,10 +173,17 @@ fn series_sampled_too_seldom_are_blind_not_calm() {
         )
         .await;
         ctx.traffic("errors=0.5").unwrap();
-        let p = wait_policy(ctx, "checkout", "DataAvailable=False (no 1m burn rate)", PROM, |p| {
-            condition(p, "DataAvailable")
-                .is_some_and(|(status, _, m)| status == "False" && m.contains("no 1m burn rate"))
-        })
+        let p = wait_policy(
+            ctx,
+            "checkout",
+            "DataAvailable=False (no data, or no 1m burn rate)",
+            PROM,
+            |p| {
+                condition(p, "DataAvailable").is_some_and(|(status, _, m)| {
+                    status == "False" && (m.contains("checkout: no data") || m.contains("no 1m burn rate"))
+                })
+            },
+        )
         .await;
         assert_eq!(stage(&p), "");
 
@@ -207,6 +214,19 @@ fn series_sampled_too_seldom_are_blind_not_calm() {
             "{signal}"
         );
         assert_eq!(budget.scrape_interval.as_deref(), Some("2m"));
+        let slo = ctx.slos().get("checkout").await.unwrap();
+        let condition = slo
+            .status
+            .iter()
+            .flat_map(|s| &s.conditions)
+            .find(|c| c.type_ == "SignalHealthy")
+            .cloned();
+        assert!(
+            condition.as_ref().is_some_and(|c| c.status == "False"
+                && c.reason == "ScrapeIntervalLonger"
+                && c.message.contains("120s")),
+            "{condition:?}"
+        );
         assert!(!budget.burn_rates.contains_key("1m"), "{budget:?}");
         let warned = super::support::warnings(&ctx.events(), "checkout", "SignalUnhealthy")
             .await
