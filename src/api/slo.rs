@@ -33,6 +33,7 @@ pub const DURATION_CEL: &str = "self.matches('^([0-9]+(ms|s|m|h|d|w|y))+$')";
     printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.budget.state"}"#,
     printcolumn = r#"{"name":"Burn-long-run","type":"number","priority":1,"description":"Burn rate over the long run (90 days or the window): about 1 when the objective fits the service","jsonPath":".status.budget.longRunBurnRate"}"#,
     printcolumn = r#"{"name":"Sampled","type":"string","priority":1,"description":"How often the indicator's request series are sampled, as measured","jsonPath":".status.budget.scrapeInterval"}"#,
+    printcolumn = r#"{"name":"Signal","type":"string","priority":1,"description":"Whether the budget can be trusted: SignalHealthy, or why not (ScrapeIntervalLonger, HistoryShort, TooFewRequests, NoSeries)","jsonPath":".status.conditions[?(@.type==\"SignalHealthy\")].reason"}"#,
     printcolumn = r#"{"name":"Covered","type":"string","priority":1,"description":"How much of the window Prometheus holds data for, while short of it (the budget counts as missing until then)","jsonPath":".status.budget.covered"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#

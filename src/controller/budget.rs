@@ -268,6 +268,14 @@ impl Shared {
     /// that poll) waits for the next one instead of taking them for missing.
     pub fn request_windows(&self) -> BTreeSet<crate::duration::Duration> {
         let mut windows = BTreeSet::new();
+        // The last hour's, for SLOs with a minimum of their own: SignalHealthy says when their
+        // traffic is below it.
+        let mut any_minimum = false;
+        self.stores
+            .for_each_slo(|slo| any_minimum |= slo.spec.alerting.min_requests.unwrap_or(0) > 0);
+        if any_minimum {
+            windows.insert(TRAFFIC_WINDOW);
+        }
         for store in &self.policies {
             for policy in store.state() {
                 let entries = policy.spec.stages.iter().flat_map(|s| &s.when);
@@ -423,7 +431,14 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
         }
         let current = slo.status.as_ref().and_then(|s| s.budget.as_ref());
         let conditions = slo.status.as_ref().map_or(&[][..], |s| s.conditions.as_slice());
-        let signal = signal_condition(samples.as_ref(), &budget, conditions, slo.metadata.generation, at);
+        let signal = signal_condition(
+            samples.as_ref(),
+            slo.spec.alerting.min_requests.unwrap_or(0),
+            &budget,
+            conditions,
+            slo.metadata.generation,
+            at,
+        );
         let budget_changed = !same_budget(current, &budget);
         if budget_changed || signal.is_some() {
             let event = signal_event(current, &budget).map(|e| (slo.object_ref(&()), e));
@@ -468,6 +483,9 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
         .await;
 }
 
+/// The window over which an SLO's traffic is held against its `alerting.minRequests`.
+const TRAFFIC_WINDOW: crate::duration::Duration = crate::duration::Duration::hours(1);
+
 /// The condition type saying whether an SLO's signal can be trusted.
 pub const SIGNAL_HEALTHY: &str = "SignalHealthy";
 
@@ -478,6 +496,7 @@ pub const SIGNAL_HEALTHY: &str = "SignalHealthy";
 /// it.
 fn signal_condition(
     samples: Option<&SloSamples>,
+    min_requests: u64,
     budget: &BudgetStatus,
     conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
     generation: Option<i64>,
@@ -492,6 +511,22 @@ fn signal_condition(
         Some(s) => match (&s.blind, &s.history) {
             (Some(why), _) => ("False", "ScrapeIntervalLonger", why.clone()),
             (None, Some(history)) => ("False", "HistoryShort", history.describe()),
+            (None, None)
+                if min_requests > 0
+                    && s.requests
+                        .get(&TRAFFIC_WINDOW)
+                        .is_some_and(|n| *n < min_requests as f64) =>
+            {
+                (
+                    "False",
+                    "TooFewRequests",
+                    format!(
+                        "{} requests over the last {TRAFFIC_WINDOW}, below alerting.minRequests {min_requests}: a burn alert \
+                     fires only once its long window has seen that many (by design, so that a few errors do not page)",
+                        s.requests.get(&TRAFFIC_WINDOW).map_or(0.0, |n| n.round())
+                    ),
+                )
+            }
             (None, None) => (
                 "True",
                 "SignalHealthy",
@@ -645,7 +680,7 @@ mod tests {
             ..BudgetStatus::default()
         };
         let healthy = SloSamples::default();
-        let c = signal_condition(Some(&healthy), &budget, &[], Some(4), at).unwrap();
+        let c = signal_condition(Some(&healthy), 0, &budget, &[], Some(4), at).unwrap();
         assert_eq!(
             (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
             ("SignalHealthy", "True", "SignalHealthy")
@@ -653,12 +688,12 @@ mod tests {
         assert!(c.message.contains("every 30s"), "{}", c.message);
         assert_eq!(c.observed_generation, Some(4));
         // The same again: nothing to write.
-        assert!(signal_condition(Some(&healthy), &budget, std::slice::from_ref(&c), Some(4), at).is_none());
+        assert!(signal_condition(Some(&healthy), 0, &budget, std::slice::from_ref(&c), Some(4), at).is_none());
         let blind = SloSamples {
             blind: Some("its request series are sampled about every 120s but its rules assume 30s".into()),
             ..SloSamples::default()
         };
-        let b = signal_condition(Some(&blind), &budget, std::slice::from_ref(&c), Some(4), at).unwrap();
+        let b = signal_condition(Some(&blind), 0, &budget, std::slice::from_ref(&c), Some(4), at).unwrap();
         assert_eq!(
             (b.status.as_str(), b.reason.as_str()),
             ("False", "ScrapeIntervalLonger")
@@ -671,15 +706,40 @@ mod tests {
             }),
             ..SloSamples::default()
         };
-        let h = signal_condition(Some(&short), &budget, &[], Some(4), at).unwrap();
+        let h = signal_condition(Some(&short), 0, &budget, &[], Some(4), at).unwrap();
         assert_eq!((h.status.as_str(), h.reason.as_str()), ("False", "HistoryShort"));
         assert!(
             h.message.starts_with("Prometheus holds 9d of the 30d window"),
             "{}",
             h.message
         );
-        let none = signal_condition(None, &budget, &[], Some(4), at).unwrap();
+        let none = signal_condition(None, 0, &budget, &[], Some(4), at).unwrap();
         assert_eq!((none.status.as_str(), none.reason.as_str()), ("Unknown", "NoSeries"));
+        // Traffic below the SLO's own minimum: its burn alerts cannot fire, by design.
+        let quiet = SloSamples {
+            requests: BTreeMap::from([(TRAFFIC_WINDOW, 12.0)]),
+            ..SloSamples::default()
+        };
+        let q = signal_condition(Some(&quiet), 100, &budget, &[], Some(4), at).unwrap();
+        assert_eq!((q.status.as_str(), q.reason.as_str()), ("False", "TooFewRequests"));
+        assert!(
+            q.message
+                .starts_with("12 requests over the last 1h, below alerting.minRequests 100"),
+            "{}",
+            q.message
+        );
+        assert_eq!(
+            signal_condition(Some(&quiet), 10, &budget, &[], Some(4), at)
+                .unwrap()
+                .status,
+            "True"
+        );
+        assert_eq!(
+            signal_condition(Some(&quiet), 0, &budget, &[], Some(4), at)
+                .unwrap()
+                .status,
+            "True"
+        );
     }
 
     #[test]
