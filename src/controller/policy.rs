@@ -227,7 +227,14 @@ fn unrecorded_windows_with(
         .iter()
         .filter_map(|s| windows(s).map(|w| (s.name_any(), w)))
         .collect();
-    policy::check_windows(valid, &recorded)
+    let raw: Vec<String> = slos
+        .iter()
+        .filter(|s| s.spec.indicator.raw.is_some())
+        .map(|s| s.name_any())
+        .collect();
+    let mut problems = policy::check_windows(valid, &recorded);
+    problems.extend(policy::check_min_requests(valid, &raw));
+    problems
 }
 
 fn previous_of(status: &ErrorBudgetPolicyStatus) -> Previous {

@@ -9,7 +9,7 @@ pub mod overrides;
 pub mod validate;
 
 pub use decide::{Decision, Previous, SloView, decide};
-pub use validate::{ValidPolicy, ValidStage, When, check_windows, validate};
+pub use validate::{ValidPolicy, ValidStage, When, check_min_requests, check_windows, validate};
 
 /// Transitions kept in `status.history`.
 pub const HISTORY: usize = 20;

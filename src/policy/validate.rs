@@ -243,6 +243,28 @@ pub fn validate(spec: &ErrorBudgetPolicySpec) -> Result<ValidPolicy, Vec<Problem
     }
 }
 
+/// A `burnRate.minRequests` needs request counts, which an SLO with a raw indicator does not
+/// record (`raw`: the names of the selected SLOs that have one).
+pub fn check_min_requests(policy: &ValidPolicy, raw: &[String]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, stage) in policy.stages.iter().enumerate() {
+        for (j, w) in stage.when.iter().enumerate() {
+            let When::BurnRate { min_requests, .. } = w else {
+                continue;
+            };
+            for slo in raw.iter().filter(|_| *min_requests > 0) {
+                problems.push(problem(
+                    format!("spec.stages[{i}].when[{j}].burnRate.minRequests"),
+                    format!(
+                        "ServiceLevelObjective {slo} has a raw indicator, which counts no requests; remove minRequests, or select SLOs whose indicator is a ratio or latency"
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
 /// Every `burnRate.window` must be recorded by every selected SLO (`recorded`: SLO name → its
 /// recorded windows).
 pub fn check_windows(policy: &ValidPolicy, recorded: &BTreeMap<String, BTreeSet<Duration>>) -> Vec<Problem> {
@@ -273,6 +295,26 @@ mod tests {
 
     pub(crate) fn spec(yaml: &str) -> ErrorBudgetPolicySpec {
         serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn min_requests_needs_slos_that_count_requests() {
+        let p = validate(
+            &serde_yaml::from_str(
+                "{slos: {names: [a, b]}, stages: [{name: s, when: [{budgetRemaining: {below: 0}}, {burnRate: {window: 1h, above: 1, minRequests: 10}}], actions: [pauseRollouts]}]}",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let problems = check_min_requests(&p, &["b".to_string()]);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].field, "spec.stages[0].when[1].burnRate.minRequests");
+        assert!(
+            problems[0]
+                .message
+                .contains("ServiceLevelObjective b has a raw indicator")
+        );
+        assert!(check_min_requests(&p, &[]).is_empty());
     }
 
     #[test]
