@@ -126,6 +126,7 @@ fn main() {
         "slo:error_budget:ratio",
         "slo:error_budget_remaining:ratio",
         "slo:sli_scrape_interval:seconds",
+        "slo:window_covered:seconds",
     ];
     let long_run = ["slo:long_run_burn:ratio", "slo:long_run_covered:seconds"];
     let json = Some("application/json");
