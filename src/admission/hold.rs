@@ -386,7 +386,23 @@ pub fn slo_reductions(old: &ServiceLevelObjective, new: &ServiceLevelObjective) 
             "changed; another SLI measures something else than what burned the budget".into(),
         );
     }
+    if n.partial_windows && !o.partial_windows {
+        refuse(
+            "spec.partialWindows",
+            "true would count the budget over the part of the window Prometheus holds, which may no longer hold the burn".into(),
+        );
+    }
     let (oa, na) = (&o.alerting, &n.alerting);
+    if na.min_requests.unwrap_or(0) > oa.min_requests.unwrap_or(0) {
+        refuse(
+            "spec.alerting.minRequests",
+            format!(
+                "{} is higher than {}: a burn alert would need more requests to fire",
+                na.min_requests.unwrap_or(0),
+                oa.min_requests.unwrap_or(0)
+            ),
+        );
+    }
     let alerts = [
         ("spec.alerting.name", oa.name != na.name),
         ("spec.alerting.pageSeverity", oa.page_severity != na.page_severity),
@@ -857,6 +873,19 @@ mod tests {
         ] {
             assert!(m.contains(part), "{part} in {m}");
         }
+
+        // What the data is read over, and how much traffic a burn alert needs.
+        let mut partial = old.clone();
+        partial.spec.partial_windows = true;
+        partial.spec.alerting.min_requests = Some(100);
+        let m = deny(review_slo(&old, Some(&partial), &holders, false));
+        assert!(m.contains("spec.partialWindows: true would count the budget"), "{m}");
+        assert!(m.contains("spec.alerting.minRequests: 100 is higher than 0"), "{m}");
+        let mut fewer = old.clone();
+        fewer.spec.alerting.min_requests = Some(100);
+        let mut none = fewer.clone();
+        none.spec.alerting.min_requests = None;
+        assert_eq!(review_slo(&fewer, Some(&none), &holders, false), Verdict::Allow);
 
         let mut other_sli = old.clone();
         other_sli.spec.indicator.ratio.as_mut().unwrap().errors = Some("e2_total".into());
