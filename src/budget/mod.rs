@@ -83,11 +83,15 @@ impl History {
                 .is_some_and(|c| c >= COVERAGE_NEEDED * w.min(self.window).as_millis() as f64 / 1000.0)
     }
 
-    /// The data held, in whole hours (it grows by a tile every 5 minutes: a status write an hour).
+    /// The data held, in whole days, or whole hours below a day: it grows by a tile every 5
+    /// minutes, and a fleet of SLOs created together must not write every status every hour.
     pub fn held(&self) -> Option<Duration> {
-        self.covered
-            .filter(|c| c.is_finite())
-            .map(|c| Duration::hours((c / 3600.0).floor().max(0.0) as u64))
+        let c = self.covered.filter(|c| c.is_finite())?.max(0.0);
+        Some(if c >= 86_400.0 {
+            Duration::days((c / 86_400.0).floor() as u64)
+        } else {
+            Duration::hours((c / 3600.0).floor() as u64)
+        })
     }
 
     pub fn describe(&self) -> String {
@@ -97,11 +101,9 @@ impl History {
             None => "no record yet".to_string(),
         };
         format!(
-            "Prometheus holds {held} of the {window} window (the 5-minute tiles, counted by {covered}); the budget and \
-             the windows of a day or more count as missing until it holds {percent}% of them (a new SLO, retention \
-             shorter than the window, or data lost); set spec.partialWindows: true to use them meanwhile",
+            "Prometheus holds {held} of the {window} window: the budget and longer windows count as missing until it \
+             holds {percent}% (spec.partialWindows: true uses them meanwhile)",
             window = self.window,
-            covered = crate::rules::WINDOW_COVERED,
             percent = COVERAGE_NEEDED * 100.0,
         )
     }
@@ -184,13 +186,6 @@ impl SloSamples {
         self.history.as_ref().is_none_or(|h| h.covers(window))
     }
 
-    /// Why the signal cannot be trusted: blind burn alerts, or history short of the window.
-    pub fn unhealthy(&self) -> Option<String> {
-        self.blind
-            .clone()
-            .or_else(|| self.history.as_ref().map(History::describe))
-    }
-
     /// `NoData` when the budget is absent or NaN or the data does not cover the window,
     /// `Exhausted` when remaining ≤ 0, `NoData` when the burn signal is blind, `Burning` when a
     /// burn alert fires, else `Healthy`.
@@ -224,7 +219,7 @@ pub fn budget_status(samples: Option<&SloSamples>, at: jiff::Timestamp) -> Budge
             .scrape_interval
             .filter(|m| m.is_finite() && *m >= 0.0)
             .map(|m| Duration::from_millis((m.round() as u64).saturating_mul(1000)).to_string()),
-        signal: s.unhealthy(),
+        signal: s.blind.clone(),
         covered: s.history.as_ref().and_then(History::held).map(|h| h.to_string()),
         evaluated_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at)),
     }
