@@ -126,9 +126,12 @@ fn main() {
         "slo:error_budget:ratio",
         "slo:error_budget_remaining:ratio",
         "slo:sli_scrape_interval:seconds",
+    ];
+    let long_run = [
+        "slo:long_run_burn:ratio",
+        "slo:long_run_covered:seconds",
         "slo:window_covered:seconds",
     ];
-    let long_run = ["slo:long_run_burn:ratio", "slo:long_run_covered:seconds"];
     let json = Some("application/json");
     let ok = reqwest::StatusCode::OK;
 

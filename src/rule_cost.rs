@@ -63,7 +63,7 @@ pub const WORST_CASE: Cost = Cost {
     source_reads_per_hour: 10_752,
     // 23h59m: a raw SLI's longest window under a day.
     max_source_range: Duration::from_millis(86_340_000),
-    recorded_reads_per_hour: 5_375,
+    recorded_reads_per_hour: 5_364,
     max_recorded_range: Duration::days(365),
     rules: 73,
     bytes: 182 * 1024,

@@ -227,6 +227,16 @@ fn tile_sums(errors: &str, total: &str, sel: &str, range: Duration) -> String {
     format!("sum_over_time({errors}{sel}[{range}])\n/\nsum_over_time({total}{sel}[{range}])")
 }
 
+/// A window's error ratio from the error tiles and the request count recorded just before it
+/// in the same evaluation: `(sum of error rates × tile) / requests`.
+fn errors_over_requests(errors: &str, sel: &str, range: Duration, tile: Duration, window: Duration) -> String {
+    format!(
+        "sum_over_time({errors}{sel}[{range}]) * {}\n/\n{}{sel}",
+        tile.as_millis() / 1000,
+        requests_record(window)
+    )
+}
+
 /// The requests over `range`: the sum of the request-rate tiles times their length.
 fn tile_count(total: &str, sel: &str, range: Duration, tile: Duration) -> String {
     format!("sum_over_time({total}{sel}[{range}]) * {}", tile.as_millis() / 1000)
@@ -288,15 +298,17 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
             sli_rules.push(record(total_tile.clone(), total, &id));
             // Every window is whole minutes (validate) and the tile divides a minute
             // (check_alert_interval): a fixed number of tiles, whenever it is evaluated.
+            // The requests first: the ratio divides the errors by them, so the request tiles
+            // are summed once.
             for w in short_windows {
-                sli_rules.push(record(
-                    error_ratio_record(*w),
-                    tile_sums(&errors_tile, &total_tile, &sel, just_under(*w)),
-                    &id,
-                ));
                 sli_rules.push(record(
                     requests_record(*w),
                     tile_count(&total_tile, &sel, just_under(*w), short),
+                    &id,
+                ));
+                sli_rules.push(record(
+                    error_ratio_record(*w),
+                    errors_over_requests(&errors_tile, &sel, just_under(*w), short, *w),
                     &id,
                 ));
             }
@@ -320,24 +332,23 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
         ));
     }
     for w in windows.iter().filter(|w| **w >= TILED_FROM) {
-        window_rules.push(record(
-            error_ratio_record(*w),
-            tile_sums(ERRORS_TILE, TOTAL_TILE, &sel, *w),
-            &id,
-        ));
-        if matches!(slo.sli, Sli::Events(_)) {
-            window_rules.push(record(requests_record(*w), tile_count(TOTAL_TILE, &sel, *w, TILE), &id));
+        match &slo.sli {
+            // A raw SLI's tiles weigh the same and count no requests.
+            Sli::Raw(_) => window_rules.push(record(
+                error_ratio_record(*w),
+                tile_sums(ERRORS_TILE, TOTAL_TILE, &sel, *w),
+                &id,
+            )),
+            Sli::Events(_) => {
+                window_rules.push(record(requests_record(*w), tile_count(TOTAL_TILE, &sel, *w, TILE), &id));
+                window_rules.push(record(
+                    error_ratio_record(*w),
+                    errors_over_requests(ERRORS_TILE, &sel, *w, TILE, *w),
+                    &id,
+                ));
+            }
         }
     }
-    window_rules.push(record(
-        WINDOW_COVERED.into(),
-        format!(
-            "count_over_time({TOTAL_TILE}{sel}[{}]) * {}",
-            slo.window,
-            TILE.as_millis() / 1000
-        ),
-        &id,
-    ));
     let budget = slo.budget.to_string();
     window_rules.push(record(
         BUDGET_REMAINING.into(),
@@ -373,14 +384,26 @@ pub fn rule_groups(slo: &ValidSlo, settings: &Settings) -> Vec<RuleGroup> {
             ..RuleGroup::default()
         },
     ];
+    // How much of the window the tiles cover moves by a tile in 5 minutes: counted hourly, it
+    // costs a twelfth of a count every 5 minutes (a full read of the window's tiles).
+    let mut hourly = vec![record(
+        WINDOW_COVERED.into(),
+        format!(
+            "count_over_time({TOTAL_TILE}{sel}[{}]) * {}",
+            slo.window,
+            TILE.as_millis() / 1000
+        ),
+        &id,
+    )];
     if let Some(calibration) = &slo.calibration {
-        groups.push(RuleGroup {
-            name: format!("{prefix}:calibration"),
-            interval: Some(CALIBRATION_INTERVAL.to_string()),
-            rules: calibration_rules(slo, calibration, &id, &sel),
-            ..RuleGroup::default()
-        });
+        hourly.extend(calibration_rules(slo, calibration, &id, &sel));
     }
+    groups.push(RuleGroup {
+        name: format!("{prefix}:calibration"),
+        interval: Some(CALIBRATION_INTERVAL.to_string()),
+        rules: hourly,
+        ..RuleGroup::default()
+    });
     groups
 }
 
@@ -833,23 +856,23 @@ mod tests {
             [
                 "slo:sli_errors:tile_rate1m",
                 "slo:sli_total:tile_rate1m",
-                "slo:sli_error:ratio_rate5m",
                 "slo:sli_requests:count5m",
-                "slo:sli_error:ratio_rate30m",
+                "slo:sli_error:ratio_rate5m",
                 "slo:sli_requests:count30m",
-                "slo:sli_error:ratio_rate1h",
+                "slo:sli_error:ratio_rate30m",
                 "slo:sli_requests:count1h",
-                "slo:sli_error:ratio_rate2h",
+                "slo:sli_error:ratio_rate1h",
                 "slo:sli_requests:count2h",
-                "slo:sli_error:ratio_rate6h",
+                "slo:sli_error:ratio_rate2h",
                 "slo:sli_requests:count6h",
+                "slo:sli_error:ratio_rate6h",
                 "ErrorBudgetBurn",
                 "ErrorBudgetBurn",
                 "ErrorBudgetBurn",
                 "ErrorBudgetBurn",
                 NO_TRAFFIC_ALERT,
             ],
-            "tiles, then the ratios summing them, then the alerts reading the ratios"
+            "tiles, then the counts and the ratios summing them, then the alerts reading the ratios"
         );
         assert_eq!(
             record(&groups, "slo:sli_total:tile_rate1m").expr,
@@ -863,7 +886,7 @@ mod tests {
         assert_eq!(
             record(&groups, "slo:sli_error:ratio_rate6h").expr,
             format!(
-                "sum_over_time(slo:sli_errors:tile_rate1m{sel}[5h59m59s999ms])\n/\nsum_over_time(slo:sli_total:tile_rate1m{sel}[5h59m59s999ms])"
+                "sum_over_time(slo:sli_errors:tile_rate1m{sel}[5h59m59s999ms]) * 60\n/\nslo:sli_requests:count6h{sel}"
             )
         );
         // Request counts sum the same tiles, times their length.
@@ -1006,7 +1029,7 @@ mod tests {
         assert_eq!(
             record(&groups, "slo:sli_error:ratio_rate5m").expr,
             format!(
-                "sum_over_time(slo:sli_errors:tile_rate30s{sel}[4m59s999ms])\n/\nsum_over_time(slo:sli_total:tile_rate30s{sel}[4m59s999ms])"
+                "sum_over_time(slo:sli_errors:tile_rate30s{sel}[4m59s999ms]) * 30\n/\nslo:sli_requests:count5m{sel}"
             )
         );
         let no_traffic = groups[0]
@@ -1252,6 +1275,14 @@ slo:sli_scrape_interval:seconds{namespace="shop",slo="api",slo_warden="shop/api"
             "{objective: 99.9, window: 30d, indicator: {ratio: {errors: e_total, total: t_total}},
               alerting: {calibration: {enabled: false}}}",
         );
-        assert_eq!(rule_groups(&off, &Settings::default()).len(), 2);
+        // Without the tickets, the hourly group counts how much of the window the data covers.
+        let groups = rule_groups(&off, &Settings::default());
+        assert_eq!(groups.len(), 3);
+        let hourly: Vec<&str> = groups[2]
+            .rules
+            .iter()
+            .map(|r| r.record.as_deref().or(r.alert.as_deref()).unwrap())
+            .collect();
+        assert_eq!(hourly, [WINDOW_COVERED]);
     }
 }

@@ -118,13 +118,12 @@ fn request_counts<'a>(windows: impl Iterator<Item = &'a Duration>) -> String {
 /// evaluated every 5 minutes, exactly Prometheus' instant look-back, so an instant read may
 /// land between two samples and see nothing: this reads a range of two evaluations and keeps
 /// each series' last sample.
-/// With them, how much of the window the data covers, and the request counts over the
-/// `requests` windows of a day or more.
+/// With them, the request counts over the `requests` windows of a day or more.
 pub fn window_ratios_and_budgets(scope: &Scope, requests: &BTreeSet<Duration>) -> Query {
     Query {
         what: "reading the error budgets and long-window error ratios",
         promql: format!(
-            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}|{SCRAPE_INTERVAL}|{WINDOW_COVERED}{}",slo!=""{}}}[{}]"#,
+            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}|{SCRAPE_INTERVAL}{}",slo!=""{}}}[{}]"#,
             request_counts(requests.iter().filter(|w| tiled(**w))),
             scope.matcher,
             reach(TILE)
@@ -132,13 +131,13 @@ pub fn window_ratios_and_budgets(scope: &Scope, requests: &BTreeSet<Duration>) -
     }
 }
 
-/// The long-run burn rates and their coverage, recorded hourly: read over two evaluations, as
-/// the window ratios are.
+/// The long-run burn rates and their coverage, and how much of the SLO window the data covers,
+/// recorded hourly: read over two evaluations, as the window ratios are.
 pub fn long_run(scope: &Scope) -> Query {
     Query {
         what: "reading the long-run burn rates",
         promql: format!(
-            r#"{{__name__=~"{LONG_RUN_BURN}|{LONG_RUN_COVERED}",slo!=""{}}}[{}]"#,
+            r#"{{__name__=~"{LONG_RUN_BURN}|{LONG_RUN_COVERED}|{WINDOW_COVERED}",slo!=""{}}}[{}]"#,
             scope.matcher,
             reach(CALIBRATION_INTERVAL)
         ),
@@ -1006,7 +1005,7 @@ mod tests {
         );
         assert_eq!(
             window_ratios_and_budgets(&all, &some).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:window_covered:seconds|slo:sli_requests:count(3d)",slo!=""}[11m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:sli_requests:count(3d)",slo!=""}[11m]"#
         );
         assert_eq!(
             short_ratios(&all, w("1m"), &none).promql,
@@ -1014,7 +1013,7 @@ mod tests {
         );
         assert_eq!(
             window_ratios_and_budgets(&all, &none).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:window_covered:seconds",slo!=""}[11m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!=""}[11m]"#
         );
         assert_eq!(
             firing_burn_alerts(&all, w("30s")).promql,
@@ -1045,11 +1044,11 @@ mod tests {
         let two = names(&["shop", "web"]);
         assert_eq!(
             window_ratios_and_budgets(&two, &BTreeSet::new()).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:window_covered:seconds",slo!="",namespace=~"shop|web"}[11m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!="",namespace=~"shop|web"}[11m]"#
         );
         assert_eq!(
             long_run(&two).promql,
-            r#"{__name__=~"slo:long_run_burn:ratio|slo:long_run_covered:seconds",slo!="",namespace=~"shop|web"}[2h1m]"#
+            r#"{__name__=~"slo:long_run_burn:ratio|slo:long_run_covered:seconds|slo:window_covered:seconds",slo!="",namespace=~"shop|web"}[2h1m]"#
         );
         for scope in [one, two] {
             for q in [
