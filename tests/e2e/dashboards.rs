@@ -209,7 +209,7 @@ fn query_range(ctx: &Ctx, expr: &str) -> Result<Vec<f64>, String> {
 }
 
 /// Series the dashboards read that this test does not make exist, and why.
-const MAY_BE_ABSENT: [(&str, &str); 6] = [
+const MAY_BE_ABSENT: [(&str, &str); 7] = [
     (
         "slo_warden_budget_exhausted_unenforced",
         "only while a spent budget goes unenforced",
@@ -225,17 +225,34 @@ const MAY_BE_ABSENT: [(&str, &str); 6] = [
         "SLOSignalUnhealthy",
         "fires only while request series are sampled too seldom",
     ),
+    (
+        "slo:window_covered:seconds",
+        "counted hourly, from the group's first evaluation up to an hour after the rules load",
+    ),
 ];
 
-/// Whether every series an expression reads is one this test does not make exist: a query of
-/// those alone may return nothing.
+/// Whether an expression may return nothing because of series this test does not make exist:
+/// a selector of one of those; an operation either side of which may be empty (`x / absent`),
+/// but for `or`, which needs both and `unless`, which needs its left side; an aggregation or a
+/// function of one.
 fn reads_only_absent(ast: &Expr) -> bool {
-    let mut read = BTreeSet::new();
-    selectors(ast, &mut read);
-    !read.is_empty()
-        && read
-            .iter()
-            .all(|s| MAY_BE_ABSENT.iter().any(|(name, _)| s.contains(name)))
+    use promql_parser::parser::token::{T_LOR, T_LUNLESS};
+    let absent = |s: String| MAY_BE_ABSENT.iter().any(|(name, _)| s.contains(name));
+    match ast {
+        Expr::VectorSelector(vs) => absent(vs.to_string()),
+        Expr::MatrixSelector(ms) => absent(ms.vs.to_string()),
+        Expr::Aggregate(a) => reads_only_absent(&a.expr),
+        Expr::Unary(u) => reads_only_absent(&u.expr),
+        Expr::Binary(b) => match b.op.id() {
+            T_LOR => reads_only_absent(&b.lhs) && reads_only_absent(&b.rhs),
+            T_LUNLESS => reads_only_absent(&b.lhs),
+            _ => reads_only_absent(&b.lhs) || reads_only_absent(&b.rhs),
+        },
+        Expr::Paren(p) => reads_only_absent(&p.expr),
+        Expr::Subquery(s) => reads_only_absent(&s.expr),
+        Expr::Call(c) => c.args.args.iter().any(|a| reads_only_absent(a)),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => false,
+    }
 }
 
 /// The series selectors of an expression, as PromQL.
