@@ -6,7 +6,8 @@ evaluation: instead of evaluating 10,000 SLOs' rules, Prometheus scrapes this ex
 serves for every SLO `<ns>/<name>` the error ratios over its recorded windows
 (slo:sli_error:ratio_rate<window>), its budget (slo:error_budget:ratio) and what is left of it
 (slo:error_budget_remaining:ratio) and its long-run burn rate and coverage
-(slo:long_run_burn:ratio, slo:long_run_covered:seconds), labelled {namespace, slo, slo_warden}
+(slo:long_run_burn:ratio, slo:long_run_covered:seconds) and how much of the window the data covers
+(slo:window_covered:seconds), labelled {namespace, slo, slo_warden}
 exactly as the rules label them. The operator reads a series only on the schedule of the rule
 group that records it, so it serves them on three paths, scraped as three jobs at those
 groups' intervals (their `job` and `instance` labels dropped): /metrics/short (the windows under
@@ -108,6 +109,10 @@ class State:
                 lines.append("# TYPE slo:long_run_covered:seconds gauge")
                 for ns, slo in self.slos:
                     series("slo:long_run_covered:seconds", ns, slo, 7776000)
+                # The whole 30-day window held (slo:window_covered:seconds, hourly as well).
+                lines.append("# TYPE slo:window_covered:seconds gauge")
+                for ns, slo in self.slos:
+                    series("slo:window_covered:seconds", ns, slo, 2592000)
             self.cached[path] = (stamp, ("\n".join(lines) + "\n").encode())
             return self.cached[path][1]
 
