@@ -557,13 +557,9 @@ fn signal_event(
     next: &BudgetStatus,
 ) -> Option<(kube::runtime::events::EventType, &'static str, String)> {
     use kube::runtime::events::EventType;
-    // Every new SLO holds less than its window for a window: that is in its status and
-    // condition, not worth an Event for each of ten thousand SLOs.
-    let blind = |s: Option<&String>| s.filter(|why| !why.starts_with("Prometheus holds")).cloned();
-    match (
-        blind(current.and_then(|c| c.signal.as_ref())),
-        blind(next.signal.as_ref()),
-    ) {
+    // `signal` says only that the signal is blind: short history (every new SLO, for a window)
+    // is in `covered` and the condition, not worth an Event for each of ten thousand SLOs.
+    match (current.and_then(|c| c.signal.as_ref()), &next.signal) {
         (None, Some(why)) => Some((EventType::Warning, "SignalUnhealthy", format!("blind: {why}"))),
         (Some(_), None) => Some((
             EventType::Normal,
@@ -661,11 +657,15 @@ mod tests {
         );
         assert!(note.contains("every 30s and Prometheus holds its window"), "{note}");
         // Short history (every new SLO): in the status, not an Event.
-        let new = BudgetStatus {
-            covered: Some("0s".into()),
-            signal: Some("Prometheus holds less than an hour of the 30d window".into()),
-            ..seeing.clone()
-        };
+        let short = SloSamples {
+            remaining: Some(0.5),
+            scrape_interval: Some(30.0),
+            covered: Some(7_200.0),
+            ..SloSamples::default()
+        }
+        .with_history(crate::duration::Duration::days(30), false);
+        let new = budget_status(Some(&short), jiff::Timestamp::UNIX_EPOCH);
+        assert!(new.covered.is_some(), "{new:?}");
         assert!(signal_event(Some(&seeing), &new).is_none());
         assert!(signal_event(Some(&new), &seeing).is_none());
         assert!(!same_budget(Some(&seeing), &blind));

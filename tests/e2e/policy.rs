@@ -24,7 +24,7 @@ pub(super) const FROZEN_BY: &str = "slo.warden.dev/frozen-by";
 pub(super) const FROZEN: &str = "slo.warden.dev/frozen";
 pub(super) const HELD: &str = "slo.warden.dev/held";
 
-fn with_prometheus() -> Options {
+pub(super) fn with_prometheus() -> Options {
     Options {
         prometheus: true,
         ..Options::default()

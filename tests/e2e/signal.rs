@@ -7,17 +7,10 @@ use serde_json::json;
 
 use super::policy::{
     BURN, condition, create_deployment, create_policy, deployment, events, paused, policies, stage, wait_deployment,
-    wait_policy,
+    wait_policy, with_prometheus,
 };
 use super::support::{self, Ctx, Options, PROM};
 use super::{create, fast_spec, wait_ready};
-
-fn with_prometheus() -> Options {
-    Options {
-        prometheus: true,
-        ..Options::default()
-    }
-}
 
 /// Asserts for `how_long` that Deployment web stays paused (or unpaused), polling.
 async fn stays_paused(ctx: &Ctx, want: bool, how_long: Duration, why: &str) {
