@@ -281,6 +281,15 @@ pub struct ServiceLevelObjectiveStatus {
     /// spec is invalid and the last good rules are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules_generation: Option<i64>,
+    /// Digest of the rules last applied (or found in place): while it and
+    /// `prometheusRuleVersion` still match, a reconcile need not read the rule back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub rules_digest: Option<String>,
+    /// The `resourceVersion` of the PrometheusRule after the last apply (or check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub prometheus_rule_version: Option<String>,
     /// Error budget as last read from Prometheus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetStatus>,

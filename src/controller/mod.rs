@@ -6,6 +6,7 @@ pub mod budget;
 pub mod index;
 pub mod leader;
 pub mod policy;
+pub mod rule_versions;
 pub mod slo;
 pub mod unwind;
 
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -124,6 +125,8 @@ pub struct Context {
     /// `--allow-cross-namespace-sli`.
     pub allow_cross_namespace_sli: bool,
     pub backoff: backoff::Backoff<(String, String)>,
+    /// What the rule watch shows of the owned PrometheusRules.
+    pub rule_versions: rule_versions::RuleVersions,
 }
 
 pub fn main(args: Args) -> ExitCode {
@@ -194,6 +197,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         },
         allow_cross_namespace_sli: args.allow_cross_namespace_sli,
         backoff: backoff::Backoff::default(),
+        rule_versions: rule_versions::RuleVersions::default(),
     });
 
     // One set of controllers per watched namespace (or one for the whole cluster).
@@ -237,20 +241,30 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let (synced, slos_synced) = tokio::sync::watch::channel(false);
         let slo_index = index::ByNamespace::default();
         let (cache, changes, by_namespace) = (slo_store.clone(), slo_changes.clone(), slo_index.clone());
+        let mut seen = Fingerprints::default();
         tasks.push(tokio::spawn(drain(
             slo_watch,
             "ServiceLevelObjectives",
             move |event: watcher::Event<Guarded>| {
                 by_namespace.follow(&event, &cache);
                 let change = match event {
-                    // The cached copy; a deleted SLO has none, and nothing to reconcile.
-                    watcher::Event::Apply(slo) => cache.get(&ObjectRef::from_obj(&slo)).map(SloChange::Touched),
+                    // The cached copy, when the reconciler would see anything new in it; a
+                    // deleted SLO has none, and nothing to reconcile.
+                    watcher::Event::Apply(slo) => cache
+                        .get(&ObjectRef::from_obj(&slo))
+                        .filter(|slo| seen.changed(slo))
+                        .map(SloChange::Touched),
+                    watcher::Event::Delete(slo) => {
+                        seen.forget(&slo);
+                        None
+                    }
                     // A (re)list is in the cache once complete: every SLO may have changed.
                     watcher::Event::InitDone => {
+                        seen.relisted(&cache.state());
                         synced.send_replace(true);
                         Some(SloChange::Relisted)
                     }
-                    watcher::Event::Init | watcher::Event::InitApply(_) | watcher::Event::Delete(_) => None,
+                    watcher::Event::Init | watcher::Event::InitApply(_) => None,
                 };
                 // Without a term running there is no receiver, and nothing is kept.
                 if let Some(change) = change {
@@ -446,16 +460,22 @@ impl Term {
             term.clone(),
         ));
         let mut controllers = Vec::new();
+        self.ctx.rule_versions.reset();
         for (scope, stores) in self.scopes.iter().zip(&self.stores.0) {
-            let controller = Controller::for_shared_stream(slo_triggers(stores), stores.slos.clone())
-                // Only the owner references of a rule are read: its metadata suffices, and a
-                // relist of ten thousand rules then moves a tenth of the bytes.
+            let (mut versions, rules_synced) = self.ctx.rule_versions.follower();
+            let controller = Controller::for_shared_stream(slo_triggers(stores, rules_synced), stores.slos.clone())
+                // Only the owner references and versions of rules are read: their metadata
+                // suffices, and a relist of ten thousand rules then moves a tenth of the bytes.
                 .owns_stream(
                     watcher(
                         scoped::<PartialObjectMeta<PrometheusRule>>(&self.client, scope),
                         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")),
                     )
                     .default_backoff()
+                    .map_ok(move |event| {
+                        versions.follow(&event);
+                        event
+                    })
                     .touched_objects(),
                 )
                 .with_config(controller_config().debounce(SLO_DEBOUNCE))
@@ -522,15 +542,29 @@ pub enum SloChange {
     Relisted,
 }
 
-/// What the SLO reconciler of a term runs on: every SLO once when the shared cache is ready
-/// (a term starts from the cluster), then each SLO its watch touches. Subscribed before the
-/// first listing, so nothing in between is missed; should the reconciler fall behind, every
-/// SLO again.
-fn slo_triggers(scope: &budget::Scope) -> impl futures::Stream<Item = Arc<Guarded>> + Send + 'static {
+/// How long a term's first reconciles wait for the rule watch's first list: with it, an SLO
+/// whose rule is as it left it reads nothing back; without it (a watch that cannot list), each
+/// reads its rule.
+const RULES_LISTED: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What the SLO reconciler of a term runs on: every SLO once when the shared cache and the
+/// rule watch are ready (a term starts from the cluster), then each SLO its watch touches.
+/// Subscribed before the first listing, so nothing in between is missed; should the
+/// reconciler fall behind, every SLO again.
+fn slo_triggers(
+    scope: &budget::Scope,
+    mut rules_synced: tokio::sync::watch::Receiver<bool>,
+) -> impl futures::Stream<Item = Arc<Guarded>> + Send + 'static {
     let changes = scope.slo_changes.subscribe();
     let (scope, again) = (scope.clone(), scope.slos.clone());
     let all = futures::stream::once(async move {
         scope.slos_synced().await;
+        if tokio::time::timeout(RULES_LISTED, rules_synced.wait_for(|s| *s))
+            .await
+            .is_err()
+        {
+            tracing::warn!(wait = ?RULES_LISTED, "owned PrometheusRules not listed yet; reconciling SLOs without them");
+        }
         futures::stream::iter(scope.slos.state())
     })
     .flatten();
@@ -552,6 +586,41 @@ fn slo_triggers(scope: &budget::Scope) -> impl futures::Stream<Item = Arc<Guarde
     })
     .flatten();
     all.chain(touched)
+}
+
+/// The last [`slo::trigger_fingerprint`] of each SLO the watch showed, by hashed namespace and
+/// name (two SLOs sharing an entry would at worst cost a reconcile, or delay one to the resync).
+#[derive(Default)]
+struct Fingerprints {
+    last: std::collections::HashMap<u64, u64>,
+    hasher: std::hash::RandomState,
+}
+
+impl Fingerprints {
+    fn key(&self, slo: &Guarded) -> u64 {
+        use std::hash::BuildHasher;
+        let m = kube::Resource::meta(slo);
+        self.hasher.hash_one((&m.namespace, &m.name))
+    }
+
+    /// Whether the SLO changed in what its reconcile reads since the watch last showed it.
+    fn changed(&mut self, slo: &Guarded) -> bool {
+        let fingerprint = slo::trigger_fingerprint(slo);
+        self.last.insert(self.key(slo), fingerprint) != Some(fingerprint)
+    }
+
+    fn forget(&mut self, slo: &Guarded) {
+        let key = self.key(slo);
+        self.last.remove(&key);
+    }
+
+    /// A complete (re)list: every SLO is reconciled again, from these.
+    fn relisted(&mut self, slos: &[Arc<Guarded>]) {
+        self.last = slos
+            .iter()
+            .map(|s| (self.key(s), slo::trigger_fingerprint(s)))
+            .collect();
+    }
 }
 
 /// A controller's watch of its kind, slimmed: the objects that trigger it and its cache.

@@ -97,11 +97,11 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
             desired.metadata.owner_references = Some(vec![owner]);
             let name = slo.name_any();
             let message = applied_message(&name, &desired.spec.groups);
-            let written = apply_rule(&ns, desired, slo, ctx).await?;
-            if written {
+            let applied = apply_rule(&ns, desired, slo, ctx).await?;
+            if applied.written {
                 tracing::info!(rule = %name, "applied PrometheusRule");
             }
-            let status = next_status(
+            let mut status = next_status(
                 &previous,
                 slo.metadata.generation,
                 TRUE,
@@ -110,6 +110,8 @@ async fn reconcile_slo(slo: &ServiceLevelObjective, ctx: &Context) -> Result<Act
                 Some(name),
                 slo.metadata.generation,
             );
+            status.rules_digest = Some(applied.digest);
+            status.prometheus_rule_version = applied.version;
             write_status(slo, &previous, status, ctx).await?;
             Ok(Action::requeue(RESYNC))
         }
@@ -167,10 +169,60 @@ async fn reconcile_unreadable(invalid: &InvalidObject, ctx: &Context) -> Result<
     Ok(Action::await_change())
 }
 
-/// Server-side applies the PrometheusRule unless it already matches. Returns whether it wrote.
-async fn apply_rule(ns: &str, desired: PrometheusRule, slo: &ServiceLevelObjective, ctx: &Context) -> Result<bool> {
-    let api: Api<PrometheusRule> = Api::namespaced(ctx.client.clone(), ns);
+/// What [`apply_rule`] did, for the status.
+struct Applied {
+    written: bool,
+    /// [`super::rule_versions::digest`] of the rules in place.
+    digest: String,
+    /// The rule's `resourceVersion` after the apply (or as found).
+    version: Option<String>,
+}
+
+/// What of an SLO its reconcile reads or writes: its identity, its spec (by generation) and the
+/// status fields the reconciler owns. The budget writer changes none of these, so a budget that
+/// moves triggers no reconcile (ten thousand SLOs would otherwise each be reconciled on every
+/// budget write), while anything the reconcile would correct still does. An object that cannot
+/// be read reconciles on every change.
+pub fn trigger_fingerprint(guard: &Guarded) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    match &guard.0 {
+        Ok(slo) => {
+            let m = &slo.metadata;
+            (&m.uid, m.generation, m.deletion_timestamp.is_some()).hash(&mut h);
+            if let Some(s) = &slo.status {
+                (s.observed_generation, &s.prometheus_rule, s.rules_generation).hash(&mut h);
+                (&s.rules_digest, &s.prometheus_rule_version).hash(&mut h);
+                if let Some(c) = ready_condition(s) {
+                    (&c.status, &c.reason, &c.message, c.observed_generation).hash(&mut h);
+                }
+            }
+        }
+        Err(invalid) => (&invalid.metadata.uid, &invalid.metadata.resource_version).hash(&mut h),
+    }
+    h.finish()
+}
+
+/// Server-side applies the PrometheusRule unless it already matches. A rule the status says
+/// was applied with these very rules, at the version the watch still shows, matches without
+/// being read.
+async fn apply_rule(ns: &str, desired: PrometheusRule, slo: &ServiceLevelObjective, ctx: &Context) -> Result<Applied> {
     let name = desired.name_any();
+    let digest = super::rule_versions::digest(&desired);
+    let status = slo.status.as_ref();
+    if let (Some(recorded), Some(seen)) = (
+        status.and_then(|s| s.prometheus_rule_version.as_deref()),
+        ctx.rule_versions.get(ns, &name),
+    ) && status.and_then(|s| s.rules_digest.as_deref()) == Some(digest.as_str())
+        && *recorded == *seen
+    {
+        return Ok(Applied {
+            written: false,
+            digest,
+            version: Some(recorded.to_string()),
+        });
+    }
+    let api: Api<PrometheusRule> = Api::namespaced(ctx.client.clone(), ns);
     let existing = api
         .get_opt(&name)
         .await
@@ -186,10 +238,14 @@ async fn apply_rule(ns: &str, desired: PrometheusRule, slo: &ServiceLevelObjecti
             )));
         }
         if is_current(existing, &desired) {
-            return Ok(false);
+            return Ok(Applied {
+                written: false,
+                digest,
+                version: existing.metadata.resource_version.clone(),
+            });
         }
     }
-    let applied = api
+    let mut applied = api
         .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&desired))
         .await
         .map_err(|e| rule_error(e, "apply prometheusrules"))?;
@@ -197,16 +253,21 @@ async fn apply_rule(ns: &str, desired: PrometheusRule, slo: &ServiceLevelObjecti
     if applied.spec != desired.spec {
         // Server-side apply keeps fields other managers set (a hand-added group `interval`,
         // `limit`, an extra group); the rules must be exactly ours, so replace the groups.
-        api.patch(
-            &name,
-            &PatchParams::apply(MANAGER),
-            &Patch::Merge(serde_json::json!({"spec": {"groups": desired.spec.groups}})),
-        )
-        .await
-        .map_err(|e| rule_error(e, "patch prometheusrules"))?;
+        applied = api
+            .patch(
+                &name,
+                &PatchParams::apply(MANAGER),
+                &Patch::Merge(serde_json::json!({"spec": {"groups": desired.spec.groups}})),
+            )
+            .await
+            .map_err(|e| rule_error(e, "patch prometheusrules"))?;
         ctx.metrics.write(CONTROLLER, "prometheusrule");
     }
-    Ok(true)
+    Ok(Applied {
+        written: true,
+        digest,
+        version: applied.metadata.resource_version,
+    })
 }
 
 /// The `Ready=True` message: what the PrometheusRule holds.
@@ -266,6 +327,8 @@ pub fn next_status(
         conditions,
         prometheus_rule,
         rules_generation,
+        rules_digest: previous.rules_digest.clone(),
+        prometheus_rule_version: previous.prometheus_rule_version.clone(),
         budget: previous.budget.clone(),
     }
 }
@@ -286,6 +349,8 @@ async fn write_status(
         "conditions": next.conditions,
         "prometheusRule": next.prometheus_rule,
         "rulesGeneration": next.rules_generation,
+        "rulesDigest": next.rules_digest,
+        "prometheusRuleVersion": next.prometheus_rule_version,
     }});
     api.patch_status(&slo.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -300,6 +365,8 @@ pub fn same_status(a: &ServiceLevelObjectiveStatus, b: &ServiceLevelObjectiveSta
     a.observed_generation == b.observed_generation
         && a.prometheus_rule == b.prometheus_rule
         && a.rules_generation == b.rules_generation
+        && a.rules_digest == b.rules_digest
+        && a.prometheus_rule_version == b.prometheus_rule_version
         && a.conditions == b.conditions
 }
 
@@ -388,6 +455,7 @@ mod tests {
             },
             allow_cross_namespace_sli: false,
             backoff: Backoff::default(),
+            rule_versions: Default::default(),
         };
         (Arc::new(ctx), handle)
     }
@@ -537,36 +605,12 @@ mod tests {
 
     #[tokio::test]
     async fn unchanged_rule_and_status_cause_no_writes() {
-        let (ctx, mut api) = context();
-        let obj = slo("http_requests_total{code=~\"5..\"}", None);
-        let valid = validate::validate(&obj).unwrap();
-        let mut existing = rules::prometheus_rule(&valid, &ctx.settings);
-        existing.metadata.owner_references = Some(vec![obj.controller_owner_ref(&()).unwrap()]);
-        // A label someone else added is theirs to keep and does not make the rule stale.
-        existing
-            .metadata
-            .labels
-            .as_mut()
-            .unwrap()
-            .insert("team".into(), "payments".into());
-        let message = applied_message("checkout", &existing.spec.groups);
-        assert_eq!(
-            message,
-            "PrometheusRule checkout holds 29 recording and 8 alerting rules"
-        );
-        let status = next_status(
-            &Default::default(),
-            Some(3),
-            TRUE,
-            "RulesApplied",
-            message,
-            Some("checkout".into()),
-            Some(3),
-        );
+        let (ctx, mut api, existing, status) = applied_before();
         let obj = slo(
             "http_requests_total{code=~\"5..\"}",
             Some(serde_json::to_value(&status).unwrap()),
         );
+        // The rule watch has not shown the rule (not listed yet): it is read back.
         let task = tokio::spawn(reconcile(guard(obj), ctx.clone()));
 
         let (req, _, send) = next(&mut api).await;
@@ -582,6 +626,157 @@ mod tests {
             "{}",
             ctx.metrics.encode()
         );
+    }
+
+    /// A rule applied with these rules (`status.rulesDigest`) at the version the rule watch
+    /// still shows is not read back: a restart reads no rule.
+    #[tokio::test]
+    async fn a_rule_the_watch_shows_as_applied_is_not_read_back() {
+        let (ctx, mut api, _, status) = applied_before();
+        let (mut follower, _) = ctx.rule_versions.follower();
+        follower.follow(&kube::runtime::watcher::Event::Apply(watched("shop", "checkout", "41")));
+        let obj = slo(
+            "http_requests_total{code=~\"5..\"}",
+            Some(serde_json::to_value(&status).unwrap()),
+        );
+        let task = tokio::spawn(reconcile(guard(obj), ctx.clone()));
+        if let Ok(Some((req, _))) = tokio::time::timeout(Duration::from_millis(500), api.next_request()).await {
+            panic!("no request expected, got {} {}", req.method(), req.uri());
+        }
+        finish(task).await.unwrap();
+    }
+
+    /// Anyone else's write moves the rule's version: the rule is read back and its foreign edit
+    /// undone, and the status records the new version.
+    #[tokio::test]
+    async fn a_rule_changed_since_is_read_back_and_restored() {
+        let (ctx, mut api, existing, status) = applied_before();
+        let (mut follower, _) = ctx.rule_versions.follower();
+        follower.follow(&kube::runtime::watcher::Event::Apply(watched("shop", "checkout", "45")));
+        let obj = slo(
+            "http_requests_total{code=~\"5..\"}",
+            Some(serde_json::to_value(&status).unwrap()),
+        );
+        let task = tokio::spawn(reconcile(guard(obj), ctx.clone()));
+        let mut edited = existing.clone();
+        edited.metadata.resource_version = Some("45".into());
+        edited.spec.groups.pop();
+        let (req, _, send) = next(&mut api).await;
+        assert_eq!(req.method(), Method::GET);
+        respond(send, StatusCode::OK, serde_json::to_value(&edited).unwrap());
+        let (req, body, send) = next(&mut api).await;
+        assert_eq!(req.method(), Method::PATCH);
+        assert!(req.uri().path().ends_with("/prometheusrules/checkout"), "{}", req.uri());
+        let mut restored = body.clone();
+        restored["metadata"]["resourceVersion"] = "46".into();
+        respond(send, StatusCode::OK, restored);
+        let (req, body, send) = next(&mut api).await;
+        assert!(req.uri().path().ends_with("/status"), "{}", req.uri());
+        assert_eq!(body["status"]["prometheusRuleVersion"], "46");
+        assert_eq!(
+            body["status"]["rulesDigest"],
+            status.rules_digest.clone().unwrap().as_str()
+        );
+        respond(
+            send,
+            StatusCode::OK,
+            serde_json::to_value(slo("x", Some(body["status"].clone()))).unwrap(),
+        );
+        finish(task).await.unwrap();
+    }
+
+    /// A budget write changes nothing the reconcile reads; a new spec, or a Ready condition
+    /// someone else changed, does.
+    #[tokio::test]
+    async fn only_what_the_reconcile_reads_triggers_it() {
+        let (_, _, _, status) = applied_before();
+        let with = |f: &dyn Fn(&mut ServiceLevelObjective)| {
+            let mut obj = slo(
+                "http_requests_total{code=~\"5..\"}",
+                Some(serde_json::to_value(&status).unwrap()),
+            );
+            f(&mut obj);
+            trigger_fingerprint(&DeserializeGuard(Ok(obj)))
+        };
+        let base = with(&|_| {});
+        let budget = with(&|o| {
+            let s = o.status.as_mut().unwrap();
+            s.budget = Some(crate::api::BudgetStatus {
+                remaining: Some(0.5),
+                ..Default::default()
+            });
+            s.conditions.push(Condition {
+                type_: "SignalHealthy".into(),
+                status: "True".into(),
+                reason: "Sampled".into(),
+                message: "m".into(),
+                observed_generation: Some(3),
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+            });
+            o.metadata.resource_version = Some("8".into());
+            o.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
+        });
+        assert_eq!(base, budget);
+        assert_ne!(base, with(&|o| o.metadata.generation = Some(4)));
+        assert_ne!(
+            base,
+            with(&|o| o.status.as_mut().unwrap().conditions[0].status = "False".into())
+        );
+        assert_ne!(
+            base,
+            with(&|o| o.status.as_mut().unwrap().prometheus_rule_version = Some("9".into()))
+        );
+        assert_ne!(base, with(&|o| o.status = None));
+    }
+
+    fn watched(ns: &str, name: &str, version: &str) -> kube::core::PartialObjectMeta<PrometheusRule> {
+        kube::core::PartialObjectMeta {
+            types: None,
+            metadata: ObjectMeta {
+                namespace: Some(ns.into()),
+                name: Some(name.into()),
+                resource_version: Some(version.into()),
+                ..ObjectMeta::default()
+            },
+            _phantom: std::marker::PhantomData,
+        }
+    }
+
+    /// The SLO's rule as applied at version 41 (with a label someone else added, theirs to
+    /// keep), and the status that apply left.
+    fn applied_before() -> (Arc<Context>, Handle, PrometheusRule, ServiceLevelObjectiveStatus) {
+        let (ctx, api) = context();
+        let obj = slo("http_requests_total{code=~\"5..\"}", None);
+        let valid = validate::validate(&obj).unwrap();
+        let mut desired = rules::prometheus_rule(&valid, &ctx.settings);
+        desired.metadata.owner_references = Some(vec![obj.controller_owner_ref(&()).unwrap()]);
+        let digest = super::super::rule_versions::digest(&desired);
+        let mut existing = desired;
+        existing.metadata.resource_version = Some("41".into());
+        // A label someone else added is theirs to keep and does not make the rule stale.
+        existing
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("team".into(), "payments".into());
+        let message = applied_message("checkout", &existing.spec.groups);
+        assert_eq!(
+            message,
+            "PrometheusRule checkout holds 29 recording and 8 alerting rules"
+        );
+        let mut status = next_status(
+            &Default::default(),
+            Some(3),
+            TRUE,
+            "RulesApplied",
+            message,
+            Some("checkout".into()),
+            Some(3),
+        );
+        status.rules_digest = Some(digest);
+        status.prometheus_rule_version = Some("41".into());
+        (ctx, api, existing, status)
     }
 
     #[tokio::test]
