@@ -62,6 +62,28 @@ impl Scope {
 #[derive(Clone)]
 pub struct Stores(pub Vec<Scope>);
 
+/// A readable SLO as the watch cache holds it: shared, never copied.
+#[derive(Clone, Debug)]
+pub struct CachedSlo(Arc<DeserializeGuard<ServiceLevelObjective>>);
+
+impl CachedSlo {
+    /// `None` for an object that did not deserialize (it reports itself in its own status).
+    pub fn new(cached: Arc<DeserializeGuard<ServiceLevelObjective>>) -> Option<Self> {
+        cached.0.is_ok().then_some(Self(cached))
+    }
+}
+
+impl std::ops::Deref for CachedSlo {
+    type Target = ServiceLevelObjective;
+
+    fn deref(&self) -> &ServiceLevelObjective {
+        match &self.0.0 {
+            Ok(slo) => slo,
+            Err(_) => unreachable!("CachedSlo::new keeps only readable SLOs"),
+        }
+    }
+}
+
 impl Stores {
     /// Calls `f` with every readable SLO (one that does not deserialize reports itself in its
     /// own status), straight from the cache: a poll of 10,000 SLOs copies none of them.
@@ -75,13 +97,13 @@ impl Stores {
         }
     }
 
-    /// The readable SLOs of a namespace whose name `keep` accepts; only those are copied out of
-    /// the cache.
-    pub fn slos_in(&self, namespace: &str, keep: impl Fn(&str) -> bool) -> Vec<Arc<ServiceLevelObjective>> {
+    /// The readable SLOs of a namespace whose name `keep` accepts, shared with the cache (a
+    /// poll of a thousand policies copied every SLO ten times over).
+    pub fn slos_in(&self, namespace: &str, keep: impl Fn(&str) -> bool) -> Vec<CachedSlo> {
         self.0
             .iter()
             .flat_map(|s| s.slo_index.get(namespace, &s.slos, &(), &keep))
-            .filter_map(|g| g.0.as_ref().ok().map(|s| Arc::new(s.clone())))
+            .filter_map(CachedSlo::new)
             .collect()
     }
 

@@ -800,6 +800,36 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
+    fn guarded(name: &str, generation: i64, resource_version: &str) -> Arc<Guarded> {
+        let slo: ServiceLevelObjective = serde_json::from_value(serde_json::json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": name, "namespace": "shop", "uid": name, "generation": generation,
+                         "resourceVersion": resource_version},
+            "spec": {"objective": 99.9, "window": "30d", "indicator": {"raw": {"errorRatio": "x"}}},
+        }))
+        .unwrap();
+        Arc::new(DeserializeGuard(Ok(slo)))
+    }
+
+    /// Touches that change nothing the reconcile reads are not passed on; after a relist or a
+    /// deletion the next touch is.
+    #[test]
+    fn only_changes_the_reconcile_reads_trigger_it() {
+        let mut seen = Fingerprints::default();
+        assert!(seen.changed(&guarded("a", 1, "10")));
+        assert!(!seen.changed(&guarded("a", 1, "11")), "a budget write");
+        assert!(seen.changed(&guarded("b", 1, "12")));
+        assert!(seen.changed(&guarded("a", 2, "13")), "a new spec");
+        seen.relisted(&[guarded("a", 3, "20")]);
+        assert!(!seen.changed(&guarded("a", 3, "21")));
+        assert!(
+            seen.changed(&guarded("b", 1, "22")),
+            "not listed: gone, then created again"
+        );
+        seen.forget(&guarded("b", 1, "23"));
+        assert!(seen.changed(&guarded("b", 1, "24")));
+    }
+
     #[test]
     fn watched_namespaces_are_namespace_names() {
         assert_eq!(namespaces(&[]).unwrap(), Vec::<String>::new());

@@ -24,7 +24,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::instrument;
 
-use super::budget::{Reading, Shared, Stores};
+use super::budget::{CachedSlo, Reading, Shared, Stores};
 use crate::api::condition::{self, FALSE, READY, TRUE};
 use crate::api::policy::{Enforced, Transition};
 use crate::api::{
@@ -121,7 +121,7 @@ pub fn error_policy(policy: Arc<ErrorBudgetPolicy>, error: &Error, ctx: Arc<Shar
 }
 
 /// The SLOs the policy selects, or the problems that keep it from selecting them.
-pub fn selected_slos(policy: &ErrorBudgetPolicy, stores: &Stores) -> (Vec<Arc<ServiceLevelObjective>>, Vec<Problem>) {
+pub fn selected_slos(policy: &ErrorBudgetPolicy, stores: &Stores) -> (Vec<CachedSlo>, Vec<Problem>) {
     let ns = policy.namespace().unwrap_or_default();
     // Only the SLOs the policy may select are copied out of the cache.
     let wanted: Option<BTreeSet<&str>> = policy
@@ -173,7 +173,7 @@ type Rejection = (&'static str, Vec<Problem>);
 /// What the policy acts on: the spec, its SLOs, and the selected SLOs that were deleted.
 struct Checked {
     valid: ValidPolicy,
-    slos: Vec<Arc<ServiceLevelObjective>>,
+    slos: Vec<CachedSlo>,
     deleted: Vec<Problem>,
 }
 
@@ -214,13 +214,13 @@ pub fn recorded_windows(slo: &ServiceLevelObjective) -> Option<BTreeSet<crate::d
 }
 
 /// Every burn-rate window the policy reads must be recorded by each of its (valid) SLOs.
-pub fn unrecorded_windows(valid: &ValidPolicy, slos: &[Arc<ServiceLevelObjective>]) -> Vec<Problem> {
+pub fn unrecorded_windows(valid: &ValidPolicy, slos: &[CachedSlo]) -> Vec<Problem> {
     unrecorded_windows_with(valid, slos, recorded_windows)
 }
 
 fn unrecorded_windows_with(
     valid: &ValidPolicy,
-    slos: &[Arc<ServiceLevelObjective>],
+    slos: &[CachedSlo],
     windows: impl Fn(&ServiceLevelObjective) -> Option<BTreeSet<crate::duration::Duration>>,
 ) -> Vec<Problem> {
     let recorded: BTreeMap<String, BTreeSet<crate::duration::Duration>> = slos
