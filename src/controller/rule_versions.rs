@@ -63,8 +63,8 @@ pub struct Follower {
     versions: RuleVersions,
     /// The keys this scope put in.
     mine: HashSet<u64>,
-    /// A (re)list in progress: what it has listed so far.
-    listing: Option<HashMap<u64, Box<str>>>,
+    /// A (re)list in progress: the keys it has listed so far.
+    listing: Option<HashSet<u64>>,
     synced: tokio::sync::watch::Sender<bool>,
 }
 
@@ -98,22 +98,28 @@ impl Follower {
                 self.versions.lock().remove(&key);
                 self.mine.remove(&key);
             }
-            Event::Init => self.listing = Some(HashMap::new()),
+            Event::Init => self.listing = Some(HashSet::new()),
+            // A listed version is as true as a changed one: in at once, as the reconciles the
+            // listing triggers need it.
             Event::InitApply(o) => {
                 let (key, version) = entry(o);
-                if let (Some(listing), Some(v)) = (self.listing.as_mut(), version) {
-                    listing.insert(key, v);
+                if let Some(v) = version {
+                    self.versions.lock().insert(key, v);
+                    self.mine.insert(key);
+                    if let Some(listing) = self.listing.as_mut() {
+                        listing.insert(key);
+                    }
                 }
             }
+            // What the list no longer holds was deleted meanwhile.
             Event::InitDone => {
                 let listed = self.listing.take().unwrap_or_default();
                 let mut versions = self.versions.lock();
-                for key in self.mine.drain() {
-                    versions.remove(&key);
+                for key in self.mine.difference(&listed) {
+                    versions.remove(key);
                 }
-                self.mine = listed.keys().copied().collect();
-                versions.extend(listed);
                 drop(versions);
+                self.mine = listed;
                 self.synced.send_replace(true);
             }
         }
@@ -154,8 +160,8 @@ mod tests {
         assert!(!*synced.borrow());
         follower.follow(&Event::Init);
         follower.follow(&Event::InitApply(rule("a", "x", "1")));
-        // Not before the list is complete.
-        assert_eq!(versions.get("a", "x"), None);
+        assert_eq!(versions.get("a", "x").as_deref(), Some("1"));
+        assert!(!*synced.borrow());
         follower.follow(&Event::InitDone);
         assert!(*synced.borrow());
         assert_eq!(versions.get("a", "x").as_deref(), Some("1"));
@@ -185,6 +191,7 @@ mod tests {
             Some("1"),
             "kept until the list is complete"
         );
+        assert_eq!(versions.get("a", "y").as_deref(), Some("5"), "listed, so current");
         one.follow(&Event::InitDone);
         assert_eq!(versions.get("a", "x"), None);
         assert_eq!(versions.get("a", "y").as_deref(), Some("5"));
