@@ -479,6 +479,8 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
                     .cloned()
                     .collect();
                 all.push(signal);
+                // In the order the SLO reconciler writes them (by type).
+                all.sort_by(|a, b| a.type_.cmp(&b.type_));
                 patch["status"]["conditions"] = json!(all);
             }
             writes.push((key, patch, event));

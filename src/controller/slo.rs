@@ -322,6 +322,8 @@ pub fn next_status(
         generation,
         now,
     ));
+    // The order the budget writer keeps too: neither rewrites the other's list for its order.
+    conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
     ServiceLevelObjectiveStatus {
         observed_generation: generation,
         conditions,
@@ -367,7 +369,12 @@ pub fn same_status(a: &ServiceLevelObjectiveStatus, b: &ServiceLevelObjectiveSta
         && a.rules_generation == b.rules_generation
         && a.rules_digest == b.rules_digest
         && a.prometheus_rule_version == b.prometheus_rule_version
-        && a.conditions == b.conditions
+        && same_conditions(&a.conditions, &b.conditions)
+}
+
+/// The same conditions, in whatever order (each type appears once).
+fn same_conditions(a: &[Condition], b: &[Condition]) -> bool {
+    a.len() == b.len() && a.iter().all(|c| b.iter().any(|d| d.type_ == c.type_ && d == c))
 }
 
 async fn report_failure(slo: &ServiceLevelObjective, error: &Error, ctx: &Context) -> Result<()> {
@@ -727,6 +734,42 @@ mod tests {
             with(&|o| o.status.as_mut().unwrap().prometheus_rule_version = Some("9".into()))
         );
         assert_ne!(base, with(&|o| o.status = None));
+    }
+
+    /// The budget writer last wrote the list with its condition last: a reconcile (a restart)
+    /// finds nothing to write for the order alone.
+    #[tokio::test]
+    async fn the_order_of_conditions_is_no_change() {
+        let (_, _, _, status) = applied_before();
+        let signal = Condition {
+            type_: "SignalHealthy".into(),
+            status: "True".into(),
+            reason: "SignalHealthy".into(),
+            message: "m".into(),
+            observed_generation: Some(3),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+        };
+        let mut budget_last = status.clone();
+        budget_last.conditions.push(signal);
+        let ready = budget_last.conditions[0].clone();
+        let next = next_status(
+            &budget_last,
+            Some(3),
+            TRUE,
+            "RulesApplied",
+            ready.message.clone(),
+            budget_last.prometheus_rule.clone(),
+            Some(3),
+        );
+        assert_eq!(
+            next.conditions.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
+            ["Ready", "SignalHealthy"]
+        );
+        let mut reversed = next.clone();
+        reversed.conditions.reverse();
+        assert!(same_status(&reversed, &next));
+        reversed.conditions[0].message = "other".into();
+        assert!(!same_status(&reversed, &next));
     }
 
     fn watched(ns: &str, name: &str, version: &str) -> kube::core::PartialObjectMeta<PrometheusRule> {
