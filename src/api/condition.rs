@@ -58,9 +58,37 @@ pub fn next_condition(
     }
 }
 
+/// `conditions` with `next` in place of the condition of its type, ordered by type: the order
+/// every writer of a status keeps, so that none rewrites a list for its order alone.
+pub fn replaced(conditions: &[Condition], next: Condition) -> Vec<Condition> {
+    let mut all: Vec<Condition> = conditions.iter().filter(|c| c.type_ != next.type_).cloned().collect();
+    all.push(next);
+    all.sort_by(|a, b| a.type_.cmp(&b.type_));
+    all
+}
+
+/// The same conditions, in whatever order (a list holds each type once).
+pub fn same_set(a: &[Condition], b: &[Condition]) -> bool {
+    a.len() == b.len() && a.iter().all(|c| b.contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_condition_keeps_the_others_in_order_of_type() {
+        let t = jiff::Timestamp::from_second(1_000).unwrap();
+        let signal = next_condition(&[], "SignalHealthy", TRUE, "SignalHealthy", "m", Some(1), t);
+        let ready = next_condition(&[], READY, TRUE, "RulesApplied", "m", Some(1), t);
+        let list = replaced(std::slice::from_ref(&signal), ready.clone());
+        assert_eq!(list, [ready.clone(), signal.clone()]);
+        let newer = next_condition(&list, "SignalHealthy", FALSE, "HistoryShort", "n", Some(1), t);
+        assert_eq!(replaced(&list, newer.clone()), [ready.clone(), newer.clone()]);
+        assert!(same_set(&[signal.clone(), ready.clone()], &list));
+        assert!(!same_set(&[newer, ready.clone()], &list));
+        assert!(!same_set(&[ready], &list));
+    }
 
     #[test]
     fn a_message_past_the_bound_is_cut() {

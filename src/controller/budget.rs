@@ -473,15 +473,7 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
                 // A merge patch replaces the whole list: the other conditions go as cached
                 // (the SLO reconciler does the same with this one, so neither drops the other's
                 // for longer than a cycle).
-                let mut all: Vec<_> = conditions
-                    .iter()
-                    .filter(|c| c.type_ != SIGNAL_HEALTHY)
-                    .cloned()
-                    .collect();
-                all.push(signal);
-                // In the order the SLO reconciler writes them (by type).
-                all.sort_by(|a, b| a.type_.cmp(&b.type_));
-                patch["status"]["conditions"] = json!(all);
+                patch["status"]["conditions"] = json!(crate::api::condition::replaced(conditions, signal));
             }
             writes.push((key, patch, event));
         }

@@ -134,24 +134,25 @@ pub fn digest(desired: &PrometheusRule) -> String {
     hash.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A rule as the metadata watch shows it, for tests.
+#[cfg(test)]
+pub fn watched(ns: &str, name: &str, version: &str) -> PartialObjectMeta<PrometheusRule> {
+    PartialObjectMeta {
+        types: None,
+        metadata: kube::api::ObjectMeta {
+            namespace: Some(ns.into()),
+            name: Some(name.into()),
+            resource_version: Some(version.into()),
+            ..Default::default()
+        },
+        _phantom: std::marker::PhantomData,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use kube::api::ObjectMeta;
-
+    use super::watched as rule;
     use super::*;
-
-    fn rule(ns: &str, name: &str, version: &str) -> PartialObjectMeta<PrometheusRule> {
-        PartialObjectMeta {
-            types: None,
-            metadata: ObjectMeta {
-                namespace: Some(ns.into()),
-                name: Some(name.into()),
-                resource_version: Some(version.into()),
-                ..ObjectMeta::default()
-            },
-            _phantom: std::marker::PhantomData,
-        }
-    }
 
     #[test]
     fn follows_changes_and_deletions() {

@@ -307,23 +307,10 @@ pub fn next_status(
     rules_generation: Option<i64>,
 ) -> ServiceLevelObjectiveStatus {
     let now = jiff::Timestamp::now();
-    let mut conditions: Vec<Condition> = previous
-        .conditions
-        .iter()
-        .filter(|c| c.type_ != READY)
-        .cloned()
-        .collect();
-    conditions.push(condition::next_condition(
+    let conditions = condition::replaced(
         &previous.conditions,
-        READY,
-        ready,
-        reason,
-        message,
-        generation,
-        now,
-    ));
-    // The order the budget writer keeps too: neither rewrites the other's list for its order.
-    conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+        condition::next_condition(&previous.conditions, READY, ready, reason, message, generation, now),
+    );
     ServiceLevelObjectiveStatus {
         observed_generation: generation,
         conditions,
@@ -369,12 +356,7 @@ pub fn same_status(a: &ServiceLevelObjectiveStatus, b: &ServiceLevelObjectiveSta
         && a.rules_generation == b.rules_generation
         && a.rules_digest == b.rules_digest
         && a.prometheus_rule_version == b.prometheus_rule_version
-        && same_conditions(&a.conditions, &b.conditions)
-}
-
-/// The same conditions, in whatever order (each type appears once).
-fn same_conditions(a: &[Condition], b: &[Condition]) -> bool {
-    a.len() == b.len() && a.iter().all(|c| b.iter().any(|d| d.type_ == c.type_ && d == c))
+        && condition::same_set(&a.conditions, &b.conditions)
 }
 
 async fn report_failure(slo: &ServiceLevelObjective, error: &Error, ctx: &Context) -> Result<()> {
@@ -639,14 +621,7 @@ mod tests {
     /// still shows is not read back: a restart reads no rule.
     #[tokio::test]
     async fn a_rule_the_watch_shows_as_applied_is_not_read_back() {
-        let (ctx, mut api, _, status) = applied_before();
-        let (mut follower, _) = ctx.rule_versions.follower();
-        follower.follow(&kube::runtime::watcher::Event::Apply(watched("shop", "checkout", "41")));
-        let obj = slo(
-            "http_requests_total{code=~\"5..\"}",
-            Some(serde_json::to_value(&status).unwrap()),
-        );
-        let task = tokio::spawn(reconcile(guard(obj), ctx.clone()));
+        let (_, mut api, _, _, task) = reconcile_with_rule_watched_at("41");
         if let Ok(Some((req, _))) = tokio::time::timeout(Duration::from_millis(500), api.next_request()).await {
             panic!("no request expected, got {} {}", req.method(), req.uri());
         }
@@ -657,14 +632,7 @@ mod tests {
     /// undone, and the status records the new version.
     #[tokio::test]
     async fn a_rule_changed_since_is_read_back_and_restored() {
-        let (ctx, mut api, existing, status) = applied_before();
-        let (mut follower, _) = ctx.rule_versions.follower();
-        follower.follow(&kube::runtime::watcher::Event::Apply(watched("shop", "checkout", "45")));
-        let obj = slo(
-            "http_requests_total{code=~\"5..\"}",
-            Some(serde_json::to_value(&status).unwrap()),
-        );
-        let task = tokio::spawn(reconcile(guard(obj), ctx.clone()));
+        let (_, mut api, existing, status, task) = reconcile_with_rule_watched_at("45");
         let mut edited = existing.clone();
         edited.metadata.resource_version = Some("45".into());
         edited.spec.groups.pop();
@@ -772,17 +740,28 @@ mod tests {
         assert!(!same_status(&reversed, &next));
     }
 
-    fn watched(ns: &str, name: &str, version: &str) -> kube::core::PartialObjectMeta<PrometheusRule> {
-        kube::core::PartialObjectMeta {
-            types: None,
-            metadata: ObjectMeta {
-                namespace: Some(ns.into()),
-                name: Some(name.into()),
-                resource_version: Some(version.into()),
-                ..ObjectMeta::default()
-            },
-            _phantom: std::marker::PhantomData,
-        }
+    /// The reconcile of the SLO [`applied_before`] left, while the rule watch shows its rule at
+    /// `version`.
+    #[allow(clippy::type_complexity)]
+    fn reconcile_with_rule_watched_at(
+        version: &str,
+    ) -> (
+        Arc<Context>,
+        Handle,
+        PrometheusRule,
+        ServiceLevelObjectiveStatus,
+        tokio::task::JoinHandle<Result<Action>>,
+    ) {
+        let (ctx, api, existing, status) = applied_before();
+        let (mut follower, _) = ctx.rule_versions.follower();
+        let watched = crate::controller::rule_versions::watched("shop", "checkout", version);
+        follower.follow(&kube::runtime::watcher::Event::Apply(watched));
+        let obj = slo(
+            "http_requests_total{code=~\"5..\"}",
+            Some(serde_json::to_value(&status).unwrap()),
+        );
+        let task = tokio::spawn(reconcile(guard(obj), ctx.clone()));
+        (ctx, api, existing, status, task)
     }
 
     /// The SLO's rule as applied at version 41 (with a label someone else added, theirs to
