@@ -90,7 +90,7 @@ fn serve(port: &str, dir: &str) {
         let client = kube::Client::try_from(config).expect("client");
         let webhook = Arc::new(slo_warden::admission::Webhook {
             client,
-            stores: slo_warden::controller::budget::Stores(vec![]),
+            stores: slo_warden::cache::Stores(vec![]),
             metrics: slo_warden::metrics::Metrics::default(),
             identity: Default::default(),
             allow_cross_namespace_sli: false,

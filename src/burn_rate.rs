@@ -20,9 +20,7 @@ pub struct Tier {
     pub for_: Option<Duration>,
 }
 
-/// The most tiers an SLO may list: the workbook's defaults are 4, and each tier adds an alert
-/// and up to two windows recorded every minute.
-pub const MAX_TIERS: usize = 8;
+pub use crate::api::bounds::MAX_TIERS;
 /// Tier windows are whole numbers of this: short windows are sums of one-minute tiles, and a
 /// window of whole minutes is a fixed number of them.
 pub const WINDOW_UNIT: Duration = Duration::minutes(1);
@@ -38,6 +36,13 @@ const WORKBOOK: [(u64, Duration, Duration, Severity); 4] = [
 /// The default tiers for an SLO window. Tiers whose long window exceeds the SLO window are
 /// dropped; factors are rounded to four decimals and never below 1, because a burn slower than
 /// the sustainable rate cannot exhaust the budget and is not worth a ticket.
+/// The burn rate of an error ratio against a budget (the allowed error ratio): how many times
+/// faster than the window allows the budget is spent. `None` for no budget (zero or less) or a
+/// ratio that is not a number.
+pub fn burn(ratio: f64, budget: f64) -> Option<f64> {
+    (budget > 0.0).then(|| ratio / budget).filter(|b| b.is_finite())
+}
+
 pub fn default_tiers(window: Duration) -> Vec<Tier> {
     WORKBOOK
         .iter()

@@ -66,11 +66,6 @@ impl Error {
             _ => Self::Kube(e),
         }
     }
-
-    /// Worth retrying soon: API hiccups, conflicts. Spec or cluster setup problems wait longer.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Kube(_))
-    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -95,7 +90,6 @@ mod tests {
             "patch /apis/apps/v1/namespaces/shop/deployments/api".into()
         });
         assert_eq!(e.reason(), "Forbidden");
-        assert!(!e.is_transient());
         assert_eq!(
             e.to_string(),
             "not allowed to patch /apis/apps/v1/namespaces/shop/deployments/api; check the slo-warden ClusterRole"
@@ -103,7 +97,6 @@ mod tests {
         for code in [409, 500, 503] {
             let e = Error::api(status(code), || unreachable!("only a 403 is described"));
             assert_eq!(e.reason(), "KubeAPIError");
-            assert!(e.is_transient());
         }
     }
 }

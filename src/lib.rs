@@ -2,9 +2,11 @@
 
 pub mod admission;
 pub mod api;
+pub mod backoff;
 pub mod break_glass;
 pub mod budget;
 pub mod burn_rate;
+pub mod cache;
 pub mod controller;
 pub mod crds;
 pub mod decimal;
@@ -12,6 +14,8 @@ pub mod documents;
 pub mod duration;
 pub mod enforce;
 pub mod error;
+#[cfg(test)]
+pub mod fake_api;
 pub mod http;
 pub mod import;
 pub mod merge_patch;

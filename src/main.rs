@@ -22,14 +22,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Prometheusrule)]
         format: Format,
         /// Label added to each PrometheusRule (repeatable), e.g. release=kube-prometheus-stack.
-        #[arg(long = "rule-label", value_parser = controller::parse_label)]
+        #[arg(long = "rule-label", value_parser = controller::args::parse_label)]
         rule_labels: Vec<(String, String)>,
         /// Scrape interval of the SLI's source series, at most 5m (an SLO's spec.scrapeInterval
         /// overrides it): each tile reads one interval more than its length.
-        #[arg(long, default_value = "30s", value_parser = controller::parse_scrape_interval)]
+        #[arg(long, default_value = "30s", value_parser = controller::args::parse_scrape_interval)]
         scrape_interval: Duration,
         /// How often the burn-rate alerts (and the short-window tiles they read) are evaluated.
-        #[arg(long, default_value = "1m", value_parser = controller::parse_alert_interval)]
+        #[arg(long, default_value = "1m", value_parser = controller::args::parse_alert_interval)]
         alert_interval: Duration,
         /// Files with ServiceLevelObjective documents; `-` reads stdin.
         #[arg(required = true)]

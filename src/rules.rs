@@ -94,7 +94,7 @@ impl Default for Settings {
 pub const DEFAULT_SCRAPE_INTERVAL: Duration = Duration::from_millis(30_000);
 
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const MANAGER: &str = "slo-warden";
+pub use crate::api::MANAGER;
 pub const NO_TRAFFIC_ALERT: &str = "SLONoTraffic";
 
 pub fn error_ratio_record(window: Duration) -> String {
@@ -167,11 +167,12 @@ pub fn recorded_windows(slo: &ValidSlo) -> BTreeSet<Duration> {
         .collect()
 }
 
-/// The label every series and alert of our rules carries, set by the rule itself: the poller
-/// reads only series that carry it with the value their `namespace` and `slo` labels imply, so
-/// a series another tool records under the same name is not taken for ours, and one whose
-/// `namespace` Prometheus Operator rewrote (enforcedNamespaceLabel) no longer matches.
-pub const MARKER_LABEL: &str = "slo_warden";
+/// The windows an SLO records; `None` when its spec is invalid (it then reports itself).
+pub fn windows_recorded_by(slo: &crate::api::ServiceLevelObjective) -> Option<BTreeSet<Duration>> {
+    crate::validate::validate(slo).ok().map(|v| recorded_windows(&v))
+}
+
+pub use crate::validate::MARKER_LABEL;
 
 /// The value of [`MARKER_LABEL`]: `<namespace>/<slo>`, or `<slo>` in a plain rule file.
 pub fn marker(namespace: Option<&str>, slo: &str) -> String {

@@ -24,16 +24,14 @@ impl fmt::Display for Problem {
     }
 }
 
+/// The label every series and alert of our rules carries, set by the rule itself: the poller
+/// reads only series that carry it with the value their `namespace` and `slo` labels imply, so
+/// a series another tool records under the same name is not taken for ours, and one whose
+/// `namespace` Prometheus Operator rewrote (enforcedNamespaceLabel) no longer matches.
+pub const MARKER_LABEL: &str = "slo_warden";
+
 /// Labels slo-warden sets on every alert; users may not override them.
-pub const RESERVED_LABELS: [&str; 7] = [
-    "slo",
-    "namespace",
-    "service",
-    "severity",
-    "long",
-    "short",
-    crate::rules::MARKER_LABEL,
-];
+pub const RESERVED_LABELS: [&str; 7] = ["slo", "namespace", "service", "severity", "long", "short", MARKER_LABEL];
 
 /// The smallest alert window: rates need a few scrapes inside the range.
 const MIN_ALERT_WINDOW: Duration = Duration::minutes(1);

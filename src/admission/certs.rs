@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PostParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, Client};
 use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::json;
 
+use crate::api::MANAGER;
 use crate::error::{Error, Result};
-use crate::rules::MANAGER;
 
 const CA_DAYS: i64 = 3650;
 const SERVING_DAYS: i64 = 365;
@@ -213,7 +213,7 @@ pub async fn patch_ca_bundle(client: &Client, configurations: &[String], ca_pem:
             // Strategic merge: webhooks merge by name, only caBundle changes.
             api.patch(
                 name,
-                &PatchParams::default(),
+                &crate::api::merge_params(),
                 &Patch::Strategic(json!({"webhooks": stale})),
             )
             .await

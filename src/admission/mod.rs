@@ -30,7 +30,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ErrorBudgetOverrideSpec, ErrorBudgetPolicy, OverrideState, ServiceLevelObjective};
-use crate::controller::budget::Stores;
+use crate::cache::Stores;
 use crate::duration::Duration;
 use crate::metrics::{AdmissionLabels, Metrics};
 use release::{Freeze, Lifted, Operation, Verdict};
@@ -272,14 +272,14 @@ async fn manage(
                     Err(e) => {
                         failures += 1;
                         tracing::warn!(error = %e, "cannot set the webhook caBundle");
-                        crate::controller::backoff::delay(failures)
+                        crate::backoff::delay(failures)
                     }
                 }
             }
             Err(e) => {
                 failures += 1;
                 tracing::warn!(error = %e, "cannot issue the webhook certificate");
-                crate::controller::backoff::delay(failures)
+                crate::backoff::delay(failures)
             }
         };
         tokio::select! {
@@ -398,8 +398,8 @@ impl Webhook {
         };
         // The request's namespace: a new object need not name it.
         policy.metadata.namespace = namespace.map(String::from).or(policy.metadata.namespace);
-        let (slos, _) = crate::controller::policy::selected_slos(&policy, &self.stores);
-        crate::controller::policy::unrecorded_windows(&valid, &slos)
+        let (slos, _) = crate::policy::select::selected_slos(&policy, &self.stores);
+        crate::policy::select::unrecorded_windows(&valid, &slos)
     }
 
     /// What the controller would reject, said at apply time.
@@ -442,23 +442,14 @@ impl Webhook {
         let Ok(max) = Duration::parse(&policy.spec.max_override) else {
             return vec![];
         };
-        let name = policy.name_any();
-        self.stores
-            .overrides_in(&policy.namespace().unwrap_or_default())
+        let cached = self.stores.overrides_in(&policy.namespace().unwrap_or_default());
+        crate::policy::overrides::active(cached.iter().map(|o| &**o), &policy.name_any(), max, now)
             .into_iter()
-            .filter(|o| o.spec.policy == name)
-            .filter_map(|o| {
-                let created = o.metadata.creation_timestamp.as_ref()?;
-                let e = crate::policy::overrides::evaluate(&o.spec, created.0, max, now);
-                match (e.state, e.expires_at) {
-                    (OverrideState::Active, Some(until)) => Some(Lifted {
-                        policy: holder.to_string(),
-                        name: o.name_any(),
-                        reason: format!("by {}: {}", crate::policy::overrides::requester(&o.spec), o.spec.reason),
-                        until: until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                    }),
-                    _ => None,
-                }
+            .map(|a| Lifted {
+                policy: holder.to_string(),
+                name: a.name,
+                reason: a.why,
+                until: crate::api::rfc3339(a.until),
             })
             .collect()
     }
@@ -976,6 +967,223 @@ mod tests {
         assert!(
             message.contains("could not read Namespace shop within 3s (no answer)"),
             "{message}"
+        );
+    }
+
+    /// The webhook on caches holding `slos`, against a cluster that keeps objects.
+    fn app_on(slos: Vec<ServiceLevelObjective>) -> (Router, crate::fake_api::FakeApi) {
+        let (client, api) = crate::fake_api::FakeApi::start();
+        let webhook = Arc::new(Webhook {
+            client,
+            stores: Stores(vec![crate::cache::ScopeCaches::holding(slos, vec![])]),
+            metrics: Metrics::default(),
+            identity: Default::default(),
+            allow_cross_namespace_sli: false,
+        });
+        (router(webhook, intake::Budget::default()), api)
+    }
+
+    /// A review of `operation` on `object` (a `kind` of slo.warden.dev) in namespace shop, by dev.
+    fn review_of(kind: &str, resource: &str, operation: &str, object: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1",
+            "request": {"uid": "u1", "kind": {"group": "slo.warden.dev", "version": "v1alpha1", "kind": kind},
+                        "resource": {"group": "slo.warden.dev", "version": "v1alpha1", "resource": resource},
+                        "name": object["metadata"]["name"], "namespace": "shop", "operation": operation,
+                        "userInfo": {"username": "dev@example.com"}, "object": object},
+        }))
+        .unwrap()
+    }
+
+    fn slo_object(errors: &str) -> Value {
+        json!({"apiVersion": "slo.warden.dev/v1alpha1", "kind": "ServiceLevelObjective",
+               "metadata": {"name": "checkout", "namespace": "shop"},
+               "spec": {"objective": 99.9, "window": "30d",
+                        "indicator": {"ratio": {"errors": errors, "total": "http_requests_total"}}}})
+    }
+
+    fn policy_object(window: &str) -> Value {
+        json!({"apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetPolicy",
+               "metadata": {"name": "checkout", "namespace": "shop"},
+               "spec": {"slos": {"names": ["checkout"]},
+                        "stages": [{"name": "page", "when": [{"burnRate": {"window": window, "above": 14.4}}],
+                                    "actions": ["freezeDeployments"]}],
+                        "maxOverride": "4h"}})
+    }
+
+    fn override_object(extra: Value) -> Value {
+        let mut spec = json!({"policy": "checkout", "duration": "1h", "reason": "hotfix for INC-1"});
+        json_patch::merge(&mut spec, &extra);
+        json!({"apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetOverride",
+               "metadata": {"name": "hotfix", "namespace": "shop"}, "spec": spec})
+    }
+
+    fn message(answer: &Value) -> &str {
+        answer["status"]["message"].as_str().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn an_slo_whose_promql_does_not_parse_is_refused_at_its_field() {
+        let (app, _) = app_on(vec![]);
+        let answer = review_at(
+            app.clone(),
+            "/validate/objects",
+            review_of(
+                "ServiceLevelObjective",
+                "servicelevelobjectives",
+                "CREATE",
+                slo_object("rate(http_requests_total[5m"),
+            ),
+        )
+        .await;
+        assert_eq!(answer["allowed"], false);
+        assert!(
+            message(&answer).starts_with("ServiceLevelObjective checkout: spec.indicator.ratio.errors: "),
+            "{}",
+            message(&answer)
+        );
+        let answer = review_at(
+            app,
+            "/validate/objects",
+            review_of(
+                "ServiceLevelObjective",
+                "servicelevelobjectives",
+                "CREATE",
+                slo_object("http_requests_total{code=~\"5..\"}"),
+            ),
+        )
+        .await;
+        assert_eq!(answer["allowed"], true, "{answer}");
+    }
+
+    #[tokio::test]
+    async fn an_slo_reading_another_namespace_is_refused_unless_allowed() {
+        let (app, _) = app_on(vec![]);
+        let answer = review_at(
+            app,
+            "/validate/objects",
+            review_of(
+                "ServiceLevelObjective",
+                "servicelevelobjectives",
+                "CREATE",
+                slo_object("http_requests_total{namespace=\"billing\"}"),
+            ),
+        )
+        .await;
+        assert_eq!(answer["allowed"], false);
+        assert!(message(&answer).contains("billing"), "{}", message(&answer));
+    }
+
+    #[tokio::test]
+    async fn a_policy_reading_a_window_its_slo_does_not_record_is_refused() {
+        let slo: ServiceLevelObjective = serde_json::from_value(slo_object("errors_total")).unwrap();
+        let (app, _) = app_on(vec![slo]);
+        let answer = review_at(
+            app.clone(),
+            "/validate/objects",
+            review_of(
+                "ErrorBudgetPolicy",
+                "errorbudgetpolicies",
+                "CREATE",
+                policy_object("7h"),
+            ),
+        )
+        .await;
+        assert_eq!(answer["allowed"], false);
+        assert!(message(&answer).contains("7h"), "{}", message(&answer));
+        let answer = review_at(
+            app,
+            "/validate/objects",
+            review_of(
+                "ErrorBudgetPolicy",
+                "errorbudgetpolicies",
+                "CREATE",
+                policy_object("1h"),
+            ),
+        )
+        .await;
+        assert_eq!(answer["allowed"], true, "{answer}");
+    }
+
+    #[tokio::test]
+    async fn an_override_is_stamped_with_who_asked_for_it() {
+        let (app, api) = app_on(vec![]);
+        api.put(policy_object("1h"));
+        let answer = review_at(
+            app,
+            "/mutate/overrides",
+            review_of(
+                "ErrorBudgetOverride",
+                "errorbudgetoverrides",
+                "CREATE",
+                override_object(json!({})),
+            ),
+        )
+        .await;
+        assert_eq!(answer["allowed"], true, "{answer}");
+        assert_eq!(answer["patchType"], "JSONPatch");
+        // kube sends the patch's bytes as a list of numbers, which the API server reads as well.
+        let bytes: Vec<u8> = serde_json::from_value(answer["patch"].clone()).unwrap();
+        let patch: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            patch,
+            json!([{"op": "add", "path": "/spec/requestedBy", "value": "dev@example.com"}])
+        );
+    }
+
+    #[tokio::test]
+    async fn an_override_the_controller_would_reject_is_refused_at_apply() {
+        let (app, api) = app_on(vec![]);
+        // No such policy.
+        let answer = review_at(
+            app.clone(),
+            "/mutate/overrides",
+            review_of(
+                "ErrorBudgetOverride",
+                "errorbudgetoverrides",
+                "CREATE",
+                override_object(json!({})),
+            ),
+        )
+        .await;
+        assert_eq!(answer["allowed"], false);
+        assert!(
+            message(&answer).starts_with("there is no ErrorBudgetPolicy shop/checkout"),
+            "{}",
+            message(&answer)
+        );
+        api.put(policy_object("1h"));
+        // Longer than the policy's maxOverride.
+        let answer = review_at(
+            app.clone(),
+            "/mutate/overrides",
+            review_of(
+                "ErrorBudgetOverride",
+                "errorbudgetoverrides",
+                "CREATE",
+                override_object(json!({"duration": "8h"})),
+            ),
+        )
+        .await;
+        assert_eq!(answer["allowed"], false);
+        assert!(message(&answer).contains("maxOverride 4h"), "{}", message(&answer));
+        // Who asked is not the requester's to say.
+        let answer = review_at(
+            app,
+            "/mutate/overrides",
+            review_of(
+                "ErrorBudgetOverride",
+                "errorbudgetoverrides",
+                "CREATE",
+                override_object(json!({"requestedBy": "alice"})),
+            ),
+        )
+        .await;
+        assert_eq!(answer["allowed"], false);
+        assert!(
+            message(&answer).starts_with("spec.requestedBy (alice) is set by slo-warden"),
+            "{}",
+            message(&answer)
         );
     }
 }

@@ -10,6 +10,9 @@ use crate::duration::Duration;
 
 /// `releaseAfter`: a stage left a week after it stopped holding is as good as never left.
 pub const MAX_RELEASE_AFTER: Duration = Duration::days(7);
+/// The most tiers an SLO may list: the workbook's defaults are 4, and each tier adds an alert
+/// and up to two windows recorded every minute.
+pub const MAX_TIERS: usize = 8;
 /// `maxOverride`, and an override's `duration`: a month-long break-glass is a policy change.
 pub const MAX_OVERRIDE: Duration = Duration::days(30);
 /// An SLO's `window`.

@@ -58,6 +58,27 @@ pub fn next_condition(
     }
 }
 
+/// Sets the conditions of one status write: each carries its `lastTransitionTime` over from
+/// `previous` while its status is unchanged (see [`next_condition`]), and says which
+/// `generation` it describes.
+pub struct Setter<'a> {
+    pub previous: &'a [Condition],
+    pub generation: Option<i64>,
+    pub now: jiff::Timestamp,
+}
+
+impl Setter<'_> {
+    /// Puts the condition of `type_` (`(status, reason, message)`) in `conditions`, in place of
+    /// the one of that type or after the others.
+    pub fn set(&self, conditions: &mut Vec<Condition>, type_: &str, (status, reason, message): (&str, &str, String)) {
+        let c = next_condition(self.previous, type_, status, reason, message, self.generation, self.now);
+        match conditions.iter_mut().find(|x| x.type_ == type_) {
+            Some(slot) => *slot = c,
+            None => conditions.push(c),
+        }
+    }
+}
+
 /// `conditions` with `next` in place of the condition of its type, ordered by type: the order
 /// every writer of a status keeps, so that none rewrites a list for its order alone.
 pub fn replaced(conditions: &[Condition], next: Condition) -> Vec<Condition> {

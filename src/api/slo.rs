@@ -170,7 +170,7 @@ pub struct Alerting {
     pub ticket_severity: Option<String>,
     /// Replaces the default multiwindow tiers (14.4x 1h/5m, 6x 6h/30m, 3x 1d/2h, 1x 3d/6h for 30d); at most 8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = crate::burn_rate::MAX_TIERS))]
+    #[schemars(length(max = super::bounds::MAX_TIERS))]
     pub burn_rates: Option<Vec<BurnRateTier>>,
     /// The alert for an SLI that sees no traffic at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,6 +9,9 @@ pub mod poller;
 pub mod queries;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use kube::ResourceExt;
 
 use crate::api::{BudgetState, BudgetStatus};
 use crate::duration::Duration;
@@ -143,10 +146,9 @@ impl SloSamples {
     /// budget is recorded by the 5-minute group, which may not have run for a new SLO while its
     /// short windows already show a burn.
     pub fn with_budget(mut self, budget: Option<f64>) -> Self {
-        if let Some(budget) = budget.filter(|b| *b > 0.0) {
+        if let Some(budget) = budget {
             for (w, ratio) in &self.error_ratios {
-                let burn = ratio / budget;
-                if burn.is_finite() {
+                if let Some(burn) = crate::burn_rate::burn(*ratio, budget) {
                     self.burn_rates.entry(*w).or_insert(burn);
                 }
             }
@@ -223,6 +225,41 @@ pub fn budget_status(samples: Option<&SloSamples>, at: jiff::Timestamp) -> Budge
         covered: s.history.as_ref().and_then(History::held).map(|h| h.to_string()),
         evaluated_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at)),
     }
+}
+
+/// The window over which an SLO's traffic is held against its `alerting.minRequests`.
+pub const TRAFFIC_WINDOW: Duration = Duration::hours(1);
+
+/// The last poll, as the policies read it.
+#[derive(Clone, Debug)]
+pub enum Reading {
+    /// No `--prometheus-url`.
+    Disabled,
+    Failed(String),
+    Ok(Arc<Snapshot>),
+}
+
+/// What the snapshot says about an SLO, with burn rates from its own budget where Prometheus
+/// has not recorded one yet.
+pub fn samples_for(slo: &crate::api::ServiceLevelObjective, snapshot: &Snapshot) -> Option<SloSamples> {
+    let key = (slo.namespace().unwrap_or_default(), slo.name_any());
+    // The interval its rules assume: its own (as the CRD and validate bound it), else the flag's.
+    let scrape_interval = slo
+        .spec
+        .scrape_interval
+        .as_deref()
+        .and_then(|d| crate::duration::Duration::parse(d).ok())
+        .unwrap_or(snapshot.assumed.scrape_interval);
+    let window = crate::duration::Duration::parse(&slo.spec.window).ok();
+    snapshot.slos.get(&key).cloned().map(|s| {
+        let s = s
+            .with_budget(budget_of(&slo.spec))
+            .with_signal(scrape_interval, snapshot.assumed.alert_interval);
+        match window {
+            Some(window) => s.with_history(window, slo.spec.partial_windows),
+            None => s,
+        }
+    })
 }
 
 /// The allowed error ratio of a spec (`objective: 99.95` → 0.0005, computed in decimal).

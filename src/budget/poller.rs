@@ -24,7 +24,6 @@ pub struct Poller {
     client: prometheus_http_query::Client,
     bearer_token_file: Option<PathBuf>,
     timeout: std::time::Duration,
-    interval: std::time::Duration,
     scope: Scope,
     expect: Expect,
     assumed: super::Assumed,
@@ -46,7 +45,6 @@ impl std::fmt::Debug for Poller {
         f.debug_struct("Poller")
             .field("bearer_token_file", &self.bearer_token_file)
             .field("timeout", &self.timeout)
-            .field("interval", &self.interval)
             .field("scope", &self.scope)
             .field("expect", &self.expect)
             .finish_non_exhaustive()
@@ -96,7 +94,6 @@ impl Poller {
             client,
             bearer_token_file: args.prometheus_bearer_token_file.clone(),
             timeout,
-            interval: std::time::Duration::from_millis(args.poll_interval.as_millis()),
             scope: Scope::default(),
             expect: Expect {
                 external_labels: args.prometheus_external_labels.iter().cloned().collect(),
@@ -151,11 +148,6 @@ impl Poller {
         let _ = url.set_username("");
         let _ = url.set_password(None);
         url
-    }
-
-    /// Time between two cycles (`--poll-interval`).
-    pub fn interval(&self) -> std::time::Duration {
-        self.interval
     }
 
     /// One cycle: every SLO's samples at the current second, with the request counts over the

@@ -802,8 +802,7 @@ impl Split {
                     Some(budget) => (
                         f.ratios
                             .into_iter()
-                            .map(|(w, ratio)| (w, ratio / budget))
-                            .filter(|(_, burn)| burn.is_finite())
+                            .filter_map(|(w, ratio)| Some((w, crate::burn_rate::burn(ratio, budget)?)))
                             .collect(),
                         BTreeMap::new(),
                     ),

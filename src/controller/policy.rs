@@ -8,15 +8,14 @@
 //! writes nothing when nothing changed. A finalizer releases what the policy holds when it is
 //! deleted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Patch, PatchParams};
-use kube::core::{Selector, SelectorExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Patch;
+use kube::core::Selector;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{self, finalizer};
@@ -24,36 +23,30 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::instrument;
 
-use super::budget::{CachedSlo, Reading, Shared, Stores};
+use super::context::PolicyContext;
 use crate::api::condition::{self, FALSE, READY, TRUE};
-use crate::api::policy::{Enforced, Transition};
+use crate::api::policy::Transition;
 use crate::api::{
     Action as PolicyAction, ErrorBudgetOverride, ErrorBudgetPolicy, ErrorBudgetPolicyStatus, OverrideState,
-    ServiceLevelObjective,
 };
-use crate::enforce::{self, Change, Outcome, namespace, rollout, workload};
+use crate::budget::Reading;
+use crate::cache::CachedSlo;
+use crate::enforce::{self, Actor, Change, Kind, Outcome, namespace, rollout, workload};
 use crate::error::{Error, Result};
 use crate::metrics::{ActionLabels, StageLabels};
-use crate::policy::{self, Decision, Previous, SloView, ValidPolicy, When};
+use crate::policy::status::{self, DATA_AVAILABLE, DISPUTED_DATA, ENFORCING, OVERRIDDEN, SLO_DELETED};
+use crate::policy::{self, Previous, SloView, ValidPolicy, When};
 use crate::validate::Problem;
 
 const CONTROLLER: &str = "policy";
 pub const FINALIZER: &str = "slo.warden.dev/release";
-
-pub const ENFORCING: &str = "Enforcing";
-pub const DATA_AVAILABLE: &str = "DataAvailable";
-pub const OVERRIDDEN: &str = "Overridden";
-/// `DataAvailable=False` reason while a selected SLO's series have a second writer.
-const DISPUTED_DATA: &str = "DisputedData";
-/// `Ready=False` reason while a selected SLO is gone but the policy goes on without it.
-const SLO_DELETED: &str = "SLODeleted";
 
 fn key(p: &ErrorBudgetPolicy) -> (String, String) {
     (p.namespace().unwrap_or_default(), p.name_any())
 }
 
 #[instrument(skip_all, fields(namespace = %policy.namespace().unwrap_or_default(), name = %policy.name_any()))]
-pub async fn reconcile(policy: Arc<ErrorBudgetPolicy>, ctx: Arc<Shared>) -> Result<Action> {
+pub async fn reconcile(policy: Arc<ErrorBudgetPolicy>, ctx: Arc<PolicyContext>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
     let ns = policy
         .namespace()
@@ -96,75 +89,24 @@ pub async fn reconcile(policy: Arc<ErrorBudgetPolicy>, ctx: Arc<Shared>) -> Resu
 }
 
 /// `Ready=False` with the error's reason, the rest of the status as it was.
-async fn report_failure(policy: &ErrorBudgetPolicy, e: &Error, ctx: &Shared) -> Result<bool> {
+async fn report_failure(policy: &ErrorBudgetPolicy, e: &Error, ctx: &PolicyContext) -> Result<bool> {
     let previous = policy.status.clone().unwrap_or_default();
     let mut status = previous.clone();
     let generation = policy.metadata.generation;
     let message = e.to_string();
-    set_condition(
-        &mut status,
-        &previous,
-        READY,
-        FALSE,
-        e.reason(),
-        &message,
+    let conditions = condition::Setter {
+        previous: &previous.conditions,
         generation,
-        Timestamp::now(),
-    );
+        now: Timestamp::now(),
+    };
+    conditions.set(&mut status.conditions, READY, (FALSE, e.reason(), message));
     write_status(policy, &previous, &status, ctx).await
 }
 
-pub fn error_policy(policy: Arc<ErrorBudgetPolicy>, error: &Error, ctx: Arc<Shared>) -> Action {
+pub fn error_policy(policy: Arc<ErrorBudgetPolicy>, error: &Error, ctx: Arc<PolicyContext>) -> Action {
     let delay = ctx.backoff.failed(key(&policy));
     tracing::debug!(reason = error.reason(), ?delay, "requeue after failure");
     Action::requeue(delay)
-}
-
-/// The SLOs the policy selects, or the problems that keep it from selecting them.
-pub fn selected_slos(policy: &ErrorBudgetPolicy, stores: &Stores) -> (Vec<CachedSlo>, Vec<Problem>) {
-    let ns = policy.namespace().unwrap_or_default();
-    // Only the SLOs the policy may select are copied out of the cache.
-    let wanted: Option<BTreeSet<&str>> = policy
-        .spec
-        .slos
-        .names
-        .as_ref()
-        .map(|n| n.iter().map(String::as_str).collect());
-    let in_ns = stores.slos_in(&ns, |name| wanted.as_ref().is_none_or(|w| w.contains(name)));
-    let mut problems = Vec::new();
-    let mut found = Vec::new();
-    if let Some(names) = &policy.spec.slos.names {
-        for (i, name) in names.iter().enumerate() {
-            match in_ns.iter().find(|s| s.name_any() == *name) {
-                Some(s) => found.push(s.clone()),
-                None => problems.push(Problem {
-                    field: format!("spec.slos.names[{i}]"),
-                    message: format!(
-                        "ServiceLevelObjective {name} does not exist in namespace {ns}; create it or remove it from the list"
-                    ),
-                }),
-            }
-        }
-    } else if let Some(sel) = &policy.spec.slos.selector {
-        match Selector::try_from(sel.clone()) {
-            Ok(sel) => {
-                found.extend(in_ns.iter().filter(|s| sel.matches(s.labels())).cloned());
-                if found.is_empty() {
-                    problems.push(Problem {
-                        field: "spec.slos.selector".into(),
-                        message: format!(
-                            "matches no ServiceLevelObjective in namespace {ns}; check the labels of your SLOs"
-                        ),
-                    });
-                }
-            }
-            Err(e) => problems.push(Problem {
-                field: "spec.slos.selector".into(),
-                message: format!("not a valid label selector: {e}"),
-            }),
-        }
-    }
-    (found, problems)
 }
 
 /// Why a spec cannot be acted on: a condition reason and the problems.
@@ -182,9 +124,9 @@ struct Checked {
 /// An SLO that cannot be found is a typo when the spec just changed: nothing is decided until
 /// it is fixed (a typo releases nothing). When the same spec was evaluated fine before, the SLO
 /// was deleted: the policy goes on without it, so what it alone caused is released.
-fn check(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Checked, Rejection> {
+fn check(policy: &ErrorBudgetPolicy, ctx: &PolicyContext) -> Result<Checked, Rejection> {
     let valid = policy::validate(&policy.spec).map_err(|p| ("InvalidSpec", p))?;
-    let (slos, problems) = selected_slos(policy, &ctx.stores);
+    let (slos, problems) = policy::select::selected_slos(policy, &ctx.stores);
     let mut deleted = Vec::new();
     if !problems.is_empty() {
         let status = policy.status.clone().unwrap_or_default();
@@ -199,42 +141,11 @@ fn check(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Checked, Rejection>
         deleted = problems;
     }
     // Validating an SLO parses its PromQL: once per generation, not once per poll and policy.
-    let problems = unrecorded_windows_with(&valid, &slos, |s| ctx.recorded_windows(s));
+    let problems = policy::select::unrecorded_windows_with(&valid, &slos, |s| ctx.recorded_windows(s));
     if !problems.is_empty() {
         return Err(("InvalidSpec", problems));
     }
     Ok(Checked { valid, slos, deleted })
-}
-
-/// The windows an SLO records; `None` when its spec is invalid (it then reports itself).
-pub fn recorded_windows(slo: &ServiceLevelObjective) -> Option<BTreeSet<crate::duration::Duration>> {
-    crate::validate::validate(slo)
-        .ok()
-        .map(|v| crate::rules::recorded_windows(&v))
-}
-
-/// Every burn-rate window the policy reads must be recorded by each of its (valid) SLOs.
-pub fn unrecorded_windows(valid: &ValidPolicy, slos: &[CachedSlo]) -> Vec<Problem> {
-    unrecorded_windows_with(valid, slos, recorded_windows)
-}
-
-fn unrecorded_windows_with(
-    valid: &ValidPolicy,
-    slos: &[CachedSlo],
-    windows: impl Fn(&ServiceLevelObjective) -> Option<BTreeSet<crate::duration::Duration>>,
-) -> Vec<Problem> {
-    let recorded: BTreeMap<String, BTreeSet<crate::duration::Duration>> = slos
-        .iter()
-        .filter_map(|s| windows(s).map(|w| (s.name_any(), w)))
-        .collect();
-    let raw: Vec<String> = slos
-        .iter()
-        .filter(|s| s.spec.indicator.raw.is_some())
-        .map(|s| s.name_any())
-        .collect();
-    let mut problems = policy::check_windows(valid, &recorded);
-    problems.extend(policy::check_min_requests(valid, &raw));
-    problems
 }
 
 fn previous_of(status: &ErrorBudgetPolicyStatus) -> Previous {
@@ -247,14 +158,18 @@ fn previous_of(status: &ErrorBudgetPolicyStatus) -> Previous {
 }
 
 struct Overrides {
-    /// (name, "by whom: reason", expires at) of the active ones.
-    active: Vec<(String, String, Timestamp)>,
+    active: Vec<policy::overrides::Active>,
     /// Earliest expiry among the active ones.
     next_expiry: Option<Timestamp>,
 }
 
 /// Evaluates this policy's overrides and writes their status where it changed.
-async fn overrides(policy: &ErrorBudgetPolicy, valid: &ValidPolicy, now: Timestamp, ctx: &Shared) -> Result<Overrides> {
+async fn overrides(
+    policy: &ErrorBudgetPolicy,
+    valid: &ValidPolicy,
+    now: Timestamp,
+    ctx: &PolicyContext,
+) -> Result<Overrides> {
     let ns = policy.namespace().unwrap_or_default();
     let name = policy.name_any();
     let mut out = Overrides {
@@ -262,16 +177,12 @@ async fn overrides(policy: &ErrorBudgetPolicy, valid: &ValidPolicy, now: Timesta
         next_expiry: None,
     };
     for o in ctx.stores.overrides_in(&ns).iter().filter(|o| o.spec.policy == name) {
-        let Some(created) = o.metadata.creation_timestamp.as_ref().map(|t| t.0) else {
+        let Some(e) = policy::overrides::evaluate_object(o, valid.max_override, now) else {
             continue;
         };
-        let e = policy::overrides::evaluate(&o.spec, created, valid.max_override, now);
-        if e.state == OverrideState::Active
-            && let Some(at) = e.expires_at
-        {
-            let why = format!("by {}: {}", policy::overrides::requester(&o.spec), o.spec.reason);
-            out.active.push((o.name_any(), why, at));
-            out.next_expiry = Some(out.next_expiry.map_or(at, |n| n.min(at)));
+        if let Some(active) = e.active(o) {
+            out.next_expiry = Some(out.next_expiry.map_or(active.until, |n| n.min(active.until)));
+            out.active.push(active);
         }
         let before = o.status.clone().unwrap_or_default();
         let status = crate::api::ErrorBudgetOverrideStatus {
@@ -285,7 +196,7 @@ async fn overrides(policy: &ErrorBudgetPolicy, valid: &ValidPolicy, now: Timesta
         let api: Api<ErrorBudgetOverride> = Api::namespaced(ctx.client.clone(), &ns);
         api.patch_status(
             &o.name_any(),
-            &PatchParams::default(),
+            &crate::api::merge_params(),
             &Patch::Merge(json!({"status": status})),
         )
         .await
@@ -304,7 +215,7 @@ async fn overrides(policy: &ErrorBudgetPolicy, valid: &ValidPolicy, now: Timesta
         };
         if news {
             let note = format!("ErrorBudgetOverride {}: {}", o.name_any(), e.message);
-            super::publish(
+            super::events::publish(
                 &ctx.recorder,
                 &o.object_ref(&()),
                 type_,
@@ -313,14 +224,10 @@ async fn overrides(policy: &ErrorBudgetPolicy, valid: &ValidPolicy, now: Timesta
                 note.clone(),
             )
             .await;
-            super::publish(&ctx.recorder, &policy.object_ref(&()), type_, reason, "Override", note).await;
+            super::events::publish(&ctx.recorder, &policy.object_ref(&()), type_, reason, "Override", note).await;
         }
     }
     Ok(out)
-}
-
-fn time(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Whether the reading asked for every request count the policy's `minRequests` entries need.
@@ -336,7 +243,7 @@ fn counts_read(valid: &ValidPolicy, reading: &Reading) -> bool {
     })
 }
 
-async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
+async fn apply(policy: &ErrorBudgetPolicy, ctx: &PolicyContext) -> Result<Action> {
     ctx.still_leading()?;
     let Some(reading) = ctx.reading() else {
         // Nothing read yet (start-up): deciding now would read every SLO as missing data.
@@ -364,10 +271,15 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
             );
             let mut status = previous.clone();
             status.observed_generation = generation;
-            set_condition(&mut status, &previous, READY, FALSE, reason, &message, generation, now);
+            let conditions = condition::Setter {
+                previous: &previous.conditions,
+                generation,
+                now,
+            };
+            conditions.set(&mut status.conditions, READY, (FALSE, reason, message.clone()));
             let changed = write_status(policy, &previous, &status, ctx).await?;
             if changed {
-                super::publish(
+                super::events::publish(
                     &ctx.recorder,
                     &policy.object_ref(&()),
                     EventType::Warning,
@@ -388,7 +300,7 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
     };
     let samples: Vec<Option<crate::budget::SloSamples>> = slos
         .iter()
-        .map(|s| snapshot.as_ref().and_then(|snap| super::budget::samples_for(s, snap)))
+        .map(|s| snapshot.as_ref().and_then(|snap| crate::budget::samples_for(s, snap)))
         .collect();
     let views: Vec<SloView> = slos
         .iter()
@@ -411,7 +323,14 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         "ErrorBudgetPolicy {me} stage {}: {}",
         decision.stage_name, decision.reason
     );
-    let (outcomes, errors) = actuate(policy, &decision.enforce, &me, &annotation_reason, now, ctx).await;
+    let actor = Actor {
+        client: &ctx.client,
+        namespace: &ns,
+        me: &me,
+        reason: &annotation_reason,
+        now,
+    };
+    let (outcomes, errors) = actuate(policy, &decision.enforce, &actor, ctx).await;
 
     // ---- status
     let mut status = ErrorBudgetPolicyStatus {
@@ -420,7 +339,7 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         since: decision.since.map(Time),
         reason: decision.reason.clone(),
         quiet_since: decision.quiet_since.map(Time),
-        enforced: enforced_list(&outcomes, &previous.enforced),
+        enforced: status::enforced_list(&outcomes, &previous.enforced),
         history: previous.history.clone(),
         conditions: previous.conditions.clone(),
     };
@@ -436,86 +355,34 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         );
         status.history.truncate(policy::HISTORY);
     }
-    let (ready, ready_reason, ready_message) = match (errors.first(), deleted.is_empty()) {
-        (Some(e), _) => (FALSE, e.reason(), e.to_string()),
-        (None, false) => {
-            let list: Vec<String> = deleted.iter().map(ToString::to_string).collect();
-            (
-                FALSE,
-                SLO_DELETED,
-                format!(
-                    "{}. It was deleted and no longer drives the policy; {} SLO(s) evaluated",
-                    list.join("; "),
-                    slos.len()
-                ),
-            )
-        }
-        (None, true) => (TRUE, "Evaluated", format!("{} SLO(s) evaluated", slos.len())),
+    let conditions = condition::Setter {
+        previous: &previous.conditions,
+        generation,
+        now,
     };
-    set_condition(
-        &mut status,
-        &previous,
-        READY,
-        ready,
-        ready_reason,
-        &ready_message,
-        generation,
-        now,
-    );
-    let (enforcing, enforcing_reason, enforcing_message) =
-        enforcing_condition(&valid, &decision, &outcomes, &overrides);
-    set_condition(
-        &mut status,
-        &previous,
-        ENFORCING,
-        enforcing,
-        enforcing_reason,
-        &enforcing_message,
-        generation,
-        now,
-    );
-    let (data, data_reason, data_message) = data_condition(&reading, &decision);
-    set_condition(
-        &mut status,
-        &previous,
+    let ready = status::ready_condition(errors.first(), &deleted, slos.len());
+    conditions.set(&mut status.conditions, READY, ready);
+    let enforcing = status::enforcing_condition(&valid, &decision, &outcomes, &overrides.active);
+    conditions.set(&mut status.conditions, ENFORCING, enforcing);
+    let (data, data_reason, data_message) = status::data_condition(&reading, &decision);
+    conditions.set(
+        &mut status.conditions,
         DATA_AVAILABLE,
-        data,
-        data_reason,
-        &data_message,
-        generation,
-        now,
+        (data, data_reason, data_message.clone()),
     );
-    let (overridden, o_reason, o_message) = match overrides.active.first() {
-        Some((o, why, until)) => (
-            TRUE,
-            "OverrideActive",
-            format!(
-                "ErrorBudgetOverride {o} ({why}) lifts the policy until {}",
-                time(*until)
-            ),
-        ),
-        None => (FALSE, "NoOverride", "no active ErrorBudgetOverride".to_string()),
-    };
-    set_condition(
-        &mut status,
-        &previous,
-        OVERRIDDEN,
-        overridden,
-        o_reason,
-        &o_message,
-        generation,
-        now,
-    );
+    let overridden = status::overridden_condition(&overrides.active);
+    let overridden_now = overridden.0 == TRUE;
+    conditions.set(&mut status.conditions, OVERRIDDEN, overridden);
     write_status(policy, &previous, &status, ctx).await?;
 
     // ---- Events and metrics
     let policy_ref = policy.object_ref(&());
     if let Some((from, to)) = &decision.transition {
-        let (type_, reason, note) = transition_event(&valid, from, to, &decision, &outcomes);
+        let (type_, reason, note) = status::transition_event(&valid, from, to, &decision, &outcomes);
         // The recorder folds Events with the same reason and action into one series whatever
         // the note says: each transition gets its own action.
-        let action = format!("Stage:{}->{}", none_if_empty(from), none_if_empty(to));
-        super::publish(&ctx.recorder, &policy_ref, type_, reason, &action, note).await;
+        let action = format!("Stage:{}->{}", status::none_if_empty(from), status::none_if_empty(to));
+        super::events::publish(&ctx.recorder, &policy_ref, type_, reason, &action, note).await;
         ctx.metrics.policy_stage.remove(&StageLabels {
             namespace: ns.clone(),
             policy: name.clone(),
@@ -536,7 +403,7 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
             namespace: ns.clone(),
             policy: name.clone(),
         })
-        .set(i64::from(overridden == TRUE));
+        .set(i64::from(overridden_now));
     let was_available = previous
         .conditions
         .iter()
@@ -547,7 +414,7 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         .iter()
         .any(|c| c.type_ == DATA_AVAILABLE && c.reason == DISPUTED_DATA);
     if data_reason == DISPUTED_DATA && !was_disputed {
-        super::publish(
+        super::events::publish(
             &ctx.recorder,
             &policy_ref,
             EventType::Warning,
@@ -557,7 +424,7 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         )
         .await;
     } else if data == FALSE && (was_available || first_evaluation) {
-        super::publish(
+        super::events::publish(
             &ctx.recorder,
             &policy_ref,
             EventType::Warning,
@@ -567,7 +434,7 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         )
         .await;
     }
-    report_outcomes(&outcomes, &ns, &me, &annotation_reason, ctx).await;
+    report_outcomes(&outcomes, &actor, ctx).await;
     ctx.record_holds(
         (ns.clone(), name.clone()),
         slos.iter().map(|s| s.name_any()).collect(),
@@ -600,15 +467,13 @@ fn requeue_after(poll: StdDuration, now: Timestamp, due: impl Iterator<Item = Ti
 async fn actuate(
     policy: &ErrorBudgetPolicy,
     enforce: &BTreeSet<PolicyAction>,
-    me: &str,
-    reason: &str,
-    now: Timestamp,
-    ctx: &Shared,
+    actor: &Actor<'_>,
+    ctx: &PolicyContext,
 ) -> (Vec<Outcome>, Vec<Error>) {
     if let Err(e) = ctx.still_leading() {
         return (vec![], vec![e]);
     }
-    let ns = policy.namespace().unwrap_or_default();
+    let ns = actor.namespace;
     let targets = &policy.spec.targets;
     let mut outcomes = Vec::new();
     let mut errors = Vec::new();
@@ -639,8 +504,8 @@ async fn actuate(
     for (kind, sel, action, spared) in kinds {
         let sel = usable(sel, enforce.is_empty(), &mut errors);
         let want = enforce.contains(&action);
-        let cached = ctx.stores.workloads_in(&ns, kind.kind == "Rollout");
-        match workload::reconcile(&ctx.client, &ns, &kind, cached, sel, spared, me, want, reason, now).await {
+        let cached = ctx.stores.workloads_in(ns, kind.kind);
+        match workload::reconcile(actor, &kind, cached, sel, spared, want).await {
             Ok(Some(r)) => {
                 outcomes.extend(r.outcomes);
                 errors.extend(r.errors);
@@ -653,7 +518,7 @@ async fn actuate(
     if enforce.contains(&PolicyAction::AbortRollouts)
         && let Ok(Some(sel)) = &rollouts
     {
-        match rollout::abort(&ctx.client, &ns, ctx.stores.workloads_in(&ns, true), sel).await {
+        match rollout::abort(actor, ctx.stores.workloads_in(ns, Kind::Rollout), sel).await {
             Ok(r) => {
                 outcomes.extend(r.outcomes);
                 errors.extend(r.errors);
@@ -669,9 +534,9 @@ async fn actuate(
         .stages
         .iter()
         .any(|s| s.actions.contains(&PolicyAction::FreezeNamespace));
-    let key = (ns.clone(), policy.name_any());
+    let key = (ns.to_string(), policy.name_any());
     if want || freezes || ctx.may_hold_namespace(&key) {
-        match namespace::reconcile(&ctx.client, &ns, me, want, reason, now).await {
+        match namespace::reconcile(actor, want).await {
             Ok(o) => outcomes.push(o),
             Err(e) => errors.push(e),
         }
@@ -686,7 +551,7 @@ async fn actuate(
                 })
                 .inc();
             if o.change != Change::NotClaimed {
-                ctx.metrics.write(CONTROLLER, o.kind);
+                ctx.metrics.write(CONTROLLER, o.kind.as_str());
             }
         }
     }
@@ -708,243 +573,38 @@ fn usable<'a>(sel: &'a Result<Option<Selector>>, releasing: bool, errors: &mut V
     }
 }
 
-/// `status.enforced` from what the objects say now; entries keep their `since`.
-fn enforced_list(outcomes: &[Outcome], previous: &[Enforced]) -> Vec<Enforced> {
-    let mut list: Vec<Enforced> = outcomes
-        .iter()
-        .filter(|o| o.holding)
-        .map(|o| {
-            let action = o.action.as_str().to_string();
-            let kept = previous
-                .iter()
-                .find(|e| e.kind == o.kind && e.name == o.name && e.action == action)
-                .and_then(|e| e.since.clone());
-            let since = kept.or_else(|| o.since.as_deref().and_then(|s| s.parse::<Timestamp>().ok()).map(Time));
-            Enforced {
-                kind: o.kind.to_string(),
-                name: o.name.clone(),
-                action,
-                since,
-            }
-        })
-        .collect();
-    list.sort_by(|a, b| (&a.kind, &a.name, &a.action).cmp(&(&b.kind, &b.name, &b.action)));
-    list
-}
-
-fn describe(outcomes: &[Outcome], filter: impl Fn(&Outcome) -> bool) -> String {
-    let items: Vec<String> = outcomes
-        .iter()
-        .filter(|o| filter(o))
-        .map(|o| format!("{} {} ({})", o.kind, o.name, o.action.as_str()))
-        .collect();
-    if items.is_empty() {
-        "nothing".into()
-    } else {
-        items.join(", ")
-    }
-}
-
-/// What a stage would hold if it were enforced (dry run): the selected objects of its actions.
-fn would_act_on(decision: &Decision, outcomes: &[Outcome]) -> String {
-    let held = describe(outcomes, |o| o.selected && decision.demanded.contains(&o.action));
-    if decision.demanded.contains(&PolicyAction::AbortRollouts) {
-        format!("{held}; abort Rollouts mid-update")
-    } else {
-        held
-    }
-}
-
-fn enforcing_condition(
-    valid: &ValidPolicy,
-    decision: &Decision,
-    outcomes: &[Outcome],
-    overrides: &Overrides,
-) -> (&'static str, &'static str, String) {
-    let holding = outcomes.iter().any(|o| o.holding);
-    let not_claimed = describe(outcomes, |o| o.change == Change::NotClaimed);
-    if decision.stage.is_none() {
-        return (FALSE, "NoStage", "no stage is in force".into());
-    }
-    if valid.dry_run {
-        return (
-            FALSE,
-            "DryRun",
-            format!(
-                "dry run: stage {} would hold {}",
-                decision.stage_name,
-                would_act_on(decision, outcomes)
-            ),
-        );
-    }
-    if let Some((o, why, until)) = overrides.active.first() {
-        return (
-            FALSE,
-            "Overridden",
-            format!(
-                "ErrorBudgetOverride {o} ({why}) lifts stage {} until {}",
-                decision.stage_name,
-                time(*until)
-            ),
-        );
-    }
-    let mut message = format!(
-        "stage {} holds {}",
-        decision.stage_name,
-        describe(outcomes, |o| o.holding)
-    );
-    if not_claimed != "nothing" {
-        message.push_str(&format!("; already paused by someone else, left alone: {not_claimed}"));
-    }
-    if holding {
-        (TRUE, "Enforcing", message)
-    } else {
-        (FALSE, "NothingToHold", message)
-    }
-}
-
-fn data_condition(reading: &Reading, decision: &Decision) -> (&'static str, &'static str, String) {
-    match reading {
-        Reading::Disabled => (
-            FALSE,
-            "PrometheusNotConfigured",
-            "the operator runs without --prometheus-url: budgets cannot be read".into(),
-        ),
-        Reading::Failed(e) => (FALSE, "PrometheusUnavailable", e.clone()),
-        // Before missing data: a disputed SLO has no values, and that is not the news.
-        Reading::Ok(_) if !decision.disputed.is_empty() => (
-            FALSE,
-            DISPUTED_DATA,
-            format!(
-                "a second writer records the series of a selected SLO, so none of its values are used and the \
-                 stage in force is held until it is removed: {}",
-                decision.disputed.join("; ")
-            ),
-        ),
-        Reading::Ok(_) if !decision.missing.is_empty() => (
-            FALSE,
-            "NoData",
-            format!("missing from Prometheus: {}", decision.missing.join(", ")),
-        ),
-        Reading::Ok(_) if !decision.too_few_requests.is_empty() => (
-            TRUE,
-            "TooFewRequests",
-            format!(
-                "every selected SLO has data; entries not holding for want of requests (minRequests): {}",
-                decision.too_few_requests.join(", ")
-            ),
-        ),
-        Reading::Ok(_) => (TRUE, "DataAvailable", "every selected SLO has data".into()),
-    }
-}
-
-fn none_if_empty(stage: &str) -> &str {
-    if stage.is_empty() { "none" } else { stage }
-}
-
-fn transition_event(
-    valid: &ValidPolicy,
-    from: &str,
-    to: &str,
-    decision: &Decision,
-    outcomes: &[Outcome],
-) -> (EventType, &'static str, String) {
-    let from = if from.is_empty() { "none" } else { from };
-    if to.is_empty() {
-        return (
-            EventType::Normal,
-            "Release",
-            format!(
-                "stage {from} left: its conditions have not held for {}; released everything",
-                valid.release_after
-            ),
-        );
-    }
-    if valid.dry_run {
-        return (
-            EventType::Normal,
-            "DryRun",
-            format!(
-                "stage {from} → {to} ({}); dry run, would hold {}",
-                decision.reason,
-                would_act_on(decision, outcomes)
-            ),
-        );
-    }
-    (
-        EventType::Warning,
-        "Freeze",
-        format!(
-            "stage {from} → {to} ({}); holding {}",
-            decision.reason,
-            describe(outcomes, |o| o.holding)
-        ),
-    )
-}
-
 /// An Event on every object acted upon.
-async fn report_outcomes(outcomes: &[Outcome], namespace: &str, me: &str, reason: &str, ctx: &Shared) {
+async fn report_outcomes(outcomes: &[Outcome], actor: &Actor<'_>, ctx: &PolicyContext) {
     for o in outcomes {
-        let (type_, event_reason, note) = match o.change {
-            Change::Claimed => (EventType::Warning, "Freeze", format!("{} by {reason}", verb(o))),
-            Change::Reheld => (
-                EventType::Warning,
-                "Freeze",
-                format!(
-                    "{} again: it was undone while {me} holds it ({reason}); use an ErrorBudgetOverride to lift a freeze",
-                    verb(o)
-                ),
-            ),
-            Change::Aborted => (EventType::Warning, "Abort", format!("update aborted by {reason}")),
-            Change::Released => (
-                EventType::Normal,
-                "Release",
-                format!("released by ErrorBudgetPolicy {me}"),
-            ),
-            Change::NotClaimed | Change::Unchanged => continue,
+        let Some((type_, event_reason, note)) = status::outcome_event(o, actor.me, actor.reason) else {
+            continue;
         };
-        let reference = object_reference(o, namespace);
-        super::publish(&ctx.recorder, &reference, type_, event_reason, o.action.as_str(), note).await;
-    }
-}
-
-fn verb(o: &Outcome) -> &'static str {
-    match o.kind {
-        "Namespace" => "frozen",
-        _ => "paused",
-    }
-}
-
-fn object_reference(o: &Outcome, namespace: &str) -> ObjectReference {
-    let (api_version, namespace) = match o.kind {
-        "Deployment" => ("apps/v1", Some(namespace.to_string())),
-        "Rollout" => ("argoproj.io/v1alpha1", Some(namespace.to_string())),
-        // Namespace Events go into the namespace itself, where its users look.
-        _ => ("v1", Some(o.name.clone())),
-    };
-    ObjectReference {
-        api_version: Some(api_version.into()),
-        kind: Some(o.kind.into()),
-        name: Some(o.name.clone()),
-        namespace,
-        ..ObjectReference::default()
+        let reference = status::object_reference(o, actor.namespace);
+        super::events::publish(&ctx.recorder, &reference, type_, event_reason, o.action.as_str(), note).await;
     }
 }
 
 /// Releases everything the policy holds before it goes away.
-async fn cleanup(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
+async fn cleanup(policy: &ErrorBudgetPolicy, ctx: &PolicyContext) -> Result<Action> {
     let ns = policy.namespace().unwrap_or_default();
     let name = policy.name_any();
     let me = enforce::holder(&ns, &name);
     // Whatever this term saw, the Namespace is checked too.
     ctx.forget(&(ns.clone(), name.clone()));
-    let (outcomes, errors) = actuate(policy, &BTreeSet::new(), &me, "", Timestamp::now(), ctx).await;
-    report_outcomes(&outcomes, &ns, &me, "", ctx).await;
+    let actor = Actor {
+        client: &ctx.client,
+        namespace: &ns,
+        me: &me,
+        reason: "",
+        now: Timestamp::now(),
+    };
+    let (outcomes, errors) = actuate(policy, &BTreeSet::new(), &actor, ctx).await;
+    report_outcomes(&outcomes, &actor, ctx).await;
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
     }
-    let released = describe(&outcomes, |o| o.change == Change::Released);
-    super::publish(
+    let released = status::describe(&outcomes, |o| o.change == Change::Released);
+    super::events::publish(
         &ctx.recorder,
         &policy.object_ref(&()),
         EventType::Normal,
@@ -953,7 +613,6 @@ async fn cleanup(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         format!("policy deleted; released {released}"),
     )
     .await;
-    ctx.forget(&(ns.clone(), name.clone()));
     let stage = policy.status.as_ref().map(|s| s.stage.clone()).unwrap_or_default();
     ctx.metrics.policy_stage.remove(&StageLabels {
         namespace: ns,
@@ -961,24 +620,6 @@ async fn cleanup(policy: &ErrorBudgetPolicy, ctx: &Shared) -> Result<Action> {
         stage,
     });
     Ok(Action::await_change())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn set_condition(
-    status: &mut ErrorBudgetPolicyStatus,
-    previous: &ErrorBudgetPolicyStatus,
-    type_: &str,
-    value: &str,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-    now: Timestamp,
-) {
-    let c: Condition = condition::next_condition(&previous.conditions, type_, value, reason, message, generation, now);
-    match status.conditions.iter_mut().find(|x| x.type_ == type_) {
-        Some(slot) => *slot = c,
-        None => status.conditions.push(c),
-    }
 }
 
 /// The merge patch from `previous` to `next`: fields that became empty (`quietSince` after a
@@ -993,7 +634,7 @@ async fn write_status(
     policy: &ErrorBudgetPolicy,
     previous: &ErrorBudgetPolicyStatus,
     next: &ErrorBudgetPolicyStatus,
-    ctx: &Shared,
+    ctx: &PolicyContext,
 ) -> Result<bool> {
     if previous == next {
         return Ok(false);
@@ -1005,7 +646,7 @@ async fn write_status(
     // reconcile starts from the cluster, instead of the last writer winning.
     let mut patch = status_patch(previous, next)?;
     patch["metadata"] = json!({ "resourceVersion": policy.resource_version() });
-    api.patch_status(&policy.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+    api.patch_status(&policy.name_any(), &crate::api::merge_params(), &Patch::Merge(patch))
         .await
         .map_err(|e| Error::api(e, || "update errorbudgetpolicies/status".into()))?;
     ctx.metrics.write(CONTROLLER, "status");
@@ -1015,6 +656,7 @@ async fn write_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::policy::Enforced;
 
     #[test]
     fn a_release_clears_what_the_stage_left_in_status() {
@@ -1099,30 +741,256 @@ mod tests {
             StdDuration::from_millis(Timestamp::MAX.duration_since(Timestamp::MIN).as_millis() as u64 + 500)
         );
     }
+}
 
-    #[test]
-    fn enforced_entries_keep_their_since() {
-        let t0 = Time(Timestamp::from_second(1_800_000_000).unwrap());
-        let outcome = Outcome {
-            kind: "Deployment",
-            name: "checkout".into(),
-            action: PolicyAction::FreezeDeployments,
-            change: Change::Unchanged,
-            holding: true,
-            selected: true,
-            since: Some("2027-02-02T00:00:00Z".into()),
+/// The reconciler against an API server that keeps what it is sent ([`crate::fake_api`]): what
+/// a reconcile writes, and what the cluster holds after it.
+#[cfg(test)]
+mod reconciler_tests {
+    use std::collections::BTreeMap;
+
+    use kube::runtime::events::{Recorder, Reporter};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::api::ServiceLevelObjective;
+    use crate::budget::{SloSamples, Snapshot};
+    use crate::cache::{ScopeCaches, Stores};
+    use crate::duration::Duration;
+    use crate::fake_api::FakeApi;
+    use crate::metrics::Metrics;
+
+    const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/shop/deployments/web";
+    const NAMESPACE: &str = "/api/v1/namespaces/shop";
+    const POLICY: &str = "/apis/slo.warden.dev/v1alpha1/namespaces/shop/errorbudgetpolicies/checkout";
+    const ME: &str = "shop/checkout";
+
+    fn slo() -> ServiceLevelObjective {
+        serde_json::from_value(json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": "checkout", "namespace": "shop", "uid": "u1", "generation": 1},
+            "spec": {"objective": 99.9, "window": "30d",
+                     "indicator": {"ratio": {"errors": "http_requests_total{code=~\"5..\"}", "total": "http_requests_total"}}},
+        }))
+        .unwrap()
+    }
+
+    /// A cluster with the policy (its finalizer already added), its Deployment and Namespace.
+    fn cluster() -> (kube::Client, FakeApi) {
+        let (client, api) = FakeApi::start();
+        api.put(json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetPolicy",
+            "metadata": {"name": "checkout", "namespace": "shop", "generation": 1, "finalizers": [FINALIZER]},
+            "spec": {
+                "slos": {"names": ["checkout"]},
+                "stages": [{"name": "page", "when": [{"burnRate": {"window": "1h", "above": 14.4}}],
+                            "actions": ["freezeDeployments", "freezeNamespace"]}],
+                "targets": {"deployments": {"matchLabels": {"app": "web"}}},
+                "releaseAfter": "2m",
+            },
+        }));
+        api.put(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+            "spec": {"replicas": 1},
+        }));
+        api.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}));
+        (client, api)
+    }
+
+    /// The policy reconciler's context after a poll that read `burn` over the last hour.
+    fn context(client: kube::Client, burn: f64) -> Arc<PolicyContext> {
+        let reporter = Reporter {
+            controller: crate::api::MANAGER.into(),
+            instance: None,
         };
-        let previous = vec![Enforced {
-            kind: "Deployment".into(),
-            name: "checkout".into(),
-            action: "freezeDeployments".into(),
-            since: Some(t0.clone()),
-        }];
-        assert_eq!(
-            enforced_list(std::slice::from_ref(&outcome), &previous)[0].since,
-            Some(t0)
+        let ctx = PolicyContext::new(
+            client.clone(),
+            Recorder::new(client, reporter),
+            Metrics::default(),
+            StdDuration::from_secs(30),
+            Stores(vec![ScopeCaches::holding(vec![slo()], vec![])]),
+            vec![],
+            tokio::sync::watch::channel(true).1,
         );
-        let fresh = enforced_list(&[outcome], &[]);
-        assert_eq!(fresh[0].since, Some(Time("2027-02-02T00:00:00Z".parse().unwrap())));
+        let samples = SloSamples {
+            remaining: Some(0.5),
+            burn_rates: BTreeMap::from([(Duration::hours(1), burn)]),
+            covered: Some(30.0 * 86_400.0),
+            ..SloSamples::default()
+        };
+        ctx.set_reading(Reading::Ok(Arc::new(Snapshot {
+            slos: BTreeMap::from([(("shop".to_string(), "checkout".to_string()), samples)]),
+            at: Some(Timestamp::now()),
+            ..Snapshot::default()
+        })));
+        Arc::new(ctx)
+    }
+
+    /// One reconcile of the policy as the cluster holds it now.
+    async fn reconcile_now(api: &FakeApi, ctx: &Arc<PolicyContext>) -> Result<Action> {
+        let policy: ErrorBudgetPolicy = serde_json::from_value(api.get(POLICY).unwrap()).unwrap();
+        tokio::time::timeout(StdDuration::from_secs(10), reconcile(Arc::new(policy), ctx.clone()))
+            .await
+            .expect("the reconcile finished")
+    }
+
+    fn paused_by(obj: &Value) -> (bool, Option<&str>) {
+        (
+            obj["spec"]["paused"].as_bool() == Some(true),
+            obj["metadata"]["annotations"]["slo.warden.dev/paused-by"].as_str(),
+        )
+    }
+
+    fn frozen(ns: &Value) -> bool {
+        ns["metadata"]["labels"]["slo.warden.dev/frozen"] == "true"
+    }
+
+    fn condition<'a>(policy: &'a Value, type_: &str) -> &'a Value {
+        policy["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == type_))
+            .unwrap_or(&Value::Null)
+    }
+
+    #[tokio::test]
+    async fn a_burn_freezes_the_targets_and_says_so_everywhere() {
+        let (client, api) = cluster();
+        let ctx = context(client, 20.0);
+        reconcile_now(&api, &ctx).await.unwrap();
+
+        assert_eq!(paused_by(&api.get(DEPLOYMENT).unwrap()), (true, Some(ME)));
+        assert!(frozen(&api.get(NAMESPACE).unwrap()));
+        let policy = api.get(POLICY).unwrap();
+        assert_eq!(policy["status"]["stage"], "page");
+        assert_eq!(condition(&policy, ENFORCING)["status"], "True");
+        assert_eq!(condition(&policy, READY)["status"], "True");
+        assert_eq!(condition(&policy, DATA_AVAILABLE)["status"], "True");
+        let enforced: Vec<&str> = policy["status"]["enforced"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(enforced, ["Deployment", "Namespace"]);
+        // Every write names slo-warden as its field manager.
+        for write in api.writes() {
+            assert!(write.query.contains("fieldManager=slo-warden"), "{write:?}");
+        }
+        // The freeze on the policy, and on each object held.
+        assert_eq!(api.event_reasons(), ["Freeze", "Freeze", "Freeze"]);
+
+        // Nothing changed: the next reconcile writes nothing.
+        let before = api.writes().len();
+        reconcile_now(&api, &ctx).await.unwrap();
+        assert_eq!(api.writes().len(), before, "{:?}", &api.writes()[before..]);
+    }
+
+    #[tokio::test]
+    async fn a_pause_a_person_undoes_is_put_back() {
+        let (client, api) = cluster();
+        let ctx = context(client, 20.0);
+        reconcile_now(&api, &ctx).await.unwrap();
+        // `kubectl rollout resume` (past the webhook, say while it was down).
+        let mut resumed = api.get(DEPLOYMENT).unwrap();
+        resumed["spec"]["paused"] = json!(false);
+        api.put(resumed);
+
+        reconcile_now(&api, &ctx).await.unwrap();
+        assert_eq!(paused_by(&api.get(DEPLOYMENT).unwrap()), (true, Some(ME)));
+        let reasons = api.event_reasons();
+        assert_eq!(reasons.last().map(String::as_str), Some("Refreeze"));
+        let last_event = api
+            .seen()
+            .into_iter()
+            .rev()
+            .find(|s| s.path.contains("/events"))
+            .unwrap();
+        assert!(
+            last_event.body["note"]
+                .as_str()
+                .unwrap()
+                .starts_with("paused again: it was undone while shop/checkout holds it"),
+            "{:?}",
+            last_event.body
+        );
+    }
+
+    #[tokio::test]
+    async fn a_quiet_service_is_released_after_release_after() {
+        let (client, api) = cluster();
+        reconcile_now(&api, &context(client.clone(), 20.0)).await.unwrap();
+        // The burn stops: held for releaseAfter (2m) from now.
+        let quiet = context(client, 1.0);
+        reconcile_now(&api, &quiet).await.unwrap();
+        let policy = api.get(POLICY).unwrap();
+        assert_eq!(policy["status"]["stage"], "page");
+        assert!(policy["status"]["quietSince"].is_string(), "{}", policy["status"]);
+        assert!(paused_by(&api.get(DEPLOYMENT).unwrap()).0, "still held");
+
+        // Ten minutes later, as the status says.
+        let mut policy = api.get(POLICY).unwrap();
+        let earlier = Timestamp::now() - jiff::SignedDuration::from_mins(10);
+        policy["status"]["quietSince"] = json!(crate::api::rfc3339(earlier));
+        api.put(policy);
+        reconcile_now(&api, &quiet).await.unwrap();
+
+        assert_eq!(paused_by(&api.get(DEPLOYMENT).unwrap()), (false, None));
+        assert!(!frozen(&api.get(NAMESPACE).unwrap()));
+        let policy = api.get(POLICY).unwrap();
+        assert_eq!(policy["status"]["stage"], "");
+        assert_eq!(policy["status"].get("enforced"), None, "{}", policy["status"]);
+        assert_eq!(policy["status"]["history"][0]["from"], "page");
+        assert!(api.event_reasons().iter().any(|r| r == "Release"));
+    }
+
+    #[tokio::test]
+    async fn a_deleted_policy_releases_everything_before_it_goes() {
+        let (client, api) = cluster();
+        let ctx = context(client, 20.0);
+        reconcile_now(&api, &ctx).await.unwrap();
+        let mut policy = api.get(POLICY).unwrap();
+        policy["metadata"]["deletionTimestamp"] = json!(crate::api::rfc3339(Timestamp::now()));
+        api.put(policy);
+
+        reconcile_now(&api, &ctx).await.unwrap();
+        assert_eq!(paused_by(&api.get(DEPLOYMENT).unwrap()), (false, None));
+        assert!(!frozen(&api.get(NAMESPACE).unwrap()));
+        let policy = api.get(POLICY).unwrap();
+        assert_eq!(
+            policy["metadata"]["finalizers"].as_array().map_or(0, Vec::len),
+            0,
+            "the finalizer goes last: {}",
+            policy["metadata"]
+        );
+        assert_eq!(api.event_reasons().last().map(String::as_str), Some("Release"));
+    }
+
+    #[tokio::test]
+    async fn a_write_that_conflicts_is_planned_again_on_what_the_other_writer_left() {
+        let (client, api) = cluster();
+        // Another policy claims the Deployment just before us.
+        api.conflict_next_patch(
+            DEPLOYMENT,
+            json!({"spec": {"paused": true}, "metadata": {"annotations": {"slo.warden.dev/paused-by": "shop/other"}}}),
+        );
+        reconcile_now(&api, &context(client, 20.0)).await.unwrap();
+
+        let deployment = api.get(DEPLOYMENT).unwrap();
+        let holders = deployment["metadata"]["annotations"]["slo.warden.dev/paused-by"]
+            .as_str()
+            .unwrap();
+        assert!(
+            holders.contains("shop/other") && holders.contains(ME),
+            "both claims kept: {holders}"
+        );
+        assert!(paused_by(&deployment).0);
+        let patches: Vec<String> = api
+            .seen()
+            .into_iter()
+            .filter(|s| s.path == DEPLOYMENT)
+            .map(|s| s.method.to_string())
+            .collect();
+        assert_eq!(patches, ["PATCH", "GET", "PATCH"], "refused, read again, planned again");
     }
 }

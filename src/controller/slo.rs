@@ -7,14 +7,14 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::api::{Patch, PatchParams};
-use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
+use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::instrument;
 
-use super::Context;
+use super::context::Context;
 use crate::api::condition::{self, FALSE, READY, TRUE};
 use crate::api::{PrometheusRule, ServiceLevelObjective, ServiceLevelObjectiveStatus};
 use crate::error::{Error, Result};
@@ -25,7 +25,7 @@ const CONTROLLER: &str = "slo";
 /// Safety net: owned PrometheusRules trigger reconciles on change, this catches anything missed.
 const RESYNC: Duration = Duration::from_secs(30 * 60);
 
-type Guarded = DeserializeGuard<ServiceLevelObjective>;
+use crate::cache::Guarded;
 
 fn key_of(meta: &ObjectMeta) -> (String, String) {
     (
@@ -143,7 +143,7 @@ async fn reconcile_unreadable(invalid: &InvalidObject, ctx: &Context) -> Result<
     });
     api.patch_status(
         &name,
-        &PatchParams::default(),
+        &crate::api::merge_params(),
         &Patch::Merge(json!({"status": {"conditions": [ready], "observedGeneration": invalid.metadata.generation}})),
     )
     .await
@@ -157,7 +157,7 @@ async fn reconcile_unreadable(invalid: &InvalidObject, ctx: &Context) -> Result<
         uid: invalid.metadata.uid.clone(),
         ..ObjectReference::default()
     };
-    super::publish(
+    super::events::publish(
         &ctx.recorder,
         &reference,
         EventType::Warning,
@@ -256,7 +256,7 @@ async fn apply_rule(ns: &str, desired: PrometheusRule, slo: &ServiceLevelObjecti
         applied = api
             .patch(
                 &name,
-                &PatchParams::apply(MANAGER),
+                &crate::api::merge_params(),
                 &Patch::Merge(serde_json::json!({"spec": {"groups": desired.spec.groups}})),
             )
             .await
@@ -341,7 +341,7 @@ async fn write_status(
         "rulesDigest": next.rules_digest,
         "prometheusRuleVersion": next.prometheus_rule_version,
     }});
-    api.patch_status(&slo.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+    api.patch_status(&slo.name_any(), &crate::api::merge_params(), &Patch::Merge(&patch))
         .await
         .map_err(|e| api_error(e, "update servicelevelobjectives/status"))?;
     ctx.metrics.write(CONTROLLER, "status");
@@ -386,7 +386,7 @@ async fn report_not_ready(
     );
     write_status(slo, &previous, status, ctx).await?;
     if changed {
-        super::publish(
+        super::events::publish(
             &ctx.recorder,
             &slo.object_ref(&()),
             EventType::Warning,
@@ -418,11 +418,42 @@ mod tests {
 
     use http::{Method, Request, Response, StatusCode};
     use kube::client::Body;
+    use kube::core::DeserializeGuard;
     use kube::runtime::events::{Recorder, Reporter};
     use serde_json::Value;
 
     use super::*;
-    use crate::controller::backoff::Backoff;
+
+    fn guarded_at(name: &str, generation: i64, resource_version: &str) -> Arc<Guarded> {
+        let slo: ServiceLevelObjective = serde_json::from_value(serde_json::json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": name, "namespace": "shop", "uid": name, "generation": generation,
+                         "resourceVersion": resource_version},
+            "spec": {"objective": 99.9, "window": "30d", "indicator": {"raw": {"errorRatio": "x"}}},
+        }))
+        .unwrap();
+        Arc::new(DeserializeGuard(Ok(slo)))
+    }
+
+    /// Touches that change nothing the reconcile reads are not passed on; after a relist or a
+    /// deletion the next touch is.
+    #[test]
+    fn only_changes_the_reconcile_reads_trigger_it() {
+        let mut seen = crate::cache::slos::Fingerprints::new(trigger_fingerprint);
+        assert!(seen.changed(&guarded_at("a", 1, "10")));
+        assert!(!seen.changed(&guarded_at("a", 1, "11")), "a budget write");
+        assert!(seen.changed(&guarded_at("b", 1, "12")));
+        assert!(seen.changed(&guarded_at("a", 2, "13")), "a new spec");
+        seen.relisted(&[guarded_at("a", 3, "20")]);
+        assert!(!seen.changed(&guarded_at("a", 3, "21")));
+        assert!(
+            seen.changed(&guarded_at("b", 1, "22")),
+            "not listed: gone, then created again"
+        );
+        seen.forget(&guarded_at("b", 1, "23"));
+        assert!(seen.changed(&guarded_at("b", 1, "24")));
+    }
+    use crate::backoff::Backoff;
     use crate::metrics::Metrics;
 
     type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -545,6 +576,14 @@ mod tests {
             )
         );
         assert_eq!(req.headers()["content-type"], "application/merge-patch+json");
+        assert!(
+            req.uri()
+                .query()
+                .unwrap_or_default()
+                .contains("fieldManager=slo-warden"),
+            "{}",
+            req.uri()
+        );
         let status = &body["status"];
         assert_eq!(status["conditions"][0]["type"], "Ready");
         assert_eq!(status["conditions"][0]["status"], "True");

@@ -158,7 +158,7 @@ pub fn annotations_patch(keys: Keys, holders: &[String], stamp: bool, reason: &s
     } else {
         a.insert(keys.by.into(), json!(holders.join(",")));
         if stamp {
-            a.insert(keys.at.into(), json!(now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+            a.insert(keys.at.into(), json!(crate::api::rfc3339(now)));
             a.insert(keys.reason.into(), json!(reason));
         }
     }

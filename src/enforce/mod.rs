@@ -4,19 +4,17 @@
 //! `resourceVersion` (so two policies racing on one object cannot lose a claim), and reports
 //! what it changed for Events, metrics and `status.enforced`.
 
-pub mod cache;
 pub mod claim;
 pub mod namespace;
 pub mod rollout;
 pub mod workload;
 
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{DynamicObject, Patch};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::api::Action;
 use crate::error::{Error, Result};
-use crate::rules::MANAGER;
 use claim::{Keys, Observed, Plan};
 
 /// What happened to one object.
@@ -36,9 +34,43 @@ pub enum Change {
     Unchanged,
 }
 
+/// The kinds of object a policy holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Deployment,
+    Rollout,
+    Namespace,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Deployment, Kind::Rollout, Kind::Namespace];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Deployment => "Deployment",
+            Kind::Rollout => "Rollout",
+            Kind::Namespace => "Namespace",
+        }
+    }
+
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Deployment => "apps/v1",
+            Kind::Rollout => "argoproj.io/v1alpha1",
+            Kind::Namespace => "v1",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
-    pub kind: &'static str,
+    pub kind: Kind,
     pub name: String,
     pub action: Action,
     pub change: Change,
@@ -79,6 +111,17 @@ pub struct Hold {
     pub labelled: bool,
 }
 
+/// What every actuator call of one policy reconcile shares: the client, the policy's namespace
+/// (its workloads and its Namespace), who claims (`me`: the `namespace/policy` the claims
+/// name), why (the claim's reason; empty when letting go) and when.
+pub struct Actor<'a> {
+    pub client: &'a kube::Client,
+    pub namespace: &'a str,
+    pub me: &'a str,
+    pub reason: &'a str,
+    pub now: jiff::Timestamp,
+}
+
 /// How often a claim is planned again on a fresh copy after a conflict (another policy, a
 /// person or a controller wrote the object in between).
 pub const ATTEMPTS: usize = 4;
@@ -103,11 +146,10 @@ pub async fn hold(
     api: &Api<DynamicObject>,
     mut obj: DynamicObject,
     how: &Hold,
-    me: &str,
+    actor: &Actor<'_>,
     chosen: bool,
-    reason: &str,
-    now: jiff::Timestamp,
 ) -> Result<(DynamicObject, Change)> {
+    let (me, reason, now) = (actor.me, actor.reason, actor.now);
     let mut attempt = 1;
     loop {
         let mut observed = Observed::new((how.is_held)(&obj), obj.annotations(), how.keys);
@@ -137,7 +179,7 @@ pub async fn hold(
         }
         let name = obj.name_any();
         match api
-            .patch(&name, &PatchParams::apply(MANAGER), &Patch::Merge(&patch))
+            .patch(&name, &crate::api::merge_params(), &Patch::Merge(&patch))
             .await
         {
             Ok(updated) => {

@@ -4,11 +4,11 @@
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ApiResource, DynamicObject};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::claim::{FREEZE, FROZEN_LABEL};
-use super::{Change, Hold, Outcome, hold};
+use super::{Actor, Change, Hold, Kind, Outcome, hold};
 use crate::api::Action;
 use crate::error::Result;
 
@@ -27,23 +27,17 @@ pub const FROZEN: Hold = Hold {
     labelled: false,
 };
 
-pub async fn reconcile(
-    client: &Client,
-    namespace: &str,
-    me: &str,
-    want: bool,
-    reason: &str,
-    now: jiff::Timestamp,
-) -> Result<Outcome> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::erase::<Namespace>(&()));
+pub async fn reconcile(actor: &Actor<'_>, want: bool) -> Result<Outcome> {
+    let (namespace, now) = (actor.namespace, actor.now);
+    let api: Api<DynamicObject> = Api::all_with(actor.client.clone(), &ApiResource::erase::<Namespace>(&()));
     let ns = api
         .get(namespace)
         .await
         .map_err(|e| super::refused(e, &api, "get", namespace))?;
-    let (ns, change) = hold(&api, ns, &FROZEN, me, want, reason, now).await?;
+    let (ns, change) = hold(&api, ns, &FROZEN, actor, want).await?;
     let holding = want && change != Change::NotClaimed;
     Ok(Outcome {
-        kind: "Namespace",
+        kind: Kind::Namespace,
         name: namespace.to_string(),
         action: Action::FreezeNamespace,
         change,

@@ -6,16 +6,15 @@
 //! retry rollout NAME`). The Rollouts controller ignores an abort while `spec.paused` is set, so
 //! a stage that aborts does not hold a pause on the Rollouts it aborts.
 
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, Patch};
 use kube::core::{GroupVersionKind, Selector, SelectorExt};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::workload::{Reconciled, Workload};
-use super::{Change, Outcome};
+use super::{Actor, Change, Kind, Outcome};
 use crate::api::Action;
 use crate::error::{Error, Result};
-use crate::rules::MANAGER;
 
 pub fn resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"), "rollouts")
@@ -23,7 +22,7 @@ pub fn resource() -> ApiResource {
 
 pub fn rollouts() -> Workload {
     Workload {
-        kind: "Rollout",
+        kind: Kind::Rollout,
         resource: resource(),
         action: Action::PauseRollouts,
     }
@@ -54,13 +53,9 @@ pub fn is_aborted(obj: &DynamicObject) -> bool {
 /// Aborts the selected Rollouts (`cached`, else listed) that are mid-update and not aborted
 /// yet; lists the aborted ones. One Rollout that cannot be aborted is reported with its error
 /// and the others are still aborted.
-pub async fn abort(
-    client: &Client,
-    namespace: &str,
-    cached: Option<Vec<DynamicObject>>,
-    selected: &Selector,
-) -> Result<Reconciled> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource());
+pub async fn abort(actor: &Actor<'_>, cached: Option<Vec<DynamicObject>>, selected: &Selector) -> Result<Reconciled> {
+    let namespace = actor.namespace;
+    let api: Api<DynamicObject> = Api::namespaced_with(actor.client.clone(), namespace, &resource());
     let objects = super::workload::objects(&api, cached)
         .await?
         .ok_or(Error::RolloutCrdMissing)?;
@@ -72,7 +67,7 @@ pub async fn abort(
             let patched = api
                 .patch_status(
                     &obj.name_any(),
-                    &PatchParams::apply(MANAGER),
+                    &crate::api::merge_params(),
                     &Patch::Merge(json!({"status": {"abort": true}})),
                 )
                 .await;
@@ -87,7 +82,7 @@ pub async fn abort(
             continue;
         };
         out.outcomes.push(Outcome {
-            kind: "Rollout",
+            kind: Kind::Rollout,
             name: obj.name_any(),
             action: Action::AbortRollouts,
             change,

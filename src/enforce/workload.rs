@@ -5,24 +5,24 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::core::{Selector, SelectorExt};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::claim::{Observed, PAUSE};
-use super::{Change, Hold, Outcome, hold};
+use super::{Actor, Change, Hold, Kind, Outcome, hold};
 use crate::api::Action;
 use crate::error::{Error, Result};
 
 /// A kind of workload with `spec.paused`.
 pub struct Workload {
-    pub kind: &'static str,
+    pub kind: Kind,
     pub resource: ApiResource,
     pub action: Action,
 }
 
 pub fn deployments() -> Workload {
     Workload {
-        kind: "Deployment",
+        kind: Kind::Deployment,
         resource: ApiResource::erase::<Deployment>(&()),
         action: Action::FreezeDeployments,
     }
@@ -86,20 +86,16 @@ pub struct Reconciled {
 /// `spared`, else not by `me`. `None` when the kind is not served (a cluster without Argo
 /// Rollouts). An object that cannot be changed is reported as it is (held or not, from its
 /// claim) with its error, and the rest are still made to match.
-#[allow(clippy::too_many_arguments)]
 pub async fn reconcile(
-    client: &Client,
-    namespace: &str,
+    actor: &Actor<'_>,
     workload: &Workload,
     cached: Option<Vec<DynamicObject>>,
     selected: Option<&Selector>,
     spared: Spared<'_>,
-    me: &str,
     want: bool,
-    reason: &str,
-    now: jiff::Timestamp,
 ) -> Result<Option<Reconciled>> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &workload.resource);
+    let (namespace, me, now) = (actor.namespace, actor.me, actor.now);
+    let api: Api<DynamicObject> = Api::namespaced_with(actor.client.clone(), namespace, &workload.resource);
     let Some(objects) = objects(&api, cached).await? else {
         return Ok(None);
     };
@@ -108,13 +104,13 @@ pub async fn reconcile(
         let is_selected = selected.is_some_and(|s| s.matches(obj.labels()));
         let held_by_me = Observed::new(is_paused(&obj), obj.annotations(), PAUSE).holds(me);
         let chosen = chosen(want, is_selected, held_by_me, spared(&obj));
-        let (obj, change, holding) = match hold(&api, obj.clone(), &PAUSED, me, chosen, reason, now).await {
+        let (obj, change, holding) = match hold(&api, obj.clone(), &PAUSED, actor, chosen).await {
             Ok((obj, change)) => {
                 let holding = chosen && change != Change::NotClaimed;
                 (obj, change, holding)
             }
             Err(e) => {
-                tracing::warn!(namespace, kind = workload.kind, name = %obj.name_any(), error = %e, "cannot change the hold of one object; the others are still reconciled");
+                tracing::warn!(namespace, kind = %workload.kind, name = %obj.name_any(), error = %e, "cannot change the hold of one object; the others are still reconciled");
                 out.errors.push(e);
                 let holding = held_by_me;
                 (obj, Change::Unchanged, holding)
@@ -192,7 +188,7 @@ mod tests {
     #[tokio::test]
     async fn one_object_that_cannot_be_patched_does_not_stop_the_others() {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let client = Client::new(service, "shop");
+        let client = kube::Client::new(service, "shop");
         let server = tokio::spawn(async move {
             let mut patched = Vec::new();
             for _ in 0..2 {
@@ -223,17 +219,20 @@ mod tests {
             patched
         });
         let spare_none = |_: &DynamicObject| false;
+        let actor = Actor {
+            client: &client,
+            namespace: "shop",
+            me: "shop/checkout",
+            reason: "",
+            now: jiff::Timestamp::UNIX_EPOCH,
+        };
         let r = reconcile(
-            &client,
-            "shop",
+            &actor,
             &deployments(),
             Some(vec![held_deployment("api"), held_deployment("web")]),
             None,
             &spare_none,
-            "shop/checkout",
             false,
-            "",
-            jiff::Timestamp::UNIX_EPOCH,
         )
         .await
         .unwrap()

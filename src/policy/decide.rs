@@ -148,10 +148,6 @@ fn name_of(policy: &ValidPolicy, stage: Option<usize>) -> String {
     stage.map(|i| policy.stages[i].name.clone()).unwrap_or_default()
 }
 
-fn time(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 pub fn decide(
     policy: &ValidPolicy,
     slos: &[SloView],
@@ -260,8 +256,8 @@ pub fn decide(
                     format!(
                         "{} has not held since {}; it is left at {} (releaseAfter {}) unless it holds again",
                         policy.stages[c].name,
-                        time(quiet),
-                        time(release_at),
+                        crate::api::rfc3339(quiet),
+                        crate::api::rfc3339(release_at),
                         policy.release_after
                     ),
                 )

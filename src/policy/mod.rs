@@ -6,6 +6,8 @@
 
 pub mod decide;
 pub mod overrides;
+pub mod select;
+pub mod status;
 pub mod validate;
 
 pub use decide::{Decision, Previous, SloView, decide};

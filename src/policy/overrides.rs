@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 
 use crate::api::bounds::{self, MAX_OVERRIDE};
-use crate::api::{ErrorBudgetOverrideSpec, OverrideState};
+use crate::api::{ErrorBudgetOverride, ErrorBudgetOverrideSpec, OverrideState};
 use crate::duration::Duration;
 use crate::validate::Problem;
 
@@ -78,10 +78,10 @@ pub fn evaluate(spec: &ErrorBudgetOverrideSpec, created: Timestamp, max: Duratio
     let Some(expires_at) = duration.checked_after(created) else {
         return rejected(format!(
             "spec.duration {duration} from its creation at {} ends past the latest time there is",
-            created.strftime("%Y-%m-%dT%H:%M:%SZ")
+            crate::api::rfc3339(created)
         ));
     };
-    let at = expires_at.strftime("%Y-%m-%dT%H:%M:%SZ");
+    let at = crate::api::rfc3339(expires_at);
     if now < expires_at {
         Evaluated {
             state: OverrideState::Active,
@@ -100,6 +100,51 @@ pub fn evaluate(spec: &ErrorBudgetOverrideSpec, created: Timestamp, max: Duratio
             message: format!("expired at {at}"),
         }
     }
+}
+
+/// An override in force: its name, who asked for it and why, and until when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Active {
+    pub name: String,
+    /// `by alice@example.com: hotfix for INC-123`.
+    pub why: String,
+    pub until: Timestamp,
+}
+
+/// An override object evaluated at `now` under its policy's `max`; `None` until the API server
+/// has stamped its creation.
+pub fn evaluate_object(o: &ErrorBudgetOverride, max: Duration, now: Timestamp) -> Option<Evaluated> {
+    let created = o.metadata.creation_timestamp.as_ref()?;
+    Some(evaluate(&o.spec, created.0, max, now))
+}
+
+impl Evaluated {
+    /// What the override `o` says while this evaluation finds it in force.
+    pub fn active(&self, o: &ErrorBudgetOverride) -> Option<Active> {
+        match (self.state, self.expires_at) {
+            (OverrideState::Active, Some(until)) => Some(Active {
+                name: o.metadata.name.clone().unwrap_or_default(),
+                why: format!("by {}: {}", requester(&o.spec), o.spec.reason),
+                until,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The overrides of the policy named `policy` in force at `now` under its `max`, in the order
+/// given.
+pub fn active<'a>(
+    overrides: impl IntoIterator<Item = &'a ErrorBudgetOverride>,
+    policy: &str,
+    max: Duration,
+    now: Timestamp,
+) -> Vec<Active> {
+    overrides
+        .into_iter()
+        .filter(|o| o.spec.policy == policy)
+        .filter_map(|o| evaluate_object(o, max, now)?.active(o))
+        .collect()
 }
 
 #[cfg(test)]

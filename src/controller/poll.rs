@@ -1,351 +1,25 @@
-//! The poll loop and what the policy reconciler shares with it: every interval, one reading of
-//! every SLO's budget from Prometheus (a fixed number of queries), kept for the policies,
-//! which are then all triggered; then `status.budget` of each SLO, written only where the
-//! rounded values changed.
+//! The poll loop: every interval, one reading of every SLO's budget from Prometheus (a fixed
+//! number of queries, [`crate::budget::Poller`]). The reading is handed to the policy
+//! reconciler through its context ([`PolicyContext::set_reading`]) and every policy is
+//! triggered at once ([`triggers`]); each policy reconcile then takes the samples of its own
+//! SLOs from that one reading. Only after that, `status.budget` and the `SignalHealthy`
+//! condition of each SLO are written, where the rounded values changed.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use futures::{Stream, StreamExt};
-use kube::api::{Patch, PatchParams};
-use kube::core::DeserializeGuard;
-use kube::runtime::events::Recorder;
-use kube::runtime::reflector::Store;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::api::Patch;
+use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
-use crate::api::{BudgetState, BudgetStatus, ErrorBudgetOverride, ErrorBudgetPolicy, ServiceLevelObjective};
+use super::context::PolicyContext;
+use crate::api::{BudgetState, BudgetStatus, ServiceLevelObjective};
 use crate::budget::poller::Poller;
-use crate::budget::{SloSamples, Snapshot, budget_of, budget_status};
-use crate::enforce::Outcome;
-use crate::enforce::cache::Targets;
-use crate::metrics::{KindLabels, Metrics, PolicyKindLabels, PolicyLabels, SloLabels};
-
-/// The last poll.
-#[derive(Clone, Debug)]
-pub enum Reading {
-    /// No `--prometheus-url`.
-    Disabled,
-    Failed(String),
-    Ok(Arc<Snapshot>),
-}
-
-/// The watch caches of one watched scope (a namespace, or the whole cluster).
-#[derive(Clone)]
-pub struct Scope {
-    pub slos: Store<DeserializeGuard<ServiceLevelObjective>>,
-    /// The SLOs of `slos` by namespace.
-    pub slo_index: super::index::ByNamespace,
-    /// Each SLO the watch behind `slos` adds or changes, as cached there: the SLO reconciler
-    /// of a term runs on this cache instead of keeping a second one.
-    pub slo_changes: tokio::sync::broadcast::Sender<super::SloChange>,
-    pub overrides: Store<ErrorBudgetOverride>,
-    pub deployments: Targets,
-    pub rollouts: Targets,
-    /// True once `slos` holds the first complete list. Waited on through this, never through
-    /// the store: its `wait_until_ready` wakes only the last of several waiters, and the SLO
-    /// reconciler waits there already.
-    pub slos_synced: watch::Receiver<bool>,
-}
-
-impl Scope {
-    /// Until `slos` holds the first complete list.
-    pub async fn slos_synced(&self) {
-        let _ = self.slos_synced.clone().wait_for(|synced| *synced).await;
-    }
-}
-
-#[derive(Clone)]
-pub struct Stores(pub Vec<Scope>);
-
-/// A readable SLO as the watch cache holds it: shared, never copied.
-#[derive(Clone, Debug)]
-pub struct CachedSlo(Arc<DeserializeGuard<ServiceLevelObjective>>);
-
-impl CachedSlo {
-    /// `None` for an object that did not deserialize (it reports itself in its own status).
-    pub fn new(cached: Arc<DeserializeGuard<ServiceLevelObjective>>) -> Option<Self> {
-        cached.0.is_ok().then_some(Self(cached))
-    }
-}
-
-impl std::ops::Deref for CachedSlo {
-    type Target = ServiceLevelObjective;
-
-    fn deref(&self) -> &ServiceLevelObjective {
-        match &self.0.0 {
-            Ok(slo) => slo,
-            Err(_) => unreachable!("CachedSlo::new keeps only readable SLOs"),
-        }
-    }
-}
-
-impl Stores {
-    /// Calls `f` with every readable SLO (one that does not deserialize reports itself in its
-    /// own status), straight from the cache: a poll of 10,000 SLOs copies none of them.
-    pub fn for_each_slo(&self, mut f: impl FnMut(&ServiceLevelObjective)) {
-        for scope in &self.0 {
-            for guard in scope.slos.state() {
-                if let Ok(slo) = guard.0.as_ref() {
-                    f(slo);
-                }
-            }
-        }
-    }
-
-    /// The readable SLOs of a namespace whose name `keep` accepts, shared with the cache (a
-    /// poll of a thousand policies copied every SLO ten times over).
-    pub fn slos_in(&self, namespace: &str, keep: impl Fn(&str) -> bool) -> Vec<CachedSlo> {
-        self.0
-            .iter()
-            .flat_map(|s| s.slo_index.get(namespace, &s.slos, &(), &keep))
-            .filter_map(CachedSlo::new)
-            .collect()
-    }
-
-    /// The cached Deployments (`rollouts: false`) or Rollouts of a namespace; `None` when its
-    /// cache cannot answer (not synced, kind not served).
-    pub fn workloads_in(&self, namespace: &str, rollouts: bool) -> Option<Vec<kube::api::DynamicObject>> {
-        let mut out = Vec::new();
-        for scope in &self.0 {
-            let targets = if rollouts { &scope.rollouts } else { &scope.deployments };
-            out.extend(targets.in_namespace(namespace)?);
-        }
-        Some(out)
-    }
-
-    pub fn overrides_in(&self, namespace: &str) -> Vec<Arc<ErrorBudgetOverride>> {
-        self.0
-            .iter()
-            .flat_map(|s| s.overrides.state())
-            .filter(|o| o.namespace().as_deref() == Some(namespace))
-            .collect()
-    }
-
-    async fn wait_until_ready(&self) {
-        for s in &self.0 {
-            s.slos_synced().await;
-            let _ = s.overrides.wait_until_ready().await;
-        }
-    }
-}
-
-/// What a policy holds, for the gauges.
-/// The kinds of object a policy can hold.
-const HELD_KINDS: [&str; 3] = ["Deployment", "Rollout", "Namespace"];
-
-fn held_labels(policy: &(String, String), kind: &'static str) -> PolicyKindLabels {
-    PolicyKindLabels {
-        namespace: policy.0.clone(),
-        policy: policy.1.clone(),
-        kind,
-    }
-}
-
-#[derive(Default)]
-struct Holds {
-    slos: BTreeSet<String>,
-    objects: BTreeSet<(&'static str, String)>,
-}
-
-/// The windows an SLO records; `None` for an invalid spec.
-type RecordedWindows = Option<BTreeSet<crate::duration::Duration>>;
-
-/// What the poll loop and the policy reconciler share.
-pub struct Shared {
-    pub client: Client,
-    pub recorder: Recorder,
-    pub metrics: Metrics,
-    pub backoff: Backoff<(String, String)>,
-    pub poll_interval: StdDuration,
-    pub stores: Stores,
-    /// The policies of each watched scope, as their reconcilers' watches cache them.
-    policies: Vec<Store<ErrorBudgetPolicy>>,
-    /// Whether this replica leads (the Lease is ours, as the API server shows it).
-    leading: watch::Receiver<bool>,
-    reading: RwLock<Option<Reading>>,
-    /// SLO uid → (generation, the windows it records), see [`Shared::recorded_windows`].
-    windows: Mutex<std::collections::HashMap<String, (Option<i64>, RecordedWindows)>>,
-    /// (namespace, policy) → what it holds.
-    holds: Mutex<BTreeMap<(String, String), Holds>>,
-}
-
-impl Shared {
-    pub fn new(
-        client: Client,
-        recorder: Recorder,
-        metrics: Metrics,
-        poll_interval: StdDuration,
-        stores: Stores,
-        policies: Vec<Store<ErrorBudgetPolicy>>,
-        leading: watch::Receiver<bool>,
-    ) -> Self {
-        Self {
-            client,
-            recorder,
-            metrics,
-            backoff: Backoff::default(),
-            poll_interval,
-            stores,
-            policies,
-            leading,
-            reading: RwLock::new(None),
-            windows: Mutex::new(std::collections::HashMap::new()),
-            holds: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    /// Writes nothing unless this replica still leads: another replica whose clock runs ahead
-    /// may have taken the Lease since this term began.
-    pub fn still_leading(&self) -> crate::error::Result<()> {
-        if *self.leading.borrow() {
-            Ok(())
-        } else {
-            Err(crate::error::Error::NotLeading)
-        }
-    }
-
-    /// The last poll; `None` before the first one.
-    pub fn reading(&self) -> Option<Reading> {
-        self.reading.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn set_reading(&self, reading: Reading) {
-        *self.reading.write().unwrap_or_else(|p| p.into_inner()) = Some(reading);
-    }
-
-    /// Records what a policy holds after a reconcile and refreshes `frozen_objects`.
-    pub fn record_holds(&self, policy: (String, String), slos: BTreeSet<String>, outcomes: &[Outcome]) {
-        let objects: BTreeSet<(&'static str, String)> = outcomes
-            .iter()
-            .filter(|o| o.holding)
-            .map(|o| (o.kind, format!("{}/{}", policy.0, o.name)))
-            .collect();
-        for kind in HELD_KINDS {
-            let n = objects.iter().filter(|(k, _)| *k == kind).count();
-            self.metrics
-                .policy_held_objects
-                .get_or_create(&held_labels(&policy, kind))
-                .set(n as i64);
-        }
-        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
-        holds.insert(policy, Holds { slos, objects });
-        self.refresh_frozen(&holds);
-    }
-
-    pub fn forget(&self, policy: &(String, String)) {
-        for kind in HELD_KINDS {
-            self.metrics.policy_held_objects.remove(&held_labels(policy, kind));
-        }
-        self.metrics.policy_overridden.remove(&PolicyLabels {
-            namespace: policy.0.clone(),
-            policy: policy.1.clone(),
-        });
-        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
-        holds.remove(policy);
-        self.refresh_frozen(&holds);
-    }
-
-    fn refresh_frozen(&self, holds: &BTreeMap<(String, String), Holds>) {
-        let unique: BTreeSet<&(&'static str, String)> = holds.values().flat_map(|h| &h.objects).collect();
-        for kind in HELD_KINDS {
-            let n = unique.iter().filter(|(k, _)| *k == kind).count();
-            self.metrics
-                .frozen_objects
-                .get_or_create(&KindLabels { kind })
-                .set(n as i64);
-        }
-    }
-
-    /// The windows an SLO records, computed once per generation (validation parses PromQL).
-    pub fn recorded_windows(&self, slo: &ServiceLevelObjective) -> Option<BTreeSet<crate::duration::Duration>> {
-        let uid = slo.metadata.uid.clone().unwrap_or_default();
-        let generation = slo.metadata.generation;
-        let mut memo = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((g, w)) = memo.get(&uid)
-            && *g == generation
-        {
-            return w.clone();
-        }
-        let w = super::policy::recorded_windows(slo);
-        memo.insert(uid, (generation, w.clone()));
-        w
-    }
-
-    /// Whether the policy may hold its Namespace: not known yet in this term, or it did at its
-    /// last reconcile. A policy whose stages never freeze the namespace reads it only then.
-    pub fn may_hold_namespace(&self, policy: &(String, String)) -> bool {
-        let holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
-        holds
-            .get(policy)
-            .is_none_or(|h| h.objects.iter().any(|(kind, _)| *kind == "Namespace"))
-    }
-
-    /// The windows whose request counts some policy's `burnRate.minRequests` reads, straight
-    /// from the policy caches. A policy whose counts a reading did not ask for (listed after
-    /// that poll) waits for the next one instead of taking them for missing.
-    pub fn request_windows(&self) -> BTreeSet<crate::duration::Duration> {
-        let mut windows = BTreeSet::new();
-        // The last hour's, for SLOs with a minimum of their own: SignalHealthy says when their
-        // traffic is below it.
-        let mut any_minimum = false;
-        self.stores
-            .for_each_slo(|slo| any_minimum |= slo.spec.alerting.min_requests.unwrap_or(0) > 0);
-        if any_minimum {
-            windows.insert(TRAFFIC_WINDOW);
-        }
-        for store in &self.policies {
-            for policy in store.state() {
-                let entries = policy.spec.stages.iter().flat_map(|s| &s.when);
-                for b in entries.filter_map(|w| w.burn_rate.as_ref()) {
-                    if b.min_requests.unwrap_or(0) > 0
-                        && let Ok(w) = crate::duration::Duration::parse(&b.window)
-                    {
-                        windows.insert(w);
-                    }
-                }
-            }
-        }
-        windows
-    }
-
-    /// SLOs (namespace, name) for which some policy holds something.
-    fn enforced_slos(&self) -> BTreeSet<(String, String)> {
-        let holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
-        holds
-            .iter()
-            .filter(|(_, h)| !h.objects.is_empty())
-            .flat_map(|((ns, _), h)| h.slos.iter().map(|s| (ns.clone(), s.clone())))
-            .collect()
-    }
-}
-
-/// What the snapshot says about an SLO, with burn rates from its own budget where Prometheus
-/// has not recorded one yet.
-pub fn samples_for(slo: &ServiceLevelObjective, snapshot: &Snapshot) -> Option<SloSamples> {
-    let key = (slo.namespace().unwrap_or_default(), slo.name_any());
-    // The interval its rules assume: its own (as the CRD and validate bound it), else the flag's.
-    let scrape_interval = slo
-        .spec
-        .scrape_interval
-        .as_deref()
-        .and_then(|d| crate::duration::Duration::parse(d).ok())
-        .unwrap_or(snapshot.assumed.scrape_interval);
-    let window = crate::duration::Duration::parse(&slo.spec.window).ok();
-    snapshot.slos.get(&key).cloned().map(|s| {
-        let s = s
-            .with_budget(budget_of(&slo.spec))
-            .with_signal(scrape_interval, snapshot.assumed.alert_interval);
-        match window {
-            Some(window) => s.with_history(window, slo.spec.partial_windows),
-            None => s,
-        }
-    })
-}
+use crate::budget::{Reading, SloSamples, Snapshot, TRAFFIC_WINDOW, budget_status, samples_for};
+use crate::metrics::SloLabels;
 
 /// A stream that yields once per poll, for `Controller::reconcile_all_on`.
 pub fn triggers(rx: watch::Receiver<u64>) -> impl Stream<Item = ()> + Send + 'static {
@@ -357,7 +31,7 @@ pub fn triggers(rx: watch::Receiver<u64>) -> impl Stream<Item = ()> + Send + 'st
 
 pub async fn poll_loop(
     poller: Option<Poller>,
-    shared: Arc<Shared>,
+    shared: Arc<PolicyContext>,
     trigger: watch::Sender<u64>,
     shutdown: CancellationToken,
 ) {
@@ -429,7 +103,7 @@ fn same_budget(a: Option<&BudgetStatus>, b: &BudgetStatus) -> bool {
     })
 }
 
-async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
+async fn write_budgets(shared: &PolicyContext, snapshot: &Snapshot) {
     let at = snapshot.at.unwrap_or_else(jiff::Timestamp::now);
     let enforced = shared.enforced_slos();
     let mut writes = Vec::new();
@@ -482,7 +156,7 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
         .for_each_concurrent(8, |((ns, name), patch, event)| async move {
             let api: Api<ServiceLevelObjective> = Api::namespaced(shared.client.clone(), &ns);
             match api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch_status(&name, &crate::api::merge_params(), &Patch::Merge(&patch))
                 .await
             {
                 Ok(_) => {
@@ -490,7 +164,7 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
                     // Told once, with the status that says it: a failed write is retried next
                     // cycle, Event and all.
                     if let Some((reference, (type_, reason, note))) = event {
-                        super::publish(&shared.recorder, &reference, type_, reason, "Evaluate", note).await;
+                        super::events::publish(&shared.recorder, &reference, type_, reason, "Evaluate", note).await;
                     }
                 }
                 Err(e) => tracing::warn!(namespace = %ns, slo = %name, error = %e, "cannot write status.budget"),
@@ -498,9 +172,6 @@ async fn write_budgets(shared: &Shared, snapshot: &Snapshot) {
         })
         .await;
 }
-
-/// The window over which an SLO's traffic is held against its `alerting.minRequests`.
-const TRAFFIC_WINDOW: crate::duration::Duration = crate::duration::Duration::hours(1);
 
 /// The condition type saying whether an SLO's signal can be trusted.
 pub const SIGNAL_HEALTHY: &str = "SignalHealthy";
@@ -591,6 +262,9 @@ fn signal_event(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
     use super::*;
 
     #[tokio::test(start_paused = true)]

@@ -5,34 +5,23 @@
 //! Until its first list is complete (or when the kind is not served: no Argo Rollouts) a cache
 //! answers nothing and the actuators list the namespace instead, so a cache only ever saves
 //! requests. Writes always carry the cached `resourceVersion`; a cache that lags behind our own
-//! last write costs one conflict, re-read and re-planned ([`super::hold`]).
+//! last write costs one conflict, re-read and re-planned (see [`crate::enforce`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::StreamExt;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::index::ByNamespace;
+use super::index::ByNamespace;
+use super::slim;
 
-/// Status fields [`super::rollout::mid_update`] and [`super::rollout::is_aborted`] read.
+/// Status fields `enforce::rollout::mid_update` and `enforce::rollout::is_aborted` read.
 const KEPT_STATUS: [&str; 4] = ["observedGeneration", "currentPodHash", "stableRS", "abort"];
-
-/// What no reconciler reads and every object carries: `managedFields` (a tree per field
-/// manager) and kubectl's last applied configuration, often more than the object itself. Every
-/// watch cache of the operator keeps objects without them.
-pub fn slim<K: kube::Resource>(obj: &mut K) {
-    let meta = obj.meta_mut();
-    meta.managed_fields = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        a.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
-}
 
 /// Keeps what the actuators read: name, namespace, labels, annotations (but the last applied
 /// configuration), generation and resourceVersion; `spec.paused`; the Rollout status fields of
@@ -80,41 +69,30 @@ impl Targets {
         let writer = reflector::store::Writer::new(resource.clone());
         let store = writer.as_reader();
         let synced = Arc::new(AtomicBool::new(false));
-        let stream = reflector::reflector(
-            writer,
-            watcher(api, watcher::Config::default().any_semantic()).modify(trim),
-        )
-        .default_backoff();
-        let kind = resource.kind.clone();
+        let stream = super::reflect(api, writer, trim);
+        let (kind, resource_kind) = (resource.kind.clone(), resource.kind.clone());
         let by_namespace = ByNamespace::default();
         let (ready, flag, index) = (store.clone(), synced.clone(), by_namespace.clone());
-        let task = tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            let mut warned = false;
-            loop {
-                tokio::select! {
-                    item = stream.next() => match item {
-                        Some(Ok(event)) => {
-                            index.follow(&event, &ready);
-                            // The store has applied the event: a complete list is in it.
-                            if matches!(event, watcher::Event::InitDone) && !flag.swap(true, Ordering::Relaxed) {
-                                tracing::debug!(%kind, "watch cache synced");
-                            }
-                        }
-                        // A kind that is not served (no Argo Rollouts) fails here for good:
-                        // the actuators list instead, and report that.
-                        Some(Err(e)) => {
-                            if !warned {
-                                tracing::info!(%kind, error = %e, "cannot watch; policies will list instead");
-                                warned = true;
-                            }
-                        }
-                        None => return,
-                    },
-                    _ = shutdown.cancelled() => return,
+        let mut warned = false;
+        let task = tokio::spawn(super::drain_with(
+            stream,
+            move |event| {
+                index.follow(&event, &ready);
+                // The store has applied the event: a complete list is in it.
+                if matches!(event, watcher::Event::InitDone) && !flag.swap(true, Ordering::Relaxed) {
+                    tracing::debug!(kind = %kind, "watch cache synced");
                 }
-            }
-        });
+            },
+            // A kind that is not served (no Argo Rollouts) fails here for good: the actuators
+            // list instead, and report that.
+            move |e| {
+                if !warned {
+                    tracing::info!(kind = %resource_kind, error = %e, "cannot watch; policies will list instead");
+                    warned = true;
+                }
+            },
+            shutdown,
+        ));
         (
             Self {
                 store,
@@ -124,6 +102,18 @@ impl Targets {
             },
             task,
         )
+    }
+
+    /// A cache that never syncs: the actuators list instead (for tests).
+    #[cfg(test)]
+    pub fn unsynced(resource: ApiResource) -> Self {
+        let writer = reflector::store::Writer::new(resource.clone());
+        Self {
+            store: writer.as_reader(),
+            by_namespace: ByNamespace::default(),
+            resource,
+            synced: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// The cached objects of `namespace`, or `None` before the first complete list.
@@ -179,8 +169,8 @@ mod tests {
         );
         assert_eq!(obj.metadata.generation, Some(3));
         assert_eq!(obj.resource_version().as_deref(), Some("42"));
-        assert!(super::super::rollout::mid_update(&obj));
-        assert!(super::super::workload::is_paused(&obj));
+        assert!(crate::enforce::rollout::mid_update(&obj));
+        assert!(crate::enforce::workload::is_paused(&obj));
 
         // A Deployment that was never paused keeps no spec at all: not paused.
         let mut d: DynamicObject = serde_json::from_value(json!({
@@ -190,6 +180,6 @@ mod tests {
         .unwrap();
         trim(&mut d);
         assert_eq!(d.data, json!({}));
-        assert!(!super::super::workload::is_paused(&d));
+        assert!(!crate::enforce::workload::is_paused(&d));
     }
 }
