@@ -25,7 +25,6 @@ use tracing::instrument;
 
 use super::context::PolicyContext;
 use crate::api::condition::{self, FALSE, READY, TRUE};
-use crate::api::policy::Transition;
 use crate::api::{
     Action as PolicyAction, ErrorBudgetOverride, ErrorBudgetPolicy, ErrorBudgetPolicyStatus, OverrideState,
 };
@@ -34,7 +33,7 @@ use crate::cache::CachedSlo;
 use crate::enforce::{self, Actor, Change, Kind, Outcome, namespace, rollout, workload};
 use crate::error::{Error, Result};
 use crate::metrics::{ActionLabels, StageLabels};
-use crate::policy::status::{self, DATA_AVAILABLE, DISPUTED_DATA, ENFORCING, OVERRIDDEN, SLO_DELETED};
+use crate::policy::status::{self, SLO_DELETED};
 use crate::policy::{self, Previous, SloView, ValidPolicy, When};
 use crate::validate::Problem;
 
@@ -332,48 +331,23 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &PolicyContext) -> Result<Action
     };
     let (outcomes, errors) = actuate(policy, &decision.enforce, &actor, ctx).await;
 
-    // ---- status
-    let mut status = ErrorBudgetPolicyStatus {
-        observed_generation: generation,
-        stage: decision.stage_name.clone(),
-        since: decision.since.map(Time),
-        reason: decision.reason.clone(),
-        quiet_since: decision.quiet_since.map(Time),
-        enforced: status::enforced_list(&outcomes, &previous.enforced),
-        history: previous.history.clone(),
-        conditions: previous.conditions.clone(),
-    };
-    if let Some((from, to)) = &decision.transition {
-        status.history.insert(
-            0,
-            Transition {
-                time: Time(now),
-                from: from.clone(),
-                to: to.clone(),
-                reason: decision.reason.clone(),
-            },
-        );
-        status.history.truncate(policy::HISTORY);
-    }
-    let conditions = condition::Setter {
-        previous: &previous.conditions,
-        generation,
-        now,
-    };
-    let ready = status::ready_condition(errors.first(), &deleted, slos.len());
-    conditions.set(&mut status.conditions, READY, ready);
-    let enforcing = status::enforcing_condition(&valid, &decision, &outcomes, &overrides.active);
-    conditions.set(&mut status.conditions, ENFORCING, enforcing);
-    let (data, data_reason, data_message) = status::data_condition(&reading, &decision);
-    conditions.set(
-        &mut status.conditions,
-        DATA_AVAILABLE,
-        (data, data_reason, data_message.clone()),
+    // ---- render, write
+    let next = status::next_status(
+        &previous,
+        &status::Evaluation {
+            valid: &valid,
+            decision: &decision,
+            outcomes: &outcomes,
+            active: &overrides.active,
+            reading: &reading,
+            error: errors.first(),
+            deleted: &deleted,
+            evaluated: slos.len(),
+            generation,
+            now,
+        },
     );
-    let overridden = status::overridden_condition(&overrides.active);
-    let overridden_now = overridden.0 == TRUE;
-    conditions.set(&mut status.conditions, OVERRIDDEN, overridden);
-    write_status(policy, &previous, &status, ctx).await?;
+    write_status(policy, &previous, &next, ctx).await?;
 
     // ---- Events and metrics
     let policy_ref = policy.object_ref(&());
@@ -403,34 +377,15 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &PolicyContext) -> Result<Action
             namespace: ns.clone(),
             policy: name.clone(),
         })
-        .set(i64::from(overridden_now));
-    let was_available = previous
-        .conditions
-        .iter()
-        .any(|c| c.type_ == DATA_AVAILABLE && c.status == TRUE);
-    let first_evaluation = !previous.conditions.iter().any(|c| c.type_ == DATA_AVAILABLE);
-    let was_disputed = previous
-        .conditions
-        .iter()
-        .any(|c| c.type_ == DATA_AVAILABLE && c.reason == DISPUTED_DATA);
-    if data_reason == DISPUTED_DATA && !was_disputed {
+        .set(i64::from(!overrides.active.is_empty()));
+    if let Some((reason, message)) = status::data_event(&previous.conditions, &next.conditions) {
         super::events::publish(
             &ctx.recorder,
             &policy_ref,
             EventType::Warning,
-            DISPUTED_DATA,
+            reason,
             "Evaluate",
-            data_message.clone(),
-        )
-        .await;
-    } else if data == FALSE && (was_available || first_evaluation) {
-        super::events::publish(
-            &ctx.recorder,
-            &policy_ref,
-            EventType::Warning,
-            "MissingData",
-            "Evaluate",
-            data_message.clone(),
+            message,
         )
         .await;
     }
@@ -759,6 +714,7 @@ mod reconciler_tests {
     use crate::duration::Duration;
     use crate::fake_api::FakeApi;
     use crate::metrics::Metrics;
+    use crate::policy::status::{DATA_AVAILABLE, ENFORCING};
 
     const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/shop/deployments/web";
     const NAMESPACE: &str = "/api/v1/namespaces/shop";

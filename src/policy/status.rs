@@ -4,14 +4,15 @@
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::events::EventType;
 
 use super::overrides::Active;
 use super::{Decision, ValidPolicy};
 use crate::api::Action as PolicyAction;
-use crate::api::condition::{FALSE, TRUE};
-use crate::api::policy::Enforced;
+use crate::api::ErrorBudgetPolicyStatus;
+use crate::api::condition::{FALSE, READY, Setter, TRUE};
+use crate::api::policy::{Enforced, Transition};
 use crate::budget::Reading;
 use crate::enforce::{Change, Kind, Outcome};
 use crate::validate::Problem;
@@ -23,6 +24,81 @@ pub const OVERRIDDEN: &str = "Overridden";
 pub const DISPUTED_DATA: &str = "DisputedData";
 /// `Ready=False` reason while a selected SLO is gone but the policy goes on without it.
 pub const SLO_DELETED: &str = "SLODeleted";
+
+/// What one reconcile found: everything the status is rendered from.
+pub struct Evaluation<'a> {
+    pub valid: &'a ValidPolicy,
+    pub decision: &'a Decision,
+    /// What the actuators did.
+    pub outcomes: &'a [Outcome],
+    /// The overrides in force.
+    pub active: &'a [Active],
+    pub reading: &'a Reading,
+    /// The first error of the actuators.
+    pub error: Option<&'a crate::error::Error>,
+    /// Selected SLOs that were deleted (the policy goes on without them).
+    pub deleted: &'a [Problem],
+    /// How many SLOs were evaluated.
+    pub evaluated: usize,
+    pub generation: Option<i64>,
+    pub now: Timestamp,
+}
+
+/// The status after a reconcile: the decision, what is held, the history (newest first, a
+/// transition added) and the four conditions, each keeping its `lastTransitionTime` while its
+/// status holds.
+pub fn next_status(previous: &ErrorBudgetPolicyStatus, e: &Evaluation) -> ErrorBudgetPolicyStatus {
+    let d = e.decision;
+    let mut next = ErrorBudgetPolicyStatus {
+        observed_generation: e.generation,
+        stage: d.stage_name.clone(),
+        since: d.since.map(Time),
+        reason: d.reason.clone(),
+        quiet_since: d.quiet_since.map(Time),
+        enforced: enforced_list(e.outcomes, &previous.enforced),
+        history: previous.history.clone(),
+        conditions: previous.conditions.clone(),
+    };
+    if let Some((from, to)) = &d.transition {
+        next.history.insert(
+            0,
+            Transition {
+                time: Time(e.now),
+                from: from.clone(),
+                to: to.clone(),
+                reason: d.reason.clone(),
+            },
+        );
+        next.history.truncate(super::HISTORY);
+    }
+    let conditions = Setter {
+        previous: &previous.conditions,
+        generation: e.generation,
+        now: e.now,
+    };
+    let ready = ready_condition(e.error, e.deleted, e.evaluated);
+    conditions.set(&mut next.conditions, READY, ready);
+    let enforcing = enforcing_condition(e.valid, d, e.outcomes, e.active);
+    conditions.set(&mut next.conditions, ENFORCING, enforcing);
+    conditions.set(&mut next.conditions, DATA_AVAILABLE, data_condition(e.reading, d));
+    conditions.set(&mut next.conditions, OVERRIDDEN, overridden_condition(e.active));
+    next
+}
+
+/// The Event about the policy's data, when it turned worse: a second writer of a selected SLO's
+/// series appeared (`DisputedData`), or data went missing (`MissingData`, also at the first
+/// evaluation). Told once, when it starts.
+pub fn data_event(previous: &[Condition], next: &[Condition]) -> Option<(&'static str, String)> {
+    let data = |conditions: &[Condition]| conditions.iter().find(|c| c.type_ == DATA_AVAILABLE).cloned();
+    let now = data(next)?;
+    let before = data(previous);
+    if now.reason == DISPUTED_DATA {
+        let was_disputed = before.is_some_and(|c| c.reason == DISPUTED_DATA);
+        return (!was_disputed).then_some((DISPUTED_DATA, now.message));
+    }
+    let was_available = before.as_ref().is_none_or(|c| c.status == TRUE);
+    (now.status == FALSE && was_available).then_some(("MissingData", now.message))
+}
 
 /// `status.enforced` from what the objects say now; entries keep their `since`.
 pub fn enforced_list(outcomes: &[Outcome], previous: &[Enforced]) -> Vec<Enforced> {
@@ -609,5 +685,99 @@ mod tests {
             (r.api_version.as_deref(), r.namespace.as_deref()),
             (Some("v1"), Some("shop"))
         );
+    }
+
+    fn data(status: &str, reason: &str) -> Vec<Condition> {
+        vec![crate::api::condition::next_condition(
+            &[],
+            DATA_AVAILABLE,
+            status,
+            reason,
+            "why",
+            Some(1),
+            at(0),
+        )]
+    }
+
+    #[test]
+    fn bad_data_is_told_when_it_starts() {
+        let ok = data(TRUE, "DataAvailable");
+        let missing = data(FALSE, "NoData");
+        let disputed = data(FALSE, DISPUTED_DATA);
+        assert_eq!(data_event(&ok, &missing), Some(("MissingData", "why".into())));
+        assert_eq!(
+            data_event(&[], &missing).map(|e| e.0),
+            Some("MissingData"),
+            "a first evaluation"
+        );
+        assert_eq!(data_event(&missing, &missing), None, "told once");
+        assert_eq!(data_event(&ok, &disputed).map(|e| e.0), Some(DISPUTED_DATA));
+        assert_eq!(data_event(&missing, &disputed).map(|e| e.0), Some(DISPUTED_DATA));
+        assert_eq!(data_event(&disputed, &disputed), None);
+        assert_eq!(data_event(&disputed, &missing), None, "still no data");
+        assert_eq!(data_event(&missing, &ok), None);
+    }
+
+    #[test]
+    fn a_transition_is_recorded_newest_first_and_the_history_stays_bounded() {
+        let ok = Reading::Ok(std::sync::Arc::new(crate::budget::Snapshot::default()));
+        let held = [outcome(
+            Kind::Deployment,
+            "web",
+            PolicyAction::FreezeDeployments,
+            Change::Claimed,
+            true,
+        )];
+        let mut d = decision(Some("page"), &[PolicyAction::FreezeDeployments]);
+        d.transition = Some((String::new(), "page".into()));
+        d.since = Some(at(1_800_000_000));
+        let previous = ErrorBudgetPolicyStatus {
+            history: (0..super::super::HISTORY)
+                .map(|i| Transition {
+                    time: Time(at(i as i64)),
+                    from: "page".into(),
+                    to: String::new(),
+                    reason: format!("old {i}"),
+                })
+                .collect(),
+            ..ErrorBudgetPolicyStatus::default()
+        };
+        let policy = policy(false);
+        let e = Evaluation {
+            valid: &policy,
+            decision: &d,
+            outcomes: &held,
+            active: &[],
+            reading: &ok,
+            error: None,
+            deleted: &[],
+            evaluated: 1,
+            generation: Some(7),
+            now: at(1_800_000_000),
+        };
+        let next = next_status(&previous, &e);
+        assert_eq!(next.stage, "page");
+        assert_eq!(next.observed_generation, Some(7));
+        assert_eq!(next.history.len(), super::super::HISTORY);
+        assert_eq!(
+            (next.history[0].from.as_str(), next.history[0].to.as_str()),
+            ("", "page")
+        );
+        assert_eq!(next.history[1].reason, "old 0");
+        let types: Vec<&str> = next.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, [READY, ENFORCING, DATA_AVAILABLE, OVERRIDDEN]);
+        assert!(next.conditions.iter().all(|c| c.observed_generation == Some(7)));
+        assert_eq!(next.enforced.len(), 1);
+        // The same again a minute later: only the transition is not repeated.
+        let mut again = d.clone();
+        again.transition = None;
+        let later = Evaluation {
+            decision: &again,
+            now: at(1_800_000_060),
+            ..e
+        };
+        let after = next_status(&next, &later);
+        assert_eq!(after.history, next.history);
+        assert_eq!(after, next, "nothing to write");
     }
 }
