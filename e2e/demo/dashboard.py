@@ -389,7 +389,7 @@ def event_section(a, p, events, namespaces):
         return ["(none yet)"]
     rows.sort(key=lambda r: r[0])
     out = []
-    colour = {"Freeze": RED, "Release": GREEN, "Abort": RED}
+    colour = {"Freeze": RED, "Refreeze": RED, "Release": GREEN, "Abort": RED}
     for t, e in rows[-a.events:]:
         obj = e.get("involvedObject") or e.get("regarding") or {}
         series = e.get("series") or {}

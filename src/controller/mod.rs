@@ -153,13 +153,10 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let (mut leading, lease) = leader::leadership(&args.leader, &client).await?;
     let term_settings = Term {
-        client: client.clone(),
         scopes,
         ctx,
         stores,
         poller,
-        recorder,
-        metrics: metrics.clone(),
         poll_interval: std::time::Duration::from_millis(args.prometheus.poll_interval.as_millis()),
         leading: leading.clone(),
     };
@@ -232,15 +229,13 @@ async fn lead_when_elected(
     failed
 }
 
-/// What a leadership term runs: the SLO and policy reconcilers and the poll loop.
+/// What a leadership term runs: the SLO and policy reconcilers and the poll loop, with the
+/// context they share (its client, recorder and metrics serve the policy reconciler too).
 struct Term {
-    client: Client,
     scopes: Vec<Option<String>>,
     ctx: Arc<Context>,
     stores: cache::Stores,
     poller: Option<crate::budget::Poller>,
-    recorder: Recorder,
-    metrics: Metrics,
     poll_interval: std::time::Duration,
     /// Checked again before every policy write, so a replica that lost the Lease mid-term
     /// writes nothing more.
@@ -254,12 +249,12 @@ impl Term {
         let policy_watches: Vec<_> = self
             .scopes
             .iter()
-            .map(|scope| cache::reconciled::<ErrorBudgetPolicy>(&self.client, scope))
+            .map(|scope| cache::reconciled::<ErrorBudgetPolicy>(&self.ctx.client, scope))
             .collect();
         let shared = Arc::new(PolicyContext::new(
-            self.client.clone(),
-            self.recorder.clone(),
-            self.metrics.clone(),
+            self.ctx.client.clone(),
+            self.ctx.recorder.clone(),
+            self.ctx.metrics.clone(),
             self.poll_interval,
             self.stores.clone(),
             policy_watches.iter().map(|(_, cache)| cache.clone()).collect(),
@@ -282,7 +277,7 @@ impl Term {
                 // suffices, and a relist of ten thousand rules then moves a tenth of the bytes.
                 .owns_stream(
                     watcher(
-                        scoped::<PartialObjectMeta<PrometheusRule>>(&self.client, scope),
+                        scoped::<PartialObjectMeta<PrometheusRule>>(&self.ctx.client, scope),
                         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")),
                     )
                     .default_backoff()
@@ -303,7 +298,7 @@ impl Term {
             let (policies, policy_cache) = policy_watches.next().expect("one policy watch per scope");
             let policy_controller = Controller::for_stream(policies, policy_cache)
                 .watches(
-                    scoped::<ErrorBudgetOverride>(&self.client, scope),
+                    scoped::<ErrorBudgetOverride>(&self.ctx.client, scope),
                     watcher::Config::default(),
                     |o: ErrorBudgetOverride| {
                         let ns = o.namespace()?;

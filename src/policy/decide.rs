@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 
-use super::validate::{ValidPolicy, When};
+use super::spec::{ValidPolicy, When};
 use crate::api::{Action, MissingData};
 use crate::budget::{SloSamples, round4};
 
@@ -298,7 +298,6 @@ mod tests {
 
     use super::*;
     use crate::duration::Duration;
-    use crate::policy::validate;
 
     fn policy(extra: &str) -> ValidPolicy {
         let yaml = format!(
@@ -307,7 +306,7 @@ mod tests {
                {{name: exhausted, when: [{{budgetRemaining: {{below: 0}}}}, {{alertFiring: {{severity: critical}}}}],
                  actions: [freezeDeployments, pauseRollouts, freezeNamespace]}}]}}"
         );
-        validate::validate(&serde_yaml::from_str(&yaml).unwrap()).unwrap()
+        super::super::validate(&serde_yaml::from_str(&yaml).unwrap()).unwrap()
     }
 
     fn samples(remaining: f64, burn_1h: f64, firing: &[&str]) -> SloSamples {
@@ -567,7 +566,7 @@ mod tests {
     #[test]
     fn too_few_requests_do_not_hold_and_say_so() {
         let yaml = "{slos: {names: [a]}, stages: [{name: fast-burn, when: [{burnRate: {window: 1h, above: 14.4, minRequests: 100}}], actions: [pauseRollouts]}]}";
-        let p = validate::validate(&serde_yaml::from_str(yaml).unwrap()).unwrap();
+        let p = super::super::validate(&serde_yaml::from_str(yaml).unwrap()).unwrap();
         let with = |requests: Option<f64>| SloSamples {
             requests: requests.map(|n| (Duration::hours(1), n)).into_iter().collect(),
             ..samples(0.5, 20.0, &[])
@@ -605,7 +604,7 @@ mod tests {
         let yaml = "{slos: {names: [a]}, onMissingData: hold, releaseAfter: 10m, stages: [
             {name: slow-burn, when: [{burnRate: {window: 3d, above: 1}}], actions: [pauseRollouts]},
             {name: exhausted, when: [{budgetRemaining: {below: 0}}], actions: [freezeNamespace]}]}";
-        let p = validate::validate(&serde_yaml::from_str(yaml).unwrap()).unwrap();
+        let p = super::super::validate(&serde_yaml::from_str(yaml).unwrap()).unwrap();
         let day = 86_400.0;
         let held = |days: f64| {
             SloSamples {

@@ -7,11 +7,11 @@
 pub mod decide;
 pub mod overrides;
 pub mod select;
+pub mod spec;
 pub mod status;
-pub mod validate;
 
 pub use decide::{Decision, Previous, SloView, decide};
-pub use validate::{ValidPolicy, ValidStage, When, check_min_requests, check_windows, validate};
+pub use spec::{ValidPolicy, ValidStage, When, check_min_requests, check_windows, validate};
 
 /// Transitions kept in `status.history`.
 pub const HISTORY: usize = 20;
