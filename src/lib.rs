@@ -21,6 +21,7 @@ pub mod import;
 pub mod merge_patch;
 pub mod metrics;
 pub mod policy;
+pub mod release;
 pub mod rule_cost;
 pub mod rules;
 pub mod serving;

@@ -1,0 +1,282 @@
+//! Releases: the revisions of Deployments and Argo Rollouts as their ReplicaSets record them
+//! (see `docs/design/release-mechanics.md`). Pure: what a ReplicaSet says about the release it
+//! runs, and which release of each workload is the current one.
+//!
+//! A Deployment numbers its ReplicaSets in `deployment.kubernetes.io/revision`, a Rollout in
+//! `rollout.argoproj.io/revision`; the highest number is the release in force. A rollback
+//! reuses the old ReplicaSet and gives it the next number, keeping its creation time and the
+//! numbers it had in `...revision-history`: such a release started when the number moved,
+//! which the cluster does not record (the ledger records when it first saw it).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use kube::api::DynamicObject;
+
+use crate::enforce::Kind;
+
+const DEPLOYMENT_REVISION: &str = "deployment.kubernetes.io/revision";
+const DEPLOYMENT_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+const ROLLOUT_REVISION: &str = "rollout.argoproj.io/revision";
+const ROLLOUT_HISTORY: &str = "rollout.argoproj.io/revision-history";
+
+/// What one ReplicaSet says about the release it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Revision {
+    /// The workload that controls it (`Deployment` or `Rollout`) and its name.
+    pub kind: Kind,
+    pub workload: String,
+    /// Its revision number.
+    pub number: u64,
+    /// It ran earlier revisions too (a rollback brought it back): its creation is not when
+    /// this revision started.
+    pub reused: bool,
+    pub created: Option<Timestamp>,
+    /// The images of its pod template's containers, in order (init containers aside).
+    pub images: Vec<String>,
+}
+
+impl Revision {
+    /// The release a ReplicaSet runs, when a Deployment or a Rollout controls it and numbered
+    /// it; `None` for any other (a bare ReplicaSet, one whose number does not parse).
+    pub fn of(rs: &DynamicObject) -> Option<Self> {
+        let owner = rs
+            .metadata
+            .owner_references
+            .as_ref()?
+            .iter()
+            .find(|o| o.controller == Some(true))?;
+        let (kind, revision, history) = match (owner.api_version.as_str(), owner.kind.as_str()) {
+            ("apps/v1", "Deployment") => (Kind::Deployment, DEPLOYMENT_REVISION, DEPLOYMENT_HISTORY),
+            (v, "Rollout") if v.starts_with("argoproj.io/") => (Kind::Rollout, ROLLOUT_REVISION, ROLLOUT_HISTORY),
+            _ => return None,
+        };
+        let annotations = rs.metadata.annotations.as_ref()?;
+        let number = annotations.get(revision)?.parse().ok()?;
+        let containers = rs.data.pointer("/spec/template/spec/containers")?.as_array()?;
+        Some(Self {
+            kind,
+            workload: owner.name.clone(),
+            number,
+            reused: annotations.get(history).is_some_and(|h| !h.trim().is_empty()),
+            created: rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            images: containers
+                .iter()
+                .filter_map(|c| c["image"].as_str().map(String::from))
+                .collect(),
+        })
+    }
+
+    /// When this release started, as far as the cluster says: its ReplicaSet's creation, unless
+    /// the ReplicaSet was brought back by a rollback (then the cluster does not say).
+    pub fn started(&self) -> Option<Timestamp> {
+        self.created.filter(|_| !self.reused)
+    }
+}
+
+/// The release in force of each workload: the highest revision among its ReplicaSets.
+pub fn current<'a>(revisions: impl IntoIterator<Item = &'a Revision>) -> BTreeMap<(Kind, &'a str), &'a Revision> {
+    let mut out: BTreeMap<(Kind, &str), &Revision> = BTreeMap::new();
+    for r in revisions {
+        let slot = out.entry((r.kind, r.workload.as_str())).or_insert(r);
+        if r.number > slot.number {
+            *slot = r;
+        }
+    }
+    out
+}
+
+/// One release as the ledger keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub kind: Kind,
+    pub workload: String,
+    pub revision: u64,
+    pub images: Vec<String>,
+    /// When it started: its ReplicaSet's creation, or when the ledger first saw it.
+    pub started_at: Timestamp,
+}
+
+/// The ledger after seeing the releases in force at `now`: each one not recorded yet (a new
+/// revision of its workload) is added, newest first, starting when the cluster says it did, or
+/// `now` when it does not say (a rollback); at most `keep` entries stay. Entries already
+/// recorded are never recomputed, so a restart reads the same start times back.
+pub fn record(
+    ledger: &[Entry],
+    in_force: &BTreeMap<(Kind, &str), &Revision>,
+    now: Timestamp,
+    keep: usize,
+) -> Vec<Entry> {
+    let recorded = |r: &Revision| {
+        ledger
+            .iter()
+            .any(|e| e.kind == r.kind && e.workload == r.workload && e.revision == r.number)
+    };
+    let mut out: Vec<Entry> = in_force
+        .values()
+        .filter(|r| !recorded(r))
+        .map(|r| Entry {
+            kind: r.kind,
+            workload: r.workload.clone(),
+            revision: r.number,
+            images: r.images.clone(),
+            // A creation in the future (clock skew) is not believed.
+            started_at: r.started().filter(|t| *t <= now).unwrap_or(now),
+        })
+        .collect();
+    out.extend(ledger.iter().cloned());
+    out.sort_by_key(|e| std::cmp::Reverse(e.started_at));
+    out.truncate(keep);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn rs(owner: serde_json::Value, annotations: serde_json::Value, images: &[&str]) -> DynamicObject {
+        let containers: Vec<_> = images.iter().map(|i| json!({"name": "app", "image": i})).collect();
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "web-abc", "namespace": "shop", "creationTimestamp": "2027-01-15T08:00:00Z",
+                         "ownerReferences": [owner], "annotations": annotations},
+            "spec": {"template": {"spec": {"containers": containers, "initContainers": [{"name": "init", "image": "busybox"}]}}},
+        }))
+        .unwrap()
+    }
+
+    fn deployment(name: &str) -> serde_json::Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": "u", "controller": true})
+    }
+
+    #[test]
+    fn a_deployment_replica_set_names_its_release() {
+        let r = Revision::of(&rs(
+            deployment("web"),
+            json!({DEPLOYMENT_REVISION: "3"}),
+            &["web:1.5.0", "sidecar:2"],
+        ))
+        .unwrap();
+        assert_eq!((r.kind, r.workload.as_str(), r.number), (Kind::Deployment, "web", 3));
+        assert_eq!(r.images, ["web:1.5.0", "sidecar:2"]);
+        assert_eq!(r.started(), Some("2027-01-15T08:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_rollout_replica_set_names_its_release() {
+        let owner = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "canary", "uid": "u", "controller": true});
+        let r = Revision::of(&rs(owner, json!({ROLLOUT_REVISION: "7"}), &["web:2"])).unwrap();
+        assert_eq!((r.kind, r.workload.as_str(), r.number), (Kind::Rollout, "canary", 7));
+    }
+
+    #[test]
+    fn a_replica_set_brought_back_by_a_rollback_does_not_say_when_it_started() {
+        let r = Revision::of(&rs(
+            deployment("web"),
+            json!({DEPLOYMENT_REVISION: "5", DEPLOYMENT_HISTORY: "1,3"}),
+            &["web:1.4.0"],
+        ))
+        .unwrap();
+        assert!(r.reused);
+        assert_eq!(r.started(), None);
+    }
+
+    #[test]
+    fn replica_sets_of_nothing_we_know_name_no_release() {
+        let not_controller = json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u"});
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job", "name": "web", "uid": "u", "controller": true});
+        for (owner, annotations) in [
+            (not_controller, json!({DEPLOYMENT_REVISION: "1"})),
+            (job, json!({DEPLOYMENT_REVISION: "1"})),
+            (deployment("web"), json!({})),
+            (deployment("web"), json!({DEPLOYMENT_REVISION: "one"})),
+        ] {
+            assert_eq!(Revision::of(&rs(owner, annotations, &["web:1"])), None);
+        }
+    }
+
+    #[test]
+    fn the_release_in_force_is_the_highest_revision_of_each_workload() {
+        let revision = |kind, workload: &str, number| Revision {
+            kind,
+            workload: workload.into(),
+            number,
+            reused: false,
+            created: None,
+            images: vec![],
+        };
+        let all = [
+            revision(Kind::Deployment, "web", 2),
+            revision(Kind::Deployment, "web", 4),
+            revision(Kind::Deployment, "web", 3),
+            revision(Kind::Rollout, "web", 1),
+            revision(Kind::Deployment, "api", 9),
+        ];
+        let now: Vec<(Kind, &str, u64)> = current(&all).into_iter().map(|((k, w), r)| (k, w, r.number)).collect();
+        assert_eq!(
+            now,
+            [
+                (Kind::Deployment, "api", 9),
+                (Kind::Deployment, "web", 4),
+                (Kind::Rollout, "web", 1)
+            ]
+        );
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn revision(workload: &str, number: u64, created: &str, reused: bool) -> Revision {
+        Revision {
+            kind: Kind::Deployment,
+            workload: workload.into(),
+            number,
+            reused,
+            created: Some(at(created)),
+            images: vec![format!("{workload}:{number}")],
+        }
+    }
+
+    #[test]
+    fn new_releases_are_recorded_once_newest_first_and_the_ledger_is_bounded() {
+        let now = at("2027-01-15T09:00:00Z");
+        let web2 = revision("web", 2, "2027-01-15T08:30:00Z", false);
+        let api7 = revision("api", 7, "2027-01-15T08:45:00Z", false);
+        let ledger = record(&[], &current([&web2, &api7]), now, 10);
+        let seen: Vec<(&str, u64, Timestamp)> = ledger
+            .iter()
+            .map(|e| (e.workload.as_str(), e.revision, e.started_at))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("api", 7, at("2027-01-15T08:45:00Z")),
+                ("web", 2, at("2027-01-15T08:30:00Z"))
+            ]
+        );
+        assert_eq!(ledger[0].images, ["api:7"]);
+        // Seen again later: nothing changes, the start stays what was recorded.
+        let again = record(&ledger, &current([&web2, &api7]), at("2027-01-15T10:00:00Z"), 10);
+        assert_eq!(again, ledger);
+        // A rollback of web brings revision 1's ReplicaSet back as revision 3: started when seen.
+        let rolled_back = revision("web", 3, "2027-01-10T00:00:00Z", true);
+        let later = at("2027-01-15T10:05:00Z");
+        let after = record(&again, &current([&rolled_back, &api7]), later, 2);
+        assert_eq!(after.len(), 2, "bounded");
+        assert_eq!(
+            (after[0].workload.as_str(), after[0].revision, after[0].started_at),
+            ("web", 3, later)
+        );
+        assert_eq!(after[1].workload, "api");
+    }
+
+    #[test]
+    fn a_creation_in_the_future_is_not_believed() {
+        let now = at("2027-01-15T09:00:00Z");
+        let skewed = revision("web", 2, "2027-01-15T09:10:00Z", false);
+        assert_eq!(record(&[], &current([&skewed]), now, 10)[0].started_at, now);
+    }
+}
