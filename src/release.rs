@@ -95,6 +95,8 @@ pub struct Entry {
     pub images: Vec<String>,
     /// When it started: its ReplicaSet's creation, or when the ledger first saw it.
     pub started_at: Timestamp,
+    /// The SLO's errors from its start to the next release (or now), as counted from the tiles.
+    pub errors: f64,
 }
 
 /// The ledger after seeing the releases in force at `now`: each one not recorded yet (a new
@@ -122,12 +124,65 @@ pub fn record(
             images: r.images.clone(),
             // A creation in the future (clock skew) is not believed.
             started_at: r.started().filter(|t| *t <= now).unwrap_or(now),
+            errors: 0.0,
         })
         .collect();
     out.extend(ledger.iter().cloned());
     out.sort_by_key(|e| std::cmp::Reverse(e.started_at));
     out.truncate(keep);
     out
+}
+
+/// The length of the tiles the ledger counts from (`slo:sli_errors:tile_rate5m`).
+pub const TILE: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
+
+/// One tile of an SLO's errors: the per-second error rate over the five minutes up to `end`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tile {
+    pub end: Timestamp,
+    pub errors_per_second: f64,
+}
+
+/// Adds the errors of each tile that ended after `counted_through` to the releases that ran
+/// during it (`ledger` newest first, as [`record`] keeps it): a tile a release's start splits is
+/// shared in proportion to the time each ran in it; errors before the oldest release are no
+/// release's. Returns how far the ledger has counted now. A rate that is not a number, or
+/// negative, counts nothing.
+pub fn attribute(ledger: &mut [Entry], tiles: &[Tile], counted_through: Option<Timestamp>) -> Option<Timestamp> {
+    let mut through = counted_through;
+    for tile in tiles {
+        if counted_through.is_some_and(|c| tile.end <= c) {
+            continue;
+        }
+        through = Some(through.map_or(tile.end, |t| t.max(tile.end)));
+        let rate = tile.errors_per_second;
+        if !rate.is_finite() || rate < 0.0 {
+            continue;
+        }
+        let Some(start) = tile.end.checked_sub(TILE).ok() else {
+            continue;
+        };
+        // Newest first: each entry runs from its start until the next (newer) one starts.
+        let mut until = tile.end;
+        for entry in ledger.iter_mut() {
+            let from = entry.started_at.max(start);
+            if from < until {
+                entry.errors += rate * until.duration_since(from).as_secs_f64();
+            }
+            until = until.min(entry.started_at);
+            if until <= start {
+                break;
+            }
+        }
+    }
+    through
+}
+
+/// The share of the SLO window's error budget that `errors` spent: the budget allows
+/// `budget × requests` errors over the window (the requests the window holds now).
+pub fn budget_share(errors: f64, budget: f64, window_requests: f64) -> Option<f64> {
+    let allowed = budget * window_requests;
+    (allowed > 0.0).then(|| errors / allowed).filter(|s| s.is_finite())
 }
 
 #[cfg(test)]
@@ -278,5 +333,110 @@ mod tests {
         let now = at("2027-01-15T09:00:00Z");
         let skewed = revision("web", 2, "2027-01-15T09:10:00Z", false);
         assert_eq!(record(&[], &current([&skewed]), now, 10)[0].started_at, now);
+    }
+
+    fn entry(workload: &str, started_at: &str) -> Entry {
+        Entry {
+            kind: Kind::Deployment,
+            workload: workload.into(),
+            revision: 1,
+            images: vec![],
+            started_at: at(started_at),
+            errors: 0.0,
+        }
+    }
+
+    fn tile(end: &str, errors_per_second: f64) -> Tile {
+        Tile {
+            end: at(end),
+            errors_per_second,
+        }
+    }
+
+    #[test]
+    fn errors_go_to_the_release_that_ran_and_a_split_tile_is_shared() {
+        // web 2 from 08:00, web 3 from 08:12 (two minutes into the 08:10–08:15 tile).
+        let mut ledger = vec![
+            entry("web", "2027-01-15T08:12:00Z"),
+            entry("web", "2027-01-15T08:00:00Z"),
+        ];
+        let tiles = [
+            tile("2027-01-15T08:05:00Z", 1.0),
+            tile("2027-01-15T08:10:00Z", 1.0),
+            tile("2027-01-15T08:15:00Z", 2.0),
+            tile("2027-01-15T08:20:00Z", 3.0),
+        ];
+        let through = attribute(&mut ledger, &tiles, None);
+        assert_eq!(through, Some(at("2027-01-15T08:20:00Z")));
+        // web 3: 3 min × 2/s + 5 min × 3/s; web 2: 10 min × 1/s + 2 min × 2/s.
+        assert_eq!(ledger[0].errors, 180.0 * 2.0 + 300.0 * 3.0);
+        assert_eq!(ledger[1].errors, 600.0 + 120.0 * 2.0);
+        // The same tiles again, and one more: only the new one counts.
+        let more = [tiles[3], tile("2027-01-15T08:25:00Z", 1.0)];
+        let through = attribute(&mut ledger, &more, through);
+        assert_eq!(through, Some(at("2027-01-15T08:25:00Z")));
+        assert_eq!(ledger[0].errors, 180.0 * 2.0 + 300.0 * 3.0 + 300.0);
+    }
+
+    #[test]
+    fn errors_before_the_oldest_release_and_rates_that_are_not_numbers_count_for_none() {
+        let mut ledger = vec![entry("web", "2027-01-15T08:03:00Z")];
+        let tiles = [
+            tile("2027-01-15T07:55:00Z", 5.0),
+            tile("2027-01-15T08:05:00Z", 1.0),
+            tile("2027-01-15T08:10:00Z", f64::NAN),
+            tile("2027-01-15T08:15:00Z", -1.0),
+        ];
+        assert_eq!(attribute(&mut ledger, &tiles, None), Some(at("2027-01-15T08:15:00Z")));
+        assert_eq!(ledger[0].errors, 120.0, "two minutes of the 08:00–08:05 tile");
+    }
+
+    #[test]
+    fn the_budget_share_is_against_what_the_window_allows() {
+        // 99.9 %: 1,000,000 requests allow 1,000 errors; 250 spent a quarter.
+        assert_eq!(budget_share(250.0, 0.001, 1_000_000.0), Some(0.25));
+        assert_eq!(budget_share(1.0, 0.001, 0.0), None, "no requests: no share");
+        assert_eq!(budget_share(f64::NAN, 0.001, 10.0), None);
+    }
+
+    /// Against the error count integrated directly over each release's interval, for an error
+    /// rate that changes every minute and releases that start anywhere in a tile.
+    #[test]
+    fn the_count_matches_the_errors_of_each_interval() {
+        let t0 = at("2027-01-15T00:00:00Z");
+        let minute = |m: i64| t0 + jiff::SignedDuration::from_mins(m);
+        // Per-minute rates; a tile's rate is the mean of its five minutes.
+        let rates: Vec<f64> = (0..240).map(|m| ((m * 37) % 11) as f64 / 10.0).collect();
+        let starts = [0, 17, 18, 93, 161];
+        let mut ledger: Vec<Entry> = starts
+            .iter()
+            .rev()
+            .map(|m| Entry {
+                started_at: minute(*m),
+                ..entry("web", "2027-01-15T00:00:00Z")
+            })
+            .collect();
+        let tiles: Vec<Tile> = (1..=48)
+            .map(|k| Tile {
+                end: minute(5 * k),
+                errors_per_second: rates[5 * (k as usize - 1)..5 * k as usize].iter().sum::<f64>() / 5.0,
+            })
+            .collect();
+        attribute(&mut ledger, &tiles, None);
+        for (i, m) in starts.iter().enumerate() {
+            let next = starts.get(i + 1).copied().unwrap_or(240);
+            // What the tiles can know: each minute at its tile's mean rate.
+            let expected: f64 = (*m..next)
+                .map(|x| tiles[(x / 5) as usize].errors_per_second * 60.0)
+                .sum();
+            let got = ledger[starts.len() - 1 - i].errors;
+            assert!(
+                (got - expected).abs() < 1e-6,
+                "release from minute {m}: {got} vs {expected}"
+            );
+        }
+        let total: f64 = ledger.iter().map(|e| e.errors).sum();
+        let all: f64 = rates.iter().map(|r| r * 60.0).sum();
+        assert!((total - all).abs() < 1e-6, "every error counted once: {total} vs {all}");
     }
 }
