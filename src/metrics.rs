@@ -69,6 +69,16 @@ pub struct SloLabels {
     pub slo: String,
 }
 
+/// The newest release of one workload, as one SLO's ledger counts it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ReleaseLabels {
+    pub namespace: String,
+    pub slo: String,
+    pub kind: String,
+    pub workload: String,
+    pub revision: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AdmissionLabels {
     pub webhook: &'static str,
@@ -106,6 +116,10 @@ pub struct Metrics {
     pub budget_exhausted_unenforced: Family<SloLabels, Gauge>,
     /// 1 while an SLO's burn signal is blind (its request series sampled too seldom).
     pub signal_unhealthy: Family<SloLabels, Gauge>,
+    /// The share of an SLO's window budget the newest release of each workload burned.
+    pub release_budget_burned: Family<ReleaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// When the newest release of each workload started (Unix seconds), for dashboards.
+    pub release_started: Family<ReleaseLabels, Gauge>,
     /// 1 while this replica holds the Lease (always, without leader election).
     pub leader: Gauge,
     /// Admission reviews answered, by webhook and result.
@@ -221,8 +235,22 @@ impl Default for Metrics {
             "1 while an SLO's request series are sampled too seldom for its tiles: its short windows and burn alerts are blind",
             signal_unhealthy.clone(),
         );
+        let release_budget_burned = Family::<ReleaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "release_budget_burned_ratio",
+            "Share of an SLO's window error budget the newest release of each workload burned (0.1 = a tenth)",
+            release_budget_burned.clone(),
+        );
+        let release_started = Family::<ReleaseLabels, Gauge>::default();
+        registry.register(
+            "release_started_timestamp_seconds",
+            "When the newest release of each workload an SLO's policies follow started",
+            release_started.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            release_budget_burned,
+            release_started,
             reconciliations,
             failures,
             duration,

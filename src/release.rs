@@ -11,8 +11,10 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::DynamicObject;
 
+use crate::api::{ReleaseStatus, ServiceLevelObjectiveStatus};
 use crate::enforce::Kind;
 
 const DEPLOYMENT_REVISION: &str = "deployment.kubernetes.io/revision";
@@ -97,6 +99,8 @@ pub struct Entry {
     pub started_at: Timestamp,
     /// The SLO's errors from its start to the next release (or now), as counted from the tiles.
     pub errors: f64,
+    /// The SLO's requests over the same time.
+    pub requests: f64,
 }
 
 /// The ledger after seeing the releases in force at `now`: each one not recorded yet (a new
@@ -125,6 +129,7 @@ pub fn record(
             // A creation in the future (clock skew) is not believed.
             started_at: r.started().filter(|t| *t <= now).unwrap_or(now),
             errors: 0.0,
+            requests: 0.0,
         })
         .collect();
     out.extend(ledger.iter().cloned());
@@ -136,11 +141,13 @@ pub fn record(
 /// The length of the tiles the ledger counts from (`slo:sli_errors:tile_rate5m`).
 pub const TILE: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
 
-/// One tile of an SLO's errors: the per-second error rate over the five minutes up to `end`.
+/// One tile of an SLO: the per-second error and request rates over the five minutes up to
+/// `end` (`slo:sli_errors:tile_rate5m`, `slo:sli_total:tile_rate5m`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tile {
     pub end: Timestamp,
     pub errors_per_second: f64,
+    pub total_per_second: f64,
 }
 
 /// Adds the errors of each tile that ended after `counted_through` to the releases that ran
@@ -155,8 +162,9 @@ pub fn attribute(ledger: &mut [Entry], tiles: &[Tile], counted_through: Option<T
             continue;
         }
         through = Some(through.map_or(tile.end, |t| t.max(tile.end)));
-        let rate = tile.errors_per_second;
-        if !rate.is_finite() || rate < 0.0 {
+        let (rate, total) = (tile.errors_per_second, tile.total_per_second);
+        let counts = |r: f64| r.is_finite() && r >= 0.0;
+        if !counts(rate) || !counts(total) {
             continue;
         }
         let Some(start) = tile.end.checked_sub(TILE).ok() else {
@@ -167,7 +175,9 @@ pub fn attribute(ledger: &mut [Entry], tiles: &[Tile], counted_through: Option<T
         for entry in ledger.iter_mut() {
             let from = entry.started_at.max(start);
             if from < until {
-                entry.errors += rate * until.duration_since(from).as_secs_f64();
+                let seconds = until.duration_since(from).as_secs_f64();
+                entry.errors += rate * seconds;
+                entry.requests += total * seconds;
             }
             until = until.min(entry.started_at);
             if until <= start {
@@ -178,11 +188,116 @@ pub fn attribute(ledger: &mut [Entry], tiles: &[Tile], counted_through: Option<T
     through
 }
 
+/// The burn rate over `errors` and `requests` (error ratio / budget).
+pub fn burn_rate(errors: f64, requests: f64, budget: f64) -> Option<f64> {
+    (requests > 0.0)
+        .then(|| crate::burn_rate::burn(errors / requests, budget))
+        .flatten()
+}
+
 /// The share of the SLO window's error budget that `errors` spent: the budget allows
 /// `budget × requests` errors over the window (the requests the window holds now).
 pub fn budget_share(errors: f64, budget: f64, window_requests: f64) -> Option<f64> {
     let allowed = budget * window_requests;
     (allowed > 0.0).then(|| errors / allowed).filter(|s| s.is_finite())
+}
+
+/// The share of an SLO's window budget a release burns before a Warning says so (the default
+/// of `--release-event-share`).
+pub const EVENT_SHARE: f64 = 0.1;
+
+/// At most this many releases are kept per SLO (`status.releases`).
+pub const KEPT: usize = 10;
+
+/// An SLO's ledger: its releases newest first, and the span of tiles counted into them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ledger {
+    pub entries: Vec<Entry>,
+    /// Where counting began: a release that started before has its errors from here on.
+    pub counted_from: Option<Timestamp>,
+    /// The end of the last tile counted.
+    pub counted_through: Option<Timestamp>,
+}
+
+impl Ledger {
+    /// The ledger an SLO's status holds (what a restart or a new leader continues from).
+    pub fn read(status: Option<&ServiceLevelObjectiveStatus>) -> Self {
+        let Some(status) = status else {
+            return Self::default();
+        };
+        Self {
+            entries: status
+                .releases
+                .iter()
+                .filter_map(|r| {
+                    Some(Entry {
+                        kind: match r.kind.as_str() {
+                            "Deployment" => Kind::Deployment,
+                            "Rollout" => Kind::Rollout,
+                            _ => return None,
+                        },
+                        workload: r.workload.clone(),
+                        revision: r.revision,
+                        images: r.images.clone(),
+                        started_at: r.started_at.0,
+                        errors: finite(r.errors),
+                        requests: finite(r.requests),
+                    })
+                })
+                .collect(),
+            counted_from: status.releases_counted_from.as_ref().map(|t| t.0),
+            counted_through: status.releases_counted_through.as_ref().map(|t| t.0),
+        }
+    }
+
+    /// One poll: the releases in force recorded (see [`record`]), the tiles not counted yet
+    /// added to them (see [`attribute`]).
+    pub fn advance(&self, in_force: &BTreeMap<(Kind, &str), &Revision>, tiles: &[Tile], now: Timestamp) -> Self {
+        let mut entries = record(&self.entries, in_force, now, KEPT);
+        let counted_through = attribute(&mut entries, tiles, self.counted_through);
+        let first = tiles
+            .iter()
+            .filter(|t| self.counted_through.is_none_or(|c| t.end > c))
+            .filter_map(|t| t.end.checked_sub(TILE).ok())
+            .min();
+        Self {
+            entries,
+            counted_from: self.counted_from.or(first),
+            counted_through,
+        }
+    }
+
+    /// `status.releases`: each entry with the share of the window's budget it burned (`budget`
+    /// is the SLO's error budget, `window_requests` the requests its window holds) and its burn
+    /// rate, rounded as the status shows them.
+    pub fn releases(&self, budget: f64, window_requests: Option<f64>) -> Vec<ReleaseStatus> {
+        self.entries
+            .iter()
+            .map(|e| ReleaseStatus {
+                kind: e.kind.as_str().to_string(),
+                workload: e.workload.clone(),
+                revision: e.revision,
+                images: e.images.iter().take(16).cloned().collect(),
+                started_at: Time(e.started_at),
+                errors: round(e.errors, 2),
+                requests: e.requests.round(),
+                budget_burned: window_requests
+                    .and_then(|w| budget_share(e.errors, budget, w))
+                    .map(|s| round(s, 4)),
+                burn_rate_since: burn_rate(e.errors, e.requests, budget).map(|b| round(b, 3)),
+            })
+            .collect()
+    }
+}
+
+fn finite(v: f64) -> f64 {
+    if v.is_finite() && v >= 0.0 { v } else { 0.0 }
+}
+
+/// `v` rounded to `decimals` places.
+fn round(v: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (v * scale).round() / scale
 }
 
 #[cfg(test)]
@@ -343,6 +458,7 @@ mod tests {
             images: vec![],
             started_at: at(started_at),
             errors: 0.0,
+            requests: 0.0,
         }
     }
 
@@ -350,6 +466,7 @@ mod tests {
         Tile {
             end: at(end),
             errors_per_second,
+            total_per_second: 100.0,
         }
     }
 
@@ -420,6 +537,7 @@ mod tests {
             .map(|k| Tile {
                 end: minute(5 * k),
                 errors_per_second: rates[5 * (k as usize - 1)..5 * k as usize].iter().sum::<f64>() / 5.0,
+                total_per_second: 100.0,
             })
             .collect();
         attribute(&mut ledger, &tiles, None);
@@ -438,5 +556,61 @@ mod tests {
         let total: f64 = ledger.iter().map(|e| e.errors).sum();
         let all: f64 = rates.iter().map(|r| r * 60.0).sum();
         assert!((total - all).abs() < 1e-6, "every error counted once: {total} vs {all}");
+    }
+
+    #[test]
+    fn requests_are_counted_with_the_errors_and_give_the_burn_rate() {
+        let mut ledger = vec![entry("web", "2027-01-15T08:02:00Z")];
+        attribute(&mut ledger, &[tile("2027-01-15T08:05:00Z", 1.0)], None);
+        assert_eq!((ledger[0].errors, ledger[0].requests), (180.0, 18_000.0));
+        // 1 % errors against a 0.1 % budget: burning ten times too fast.
+        let b = burn_rate(ledger[0].errors, ledger[0].requests, 0.001).unwrap();
+        assert!((b - 10.0).abs() < 1e-9, "{b}");
+        assert_eq!(burn_rate(1.0, 0.0, 0.001), None);
+        // A tile whose requests are not a number counts nothing, errors included.
+        let bad = Tile {
+            total_per_second: f64::NAN,
+            ..tile("2027-01-15T08:10:00Z", 1.0)
+        };
+        attribute(&mut ledger, &[bad], Some(at("2027-01-15T08:05:00Z")));
+        assert_eq!(ledger[0].errors, 180.0);
+    }
+
+    #[test]
+    fn a_ledger_goes_through_the_status_and_continues_where_it_stopped() {
+        let web = revision("web", 2, "2027-01-15T08:02:00Z", false);
+        let start = Ledger::default();
+        let one = start.advance(
+            &current([&web]),
+            &[tile("2027-01-15T08:05:00Z", 1.0)],
+            at("2027-01-15T08:06:00Z"),
+        );
+        assert_eq!(one.counted_from, Some(at("2027-01-15T08:00:00Z")));
+        assert_eq!(one.counted_through, Some(at("2027-01-15T08:05:00Z")));
+        let status = ServiceLevelObjectiveStatus {
+            releases: one.releases(0.001, Some(1_000_000.0)),
+            releases_counted_from: one.counted_from.map(Time),
+            releases_counted_through: one.counted_through.map(Time),
+            ..Default::default()
+        };
+        assert_eq!(status.releases[0].kind, "Deployment");
+        assert_eq!(status.releases[0].errors, 180.0);
+        assert_eq!(
+            status.releases[0].budget_burned,
+            Some(0.18),
+            "180 of the 1,000 errors allowed"
+        );
+        assert_eq!(status.releases[0].burn_rate_since, Some(10.0));
+        let back = Ledger::read(Some(&status));
+        assert_eq!(back, one, "what the status holds is what was counted");
+        // The same tile read again after a restart counts nothing; the next one counts.
+        let tiles = [tile("2027-01-15T08:05:00Z", 1.0), tile("2027-01-15T08:10:00Z", 2.0)];
+        let two = back.advance(&current([&web]), &tiles, at("2027-01-15T08:11:00Z"));
+        assert_eq!(two.entries[0].errors, 180.0 + 600.0);
+        assert_eq!(two.counted_from, one.counted_from, "counting began once");
+        // Without the window's requests there is no share, but there is a burn rate.
+        let unknown = two.releases(0.001, None);
+        assert_eq!(unknown[0].budget_burned, None);
+        assert!(unknown[0].burn_rate_since.is_some());
     }
 }

@@ -32,6 +32,6 @@ pub use policy::{
 pub use prometheus_rule::{PrometheusRule, PrometheusRuleSpec, Rule, RuleGroup};
 pub use slo::{
     Alerting, BudgetState, BudgetStatus, BurnRateTier, Calibration, CalibrationAlert, Indicator, LatencyIndicator,
-    NoTraffic, RatioIndicator, RawIndicator, ServiceLevelObjective, ServiceLevelObjectiveSpec,
+    NoTraffic, RatioIndicator, RawIndicator, ReleaseStatus, ServiceLevelObjective, ServiceLevelObjectiveSpec,
     ServiceLevelObjectiveStatus, Severity,
 };

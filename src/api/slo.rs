@@ -293,6 +293,52 @@ pub struct ServiceLevelObjectiveStatus {
     /// Error budget as last read from Prometheus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetStatus>,
+    /// The last releases of the workloads that the policies selecting this SLO target, newest
+    /// first, and the budget each one burned from its start to the next release (or now).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub releases: Vec<ReleaseStatus>,
+    /// Where the counting of `releases` began: a release that started earlier has its errors
+    /// and requests from here on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub releases_counted_from: Option<Time>,
+    /// How far the errors of `releases` are counted (the end of the last 5-minute tile read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub releases_counted_through: Option<Time>,
+}
+
+/// One release of a workload, and what it cost this SLO.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseStatus {
+    /// `Deployment` or `Rollout`.
+    #[schemars(length(max = 16))]
+    pub kind: String,
+    #[schemars(length(max = 253))]
+    pub workload: String,
+    /// Its revision (`deployment.kubernetes.io/revision`, `rollout.argoproj.io/revision`).
+    pub revision: u64,
+    /// The images of its containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(max = 512)))]
+    pub images: Vec<String>,
+    /// When it started: its ReplicaSet's creation, or when the operator first saw it (a
+    /// rollback brings an old ReplicaSet back without a new creation time).
+    pub started_at: Time,
+    /// The SLO's errors from its start to the next release (or now), counted from the
+    /// 5-minute tiles.
+    #[serde(default)]
+    pub errors: f64,
+    /// The SLO's requests over the same time.
+    #[serde(default)]
+    pub requests: f64,
+    /// Those errors as a share of the error budget the SLO's window allows (0.1 = a tenth);
+    /// absent while the window's requests are unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_burned: Option<f64>,
+    /// The burn rate over the same time (error ratio / budget); absent without requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burn_rate_since: Option<f64>,
 }
 
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]

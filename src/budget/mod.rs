@@ -60,6 +60,9 @@ pub struct SloSamples {
     /// Why its short windows and burn alerts cannot see a burn (see [`SloSamples::with_signal`]);
     /// `None` while they can.
     pub blind: Option<String>,
+    /// The last 5-minute tiles of errors and requests (at most three), oldest first: what the
+    /// release ledger counts.
+    pub tiles: Vec<crate::release::Tile>,
 }
 
 /// The share of a window Prometheus must hold data for before the window counts: a few missed

@@ -28,8 +28,8 @@ use serde::Deserialize;
 use super::{SloKey, SloSamples};
 use crate::duration::Duration;
 use crate::rules::{
-    BUDGET, BUDGET_REMAINING, CALIBRATION_INTERVAL, LONG_RUN_BURN, LONG_RUN_COVERED, MARKER_LABEL, REQUESTS_PREFIX,
-    SCRAPE_INTERVAL, TILE, WINDOW_COVERED, marker,
+    BUDGET, BUDGET_REMAINING, CALIBRATION_INTERVAL, ERRORS_TILE, LONG_RUN_BURN, LONG_RUN_COVERED, MARKER_LABEL,
+    REQUESTS_PREFIX, SCRAPE_INTERVAL, TILE, TOTAL_TILE, WINDOW_COVERED, marker,
 };
 
 /// Record names of the error ratios are this prefix and the window (`error_ratio_record`).
@@ -118,12 +118,14 @@ fn request_counts<'a>(windows: impl Iterator<Item = &'a Duration>) -> String {
 /// evaluated every 5 minutes, exactly Prometheus' instant look-back, so an instant read may
 /// land between two samples and see nothing: this reads a range of two evaluations and keeps
 /// each series' last sample.
-/// With them, the request counts over the `requests` windows of a day or more.
+/// With them, the request counts over the `requests` windows of a day or more, and the last
+/// 5-minute tiles of errors and requests (every sample in the range: the release ledger counts
+/// each tile once).
 pub fn window_ratios_and_budgets(scope: &Scope, requests: &BTreeSet<Duration>) -> Query {
     Query {
         what: "reading the error budgets and long-window error ratios",
         promql: format!(
-            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}|{SCRAPE_INTERVAL}{}",slo!=""{}}}[{}]"#,
+            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}|{SCRAPE_INTERVAL}|{ERRORS_TILE}|{TOTAL_TILE}{}",slo!=""{}}}[{}]"#,
             request_counts(requests.iter().filter(|w| tiled(**w))),
             scope.matcher,
             reach(TILE)
@@ -190,6 +192,13 @@ impl Series<'_> {
     /// of the group's interval when one rule wrote them all, 0 for a single sample.
     fn spacing(&self) -> i64 {
         self.values.map_or(0, |n| n.spacing)
+    }
+
+    /// The newest samples read (at most [`RECENT`]), newest first.
+    fn recent(&self) -> impl Iterator<Item = Sample> + '_ {
+        self.value
+            .into_iter()
+            .chain(self.values.iter().flat_map(|n| n.recent.iter().flatten().copied()))
     }
 
     /// How many samples were read.
@@ -399,13 +408,29 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
-/// The newest of a range vector's samples and how they are spaced, without keeping them.
+/// How many of a range's newest samples are kept: a read of the 5-minute group's range
+/// ([`reach`] of a tile) holds at most three.
+const RECENT: usize = 3;
+
+/// The newest of a range vector's samples and how they are spaced, without keeping them all.
 #[derive(Clone, Copy, Debug, Default)]
 struct Newest {
     newest: Option<Sample>,
+    /// The [`RECENT`] newest samples, newest first.
+    recent: [Option<Sample>; RECENT],
     /// GCD of every sample's distance (ms) from the first.
     spacing: i64,
     count: usize,
+}
+
+impl Newest {
+    fn keep(&mut self, s: Sample) {
+        let Some(i) = self.recent.iter().position(|r| r.is_none_or(|r| s.at > r.at)) else {
+            return;
+        };
+        self.recent[i..].rotate_right(1);
+        self.recent[i] = Some(s);
+    }
 }
 
 fn gcd(a: i64, b: i64) -> i64 {
@@ -431,6 +456,7 @@ impl<'de> Deserialize<'de> for Newest {
                     let first = *first.get_or_insert(s.millis());
                     n.spacing = gcd(n.spacing, s.millis().saturating_sub(first));
                     n.count += 1;
+                    n.keep(s);
                     // Samples come oldest first; the order is not relied on.
                     if n.newest.is_none_or(|m| s.at >= m.at) {
                         n.newest = Some(s);
@@ -519,6 +545,9 @@ struct Found {
     seen_more: Vec<usize>,
     /// The external labels of a record read with some (usually none).
     externals: Vec<(usize, String)>,
+    /// The recent 5-minute tiles of errors and of requests: (time in ms, rate).
+    error_tiles: Vec<(i64, f64)>,
+    total_tiles: Vec<(i64, f64)>,
     /// The newest sample time (ms) of each group's records (by [`Group::index`]), and the name
     /// (numbered) and external labels of a series that has it.
     newest: [Option<(i64, usize, String)>; 3],
@@ -720,10 +749,23 @@ impl Split {
         // written on the group's schedule for an interval (our own rules, from their second
         // evaluation), so a forged series is disputed before it is ever read.
         let value = sample.value;
-        if !value.is_finite() || series.samples() < 2 {
+        if series.samples() < 2 {
             return;
         }
         let f = self.found(key);
+        // Every tile of the range, whatever its value (the ledger counts only numbers).
+        if name == ERRORS_TILE || name == TOTAL_TILE {
+            let tiles = if name == ERRORS_TILE {
+                &mut f.error_tiles
+            } else {
+                &mut f.total_tiles
+            };
+            tiles.extend(series.recent().map(|s| (s.millis(), s.value)));
+            return;
+        }
+        if !value.is_finite() {
+            return;
+        }
         match name {
             BUDGET => f.budget = Some(f.budget.map_or(value, |b| b.min(value))),
             BUDGET_REMAINING => f.remaining = Some(f.remaining.map_or(value, |r| r.min(value))),
@@ -826,6 +868,7 @@ impl Split {
                     scrape_interval: f.scrape_interval,
                     blind: None,
                     history: None,
+                    tiles: tiles(&f.error_tiles, &f.total_tiles),
                 }
             } else {
                 // Nothing of a disputed SLO is used: either writer may be the forger.
@@ -841,6 +884,25 @@ impl Split {
             rejected: self.rejected,
         }
     }
+}
+
+/// The tiles whose errors and requests were both read, oldest first. Their ends are cut to
+/// whole seconds, as the status that records how far a ledger counted keeps them.
+fn tiles(errors: &[(i64, f64)], totals: &[(i64, f64)]) -> Vec<crate::release::Tile> {
+    let mut out: Vec<crate::release::Tile> = errors
+        .iter()
+        .filter_map(|(at, e)| {
+            let (_, total) = totals.iter().find(|(t, _)| t == at)?;
+            Some(crate::release::Tile {
+                end: jiff::Timestamp::from_second(at.div_euclid(1000)).ok()?,
+                errors_per_second: *e,
+                total_per_second: *total,
+            })
+        })
+        .collect();
+    out.sort_by_key(|t| t.end);
+    out.dedup_by_key(|t| t.end);
+    out
 }
 
 /// Whether `marker` is the marker label our rules set on the series of SLO `slo` in
@@ -941,6 +1003,53 @@ mod tests {
     }
 
     #[test]
+    fn the_last_tiles_are_read_with_the_budget_and_forged_ones_dispute() {
+        // Three evaluations of the window group, at .417 past the second (its offset).
+        let body = r#"[
+            {"metric":{"__name__":"slo:sli_errors:tile_rate5m","namespace":"shop","slo":"api","slo_warden":"shop/api"},
+             "values":[[1796000100.417,"0.5"],[1796000400.417,"1"],[1796000700.417,"2"]]},
+            {"metric":{"__name__":"slo:sli_total:tile_rate5m","namespace":"shop","slo":"api","slo_warden":"shop/api"},
+             "values":[[1796000100.417,"100"],[1796000400.417,"100"],[1796000700.417,"NaN"]]},
+            {"metric":{"__name__":"slo:sli_errors:tile_rate5m","namespace":"shop","slo":"web","slo_warden":"shop/web"},
+             "values":[[1796000400,"1"]]},
+            {"metric":{"__name__":"slo:sli_total:tile_rate5m","namespace":"shop","slo":"web","slo_warden":"shop/web"},
+             "values":[[1796000400,"1"]]},
+            {"metric":{"__name__":"slo:sli_errors:tile_rate5m","namespace":"shop","slo":"web","slo_warden":"shop/web"},
+             "values":[[1796000123,"9"],[1796000423,"9"]]}
+        ]"#;
+        let json = format!(r#"{{"result":{body}}}"#);
+        let long = series(&json);
+        let slos = split(&[], &long, &[]);
+        let tiles = &slos[&key("shop", "api")].tiles;
+        let ends: Vec<i64> = tiles.iter().map(|t| t.end.as_second()).collect();
+        assert_eq!(
+            ends,
+            [1796000100, 1796000400, 1796000700],
+            "oldest first, cut to the second"
+        );
+        assert_eq!(tiles[1].errors_per_second, 1.0);
+        assert_eq!(tiles[1].total_per_second, 100.0);
+        assert!(
+            tiles[2].total_per_second.is_nan(),
+            "kept: the ledger counts nothing of it"
+        );
+        // A second writer of web's error tiles: nothing of web is used.
+        let web = &slos[&key("shop", "web")];
+        assert!(!web.disputed.is_empty());
+        assert!(web.tiles.is_empty());
+    }
+
+    #[test]
+    fn a_range_keeps_its_newest_samples_whatever_their_order() {
+        let mut n = Newest::default();
+        for at in [3.0, 1.0, 5.0, 2.0, 4.0] {
+            n.keep(Sample { at, value: at });
+        }
+        let kept: Vec<f64> = n.recent.iter().flatten().map(|s| s.at).collect();
+        assert_eq!(kept, [5.0, 4.0, 3.0]);
+    }
+
+    #[test]
     fn request_counts_coverage_and_pending_alerts_are_read() {
         let id = r#""namespace":"shop","slo":"api","slo_warden":"shop/api""#;
         let short = format!(
@@ -1004,7 +1113,7 @@ mod tests {
         );
         assert_eq!(
             window_ratios_and_budgets(&all, &some).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:sli_requests:count(3d)",slo!=""}[11m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:sli_errors:tile_rate5m|slo:sli_total:tile_rate5m|slo:sli_requests:count(3d)",slo!=""}[11m]"#
         );
         assert_eq!(
             short_ratios(&all, w("1m"), &none).promql,
@@ -1012,7 +1121,7 @@ mod tests {
         );
         assert_eq!(
             window_ratios_and_budgets(&all, &none).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!=""}[11m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:sli_errors:tile_rate5m|slo:sli_total:tile_rate5m",slo!=""}[11m]"#
         );
         assert_eq!(
             firing_burn_alerts(&all, w("30s")).promql,
@@ -1043,7 +1152,7 @@ mod tests {
         let two = names(&["shop", "web"]);
         assert_eq!(
             window_ratios_and_budgets(&two, &BTreeSet::new()).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!="",namespace=~"shop|web"}[11m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:sli_errors:tile_rate5m|slo:sli_total:tile_rate5m",slo!="",namespace=~"shop|web"}[11m]"#
         );
         assert_eq!(
             long_run(&two).promql,

@@ -138,6 +138,8 @@ pub struct ScopeCaches {
     pub overrides: Store<ErrorBudgetOverride>,
     pub deployments: Targets,
     pub rollouts: Targets,
+    /// The ReplicaSets of Deployments and Rollouts: their releases.
+    pub replica_sets: Targets,
     /// True once `slos` holds the first complete list. Waited on through this, never through
     /// the store: its `wait_until_ready` wakes only the last of several waiters, and the SLO
     /// reconciler waits there already.
@@ -207,10 +209,25 @@ impl ScopeCaches {
             client,
             scope,
             crate::enforce::workload::deployments().resource,
+            workloads::trim,
             shutdown.clone(),
         );
         tasks.push(task);
-        let (rollouts, task) = Targets::watch(client, scope, crate::enforce::rollout::resource(), shutdown);
+        let (rollouts, task) = Targets::watch(
+            client,
+            scope,
+            crate::enforce::rollout::resource(),
+            workloads::trim,
+            shutdown.clone(),
+        );
+        tasks.push(task);
+        let (replica_sets, task) = Targets::watch(
+            client,
+            scope,
+            kube::api::ApiResource::erase::<k8s_openapi::api::apps::v1::ReplicaSet>(&()),
+            workloads::trim_replica_set,
+            shutdown,
+        );
         tasks.push(task);
         let caches = Self {
             slos,
@@ -219,6 +236,7 @@ impl ScopeCaches {
             overrides,
             deployments,
             rollouts,
+            replica_sets,
             slos_synced,
         };
         (caches, tasks)
@@ -247,6 +265,9 @@ impl ScopeCaches {
             overrides: override_store,
             deployments: Targets::unsynced(crate::enforce::workload::deployments().resource),
             rollouts: Targets::unsynced(crate::enforce::rollout::resource()),
+            replica_sets: Targets::unsynced(kube::api::ApiResource::erase::<k8s_openapi::api::apps::v1::ReplicaSet>(
+                &(),
+            )),
             slos_synced: watch::channel(true).1,
         }
     }
@@ -295,6 +316,31 @@ impl Stores {
                 Kind::Namespace => return None,
             };
             out.extend(targets.in_namespace(namespace)?);
+        }
+        Some(out)
+    }
+
+    /// Calls `f` with each cached Deployment or Rollout of a namespace; nothing while its cache
+    /// is not synced.
+    pub fn for_each_workload(&self, namespace: &str, kind: Kind, mut f: impl FnMut(&DynamicObject)) {
+        for scope in &self.0 {
+            let targets = match kind {
+                Kind::Deployment => &scope.deployments,
+                Kind::Rollout => &scope.rollouts,
+                Kind::Namespace => return,
+            };
+            let _ = targets.for_each_in(namespace, &mut f);
+        }
+    }
+
+    /// The releases the cached ReplicaSets of a namespace run; `None` until every scope's
+    /// ReplicaSets are listed.
+    pub fn revisions_in(&self, namespace: &str) -> Option<Vec<crate::release::Revision>> {
+        let mut out = Vec::new();
+        for scope in &self.0 {
+            scope
+                .replica_sets
+                .for_each_in(namespace, |rs| out.extend(crate::release::Revision::of(rs)))?;
         }
         Some(out)
     }

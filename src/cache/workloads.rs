@@ -45,6 +45,40 @@ pub fn trim(obj: &mut DynamicObject) {
     obj.data = Value::Object(kept);
 }
 
+/// The annotations of a ReplicaSet the release ledger reads.
+const KEPT_RS_ANNOTATIONS: [&str; 4] = [
+    "deployment.kubernetes.io/revision",
+    "deployment.kubernetes.io/revision-history",
+    "rollout.argoproj.io/revision",
+    "rollout.argoproj.io/revision-history",
+];
+
+/// Keeps what the release ledger reads of a ReplicaSet (`crate::release::Revision::of`): name,
+/// namespace, creation, its controlling owner, its revision annotations and its containers'
+/// images. A ReplicaSet of ten containers is a few hundred bytes.
+pub fn trim_replica_set(obj: &mut DynamicObject) {
+    slim(obj);
+    let meta = &mut obj.metadata;
+    meta.labels = None;
+    if let Some(owners) = meta.owner_references.as_mut() {
+        owners.retain(|o| o.controller == Some(true));
+    }
+    if let Some(a) = meta.annotations.as_mut() {
+        a.retain(|k, _| KEPT_RS_ANNOTATIONS.contains(&k.as_str()));
+    }
+    let images: Vec<Value> = obj
+        .data
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| serde_json::json!({ "image": c.get("image").cloned().unwrap_or(Value::Null) }))
+                .collect()
+        })
+        .unwrap_or_default();
+    obj.data = serde_json::json!({"spec": {"template": {"spec": {"containers": images}}}});
+}
+
 /// One kind of workload in one watched scope.
 #[derive(Clone)]
 pub struct Targets {
@@ -60,6 +94,7 @@ impl Targets {
         client: &Client,
         scope: &Option<String>,
         resource: ApiResource,
+        trim: fn(&mut DynamicObject),
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let api: Api<DynamicObject> = match scope {
@@ -114,6 +149,18 @@ impl Targets {
             resource,
             synced: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Calls `f` with each cached object of `namespace`, without copying it; `None` before the
+    /// first complete list.
+    pub fn for_each_in(&self, namespace: &str, mut f: impl FnMut(&DynamicObject)) -> Option<()> {
+        if !self.synced.load(Ordering::Relaxed) {
+            return None;
+        }
+        for o in self.by_namespace.get(namespace, &self.store, &self.resource, |_| true) {
+            f(&o);
+        }
+        Some(())
     }
 
     /// The cached objects of `namespace`, or `None` before the first complete list.

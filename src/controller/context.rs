@@ -58,6 +58,8 @@ pub struct PolicyContext {
     pub metrics: Metrics,
     pub backoff: Backoff<(String, String)>,
     pub poll_interval: StdDuration,
+    /// The share of an SLO's window budget a release must burn for a Warning on the SLO.
+    pub release_event_share: f64,
     pub stores: Stores,
     /// The policies of each watched scope, as their reconcilers' watches cache them.
     policies: Vec<Store<ErrorBudgetPolicy>>,
@@ -86,6 +88,7 @@ impl PolicyContext {
             metrics,
             backoff: Backoff::default(),
             poll_interval,
+            release_event_share: crate::release::EVENT_SHARE,
             stores,
             policies,
             leading,
@@ -189,8 +192,15 @@ impl PolicyContext {
         // The last hour's, for SLOs with a minimum of their own: SignalHealthy says when their
         // traffic is below it.
         let mut any_minimum = false;
-        self.stores
-            .for_each_slo(|slo| any_minimum |= slo.spec.alerting.min_requests.unwrap_or(0) > 0);
+        // And each SLO's window, while some policy may follow releases: the release ledger
+        // measures a release's errors against the budget the window allows.
+        let ledgers = self.policies.iter().any(|s| !s.state().is_empty());
+        self.stores.for_each_slo(|slo| {
+            any_minimum |= slo.spec.alerting.min_requests.unwrap_or(0) > 0;
+            if ledgers && let Ok(w) = crate::duration::Duration::parse(&slo.spec.window) {
+                windows.insert(w);
+            }
+        });
         if any_minimum {
             windows.insert(TRAFFIC_WINDOW);
         }
@@ -207,6 +217,11 @@ impl PolicyContext {
             }
         }
         windows
+    }
+
+    /// Every cached policy.
+    pub fn policies(&self) -> Vec<std::sync::Arc<ErrorBudgetPolicy>> {
+        self.policies.iter().flat_map(|s| s.state()).collect()
     }
 
     /// SLOs (namespace, name) for which some policy holds something.

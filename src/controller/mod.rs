@@ -7,6 +7,7 @@ pub mod events;
 pub mod leader;
 pub mod policy;
 pub mod poll;
+pub mod releases;
 pub mod rule_versions;
 pub mod slo;
 pub mod unwind;

@@ -5,6 +5,7 @@
 //! SLOs from that one reading. Only after that, `status.budget` and the `SignalHealthy`
 //! condition of each SLO are written, where the rounded values changed.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -39,7 +40,8 @@ pub async fn poll_loop(
         _ = shared.stores.wait_until_ready() => {}
         _ = shutdown.cancelled() => return,
     }
-    let (poller, shared, trigger) = (&poller, &shared, &trigger);
+    let ledgers = super::releases::Ledgers::default();
+    let (poller, shared, trigger, ledgers) = (&poller, &shared, &trigger, &ledgers);
     every(shared.poll_interval, &shutdown, || async move {
         let reading = match poller {
             None => Reading::Disabled,
@@ -55,7 +57,7 @@ pub async fn poll_loop(
         // Policies first: enforcement should not wait for thousands of status writes.
         trigger.send_modify(|cycle| *cycle += 1);
         if let Reading::Ok(snapshot) = &reading {
-            write_budgets(shared, snapshot).await;
+            write_budgets(shared, snapshot, ledgers).await;
         }
     })
     .await;
@@ -103,13 +105,26 @@ fn same_budget(a: Option<&BudgetStatus>, b: &BudgetStatus) -> bool {
     })
 }
 
-async fn write_budgets(shared: &PolicyContext, snapshot: &Snapshot) {
+async fn write_budgets(shared: &PolicyContext, snapshot: &Snapshot, ledgers: &super::releases::Ledgers) {
     let at = snapshot.at.unwrap_or_else(jiff::Timestamp::now);
     let enforced = shared.enforced_slos();
+    let followed = super::releases::Followed::gather(shared);
+    let mut exported = BTreeMap::new();
     let mut writes = Vec::new();
     shared.stores.for_each_slo(|slo| {
         let key = (slo.namespace().unwrap_or_default(), slo.name_any());
         let samples = samples_for(slo, snapshot);
+        let window_requests = crate::duration::Duration::parse(&slo.spec.window)
+            .ok()
+            .and_then(|w| samples.as_ref()?.requests.get(&w).copied());
+        let ledger = ledgers.update(
+            slo,
+            samples.as_ref(),
+            &followed,
+            window_requests,
+            shared.release_event_share,
+            at,
+        );
         let budget = budget_status(samples.as_ref(), at);
         let labels = SloLabels {
             namespace: key.0.clone(),
@@ -136,24 +151,42 @@ async fn write_budgets(shared: &PolicyContext, snapshot: &Snapshot) {
             at,
         );
         let budget_changed = !same_budget(current, &budget);
-        if budget_changed || signal.is_some() {
-            let event = signal_event(current, &budget).map(|e| (slo.object_ref(&()), e));
+        let (releases, release_events) = match ledger {
+            Some(l) => {
+                exported.extend(l.exported);
+                (l.status, l.events)
+            }
+            None => (None, Vec::new()),
+        };
+        if budget_changed || signal.is_some() || releases.is_some() || !release_events.is_empty() {
+            let events: Vec<_> = signal_event(current, &budget)
+                .into_iter()
+                .chain(release_events)
+                .collect();
+            let reference = slo.object_ref(&());
             let mut patch = if budget_changed {
                 budget_patch(current, &budget)
             } else {
                 json!({"status": {}})
             };
+            if let Some(releases) = releases {
+                patch["status"]
+                    .as_object_mut()
+                    .expect("a status object")
+                    .extend(releases);
+            }
             if let Some(signal) = signal {
                 // A merge patch replaces the whole list: the other conditions go as cached
                 // (the SLO reconciler does the same with this one, so neither drops the other's
                 // for longer than a cycle).
                 patch["status"]["conditions"] = json!(crate::api::condition::replaced(conditions, signal));
             }
-            writes.push((key, patch, event));
+            writes.push((key, patch, (reference, events)));
         }
     });
+    ledgers.export(&shared.metrics, exported);
     futures::stream::iter(writes)
-        .for_each_concurrent(8, |((ns, name), patch, event)| async move {
+        .for_each_concurrent(8, |((ns, name), patch, (reference, events))| async move {
             let api: Api<ServiceLevelObjective> = Api::namespaced(shared.client.clone(), &ns);
             match api
                 .patch_status(&name, &crate::api::merge_params(), &Patch::Merge(&patch))
@@ -163,11 +196,17 @@ async fn write_budgets(shared: &PolicyContext, snapshot: &Snapshot) {
                     shared.metrics.write("budget", "status");
                     // Told once, with the status that says it: a failed write is retried next
                     // cycle, Event and all.
-                    if let Some((reference, (type_, reason, note))) = event {
+                    for (type_, reason, note) in events {
                         super::events::publish(&shared.recorder, &reference, type_, reason, "Evaluate", note).await;
                     }
                 }
-                Err(e) => tracing::warn!(namespace = %ns, slo = %name, error = %e, "cannot write status.budget"),
+                Err(e) => {
+                    // Its ledger is written again next cycle, whether it changed or not.
+                    if let Some(uid) = &reference.uid {
+                        ledgers.unwritten(uid);
+                    }
+                    tracing::warn!(namespace = %ns, slo = %name, error = %e, "cannot write status.budget");
+                }
             }
         })
         .await;

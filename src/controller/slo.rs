@@ -319,6 +319,9 @@ pub fn next_status(
         rules_digest: previous.rules_digest.clone(),
         prometheus_rule_version: previous.prometheus_rule_version.clone(),
         budget: previous.budget.clone(),
+        releases: previous.releases.clone(),
+        releases_counted_from: previous.releases_counted_from.clone(),
+        releases_counted_through: previous.releases_counted_through.clone(),
     }
 }
 

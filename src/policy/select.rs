@@ -7,9 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
 
-use crate::api::{ErrorBudgetPolicy, ServiceLevelObjective};
+use kube::api::DynamicObject;
+
+use crate::api::{Action, ErrorBudgetPolicy, ServiceLevelObjective};
 use crate::cache::{CachedSlo, Stores};
 use crate::duration::Duration;
+use crate::enforce::Kind;
 use crate::validate::Problem;
 
 use super::ValidPolicy;
@@ -59,6 +62,58 @@ pub fn selected_slos(policy: &ErrorBudgetPolicy, stores: &Stores) -> (Vec<Cached
         }
     }
     (found, problems)
+}
+
+/// Whether a policy selects an SLO of its namespace, as [`selected_slos`] does (an invalid
+/// selector selects nothing).
+pub fn selects(policy: &ErrorBudgetPolicy, slo: &ServiceLevelObjective) -> bool {
+    if policy.namespace() != slo.namespace() {
+        return false;
+    }
+    if let Some(names) = &policy.spec.slos.names {
+        return names.iter().any(|n| *n == slo.name_any());
+    }
+    policy
+        .spec
+        .slos
+        .selector
+        .as_ref()
+        .and_then(|s| Selector::try_from(s.clone()).ok())
+        .is_some_and(|s| s.matches(slo.labels()))
+}
+
+/// The workloads whose releases matter to a policy, of those in its namespace: what its
+/// targets select, and every one when a stage freezes the namespace (a freeze holds every
+/// release in it). An invalid selector selects nothing.
+pub fn release_targets<'a>(
+    policy: &ErrorBudgetPolicy,
+    workloads: impl IntoIterator<Item = (Kind, &'a DynamicObject)>,
+) -> BTreeSet<(Kind, String)> {
+    let whole_namespace = policy
+        .spec
+        .stages
+        .iter()
+        .any(|s| s.actions.contains(&Action::FreezeNamespace));
+    let selector = |s: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>| {
+        s.as_ref().and_then(|s| Selector::try_from(s.clone()).ok())
+    };
+    let (deployments, rollouts) = (
+        selector(&policy.spec.targets.deployments),
+        selector(&policy.spec.targets.rollouts),
+    );
+    workloads
+        .into_iter()
+        .filter(|(kind, w)| {
+            whole_namespace
+                || match kind {
+                    Kind::Deployment => deployments.as_ref(),
+                    Kind::Rollout => rollouts.as_ref(),
+                    Kind::Namespace => None,
+                }
+                .is_some_and(|s| s.matches(w.labels()))
+        })
+        .map(|(kind, w)| (kind, w.name_any()))
+        .collect()
 }
 
 /// Every burn-rate window the policy reads must be recorded by each of its (valid) SLOs.

@@ -101,6 +101,10 @@ one list for the ClusterRole (all namespaces) and for each per-namespace Role.
 - apiGroups: ["argoproj.io"]
   resources: ["rollouts/status"]
   verbs: ["patch"]
+# The release ledger: which revision each Deployment and Rollout runs, from a watch cache.
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["get", "list", "watch"]
 # Reports problems and actions as Events (events.k8s.io/v1; core for older clients).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

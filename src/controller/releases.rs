@@ -1,0 +1,538 @@
+//! The release ledger of each SLO, kept by the poll loop: which releases ran the workloads the
+//! SLO's policies target, and the budget each one burned (`status.releases`), counted from the
+//! 5-minute tiles every poll reads anyway (no query per SLO or per release). The counting
+//! itself is pure ([`crate::release`]); this module finds what each SLO follows in the watch
+//! caches, keeps the ledgers of this term, and says what to write, tell and export.
+//!
+//! A ledger is written to the SLO's status together with how far it counted, so a restart or a
+//! new leader continues where the last write stopped. Between writes the term keeps it in
+//! memory: the cached status may lag behind our own last write, and counting a tile twice
+//! would blame a release for errors it did not make.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::context::PolicyContext;
+use crate::api::{ErrorBudgetPolicy, ReleaseStatus, ServiceLevelObjective};
+use crate::budget::SloSamples;
+use crate::enforce::Kind;
+use crate::metrics::{Metrics, ReleaseLabels};
+use crate::release::{Ledger, Revision};
+
+/// A ledger's status is written at least this often while it counts, so that a restart loses
+/// no more than this of requests (errors are written as soon as they move the budget share).
+const PERSIST_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_mins(30);
+/// A change of a release's budget share worth a write: a thousandth of the window's budget.
+const SHARE_STEP: f64 = 0.001;
+
+/// What the policies of each namespace follow, gathered once per poll from the caches.
+pub struct Followed {
+    namespaces: HashMap<String, Namespace>,
+}
+
+/// The workloads whose releases matter to a policy.
+type Workloads = BTreeSet<(Kind, String)>;
+
+struct Namespace {
+    /// Each policy, and the workloads whose releases matter to it.
+    policies: Vec<(Arc<ErrorBudgetPolicy>, Workloads)>,
+    /// The releases the namespace's ReplicaSets run; `None` until the cache is synced.
+    revisions: Option<Vec<Revision>>,
+}
+
+impl Followed {
+    pub fn gather(shared: &PolicyContext) -> Self {
+        let mut by_namespace: HashMap<String, Vec<Arc<ErrorBudgetPolicy>>> = HashMap::new();
+        for policy in shared.policies() {
+            by_namespace
+                .entry(policy.namespace().unwrap_or_default())
+                .or_default()
+                .push(policy);
+        }
+        let namespaces = by_namespace
+            .into_iter()
+            .map(|(ns, policies)| {
+                let mut workloads = Vec::new();
+                for kind in [Kind::Deployment, Kind::Rollout] {
+                    shared
+                        .stores
+                        .for_each_workload(&ns, kind, |w| workloads.push((kind, w.clone())));
+                }
+                let policies = policies
+                    .into_iter()
+                    .map(|p| {
+                        let followed =
+                            crate::policy::select::release_targets(&p, workloads.iter().map(|(k, w)| (*k, w)));
+                        (p, followed)
+                    })
+                    .collect();
+                let revisions = shared.stores.revisions_in(&ns);
+                (ns, Namespace { policies, revisions })
+            })
+            .collect();
+        Self { namespaces }
+    }
+
+    /// The releases in force of the workloads that the policies selecting `slo` follow:
+    /// `None` when no policy selects it, or the ReplicaSets are not listed yet.
+    pub fn in_force(&self, slo: &ServiceLevelObjective) -> Option<BTreeMap<(Kind, &str), &Revision>> {
+        let ns = self.namespaces.get(&slo.namespace().unwrap_or_default())?;
+        let followed: BTreeSet<&(Kind, String)> = ns
+            .policies
+            .iter()
+            .filter(|(p, _)| crate::policy::select::selects(p, slo))
+            .flat_map(|(_, f)| f)
+            .collect();
+        if !ns.policies.iter().any(|(p, _)| crate::policy::select::selects(p, slo)) {
+            return None;
+        }
+        let revisions = ns.revisions.as_ref()?;
+        let mut in_force = crate::release::current(revisions);
+        in_force.retain(|(kind, workload), _| followed.contains(&(*kind, workload.to_string())));
+        Some(in_force)
+    }
+}
+
+/// What one poll changes of an SLO's ledger.
+pub struct Update {
+    /// The status fields to merge (`releases`, `releasesCountedFrom`, `releasesCountedThrough`),
+    /// when they are worth a write.
+    pub status: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Warnings about releases that crossed the share of the budget worth telling.
+    pub events: Vec<(EventType, &'static str, String)>,
+    /// The metric series of the newest release of each workload: its share and its start.
+    pub exported: Vec<(ReleaseLabels, (Option<f64>, Timestamp))>,
+}
+
+/// The ledgers of this term, by SLO uid, and the metric series they export.
+#[derive(Default)]
+pub struct Ledgers {
+    memory: Mutex<HashMap<String, Kept>>,
+    exported: Mutex<BTreeSet<ReleaseLabels>>,
+}
+
+/// One SLO's ledger as this term counted it, and what its status last got of it.
+struct Kept {
+    ledger: Ledger,
+    /// `None` until a write is known to have landed (or when the last one failed).
+    written: Option<(Vec<ReleaseStatus>, Option<Timestamp>)>,
+}
+
+impl Ledgers {
+    /// One poll of one SLO: new releases recorded, new tiles counted. `None` for an SLO no
+    /// policy follows releases for and whose status holds no ledger.
+    pub fn update(
+        &self,
+        slo: &ServiceLevelObjective,
+        samples: Option<&SloSamples>,
+        followed: &Followed,
+        window_requests: Option<f64>,
+        event_share: f64,
+        at: Timestamp,
+    ) -> Option<Update> {
+        let uid = slo.meta().uid.clone().unwrap_or_default();
+        let status = slo.status.as_ref();
+        let stored = Ledger::read(status);
+        let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        // The term's own count, unless the status holds a later one (another replica led
+        // meanwhile); the status itself the first time.
+        let (prior, written) = match memory.remove(&uid) {
+            Some(k) if k.ledger.counted_through >= stored.counted_through => (k.ledger, k.written),
+            _ => {
+                let written = status.map(|s| (s.releases.clone(), s.releases_counted_through.as_ref().map(|t| t.0)));
+                (stored, written)
+            }
+        };
+        let in_force = followed.in_force(slo);
+        if in_force.as_ref().is_none_or(BTreeMap::is_empty) && prior.entries.is_empty() {
+            return None;
+        }
+        let tiles = samples.map_or(&[][..], |s| s.tiles.as_slice());
+        let next = prior.advance(&in_force.unwrap_or_default(), tiles, at);
+        let budget = (100.0 - slo.spec.objective) / 100.0;
+        let releases = next.releases(budget, window_requests);
+        let before = prior.releases(budget, window_requests);
+        let events = crossed(&before, &releases, event_share, &slo.spec.window);
+        let (ns, name) = (slo.namespace().unwrap_or_default(), slo.name_any());
+        // The metric: the newest release of each workload (the ledger is newest first).
+        let mut workloads = BTreeSet::new();
+        let exported = releases
+            .iter()
+            .filter(|r| workloads.insert((r.kind.clone(), r.workload.clone())))
+            .map(|r| {
+                let labels = ReleaseLabels {
+                    namespace: ns.clone(),
+                    slo: name.clone(),
+                    kind: r.kind.clone(),
+                    workload: r.workload.clone(),
+                    revision: r.revision.to_string(),
+                };
+                (labels, (r.budget_burned, r.started_at.0))
+            })
+            .collect();
+        let write = match &written {
+            Some((releases_written, through)) => {
+                worth_writing(releases_written, &releases) || stale(*through, next.counted_through)
+            }
+            None => true,
+        };
+        let patch = write.then(|| {
+            let mut m = serde_json::Map::new();
+            m.insert("releases".into(), json!(releases));
+            m.insert(
+                "releasesCountedFrom".into(),
+                json!(next.counted_from.map(crate::api::rfc3339)),
+            );
+            m.insert(
+                "releasesCountedThrough".into(),
+                json!(next.counted_through.map(crate::api::rfc3339)),
+            );
+            m
+        });
+        let written = if write {
+            Some((releases, next.counted_through))
+        } else {
+            written
+        };
+        memory.insert(uid, Kept { ledger: next, written });
+        Some(Update {
+            status: patch,
+            events,
+            exported,
+        })
+    }
+
+    /// The status write of an SLO's ledger failed: the next poll writes it again.
+    pub fn unwritten(&self, uid: &str) {
+        if let Some(k) = self.memory.lock().unwrap_or_else(|p| p.into_inner()).get_mut(uid) {
+            k.written = None;
+        }
+    }
+
+    /// Sets the metric series of this poll's ledgers (`releases` of each SLO) and removes those
+    /// of releases no longer the newest of their workload, or of SLOs gone.
+    pub fn export(&self, metrics: &Metrics, now: BTreeMap<ReleaseLabels, (Option<f64>, Timestamp)>) {
+        let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
+        for gone in exported.iter().filter(|l| !now.contains_key(*l)) {
+            metrics.release_budget_burned.remove(gone);
+            metrics.release_started.remove(gone);
+        }
+        for (labels, (share, started)) in &now {
+            match share {
+                Some(s) => {
+                    metrics.release_budget_burned.get_or_create(labels).set(*s);
+                }
+                None => {
+                    metrics.release_budget_burned.remove(labels);
+                }
+            }
+            metrics.release_started.get_or_create(labels).set(started.as_second());
+        }
+        *exported = now.into_keys().collect();
+    }
+}
+
+/// Whether the ledger changed in what `kubectl get slo -o yaml` is for: a release recorded, or
+/// a release's share of the budget moved by [`SHARE_STEP`] (its errors, where the share is not
+/// known).
+fn worth_writing(stored: &[ReleaseStatus], next: &[ReleaseStatus]) -> bool {
+    stored.len() != next.len()
+        || stored.iter().zip(next).any(|(a, b)| {
+            (&a.kind, &a.workload, a.revision, &a.started_at) != (&b.kind, &b.workload, b.revision, &b.started_at)
+                || match (a.budget_burned, b.budget_burned) {
+                    (Some(x), Some(y)) => (x - y).abs() >= SHARE_STEP,
+                    (None, None) => (a.errors - b.errors).abs() >= 1.0,
+                    _ => true,
+                }
+        })
+}
+
+/// Whether the stored count is [`PERSIST_EVERY`] behind the one in memory.
+fn stale(stored: Option<Timestamp>, counted: Option<Timestamp>) -> bool {
+    match (stored, counted) {
+        (Some(s), Some(c)) => c.duration_since(s) >= PERSIST_EVERY,
+        (None, Some(_)) => true,
+        _ => false,
+    }
+}
+
+/// The Warnings for releases whose share of the budget reached `share` in this poll.
+fn crossed(
+    before: &[ReleaseStatus],
+    after: &[ReleaseStatus],
+    share: f64,
+    window: &str,
+) -> Vec<(EventType, &'static str, String)> {
+    after
+        .iter()
+        .filter(|r| r.budget_burned.is_some_and(|b| b >= share))
+        .filter(|r| {
+            !before.iter().any(|p| {
+                (&p.kind, &p.workload, p.revision) == (&r.kind, &r.workload, r.revision)
+                    && p.budget_burned.is_some_and(|b| b >= share)
+            })
+        })
+        .map(|r| {
+            (
+                EventType::Warning,
+                "ReleaseBurnedBudget",
+                format!(
+                    "{} {} revision {} ({}) has burned {:.1}% of the {window} error budget since {} (burn rate {} since)",
+                    r.kind,
+                    r.workload,
+                    r.revision,
+                    r.images.join(", "),
+                    r.budget_burned.unwrap_or_default() * 100.0,
+                    crate::api::rfc3339(r.started_at.0),
+                    r.burn_rate_since.map_or("unknown".to_string(), |b| format!("{b}")),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::release::Tile;
+
+    fn slo(status: serde_json::Value) -> ServiceLevelObjective {
+        serde_json::from_value(json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": "checkout", "namespace": "shop", "uid": "u1", "labels": {"team": "pay"}},
+            "spec": {"objective": 99.9, "window": "30d",
+                     "indicator": {"ratio": {"errors": "e", "total": "t"}}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn policy(name: &str, spec: serde_json::Value) -> Arc<ErrorBudgetPolicy> {
+        let mut p = json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetPolicy",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"stages": [{"name": "page", "when": [{"burnRate": {"window": "1h", "above": 14.4}}],
+                                  "actions": ["freezeDeployments"]}]},
+        });
+        for (k, v) in spec.as_object().unwrap() {
+            p["spec"][k] = v.clone();
+        }
+        Arc::new(serde_json::from_value(p).unwrap())
+    }
+
+    fn workload(kind: &str, name: &str, labels: serde_json::Value) -> kube::api::DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": kind,
+            "metadata": {"name": name, "namespace": "shop", "labels": labels}}))
+        .unwrap()
+    }
+
+    fn revision(workload: &str, number: u64, created: &str) -> Revision {
+        Revision {
+            kind: Kind::Deployment,
+            workload: workload.into(),
+            number,
+            reused: false,
+            created: Some(created.parse().unwrap()),
+            images: vec![format!("{workload}:{number}")],
+        }
+    }
+
+    /// The policies of namespace `shop` and the releases its ReplicaSets run.
+    fn followed(policies: Vec<Arc<ErrorBudgetPolicy>>, revisions: Option<Vec<Revision>>) -> Followed {
+        let workloads = [
+            (Kind::Deployment, workload("Deployment", "web", json!({"app": "web"}))),
+            (
+                Kind::Deployment,
+                workload("Deployment", "batch", json!({"app": "batch"})),
+            ),
+        ];
+        let policies = policies
+            .into_iter()
+            .map(|p| {
+                let f = crate::policy::select::release_targets(&p, workloads.iter().map(|(k, w)| (*k, w)));
+                (p, f)
+            })
+            .collect();
+        Followed {
+            namespaces: HashMap::from([("shop".to_string(), Namespace { policies, revisions })]),
+        }
+    }
+
+    fn tile(end: &str, errors_per_second: f64) -> Tile {
+        Tile {
+            end: end.parse().unwrap(),
+            errors_per_second,
+            total_per_second: 100.0,
+        }
+    }
+
+    fn samples(tiles: Vec<Tile>) -> SloSamples {
+        SloSamples {
+            tiles,
+            ..SloSamples::default()
+        }
+    }
+
+    #[test]
+    fn an_slo_follows_the_releases_of_what_its_policies_target() {
+        let revisions = vec![
+            revision("web", 1, "2027-01-15T07:00:00Z"),
+            revision("web", 2, "2027-01-15T08:00:00Z"),
+            revision("batch", 5, "2027-01-15T08:00:00Z"),
+        ];
+        let targets_web =
+            json!({"slos": {"names": ["checkout"]}, "targets": {"deployments": {"matchLabels": {"app": "web"}}}});
+        let f = followed(vec![policy("p", targets_web.clone())], Some(revisions.clone()));
+        let in_force = f.in_force(&slo(json!({}))).unwrap();
+        let seen: Vec<_> = in_force.values().map(|r| (r.workload.as_str(), r.number)).collect();
+        assert_eq!(seen, [("web", 2)], "the newest revision of web; batch is no target");
+        // A policy that freezes the namespace follows every workload in it.
+        let whole = json!({"slos": {"selector": {"matchLabels": {"team": "pay"}}},
+                           "stages": [{"name": "page", "when": [{"burnRate": {"window": "1h", "above": 14.4}}],
+                                       "actions": ["freezeNamespace"]}]});
+        let f = followed(vec![policy("p", whole)], Some(revisions.clone()));
+        assert_eq!(f.in_force(&slo(json!({}))).unwrap().len(), 2);
+        // No policy selects the SLO; or the ReplicaSets are not listed yet.
+        let other = json!({"slos": {"names": ["other"]}, "targets": {"deployments": {"matchLabels": {"app": "web"}}}});
+        assert!(
+            followed(vec![policy("p", other)], Some(revisions))
+                .in_force(&slo(json!({})))
+                .is_none()
+        );
+        assert!(
+            followed(vec![policy("p", targets_web)], None)
+                .in_force(&slo(json!({})))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_ledger_is_written_when_it_says_something_new_and_kept_in_memory_between() {
+        let targets =
+            json!({"slos": {"names": ["checkout"]}, "targets": {"deployments": {"matchLabels": {"app": "web"}}}});
+        let f = followed(
+            vec![policy("p", targets)],
+            Some(vec![revision("web", 2, "2027-01-15T08:02:00Z")]),
+        );
+        let ledgers = Ledgers::default();
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let quiet = slo(json!({}));
+        // First poll: the release is recorded and written, with how far it was counted.
+        let one = ledgers
+            .update(
+                &quiet,
+                Some(&samples(vec![tile("2027-01-15T08:05:00Z", 0.0)])),
+                &f,
+                Some(1e6),
+                0.1,
+                at("2027-01-15T08:05:30Z"),
+            )
+            .unwrap();
+        let status = one.status.expect("a new release is written");
+        assert_eq!(status["releases"][0]["workload"], "web");
+        assert_eq!(status["releases"][0]["revision"], 2);
+        assert_eq!(status["releasesCountedThrough"], "2027-01-15T08:05:00Z");
+        assert!(one.events.is_empty());
+        assert_eq!(one.exported.len(), 1);
+        assert_eq!(one.exported[0].0.revision, "2");
+        // The cache still shows the SLO without it (our write not back yet): the term's memory
+        // counts on, and the same tile is not counted twice.
+        let again = ledgers
+            .update(
+                &quiet,
+                Some(&samples(vec![tile("2027-01-15T08:05:00Z", 50.0)])),
+                &f,
+                Some(1e6),
+                0.1,
+                at("2027-01-15T08:06:00Z"),
+            )
+            .unwrap();
+        assert!(again.status.is_none(), "nothing new");
+        // A burn: 300 s × 5/s = 1,500 errors of the 1,000 the window allows, told once.
+        let burn = ledgers
+            .update(
+                &quiet,
+                Some(&samples(vec![tile("2027-01-15T08:10:00Z", 5.0)])),
+                &f,
+                Some(1e6),
+                0.1,
+                at("2027-01-15T08:10:30Z"),
+            )
+            .unwrap();
+        let status = burn.status.expect("the share moved");
+        assert_eq!(status["releases"][0]["errors"], 1500.0);
+        assert_eq!(status["releases"][0]["budgetBurned"], 1.5);
+        assert_eq!(burn.events.len(), 1);
+        let (type_, reason, note) = &burn.events[0];
+        assert_eq!((type_, *reason), (&EventType::Warning, "ReleaseBurnedBudget"));
+        assert!(
+            note.starts_with(
+                "Deployment web revision 2 (web:2) has burned 150.0% of the 30d error budget since 2027-01-15T08:02:00Z"
+            ),
+            "{note}"
+        );
+        let later = ledgers
+            .update(
+                &quiet,
+                Some(&samples(vec![tile("2027-01-15T08:15:00Z", 5.0)])),
+                &f,
+                Some(1e6),
+                0.1,
+                at("2027-01-15T08:15:30Z"),
+            )
+            .unwrap();
+        assert!(later.events.is_empty(), "told once");
+        // A new term reads the status back: what was written, and nothing counted twice.
+        let written = slo(
+            json!({"releases": status["releases"], "releasesCountedFrom": status["releasesCountedFrom"],
+                                 "releasesCountedThrough": status["releasesCountedThrough"]}),
+        );
+        let fresh = Ledgers::default();
+        let next = fresh
+            .update(
+                &written,
+                Some(&samples(vec![tile("2027-01-15T08:10:00Z", 5.0)])),
+                &f,
+                Some(1e6),
+                0.1,
+                at("2027-01-15T08:11:00Z"),
+            )
+            .unwrap();
+        assert!(next.status.is_none());
+        assert!(next.events.is_empty(), "the status says it was told");
+    }
+
+    #[test]
+    fn an_slo_no_policy_follows_has_no_ledger() {
+        let f = followed(vec![], Some(vec![revision("web", 2, "2027-01-15T08:02:00Z")]));
+        let ledgers = Ledgers::default();
+        assert!(
+            ledgers
+                .update(
+                    &slo(json!({})),
+                    None,
+                    &f,
+                    None,
+                    0.1,
+                    "2027-01-15T08:05:00Z".parse().unwrap()
+                )
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn counting_is_written_at_least_every_half_hour() {
+        let at = |s: &str| Some(s.parse::<Timestamp>().unwrap());
+        assert!(!stale(at("2027-01-15T08:00:00Z"), at("2027-01-15T08:25:00Z")));
+        assert!(stale(at("2027-01-15T08:00:00Z"), at("2027-01-15T08:30:00Z")));
+        assert!(stale(None, at("2027-01-15T08:30:00Z")));
+        assert!(!stale(None, None));
+    }
+}
