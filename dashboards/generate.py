@@ -729,7 +729,22 @@ def detail():
                 "textFormat": "burn over {{long}} and {{short}}",
                 "tagKeys": "severity,long",
                 "useValueForTime": False,
-            }
+            },
+            {
+                "name": "Releases",
+                "datasource": DS,
+                "enable": True,
+                "hide": False,
+                "iconColor": "purple",
+                # The start of the newest release of each workload the SLO's policies follow,
+                # placed at that time (the value, in ms) and titled with its revision.
+                "expr": f"({operator('slo_warden_release_started_timestamp_seconds', s)}) * 1000",
+                "step": "1m",
+                "titleFormat": "{{kind}} {{workload}} revision {{revision}}",
+                "textFormat": "released: kubectl get slo $slo -o jsonpath='{.status.releases}' shows the budget it burned",
+                "tagKeys": "workload,revision",
+                "useValueForTime": True,
+            },
         ],
     )
 

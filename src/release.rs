@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::DynamicObject;
 
@@ -138,38 +138,66 @@ pub fn record(
     out
 }
 
-/// The length of the tiles the ledger counts from (`slo:sli_errors:tile_rate5m`).
-pub const TILE: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
-
-/// One tile of an SLO: the per-second error and request rates over the five minutes up to
-/// `end` (`slo:sli_errors:tile_rate5m`, `slo:sli_total:tile_rate5m`).
+/// One tile of an SLO: the per-second error and request rates over the `length` up to `end`
+/// (`slo:sli_errors:tile_rate1m`, `slo:sli_total:tile_rate1m` for the default one-minute tiles
+/// of the `sli` group).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tile {
     pub end: Timestamp,
+    pub length: SignedDuration,
     pub errors_per_second: f64,
     pub total_per_second: f64,
 }
 
-/// Adds the errors of each tile that ended after `counted_through` to the releases that ran
-/// during it (`ledger` newest first, as [`record`] keeps it): a tile a release's start splits is
-/// shared in proportion to the time each ran in it; errors before the oldest release are no
-/// release's. Returns how far the ledger has counted now. A rate that is not a number, or
-/// negative, counts nothing.
-pub fn attribute(ledger: &mut [Entry], tiles: &[Tile], counted_through: Option<Timestamp>) -> Option<Timestamp> {
-    let mut through = counted_through;
+impl Tile {
+    fn start(&self) -> Option<Timestamp> {
+        self.end.checked_sub(self.length).ok()
+    }
+}
+
+/// How far a count went.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Counted {
+    /// The end of the last tile counted.
+    pub through: Option<Timestamp>,
+    /// Time between the tiles counted that no tile read covered (the operator was down longer
+    /// than a poll reads back, or Prometheus skipped evaluations): errors there are no
+    /// release's.
+    pub missed: SignedDuration,
+}
+
+/// Tile ends are whole seconds (see `budget::queries`): two tiles a second apart still abut.
+const ABUTS: SignedDuration = SignedDuration::from_secs(1);
+
+/// Adds the errors and requests of each tile (oldest first) to the releases that ran during it
+/// (`ledger` newest first, as [`record`] keeps it), counting only what lies after
+/// `counted_through`: a tile a release's start splits is shared in proportion to the time each
+/// ran in it; errors before the oldest release are no release's. A rate that is not a number,
+/// or negative, counts nothing (its time is still counted through).
+pub fn attribute(ledger: &mut [Entry], tiles: &[Tile], counted_through: Option<Timestamp>) -> Counted {
+    let mut counted = Counted {
+        through: counted_through,
+        missed: SignedDuration::ZERO,
+    };
     for tile in tiles {
-        if counted_through.is_some_and(|c| tile.end <= c) {
+        let Some(mut start) = tile.start() else {
             continue;
+        };
+        if let Some(through) = counted.through {
+            if tile.end <= through {
+                continue;
+            }
+            if start > through + ABUTS {
+                counted.missed += start.duration_since(through);
+            }
+            start = start.max(through);
         }
-        through = Some(through.map_or(tile.end, |t| t.max(tile.end)));
+        counted.through = Some(tile.end);
         let (rate, total) = (tile.errors_per_second, tile.total_per_second);
         let counts = |r: f64| r.is_finite() && r >= 0.0;
         if !counts(rate) || !counts(total) {
             continue;
         }
-        let Some(start) = tile.end.checked_sub(TILE).ok() else {
-            continue;
-        };
         // Newest first: each entry runs from its start until the next (newer) one starts.
         let mut until = tile.end;
         for entry in ledger.iter_mut() {
@@ -185,7 +213,7 @@ pub fn attribute(ledger: &mut [Entry], tiles: &[Tile], counted_through: Option<T
             }
         }
     }
-    through
+    counted
 }
 
 /// The burn rate over `errors` and `requests` (error ratio / budget).
@@ -217,6 +245,8 @@ pub struct Ledger {
     pub counted_from: Option<Timestamp>,
     /// The end of the last tile counted.
     pub counted_through: Option<Timestamp>,
+    /// Time since counting began that no tile covered (see [`Counted::missed`]).
+    pub missed: SignedDuration,
 }
 
 impl Ledger {
@@ -247,6 +277,13 @@ impl Ledger {
                 .collect(),
             counted_from: status.releases_counted_from.as_ref().map(|t| t.0),
             counted_through: status.releases_counted_through.as_ref().map(|t| t.0),
+            missed: status
+                .releases_missed
+                .as_deref()
+                .and_then(|m| crate::duration::Duration::parse(m).ok())
+                .map_or(SignedDuration::ZERO, |d| {
+                    SignedDuration::from_millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                }),
         }
     }
 
@@ -254,17 +291,24 @@ impl Ledger {
     /// added to them (see [`attribute`]).
     pub fn advance(&self, in_force: &BTreeMap<(Kind, &str), &Revision>, tiles: &[Tile], now: Timestamp) -> Self {
         let mut entries = record(&self.entries, in_force, now, KEPT);
-        let counted_through = attribute(&mut entries, tiles, self.counted_through);
+        let counted = attribute(&mut entries, tiles, self.counted_through);
         let first = tiles
             .iter()
             .filter(|t| self.counted_through.is_none_or(|c| t.end > c))
-            .filter_map(|t| t.end.checked_sub(TILE).ok())
+            .filter_map(Tile::start)
             .min();
         Self {
             entries,
             counted_from: self.counted_from.or(first),
-            counted_through,
+            counted_through: counted.through,
+            missed: self.missed.saturating_add(counted.missed),
         }
+    }
+
+    /// [`Ledger::missed`] as the status spells it (`12m30s`), when any.
+    pub fn missed(&self) -> Option<String> {
+        let ms = u64::try_from(self.missed.as_millis()).ok().filter(|ms| *ms > 0)?;
+        Some(crate::duration::Duration::from_millis(ms).to_string())
     }
 
     /// `status.releases`: each entry with the share of the window's budget it burned (`budget`
@@ -465,6 +509,7 @@ mod tests {
     fn tile(end: &str, errors_per_second: f64) -> Tile {
         Tile {
             end: at(end),
+            length: jiff::SignedDuration::from_mins(5),
             errors_per_second,
             total_per_second: 100.0,
         }
@@ -483,15 +528,16 @@ mod tests {
             tile("2027-01-15T08:15:00Z", 2.0),
             tile("2027-01-15T08:20:00Z", 3.0),
         ];
-        let through = attribute(&mut ledger, &tiles, None);
-        assert_eq!(through, Some(at("2027-01-15T08:20:00Z")));
+        let counted = attribute(&mut ledger, &tiles, None);
+        assert_eq!(counted.through, Some(at("2027-01-15T08:20:00Z")));
+        assert_eq!(counted.missed, SignedDuration::ZERO);
         // web 3: 3 min × 2/s + 5 min × 3/s; web 2: 10 min × 1/s + 2 min × 2/s.
         assert_eq!(ledger[0].errors, 180.0 * 2.0 + 300.0 * 3.0);
         assert_eq!(ledger[1].errors, 600.0 + 120.0 * 2.0);
         // The same tiles again, and one more: only the new one counts.
         let more = [tiles[3], tile("2027-01-15T08:25:00Z", 1.0)];
-        let through = attribute(&mut ledger, &more, through);
-        assert_eq!(through, Some(at("2027-01-15T08:25:00Z")));
+        let counted = attribute(&mut ledger, &more, counted.through);
+        assert_eq!(counted.through, Some(at("2027-01-15T08:25:00Z")));
         assert_eq!(ledger[0].errors, 180.0 * 2.0 + 300.0 * 3.0 + 300.0);
     }
 
@@ -504,8 +550,28 @@ mod tests {
             tile("2027-01-15T08:10:00Z", f64::NAN),
             tile("2027-01-15T08:15:00Z", -1.0),
         ];
-        assert_eq!(attribute(&mut ledger, &tiles, None), Some(at("2027-01-15T08:15:00Z")));
+        let counted = attribute(&mut ledger, &tiles, None);
+        assert_eq!(counted.through, Some(at("2027-01-15T08:15:00Z")));
         assert_eq!(ledger[0].errors, 120.0, "two minutes of the 08:00–08:05 tile");
+        assert_eq!(counted.missed, SignedDuration::from_mins(5), "no tile read 07:55–08:00");
+    }
+
+    #[test]
+    fn a_tile_is_counted_only_past_where_counting_stopped() {
+        let mut ledger = vec![entry("web", "2027-01-15T08:00:00Z")];
+        // Counted through 08:03; a 5-minute tile to 08:05 adds its last two minutes only, and
+        // tiles that end a second off still abut.
+        let tiles = [
+            tile("2027-01-15T08:05:00Z", 1.0),
+            Tile {
+                length: SignedDuration::from_mins(1),
+                ..tile("2027-01-15T08:06:01Z", 1.0)
+            },
+        ];
+        let counted = attribute(&mut ledger, &tiles, Some(at("2027-01-15T08:03:00Z")));
+        assert_eq!(ledger[0].errors, 120.0 + 60.0);
+        assert_eq!(counted.missed, SignedDuration::ZERO);
+        assert_eq!(counted.through, Some(at("2027-01-15T08:06:01Z")));
     }
 
     #[test]
@@ -536,6 +602,7 @@ mod tests {
         let tiles: Vec<Tile> = (1..=48)
             .map(|k| Tile {
                 end: minute(5 * k),
+                length: jiff::SignedDuration::from_mins(5),
                 errors_per_second: rates[5 * (k as usize - 1)..5 * k as usize].iter().sum::<f64>() / 5.0,
                 total_per_second: 100.0,
             })

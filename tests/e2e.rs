@@ -32,6 +32,9 @@ mod signal;
 #[path = "e2e/forgery.rs"]
 mod forgery;
 
+#[path = "e2e/releases.rs"]
+mod releases;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -302,9 +302,14 @@ pub struct ServiceLevelObjectiveStatus {
     /// and requests from here on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub releases_counted_from: Option<Time>,
-    /// How far the errors of `releases` are counted (the end of the last 5-minute tile read).
+    /// How far the errors of `releases` are counted (the end of the last tile read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub releases_counted_through: Option<Time>,
+    /// Time since `releasesCountedFrom` that no tile read covered (the operator was down for
+    /// longer than a poll reads back): errors then are counted for no release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = bounds::DURATION_LEN))]
+    pub releases_missed: Option<String>,
 }
 
 /// One release of a workload, and what it cost this SLO.
@@ -325,8 +330,8 @@ pub struct ReleaseStatus {
     /// When it started: its ReplicaSet's creation, or when the operator first saw it (a
     /// rollback brings an old ReplicaSet back without a new creation time).
     pub started_at: Time,
-    /// The SLO's errors from its start to the next release (or now), counted from the
-    /// 5-minute tiles.
+    /// The SLO's errors from its start to the next release (or now), counted from the tiles of
+    /// its `sli` rule group (one minute by default).
     #[serde(default)]
     pub errors: f64,
     /// The SLO's requests over the same time.

@@ -60,8 +60,8 @@ pub struct SloSamples {
     /// Why its short windows and burn alerts cannot see a burn (see [`SloSamples::with_signal`]);
     /// `None` while they can.
     pub blind: Option<String>,
-    /// The last 5-minute tiles of errors and requests (at most three), oldest first: what the
-    /// release ledger counts.
+    /// The last tiles of errors and requests of its `sli` group (a few), oldest first: what the
+    /// release ledger counts. None for a raw SLI (it has no request count to tile).
     pub tiles: Vec<crate::release::Tile>,
 }
 

@@ -773,8 +773,8 @@ mod tests {
     #[tokio::test]
     async fn four_queries_at_one_instant_for_1_or_1000_slos() {
         let expected = [
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}[3m]"#,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:sli_errors:tile_rate5m|slo:sli_total:tile_rate5m",slo!=""}[11m]"#,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*|slo:sli_errors:tile_rate1m|slo:sli_total:tile_rate1m",slo!=""}[3m]"#,
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!=""}[11m]"#,
             r#"{__name__=~"slo:long_run_burn:ratio|slo:long_run_covered:seconds|slo:window_covered:seconds",slo!=""}[2h1m]"#,
             r#"ALERTS{alertstate=~"firing|pending",slo!="",long!=""}[3m]"#,
         ];

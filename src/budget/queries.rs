@@ -28,8 +28,8 @@ use serde::Deserialize;
 use super::{SloKey, SloSamples};
 use crate::duration::Duration;
 use crate::rules::{
-    BUDGET, BUDGET_REMAINING, CALIBRATION_INTERVAL, ERRORS_TILE, LONG_RUN_BURN, LONG_RUN_COVERED, MARKER_LABEL,
-    REQUESTS_PREFIX, SCRAPE_INTERVAL, TILE, TOTAL_TILE, WINDOW_COVERED, marker,
+    BUDGET, BUDGET_REMAINING, CALIBRATION_INTERVAL, LONG_RUN_BURN, LONG_RUN_COVERED, MARKER_LABEL, REQUESTS_PREFIX,
+    SCRAPE_INTERVAL, TILE, WINDOW_COVERED, errors_short_tile, marker, total_short_tile,
 };
 
 /// Record names of the error ratios are this prefix and the window (`error_ratio_record`).
@@ -84,11 +84,16 @@ fn reach(interval: Duration) -> Duration {
 /// With them, the request counts over the `requests` windows shorter than a day: those the
 /// policies' `minRequests` read (every SLO records them for every window; reading them all
 /// would double what a cycle holds).
+///
+/// And the group's last tiles of errors and requests (every sample of the range, not only the
+/// newest): what the release ledger counts.
 pub fn short_ratios(scope: &Scope, alert_interval: Duration, requests: &BTreeSet<Duration>) -> Query {
     Query {
         what: "reading the short-window error ratios",
         promql: format!(
-            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+[hms].*{}",slo!=""{}}}[{}]"#,
+            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+[hms].*|{}|{}{}",slo!=""{}}}[{}]"#,
+            errors_short_tile(alert_interval),
+            total_short_tile(alert_interval),
             request_counts(requests.iter().filter(|w| !tiled(**w))),
             scope.matcher,
             reach(alert_interval)
@@ -118,14 +123,12 @@ fn request_counts<'a>(windows: impl Iterator<Item = &'a Duration>) -> String {
 /// evaluated every 5 minutes, exactly Prometheus' instant look-back, so an instant read may
 /// land between two samples and see nothing: this reads a range of two evaluations and keeps
 /// each series' last sample.
-/// With them, the request counts over the `requests` windows of a day or more, and the last
-/// 5-minute tiles of errors and requests (every sample in the range: the release ledger counts
-/// each tile once).
+/// With them, the request counts over the `requests` windows of a day or more.
 pub fn window_ratios_and_budgets(scope: &Scope, requests: &BTreeSet<Duration>) -> Query {
     Query {
         what: "reading the error budgets and long-window error ratios",
         promql: format!(
-            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}|{SCRAPE_INTERVAL}|{ERRORS_TILE}|{TOTAL_TILE}{}",slo!=""{}}}[{}]"#,
+            r#"{{__name__=~"{RATIO_PREFIX}[0-9]+d.*|{BUDGET_REMAINING}|{BUDGET}|{SCRAPE_INTERVAL}{}",slo!=""{}}}[{}]"#,
             request_counts(requests.iter().filter(|w| tiled(**w))),
             scope.matcher,
             reach(TILE)
@@ -408,9 +411,9 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
-/// How many of a range's newest samples are kept: a read of the 5-minute group's range
-/// ([`reach`] of a tile) holds at most three.
-const RECENT: usize = 3;
+/// How many of a range's newest samples are kept: a read of [`reach`] of a group's interval
+/// holds three, four when an evaluation lands on its far end.
+const RECENT: usize = 4;
 
 /// The newest of a range vector's samples and how they are spaced, without keeping them all.
 #[derive(Clone, Copy, Debug, Default)]
@@ -602,6 +605,8 @@ pub struct Split {
     names: Vec<(String, Option<Windowed>)>,
     numbers: std::collections::HashMap<String, usize>,
     rejected: Rejected,
+    /// The record names of the `sli` group's tiles (errors, requests).
+    tile_names: (String, String),
 }
 
 /// One cycle's samples, and what was ignored.
@@ -614,6 +619,10 @@ pub struct Finished {
 impl Split {
     pub fn new(expect: Expect) -> Self {
         Self {
+            tile_names: (
+                errors_short_tile(expect.alert_interval),
+                total_short_tile(expect.alert_interval),
+            ),
             expect,
             ..Self::default()
         }
@@ -752,14 +761,19 @@ impl Split {
         if series.samples() < 2 {
             return;
         }
-        let f = self.found(key);
         // Every tile of the range, whatever its value (the ledger counts only numbers).
-        if name == ERRORS_TILE || name == TOTAL_TILE {
-            let tiles = if name == ERRORS_TILE {
-                &mut f.error_tiles
-            } else {
-                &mut f.total_tiles
-            };
+        let tile = if group != Group::Sli {
+            None
+        } else if name == self.tile_names.0 {
+            Some(true)
+        } else if name == self.tile_names.1 {
+            Some(false)
+        } else {
+            None
+        };
+        let f = self.found(key);
+        if let Some(errors) = tile {
+            let tiles = if errors { &mut f.error_tiles } else { &mut f.total_tiles };
             tiles.extend(series.recent().map(|s| (s.millis(), s.value)));
             return;
         }
@@ -868,7 +882,7 @@ impl Split {
                     scrape_interval: f.scrape_interval,
                     blind: None,
                     history: None,
-                    tiles: tiles(&f.error_tiles, &f.total_tiles),
+                    tiles: tiles(&f.error_tiles, &f.total_tiles, self.expect.alert_interval),
                 }
             } else {
                 // Nothing of a disputed SLO is used: either writer may be the forger.
@@ -888,13 +902,15 @@ impl Split {
 
 /// The tiles whose errors and requests were both read, oldest first. Their ends are cut to
 /// whole seconds, as the status that records how far a ledger counted keeps them.
-fn tiles(errors: &[(i64, f64)], totals: &[(i64, f64)]) -> Vec<crate::release::Tile> {
+fn tiles(errors: &[(i64, f64)], totals: &[(i64, f64)], length: Duration) -> Vec<crate::release::Tile> {
+    let length = jiff::SignedDuration::from_millis(i64::try_from(length.as_millis()).unwrap_or(i64::MAX));
     let mut out: Vec<crate::release::Tile> = errors
         .iter()
         .filter_map(|(at, e)| {
             let (_, total) = totals.iter().find(|(t, _)| t == at)?;
             Some(crate::release::Tile {
                 end: jiff::Timestamp::from_second(at.div_euclid(1000)).ok()?,
+                length,
                 errors_per_second: *e,
                 total_per_second: *total,
             })
@@ -1003,30 +1019,31 @@ mod tests {
     }
 
     #[test]
-    fn the_last_tiles_are_read_with_the_budget_and_forged_ones_dispute() {
-        // Three evaluations of the window group, at .417 past the second (its offset).
+    fn the_last_tiles_are_read_with_the_short_ratios_and_forged_ones_dispute() {
+        // Three evaluations of the sli group, at .417 past the second (its offset).
         let body = r#"[
-            {"metric":{"__name__":"slo:sli_errors:tile_rate5m","namespace":"shop","slo":"api","slo_warden":"shop/api"},
-             "values":[[1796000100.417,"0.5"],[1796000400.417,"1"],[1796000700.417,"2"]]},
-            {"metric":{"__name__":"slo:sli_total:tile_rate5m","namespace":"shop","slo":"api","slo_warden":"shop/api"},
-             "values":[[1796000100.417,"100"],[1796000400.417,"100"],[1796000700.417,"NaN"]]},
-            {"metric":{"__name__":"slo:sli_errors:tile_rate5m","namespace":"shop","slo":"web","slo_warden":"shop/web"},
-             "values":[[1796000400,"1"]]},
-            {"metric":{"__name__":"slo:sli_total:tile_rate5m","namespace":"shop","slo":"web","slo_warden":"shop/web"},
-             "values":[[1796000400,"1"]]},
-            {"metric":{"__name__":"slo:sli_errors:tile_rate5m","namespace":"shop","slo":"web","slo_warden":"shop/web"},
-             "values":[[1796000123,"9"],[1796000423,"9"]]}
+            {"metric":{"__name__":"slo:sli_errors:tile_rate1m","namespace":"shop","slo":"api","slo_warden":"shop/api"},
+             "values":[[1796000100.417,"0.5"],[1796000160.417,"1"],[1796000220.417,"2"]]},
+            {"metric":{"__name__":"slo:sli_total:tile_rate1m","namespace":"shop","slo":"api","slo_warden":"shop/api"},
+             "values":[[1796000100.417,"100"],[1796000160.417,"100"],[1796000220.417,"NaN"]]},
+            {"metric":{"__name__":"slo:sli_errors:tile_rate1m","namespace":"shop","slo":"web","slo_warden":"shop/web"},
+             "values":[[1796000160,"1"],[1796000220,"1"]]},
+            {"metric":{"__name__":"slo:sli_total:tile_rate1m","namespace":"shop","slo":"web","slo_warden":"shop/web"},
+             "values":[[1796000160,"1"],[1796000220,"1"]]},
+            {"metric":{"__name__":"slo:sli_errors:tile_rate1m","namespace":"shop","slo":"web","slo_warden":"shop/web"},
+             "values":[[1796000123,"9"],[1796000183,"9"]]}
         ]"#;
         let json = format!(r#"{{"result":{body}}}"#);
-        let long = series(&json);
-        let slos = split(&[], &long, &[]);
+        let short = series(&json);
+        let slos = split(&short, &[], &[]);
         let tiles = &slos[&key("shop", "api")].tiles;
         let ends: Vec<i64> = tiles.iter().map(|t| t.end.as_second()).collect();
         assert_eq!(
             ends,
-            [1796000100, 1796000400, 1796000700],
+            [1796000100, 1796000160, 1796000220],
             "oldest first, cut to the second"
         );
+        assert_eq!(tiles[1].length, jiff::SignedDuration::from_mins(1));
         assert_eq!(tiles[1].errors_per_second, 1.0);
         assert_eq!(tiles[1].total_per_second, 100.0);
         assert!(
@@ -1037,16 +1054,24 @@ mod tests {
         let web = &slos[&key("shop", "web")];
         assert!(!web.disputed.is_empty());
         assert!(web.tiles.is_empty());
+        // The 5-minute tiles of the window group are not what the ledger counts.
+        let five = r#"{"result":[
+            {"metric":{"__name__":"slo:sli_errors:tile_rate5m","namespace":"shop","slo":"api","slo_warden":"shop/api"},
+             "values":[[1796000100,"1"],[1796000400,"1"]]},
+            {"metric":{"__name__":"slo:sli_total:tile_rate5m","namespace":"shop","slo":"api","slo_warden":"shop/api"},
+             "values":[[1796000100,"1"],[1796000400,"1"]]}]}"#;
+        let long = series(five);
+        assert!(split(&[], &long, &[])[&key("shop", "api")].tiles.is_empty());
     }
 
     #[test]
     fn a_range_keeps_its_newest_samples_whatever_their_order() {
         let mut n = Newest::default();
-        for at in [3.0, 1.0, 5.0, 2.0, 4.0] {
+        for at in [3.0, 1.0, 5.0, 0.5, 2.0, 4.0] {
             n.keep(Sample { at, value: at });
         }
         let kept: Vec<f64> = n.recent.iter().flatten().map(|s| s.at).collect();
-        assert_eq!(kept, [5.0, 4.0, 3.0]);
+        assert_eq!(kept, [5.0, 4.0, 3.0, 2.0]);
     }
 
     #[test]
@@ -1109,19 +1134,19 @@ mod tests {
         let some = BTreeSet::from([w("1h"), w("6h"), w("3d")]);
         assert_eq!(
             short_ratios(&all, w("1m"), &some).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*|slo:sli_requests:count(1h|6h)",slo!=""}[3m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*|slo:sli_errors:tile_rate1m|slo:sli_total:tile_rate1m|slo:sli_requests:count(1h|6h)",slo!=""}[3m]"#
         );
         assert_eq!(
             window_ratios_and_budgets(&all, &some).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:sli_errors:tile_rate5m|slo:sli_total:tile_rate5m|slo:sli_requests:count(3d)",slo!=""}[11m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:sli_requests:count(3d)",slo!=""}[11m]"#
         );
         assert_eq!(
             short_ratios(&all, w("1m"), &none).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!=""}[3m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*|slo:sli_errors:tile_rate1m|slo:sli_total:tile_rate1m",slo!=""}[3m]"#
         );
         assert_eq!(
             window_ratios_and_budgets(&all, &none).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:sli_errors:tile_rate5m|slo:sli_total:tile_rate5m",slo!=""}[11m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!=""}[11m]"#
         );
         assert_eq!(
             firing_burn_alerts(&all, w("30s")).promql,
@@ -1143,7 +1168,7 @@ mod tests {
         let one = names(&["shop"]);
         assert_eq!(
             short_ratios(&one, w("1m"), &BTreeSet::new()).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*",slo!="",namespace="shop"}[3m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+[hms].*|slo:sli_errors:tile_rate1m|slo:sli_total:tile_rate1m",slo!="",namespace="shop"}[3m]"#
         );
         assert_eq!(
             firing_burn_alerts(&one, w("1m")).promql,
@@ -1152,7 +1177,7 @@ mod tests {
         let two = names(&["shop", "web"]);
         assert_eq!(
             window_ratios_and_budgets(&two, &BTreeSet::new()).promql,
-            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds|slo:sli_errors:tile_rate5m|slo:sli_total:tile_rate5m",slo!="",namespace=~"shop|web"}[11m]"#
+            r#"{__name__=~"slo:sli_error:ratio_rate[0-9]+d.*|slo:error_budget_remaining:ratio|slo:error_budget:ratio|slo:sli_scrape_interval:seconds",slo!="",namespace=~"shop|web"}[11m]"#
         );
         assert_eq!(
             long_run(&two).promql,

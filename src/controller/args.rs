@@ -59,6 +59,10 @@ pub struct Args {
     /// tenant could otherwise measure, or make its alerts read, another team's traffic.
     #[arg(long, env = "ALLOW_CROSS_NAMESPACE_SLI")]
     pub allow_cross_namespace_sli: bool,
+    /// The share of an SLO's window error budget a single release must burn before a Warning
+    /// Event on the SLO names it (`ReleaseBurnedBudget`): 0.1 is a tenth.
+    #[arg(long, env = "RELEASE_EVENT_SHARE", default_value_t = crate::release::EVENT_SHARE, value_parser = parse_share)]
+    pub release_event_share: f64,
     #[command(flatten)]
     pub prometheus: crate::budget::PrometheusArgs,
     #[command(flatten)]
@@ -75,6 +79,16 @@ pub enum LogFormat {
 
 /// A `--scrape-interval`: positive and at most an SLO's `spec.scrapeInterval` (5m). Below a
 /// second only for series stamped exactly on the evaluations, as in rule unit tests.
+/// A share of a budget: above 0, at most 1.
+pub fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a share of the budget: a number above 0 and at most 1 (0.1 is a tenth)"
+        )),
+    }
+}
+
 pub fn parse_scrape_interval(s: &str) -> Result<crate::duration::Duration, String> {
     use crate::api::bounds;
     bounds::duration(s, bounds::POSITIVE, bounds::MAX_SCRAPE_INTERVAL, "1m")
@@ -135,6 +149,22 @@ mod tests {
         ] {
             let e = namespaces(&[&format!("--namespace={bad}")]).unwrap_err();
             assert!(e.contains("is not a namespace name"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_release_event_share_is_a_share_of_the_budget() {
+        let share = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("slo-warden").chain(args.iter().copied()))
+                .map(|c| c.run.release_event_share)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(share(&[]).unwrap(), 0.1);
+        assert_eq!(share(&["--release-event-share=0.25"]).unwrap(), 0.25);
+        assert_eq!(share(&["--release-event-share=1"]).unwrap(), 1.0);
+        for bad in ["0", "-0.1", "1.5", "NaN", "ten"] {
+            let e = share(&[&format!("--release-event-share={bad}")]).unwrap_err();
+            assert!(e.contains("is not a share of the budget"), "{bad}: {e}");
         }
     }
 }

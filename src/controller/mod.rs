@@ -159,6 +159,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         stores,
         poller,
         poll_interval: std::time::Duration::from_millis(args.prometheus.poll_interval.as_millis()),
+        release_event_share: args.release_event_share,
         leading: leading.clone(),
     };
 
@@ -238,6 +239,7 @@ struct Term {
     stores: cache::Stores,
     poller: Option<crate::budget::Poller>,
     poll_interval: std::time::Duration,
+    release_event_share: f64,
     /// Checked again before every policy write, so a replica that lost the Lease mid-term
     /// writes nothing more.
     leading: tokio::sync::watch::Receiver<bool>,
@@ -252,7 +254,7 @@ impl Term {
             .iter()
             .map(|scope| cache::reconciled::<ErrorBudgetPolicy>(&self.ctx.client, scope))
             .collect();
-        let shared = Arc::new(PolicyContext::new(
+        let mut shared = PolicyContext::new(
             self.ctx.client.clone(),
             self.ctx.recorder.clone(),
             self.ctx.metrics.clone(),
@@ -260,7 +262,9 @@ impl Term {
             self.stores.clone(),
             policy_watches.iter().map(|(_, cache)| cache.clone()).collect(),
             self.leading.clone(),
-        ));
+        );
+        shared.release_event_share = self.release_event_share;
+        let shared = Arc::new(shared);
         let mut policy_watches = policy_watches.into_iter();
         let (trigger, triggered) = tokio::sync::watch::channel(0u64);
         let poll = tokio::spawn(poll::poll_loop(

@@ -1,6 +1,7 @@
 //! The release ledger of each SLO, kept by the poll loop: which releases ran the workloads the
 //! SLO's policies target, and the budget each one burned (`status.releases`), counted from the
-//! 5-minute tiles every poll reads anyway (no query per SLO or per release). The counting
+//! tiles of its `sli` rule group, which every poll reads anyway (no query per SLO or per
+//! release). A raw SLI records no tiles (it counts no requests): its SLO keeps no ledger. The counting
 //! itself is pure ([`crate::release`]); this module finds what each SLO follows in the watch
 //! caches, keeps the ledgers of this term, and says what to write, tell and export.
 //!
@@ -135,6 +136,9 @@ impl Ledgers {
         event_share: f64,
         at: Timestamp,
     ) -> Option<Update> {
+        if slo.spec.indicator.raw.is_some() {
+            return None;
+        }
         let uid = slo.meta().uid.clone().unwrap_or_default();
         let status = slo.status.as_ref();
         let stored = Ledger::read(status);
@@ -192,6 +196,7 @@ impl Ledgers {
                 "releasesCountedThrough".into(),
                 json!(next.counted_through.map(crate::api::rfc3339)),
             );
+            m.insert("releasesMissed".into(), json!(next.missed()));
             m
         });
         let written = if write {
@@ -368,6 +373,7 @@ mod tests {
     fn tile(end: &str, errors_per_second: f64) -> Tile {
         Tile {
             end: end.parse().unwrap(),
+            length: jiff::SignedDuration::from_mins(5),
             errors_per_second,
             total_per_second: 100.0,
         }

@@ -322,6 +322,7 @@ pub fn next_status(
         releases: previous.releases.clone(),
         releases_counted_from: previous.releases_counted_from.clone(),
         releases_counted_through: previous.releases_counted_through.clone(),
+        releases_missed: previous.releases_missed.clone(),
     }
 }
 

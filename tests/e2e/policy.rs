@@ -222,7 +222,7 @@ async fn replica_sets(ctx: &Ctx, app: &str) -> Vec<(String, i32)> {
     out
 }
 
-async fn set_image(ctx: &Ctx, name: &str, image: &str) {
+pub(super) async fn set_image(ctx: &Ctx, name: &str, image: &str) {
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
     deployments(ctx)
         .patch(name, &PatchParams::default(), &Patch::Strategic(patch))
