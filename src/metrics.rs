@@ -120,6 +120,8 @@ pub struct Metrics {
     pub release_budget_burned: Family<ReleaseLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// When the newest release of each workload started (Unix seconds), for dashboards.
     pub release_started: Family<ReleaseLabels, Gauge>,
+    /// Stages entered with no release in the namespace in the suspect window before the burn.
+    pub burns_without_release: Family<PolicyLabels, Counter>,
     /// 1 while this replica holds the Lease (always, without leader election).
     pub leader: Gauge,
     /// Admission reviews answered, by webhook and result.
@@ -247,8 +249,15 @@ impl Default for Metrics {
             "When the newest release of each workload an SLO's policies follow started",
             release_started.clone(),
         );
+        let burns_without_release = Family::<PolicyLabels, Counter>::default();
+        registry.register(
+            "burns_without_release",
+            "Stages a policy entered with no release in its namespace in the suspect window before the burn: look at dependencies, traffic and security",
+            burns_without_release.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            burns_without_release,
             release_budget_burned,
             release_started,
             reconciliations,

@@ -13,6 +13,12 @@ pub const MAX_RELEASE_AFTER: Duration = Duration::days(7);
 /// The most tiers an SLO may list: the workbook's defaults are 4, and each tier adds an alert
 /// and up to two windows recorded every minute.
 pub const MAX_TIERS: usize = 8;
+/// `suspectWindow`: how long before a burn a release is suspected of causing it. A release a
+/// day before a burn is no longer its likely cause.
+pub const MIN_SUSPECT_WINDOW: Duration = Duration::minutes(1);
+pub const MAX_SUSPECT_WINDOW: Duration = Duration::days(1);
+/// Entries in a policy's `status.rollbacks`.
+pub const ROLLBACKS: usize = 10;
 /// `maxOverride`, and an override's `duration`: a month-long break-glass is a policy change.
 pub const MAX_OVERRIDE: Duration = Duration::days(30);
 /// An SLO's `window`.

@@ -27,7 +27,7 @@ pub fn rfc3339(t: jiff::Timestamp) -> String {
 
 pub use r#override::{ErrorBudgetOverride, ErrorBudgetOverrideSpec, ErrorBudgetOverrideStatus, OverrideState};
 pub use policy::{
-    Action, ErrorBudgetPolicy, ErrorBudgetPolicySpec, ErrorBudgetPolicyStatus, MissingData, Stage, Trigger,
+    Action, ErrorBudgetPolicy, ErrorBudgetPolicySpec, ErrorBudgetPolicyStatus, MissingData, Rollback, Stage, Trigger,
 };
 pub use prometheus_rule::{PrometheusRule, PrometheusRuleSpec, Rule, RuleGroup};
 pub use slo::{

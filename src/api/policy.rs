@@ -66,6 +66,18 @@ pub struct ErrorBudgetPolicySpec {
     /// Compute and report stages and actions without changing any workload.
     #[serde(default)]
     pub dry_run: bool,
+
+    /// A release of a target workload that started this long before a stage is entered is
+    /// suspected of causing the burn: `rollbackRelease` rolls it back, and a stage entered with
+    /// no release in it says so (a Prometheus duration from 1m to 1d).
+    #[serde(default = "default_suspect_window")]
+    #[schemars(length(max = bounds::DURATION_LEN))]
+    #[x_kube(validation = duration_rule("suspectWindow", bounds::MIN_SUSPECT_WINDOW, bounds::MAX_SUSPECT_WINDOW, "30m"))]
+    pub suspect_window: String,
+}
+
+fn default_suspect_window() -> String {
+    "30m".into()
 }
 
 fn default_release_after() -> String {
@@ -170,6 +182,11 @@ pub enum Action {
     AbortRollouts,
     /// Label the policy's Namespace `slo.warden.dev/frozen: "true"`.
     FreezeNamespace,
+    /// Roll back each target Deployment or Argo Rollout whose release started within
+    /// `suspectWindow` before the stage was entered, once, to the revision before (a Rollout
+    /// mid-update is aborted). Not for workloads Argo CD or Flux manage: they are frozen and the
+    /// revision to revert in Git is named.
+    RollbackRelease,
 }
 
 impl Action {
@@ -179,6 +196,7 @@ impl Action {
             Self::PauseRollouts => "pauseRollouts",
             Self::AbortRollouts => "abortRollouts",
             Self::FreezeNamespace => "freezeNamespace",
+            Self::RollbackRelease => "rollbackRelease",
         }
     }
 }
@@ -235,10 +253,41 @@ pub struct ErrorBudgetPolicyStatus {
     /// The last 20 stage transitions, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Transition>,
+    /// What `rollbackRelease` did (or would do, or would not do and why) about each suspect
+    /// release, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = bounds::ROLLBACKS))]
+    pub rollbacks: Vec<Rollback>,
     /// Ready, Enforcing, DataAvailable, Overridden.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::api::condition::conditions_schema")]
     pub conditions: Vec<Condition>,
+}
+
+/// One suspect release and what `rollbackRelease` did about it.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollback {
+    /// `Deployment` or `Rollout`.
+    #[schemars(length(max = 16))]
+    pub kind: String,
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// The suspect release's revision.
+    pub revision: u64,
+    /// The suspect release: its revision and images.
+    #[schemars(length(max = 1024))]
+    pub from: String,
+    /// The revision it went (or would go, or should go in Git) back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub to: Option<String>,
+    /// `RolledBack`, `Aborted`, `DryRun`, `GitOps` (frozen; revert in Git) or `Refused`.
+    #[schemars(length(max = 32))]
+    pub result: String,
+    #[schemars(length(max = 2048))]
+    pub message: String,
+    pub time: Time,
 }
 
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]

@@ -272,6 +272,28 @@ impl ScopeCaches {
         }
     }
 
+    /// [`ScopeCaches::holding`], with synced caches of `deployments` and `replica_sets`.
+    #[cfg(test)]
+    pub fn holding_workloads(
+        slos: Vec<ServiceLevelObjective>,
+        deployments: Vec<DynamicObject>,
+        replica_sets: Vec<DynamicObject>,
+    ) -> Self {
+        Self {
+            deployments: Targets::holding(
+                crate::enforce::workload::deployments().resource,
+                deployments,
+                workloads::trim,
+            ),
+            replica_sets: Targets::holding(
+                kube::api::ApiResource::erase::<k8s_openapi::api::apps::v1::ReplicaSet>(&()),
+                replica_sets,
+                workloads::trim_replica_set,
+            ),
+            ..Self::holding(slos, vec![])
+        }
+    }
+
     /// Until `slos` holds the first complete list.
     pub async fn slos_synced(&self) {
         let _ = self.slos_synced.clone().wait_for(|synced| *synced).await;

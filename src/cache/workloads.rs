@@ -151,6 +151,26 @@ impl Targets {
         }
     }
 
+    /// A synced cache holding `objects` (trimmed with `trim`), for tests.
+    #[cfg(test)]
+    pub fn holding(resource: ApiResource, objects: Vec<DynamicObject>, trim: fn(&mut DynamicObject)) -> Self {
+        let mut writer = reflector::store::Writer::new(resource.clone());
+        let store = writer.as_reader();
+        let by_namespace = ByNamespace::default();
+        for mut o in objects {
+            trim(&mut o);
+            let event = watcher::Event::Apply(o);
+            writer.apply_watcher_event(&event);
+            by_namespace.follow(&event, &store);
+        }
+        Self {
+            store,
+            by_namespace,
+            resource,
+            synced: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
     /// Calls `f` with each cached object of `namespace`, without copying it; `None` before the
     /// first complete list.
     pub fn for_each_in(&self, namespace: &str, mut f: impl FnMut(&DynamicObject)) -> Option<()> {

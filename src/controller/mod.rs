@@ -8,6 +8,7 @@ pub mod leader;
 pub mod policy;
 pub mod poll;
 pub mod releases;
+pub mod rollbacks;
 pub mod rule_versions;
 pub mod slo;
 pub mod unwind;

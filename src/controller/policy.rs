@@ -329,7 +329,19 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &PolicyContext) -> Result<Action
         reason: &annotation_reason,
         now,
     };
-    let (outcomes, errors) = actuate(policy, &decision.enforce, &actor, ctx).await;
+    // Releases behind the burn: planned before the freezes, which must not pause a workload
+    // being rolled back, and carried out after them.
+    let releases = super::rollbacks::releases(policy, &valid, &decision, &slos, &previous, ctx, now);
+    let window = jiff::SignedDuration::from_millis(i64::try_from(valid.suspect_window.as_millis()).unwrap_or(i64::MAX));
+    let earlier_ok = super::rollbacks::earlier_ok(&slos, releases.began.unwrap_or(now), window);
+    let rolling_back = decision.enforce.contains(&PolicyAction::RollbackRelease);
+    let (plans, mut errors) = super::rollbacks::plan(&releases.suspects, &decision, &actor, &earlier_ok).await;
+    let spared = super::rollbacks::spared(&plans, rolling_back);
+    let (outcomes, actuated) = actuate(policy, &decision.enforce, &spared, &actor, ctx).await;
+    errors.extend(actuated);
+    let (rollbacks, failed) =
+        super::rollbacks::carry_out(&plans, rolling_back, &previous.rollbacks, &actor, &earlier_ok).await;
+    errors.extend(failed);
 
     // ---- render, write
     let next = status::next_status(
@@ -343,6 +355,8 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &PolicyContext) -> Result<Action
             error: errors.first(),
             deleted: &deleted,
             evaluated: slos.len(),
+            rollbacks: &rollbacks,
+            note: releases.note.as_deref(),
             generation,
             now,
         },
@@ -390,6 +404,34 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &PolicyContext) -> Result<Action
         .await;
     }
     report_outcomes(&outcomes, &actor, ctx).await;
+    super::rollbacks::report(
+        &status::new_rollbacks(&previous.rollbacks, &rollbacks),
+        policy,
+        &actor,
+        ctx,
+    )
+    .await;
+    if let Some((_, to)) = &decision.transition
+        && !to.is_empty()
+        && let Some(note) = &releases.note
+    {
+        super::events::publish(
+            &ctx.recorder,
+            &policy_ref,
+            EventType::Warning,
+            "BurnWithoutRelease",
+            "Evaluate",
+            format!("stage {to}: {note}"),
+        )
+        .await;
+        ctx.metrics
+            .burns_without_release
+            .get_or_create(&crate::metrics::PolicyLabels {
+                namespace: ns.clone(),
+                policy: name.clone(),
+            })
+            .inc();
+    }
     ctx.record_holds(
         (ns.clone(), name.clone()),
         slos.iter().map(|s| s.name_any()).collect(),
@@ -422,6 +464,7 @@ fn requeue_after(poll: StdDuration, now: Timestamp, due: impl Iterator<Item = Ti
 async fn actuate(
     policy: &ErrorBudgetPolicy,
     enforce: &BTreeSet<PolicyAction>,
+    rolled_back: &BTreeSet<(Kind, String)>,
     actor: &Actor<'_>,
     ctx: &PolicyContext,
 ) -> (Vec<Outcome>, Vec<Error>) {
@@ -440,14 +483,17 @@ async fn actuate(
 
     // Rollouts being aborted are not held paused: the abort would wait for the pause.
     let aborting = enforce.contains(&PolicyAction::AbortRollouts);
-    let spare_none = |_: &kube::api::DynamicObject| false;
-    let spare_aborted = |o: &kube::api::DynamicObject| aborting && rollout::mid_update(o);
+    // Nor are workloads being rolled back: a paused Deployment would not roll the undo out.
+    let spare_rolled_back = |o: &kube::api::DynamicObject| rolled_back.contains(&(Kind::Deployment, o.name_any()));
+    let spare_aborted = |o: &kube::api::DynamicObject| {
+        (aborting && rollout::mid_update(o)) || rolled_back.contains(&(Kind::Rollout, o.name_any()))
+    };
     let kinds: [(_, _, _, workload::Spared); 2] = [
         (
             workload::deployments(),
             &deployments,
             PolicyAction::FreezeDeployments,
-            &spare_none,
+            &spare_rolled_back,
         ),
         (
             rollout::rollouts(),
@@ -553,7 +599,7 @@ async fn cleanup(policy: &ErrorBudgetPolicy, ctx: &PolicyContext) -> Result<Acti
         reason: "",
         now: Timestamp::now(),
     };
-    let (outcomes, errors) = actuate(policy, &BTreeSet::new(), &actor, ctx).await;
+    let (outcomes, errors) = actuate(policy, &BTreeSet::new(), &BTreeSet::new(), &actor, ctx).await;
     report_outcomes(&outcomes, &actor, ctx).await;
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
@@ -948,5 +994,367 @@ mod reconciler_tests {
             .map(|s| s.method.to_string())
             .collect();
         assert_eq!(patches, ["PATCH", "GET", "PATCH"], "refused, read again, planned again");
+    }
+}
+
+/// `rollbackRelease` and a burn without a release, through the whole reconcile against a
+/// stateful API server: what is written to the workload, the policy's status and Events.
+#[cfg(test)]
+mod rollback_tests {
+    use std::collections::BTreeMap;
+
+    use kube::runtime::events::{Recorder, Reporter};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::api::ServiceLevelObjective;
+    use crate::budget::{SloSamples, Snapshot};
+    use crate::cache::{ScopeCaches, Stores};
+    use crate::duration::Duration;
+    use crate::fake_api::FakeApi;
+    use crate::metrics::Metrics;
+
+    const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/shop/deployments/web";
+    const NAMESPACE: &str = "/api/v1/namespaces/shop";
+    const POLICY: &str = "/apis/slo.warden.dev/v1alpha1/namespaces/shop/errorbudgetpolicies/checkout";
+
+    fn ago(minutes: i64) -> String {
+        crate::api::rfc3339(Timestamp::now() - jiff::SignedDuration::from_mins(minutes))
+    }
+
+    /// The SLO, its ledger saying web 2 started `started` minutes ago (web 1 two days ago).
+    fn slo(started: i64) -> ServiceLevelObjective {
+        serde_json::from_value(json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": "checkout", "namespace": "shop", "uid": "u1", "generation": 1},
+            "spec": {"objective": 99.9, "window": "30d",
+                     "indicator": {"ratio": {"errors": "http_requests_total{code=~\"5..\"}", "total": "http_requests_total"}}},
+            "status": {"releases": [
+                {"kind": "Deployment", "workload": "web", "revision": 2, "images": ["web:2"], "startedAt": ago(started),
+                 "errors": 900.0, "requests": 10000.0},
+                {"kind": "Deployment", "workload": "web", "revision": 1, "images": ["web:1"], "startedAt": ago(2880),
+                 "errors": 10.0, "requests": 900000.0},
+            ]},
+        }))
+        .unwrap()
+    }
+
+    fn deployment(image: &str, revision: &str, metadata: Value) -> Value {
+        let mut d = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "d1", "labels": {"app": "web"},
+                         "annotations": {"deployment.kubernetes.io/revision": revision}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "app", "image": image}]}}},
+        });
+        json_patch::merge(&mut d["metadata"], &metadata);
+        d
+    }
+
+    fn replica_set(hash: &str, revision: &str, image: &str, created: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": format!("web-{hash}"), "namespace": "shop", "creationTimestamp": created,
+                         "labels": {"app": "web", "pod-template-hash": hash},
+                         "annotations": {"deployment.kubernetes.io/revision": revision},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                                              "uid": "d1", "controller": true}]},
+            "spec": {"template": {"metadata": {"labels": {"app": "web", "pod-template-hash": hash}},
+                                  "spec": {"containers": [{"name": "app", "image": image}]}}},
+        })
+    }
+
+    /// The cluster: policy checkout (`spec` merged in), web at revision 2 (`metadata` merged
+    /// into the Deployment's), its ReplicaSets, the Namespace; and a context whose caches hold
+    /// them and whose last poll read a burn of `burn` (none of the SLO when `None`).
+    fn setup(spec: Value, metadata: Value, started: i64, burn: Option<f64>) -> (FakeApi, Arc<PolicyContext>) {
+        let (client, api) = FakeApi::start();
+        let mut policy = json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetPolicy",
+            "metadata": {"name": "checkout", "namespace": "shop", "generation": 1, "finalizers": [FINALIZER]},
+            "spec": {
+                "slos": {"names": ["checkout"]},
+                "stages": [{"name": "page", "when": [{"burnRate": {"window": "1h", "above": 14.4}}],
+                            "actions": ["rollbackRelease", "freezeDeployments", "freezeNamespace"]}],
+                "targets": {"deployments": {"matchLabels": {"app": "web"}}},
+                "releaseAfter": "2m",
+            },
+        });
+        json_patch::merge(&mut policy["spec"], &spec);
+        api.put(policy);
+        let web = deployment("web:2", "2", metadata);
+        let rs = [
+            replica_set("a1", "1", "web:1", &ago(2880)),
+            replica_set("b2", "2", "web:2", &ago(started)),
+        ];
+        api.put(web.clone());
+        for r in &rs {
+            api.put(r.clone());
+        }
+        api.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}));
+        let objects = |v: Vec<Value>| -> Vec<kube::api::DynamicObject> {
+            v.into_iter().map(|o| serde_json::from_value(o).unwrap()).collect()
+        };
+        let caches = ScopeCaches::holding_workloads(vec![slo(started)], objects(vec![web]), objects(rs.to_vec()));
+        let reporter = Reporter {
+            controller: crate::api::MANAGER.into(),
+            instance: None,
+        };
+        let ctx = PolicyContext::new(
+            client.clone(),
+            Recorder::new(client, reporter),
+            Metrics::default(),
+            StdDuration::from_secs(30),
+            Stores(vec![caches]),
+            vec![],
+            tokio::sync::watch::channel(true).1,
+        );
+        let slos = match burn {
+            Some(burn) => BTreeMap::from([(
+                ("shop".to_string(), "checkout".to_string()),
+                SloSamples {
+                    remaining: Some(0.5),
+                    burn_rates: BTreeMap::from([(Duration::hours(1), burn)]),
+                    covered: Some(30.0 * 86_400.0),
+                    ..SloSamples::default()
+                },
+            )]),
+            None => BTreeMap::new(),
+        };
+        ctx.set_reading(Reading::Ok(Arc::new(Snapshot {
+            slos,
+            at: Some(Timestamp::now()),
+            ..Snapshot::default()
+        })));
+        (api, Arc::new(ctx))
+    }
+
+    async fn reconcile_now(api: &FakeApi, ctx: &Arc<PolicyContext>) -> Result<Action> {
+        let policy: ErrorBudgetPolicy = serde_json::from_value(api.get(POLICY).unwrap()).unwrap();
+        tokio::time::timeout(StdDuration::from_secs(10), reconcile(Arc::new(policy), ctx.clone()))
+            .await
+            .expect("the reconcile finished")
+    }
+
+    fn image(d: &Value) -> &str {
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+    }
+
+    fn rollbacks(api: &FakeApi) -> Vec<Value> {
+        api.get(POLICY).unwrap()["status"]["rollbacks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_release_that_burned_the_budget_is_rolled_back_once_and_left_to_roll_out() {
+        let (api, ctx) = setup(json!({}), json!({}), 5, Some(20.0));
+        reconcile_now(&api, &ctx).await.unwrap();
+
+        let web = api.get(DEPLOYMENT).unwrap();
+        assert_eq!(image(&web), "web:1", "back to revision 1's template");
+        assert_eq!(
+            web["spec"]["template"]["metadata"]["labels"],
+            json!({"app": "web"}),
+            "without its hash"
+        );
+        assert_eq!(
+            web["metadata"]["annotations"]["slo.warden.dev/rolled-back-from"],
+            "2: web:2"
+        );
+        assert_ne!(web["spec"]["paused"], true, "not paused: the undo must roll out");
+        assert_eq!(
+            api.get(NAMESPACE).unwrap()["metadata"]["labels"]["slo.warden.dev/frozen"],
+            "true",
+            "further releases are refused at admission"
+        );
+        let json_patches: Vec<_> = api
+            .writes()
+            .into_iter()
+            .filter(|w| w.path == DEPLOYMENT && w.body.is_array())
+            .collect();
+        assert_eq!(json_patches.len(), 1);
+        assert_eq!(
+            json_patches[0].body[0]["op"], "test",
+            "over the version it was planned on"
+        );
+        assert!(json_patches[0].query.contains("fieldManager=slo-warden"));
+        let records = rollbacks(&api);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0]["result"], "RolledBack");
+        assert_eq!(records[0]["from"], "revision 2 (web:2)");
+        assert_eq!(records[0]["to"], "revision 1 (web:1)");
+        assert!(
+            records[0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("rolled Deployment web back from revision 2 (web:2) to revision 1 (web:1)"),
+            "{}",
+            records[0]["message"]
+        );
+        let reasons = api.event_reasons();
+        assert_eq!(
+            reasons.iter().filter(|r| *r == "RollbackRelease").count(),
+            2,
+            "{reasons:?}"
+        );
+
+        // The next poll, the ledger not updated yet: the mark says it was done.
+        let before = api.writes().len();
+        let events = api.event_reasons().len();
+        reconcile_now(&api, &ctx).await.unwrap();
+        let again: Vec<_> = api.writes()[before..]
+            .iter()
+            .filter(|w| w.path == DEPLOYMENT)
+            .cloned()
+            .collect();
+        assert!(again.is_empty(), "{again:?}");
+        assert_eq!(rollbacks(&api).len(), 1);
+        assert_eq!(api.event_reasons().len(), events, "told once");
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_reports_the_rollback_it_would_make() {
+        let (api, ctx) = setup(json!({"dryRun": true}), json!({}), 5, Some(20.0));
+        reconcile_now(&api, &ctx).await.unwrap();
+        assert_eq!(image(&api.get(DEPLOYMENT).unwrap()), "web:2");
+        let records = rollbacks(&api);
+        assert_eq!(records[0]["result"], "DryRun");
+        assert_eq!(
+            records[0]["message"],
+            "would roll Deployment web back from revision 2 (web:2) to revision 1 (web:1) (dry run)"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_data_never_rolls_back() {
+        // A policy that enters its stage on missing data: it freezes, and rolls nothing back.
+        let (api, ctx) = setup(json!({"onMissingData": "enforce"}), json!({}), 5, None);
+        reconcile_now(&api, &ctx).await.unwrap();
+        let policy = api.get(POLICY).unwrap();
+        assert_eq!(policy["status"]["stage"], "page");
+        let web = api.get(DEPLOYMENT).unwrap();
+        assert_eq!(image(&web), "web:2");
+        assert_eq!(web["spec"]["paused"], true, "frozen instead");
+        assert!(rollbacks(&api).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_workload_argo_cd_manages_is_frozen_and_the_revision_to_revert_in_git_named() {
+        let tracking = json!({"annotations": {"argocd.argoproj.io/tracking-id": "shop-web:apps/Deployment:shop/web"}});
+        let (api, ctx) = setup(json!({}), tracking, 5, Some(20.0));
+        reconcile_now(&api, &ctx).await.unwrap();
+        let web = api.get(DEPLOYMENT).unwrap();
+        assert_eq!(image(&web), "web:2", "self-heal would put it back");
+        assert_eq!(web["spec"]["paused"], true, "held paused like any target");
+        let records = rollbacks(&api);
+        assert_eq!(records[0]["result"], "GitOps");
+        assert!(
+            records[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("managed by Argo CD application shop-web, whose self-heal would put revision 2 (web:2) back"),
+            "{}",
+            records[0]["message"]
+        );
+        assert!(
+            records[0]["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("Revert it in Git to revision 1 (web:1)")
+        );
+        assert!(api.event_reasons().iter().any(|r| r == "RollbackRefused"));
+    }
+
+    #[tokio::test]
+    async fn a_release_older_than_the_suspect_window_is_not_blamed_and_the_burn_says_so() {
+        // web 2 started two hours ago; suspectWindow is 30m: no release behind this burn.
+        let (api, ctx) = setup(json!({}), json!({}), 120, Some(20.0));
+        reconcile_now(&api, &ctx).await.unwrap();
+        let web = api.get(DEPLOYMENT).unwrap();
+        assert_eq!(image(&web), "web:2");
+        assert_eq!(web["spec"]["paused"], true);
+        assert!(rollbacks(&api).is_empty());
+        let policy = api.get(POLICY).unwrap();
+        assert!(
+            policy["status"]["reason"]
+                .as_str()
+                .unwrap()
+                .ends_with("; no release in the 30m before the burn: look at dependencies, traffic and security"),
+            "{}",
+            policy["status"]["reason"]
+        );
+        assert_eq!(
+            api.event_reasons()
+                .iter()
+                .filter(|r| *r == "BurnWithoutRelease")
+                .count(),
+            1
+        );
+        let metrics = {
+            let mut out = String::new();
+            prometheus_client::encoding::text::encode(&mut out, &ctx.metrics.registry).unwrap();
+            out
+        };
+        assert!(
+            metrics.contains(r#"slo_warden_burns_without_release_total{namespace="shop",policy="checkout"} 1"#),
+            "{metrics}"
+        );
+        // The next poll: the reason stays, and is told once.
+        reconcile_now(&api, &ctx).await.unwrap();
+        assert_eq!(
+            api.event_reasons()
+                .iter()
+                .filter(|r| *r == "BurnWithoutRelease")
+                .count(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_revision_before_that_is_itself_suspect_is_not_gone_back_to() {
+        // web 1 started 20 minutes ago too: both are within the window.
+        let (api, ctx) = setup(json!({}), json!({}), 5, Some(20.0));
+        let mut slo = slo(5);
+        slo.status.as_mut().unwrap().releases[1].started_at = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            Timestamp::now() - jiff::SignedDuration::from_mins(20),
+        );
+        let caches = ScopeCaches::holding_workloads(
+            vec![slo],
+            vec![serde_json::from_value(api.get(DEPLOYMENT).unwrap()).unwrap()],
+            vec![
+                serde_json::from_value(api.get("/apis/apps/v1/namespaces/shop/replicasets/web-a1").unwrap()).unwrap(),
+                serde_json::from_value(api.get("/apis/apps/v1/namespaces/shop/replicasets/web-b2").unwrap()).unwrap(),
+            ],
+        );
+        let ctx = {
+            let c = PolicyContext::new(
+                ctx.client.clone(),
+                ctx.recorder.clone(),
+                Metrics::default(),
+                StdDuration::from_secs(30),
+                Stores(vec![caches]),
+                vec![],
+                tokio::sync::watch::channel(true).1,
+            );
+            c.set_reading(ctx.reading().unwrap());
+            Arc::new(c)
+        };
+        reconcile_now(&api, &ctx).await.unwrap();
+        assert_eq!(image(&api.get(DEPLOYMENT).unwrap()), "web:2");
+        let records = rollbacks(&api);
+        assert_eq!(records[0]["result"], "Refused");
+        assert!(
+            records[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("the revision before, revision 1 (web:1), started at"),
+            "{}",
+            records[0]["message"]
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod claim;
 pub mod namespace;
+pub mod rollback;
 pub mod rollout;
 pub mod workload;
 

@@ -46,6 +46,12 @@ pub fn mid_update(obj: &DynamicObject) -> bool {
     }
 }
 
+/// Whether the Rollout `name` is aborted, read fresh.
+pub async fn is_aborted_by_name(api: &Api<DynamicObject>, name: &str) -> Result<bool> {
+    let obj = api.get(name).await.map_err(|e| super::refused(e, api, "get", name))?;
+    Ok(is_aborted(&obj))
+}
+
 pub fn is_aborted(obj: &DynamicObject) -> bool {
     obj.data["status"]["abort"].as_bool() == Some(true)
 }

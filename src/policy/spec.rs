@@ -16,6 +16,7 @@ pub struct ValidPolicy {
     pub on_missing_data: MissingData,
     pub max_override: Duration,
     pub dry_run: bool,
+    pub suspect_window: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -231,13 +232,22 @@ pub fn validate(spec: &ErrorBudgetPolicySpec) -> Result<ValidPolicy, Vec<Problem
         "4h",
         &mut problems,
     );
-    match (release_after, max_override, problems.is_empty()) {
-        (Some(release_after), Some(max_override), true) => Ok(ValidPolicy {
+    let suspect_window = bounds::duration(
+        &spec.suspect_window,
+        bounds::MIN_SUSPECT_WINDOW,
+        bounds::MAX_SUSPECT_WINDOW,
+        "30m",
+    )
+    .map_err(|e| problems.push(problem("spec.suspectWindow", e)))
+    .ok();
+    match (release_after, max_override, suspect_window, problems.is_empty()) {
+        (Some(release_after), Some(max_override), Some(suspect_window), true) => Ok(ValidPolicy {
             stages,
             release_after,
             on_missing_data: spec.on_missing_data,
             max_override,
             dry_run: spec.dry_run,
+            suspect_window,
         }),
         _ => Err(problems),
     }

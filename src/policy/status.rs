@@ -12,7 +12,7 @@ use super::{Decision, ValidPolicy};
 use crate::api::Action as PolicyAction;
 use crate::api::ErrorBudgetPolicyStatus;
 use crate::api::condition::{FALSE, READY, Setter, TRUE};
-use crate::api::policy::{Enforced, Transition};
+use crate::api::policy::{Enforced, Rollback, Transition};
 use crate::budget::Reading;
 use crate::enforce::{Change, Kind, Outcome};
 use crate::validate::Problem;
@@ -40,6 +40,10 @@ pub struct Evaluation<'a> {
     pub deleted: &'a [Problem],
     /// How many SLOs were evaluated.
     pub evaluated: usize,
+    /// What `rollbackRelease` did about each suspect release this time.
+    pub rollbacks: &'a [Rollback],
+    /// Said after the decision's reason (a burn with no release behind it).
+    pub note: Option<&'a str>,
     pub generation: Option<i64>,
     pub now: Timestamp,
 }
@@ -53,10 +57,14 @@ pub fn next_status(previous: &ErrorBudgetPolicyStatus, e: &Evaluation) -> ErrorB
         observed_generation: e.generation,
         stage: d.stage_name.clone(),
         since: d.since.map(Time),
-        reason: d.reason.clone(),
+        reason: match e.note {
+            Some(note) => format!("{}; {note}", d.reason),
+            None => d.reason.clone(),
+        },
         quiet_since: d.quiet_since.map(Time),
         enforced: enforced_list(e.outcomes, &previous.enforced),
         history: previous.history.clone(),
+        rollbacks: merged_rollbacks(&previous.rollbacks, e.rollbacks),
         conditions: previous.conditions.clone(),
     };
     if let Some((from, to)) = &d.transition {
@@ -83,6 +91,40 @@ pub fn next_status(previous: &ErrorBudgetPolicyStatus, e: &Evaluation) -> ErrorB
     conditions.set(&mut next.conditions, DATA_AVAILABLE, data_condition(e.reading, d));
     conditions.set(&mut next.conditions, OVERRIDDEN, overridden_condition(e.active));
     next
+}
+
+/// `status.rollbacks` with this reconcile's records: a record that says what its release's
+/// record already said is kept as it was (its time too); one that says something new goes
+/// first. Newest first, bounded.
+pub fn merged_rollbacks(previous: &[Rollback], now: &[Rollback]) -> Vec<Rollback> {
+    let same_release = |a: &Rollback, b: &Rollback| (&a.kind, &a.name, a.revision) == (&b.kind, &b.name, b.revision);
+    let mut out: Vec<Rollback> = Vec::new();
+    for r in now {
+        match previous.iter().find(|p| same_release(p, r)) {
+            Some(p) if (&p.result, &p.to, &p.message) == (&r.result, &r.to, &r.message) => {}
+            _ => out.push(r.clone()),
+        }
+    }
+    let kept: Vec<Rollback> = previous
+        .iter()
+        .filter(|p| !out.iter().any(|r| same_release(p, r)))
+        .cloned()
+        .collect();
+    out.extend(kept);
+    out.truncate(crate::api::bounds::ROLLBACKS);
+    out
+}
+
+/// The records of `now` that say something `previous` did not: each is told in an Event.
+pub fn new_rollbacks<'a>(previous: &[Rollback], now: &'a [Rollback]) -> Vec<&'a Rollback> {
+    now.iter()
+        .filter(|r| {
+            !previous.iter().any(|p| {
+                (&p.kind, &p.name, p.revision, &p.result, &p.message)
+                    == (&r.kind, &r.name, r.revision, &r.result, &r.message)
+            })
+        })
+        .collect()
 }
 
 /// The Event about the policy's data, when it turned worse: a second writer of a selected SLO's
@@ -402,6 +444,7 @@ mod tests {
             on_missing_data: MissingData::default(),
             max_override: Duration::hours(4),
             dry_run,
+            suspect_window: Duration::minutes(30),
         }
     }
 
@@ -752,6 +795,8 @@ mod tests {
             error: None,
             deleted: &[],
             evaluated: 1,
+            rollbacks: &[],
+            note: None,
             generation: Some(7),
             now: at(1_800_000_000),
         };

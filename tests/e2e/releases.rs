@@ -130,9 +130,27 @@ fn the_ledger_counts_what_each_release_burned() {
         assert!((burn - 100.0 * v2.errors / v2.requests).abs() < 0.01, "{burn}");
         assert!((2.0..5.0).contains(&burn), "{burn}");
         // The window (a day, of which the data holds the test's minutes) allowed 1 % of its
-        // requests: revision 2 spent far more than that.
-        let share = v2.budget_burned.expect("a share of the budget");
+        // requests: revision 2 spent far more than that. The window's request count is the
+        // 5-minute group's, read once it has written it twice.
+        let (ledger, _) = wait_ledger(ctx, "a share of the budget", Duration::from_secs(420), |r, _| {
+            r.first().is_some_and(|r| r.revision == 2 && r.budget_burned.is_some())
+        })
+        .await;
+        let share = ledger[0].budget_burned.unwrap();
+        let window: f64 = ctx
+            .query(&format!("slo:sli_requests:count1d{}", ctx.sel("checkout")))
+            .unwrap()
+            .first()
+            .map_or(0.0, |s| s.value);
+        ctx.log(format!(
+            "revision 2 burned {share} of the budget; the window holds {window} requests"
+        ));
         assert!(share > 0.5, "{share}");
+        assert!(
+            (share - ledger[0].errors / (0.01 * window)).abs() / share < 0.05,
+            "{share} vs {} / (1% of {window})",
+            ledger[0].errors
+        );
 
         let warned = events(ctx, "checkout", "ReleaseBurnedBudget").await;
         assert_eq!(warned.len(), 1, "{warned:?}");

@@ -8,6 +8,8 @@
 //! numbers it had in `...revision-history`: such a release started when the number moved,
 //! which the cluster does not record (the ledger records when it first saw it).
 
+pub mod undo;
+
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
@@ -230,6 +232,81 @@ pub fn budget_share(errors: f64, budget: f64, window_requests: f64) -> Option<f6
     (allowed > 0.0).then(|| errors / allowed).filter(|s| s.is_finite())
 }
 
+/// A release suspected of causing a burn: the release in force of a target workload that
+/// started within the policy's `suspectWindow` before the burn began.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Suspect {
+    pub kind: Kind,
+    pub name: String,
+    pub revision: u64,
+    pub images: Vec<String>,
+    pub started_at: Timestamp,
+}
+
+impl Suspect {
+    pub fn version(&self) -> undo::Version {
+        undo::Version {
+            revision: self.revision,
+            images: self.images.clone(),
+        }
+    }
+}
+
+/// The releases that may have caused a burn that began at `burn`: of each workload `target`
+/// accepts, its newest release in the SLOs' ledgers (`ledgers`, each newest first), when it
+/// started within `window` before the burn. Each once, however many SLOs list it.
+pub fn suspects<'a>(
+    ledgers: impl IntoIterator<Item = &'a [ReleaseStatus]>,
+    burn: Timestamp,
+    window: SignedDuration,
+    target: impl Fn(Kind, &str) -> bool,
+) -> Vec<Suspect> {
+    let from = burn.checked_sub(window).unwrap_or(burn);
+    let mut newest: BTreeMap<(Kind, String), &ReleaseStatus> = BTreeMap::new();
+    for ledger in ledgers {
+        for r in ledger {
+            let Some(kind) = kind_of(&r.kind) else { continue };
+            let slot = newest.entry((kind, r.workload.clone())).or_insert(r);
+            if (r.started_at.0, r.revision) > (slot.started_at.0, slot.revision) {
+                *slot = r;
+            }
+        }
+    }
+    newest
+        .into_iter()
+        .filter(|((kind, name), r)| target(*kind, name) && r.started_at.0 >= from && r.started_at.0 <= burn)
+        .map(|((kind, name), r)| Suspect {
+            kind,
+            name,
+            revision: r.revision,
+            images: r.images.clone(),
+            started_at: r.started_at.0,
+        })
+        .collect()
+}
+
+/// When `revision` of a workload started, as the ledgers recorded it.
+pub fn started<'a>(
+    ledgers: impl IntoIterator<Item = &'a [ReleaseStatus]>,
+    kind: Kind,
+    name: &str,
+    revision: u64,
+) -> Option<Timestamp> {
+    ledgers
+        .into_iter()
+        .flatten()
+        .find(|r| kind_of(&r.kind) == Some(kind) && r.workload == name && r.revision == revision)
+        .map(|r| r.started_at.0)
+}
+
+fn kind_of(kind: &str) -> Option<Kind> {
+    match kind {
+        "Deployment" => Some(Kind::Deployment),
+        "Rollout" => Some(Kind::Rollout),
+        _ => None,
+    }
+}
+
 /// The share of an SLO's window budget a release burns before a Warning says so (the default
 /// of `--release-event-share`).
 pub const EVENT_SHARE: f64 = 0.1;
@@ -261,11 +338,7 @@ impl Ledger {
                 .iter()
                 .filter_map(|r| {
                     Some(Entry {
-                        kind: match r.kind.as_str() {
-                            "Deployment" => Kind::Deployment,
-                            "Rollout" => Kind::Rollout,
-                            _ => return None,
-                        },
+                        kind: kind_of(&r.kind)?,
                         workload: r.workload.clone(),
                         revision: r.revision,
                         images: r.images.clone(),
