@@ -121,7 +121,7 @@ launch etcd "$ETCD" --name e2e --data-dir "$DIR/etcd" \
 
 # ---- traffic generator and Prometheus (independent of Kubernetes) ---------------
 launch traffic python3 "$e2e_root/traffic/traffic.py" --port "$P_TRAFFIC" \
-  --services "$TRAFFIC_SERVICES" --rps "$TRAFFIC_RPS"
+  --services "$TRAFFIC_SERVICES" --rps "$TRAFFIC_RPS" --kubectl "$KUBECTL" --kubeconfig "$DIR/kubeconfig"
 cat >"$DIR/prometheus/prometheus.yml" <<EOF
 global:
   scrape_interval: $SCRAPE_INTERVAL

@@ -20,11 +20,20 @@ Control API (query string or form-encoded body):
        `service` the change applies to every service; an unknown service is
        created. Answers with the JSON state.
   GET  /healthz                      -> "ok"
+
+Following what runs (the error rate of the image actually running, not the test's word):
+  POST /control?service=checkout&follow=shop/app=web&image_errors=web:2=0.5
+       every second, the ReplicaSets of namespace `shop` matching the label selector
+       `app=web` are read (kubectl with --kubeconfig); the service's error fraction is
+       then the mean over their pods of each pod's image error fraction (`image_errors`,
+       comma-separated image=fraction; other images: `errors`). A rollout shifts it pod
+       by pod; a rollback alone brings it down. `follow=` (empty) stops following.
 """
 
 import argparse
 import json
 import math
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +41,7 @@ from urllib.parse import parse_qs, urlparse
 
 BUCKETS = (0.05, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5)
 PARAMS = ("rps", "errors", "slow", "fast_seconds", "slow_seconds")
+TEXT_PARAMS = ("follow", "image_errors")
 
 
 def fmt(le):
@@ -44,6 +54,12 @@ class Service:
         self.name = name
         self.rps, self.errors, self.slow = rps, errors, slow
         self.fast_seconds, self.slow_seconds = fast_seconds, slow_seconds
+        # Following the ReplicaSets of a workload: (namespace, selector), the error fraction
+        # per image, and the fraction the pods running now give (None until read).
+        self.follow = None
+        self.image_errors = {}
+        self.followed = None
+        self.running = {}
         self.last = now
         self.carry = self.err_carry = self.slow_carry = 0.0
         self.ok = self.failed = 0          # requests by code
@@ -58,7 +74,7 @@ class Service:
         if n <= 0:
             return
         self.carry -= n
-        self.err_carry += n * self.errors
+        self.err_carry += n * self.error_fraction()
         e = min(n, int(self.err_carry))
         self.err_carry -= e
         self.slow_carry += n * self.slow
@@ -70,8 +86,23 @@ class Service:
         self.fast_n += n - s
         self.sum += s * self.slow_seconds + (n - s) * self.fast_seconds
 
+    def error_fraction(self):
+        return self.errors if self.follow is None or self.followed is None else self.followed
+
+    def set_running(self, pods_by_image):
+        """The pods running each image of the followed workload, as just read."""
+        total = sum(pods_by_image.values())
+        self.running = pods_by_image
+        if total == 0:
+            self.followed = None
+            return
+        self.followed = sum(n * self.image_errors.get(img, self.errors) for img, n in pods_by_image.items()) / total
+
     def state(self):
         return {
+            "follow": "/".join(self.follow) if self.follow else "",
+            "image_errors": self.image_errors, "running": self.running,
+            "effective_errors": self.error_fraction(),
             "rps": self.rps, "errors": self.errors, "slow": self.slow,
             "fast_seconds": self.fast_seconds, "slow_seconds": self.slow_seconds,
             "requests_200": self.ok, "requests_500": self.failed,
@@ -93,10 +124,43 @@ class Service:
 
 
 class Traffic:
-    def __init__(self, defaults):
+    def __init__(self, defaults, kubectl="kubectl", kubeconfig=None):
         self.defaults = defaults
         self.lock = threading.Lock()
         self.services = {}
+        self.kubectl, self.kubeconfig = kubectl, kubeconfig
+        threading.Thread(target=self._follow_loop, daemon=True).start()
+
+    def _pods_by_image(self, namespace, selector):
+        cmd = [self.kubectl, "get", "replicasets", "-n", namespace, "-l", selector, "-o", "json"]
+        if self.kubeconfig:
+            cmd[1:1] = ["--kubeconfig", self.kubeconfig]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr.strip())
+        pods = {}
+        for rs in json.loads(out.stdout).get("items", []):
+            n = (rs.get("status") or {}).get("replicas") or 0
+            containers = rs["spec"]["template"]["spec"].get("containers", [])
+            for c in containers[:1]:
+                pods[c.get("image", "")] = pods.get(c.get("image", ""), 0) + n
+        return pods
+
+    def _follow_loop(self):
+        while True:
+            time.sleep(1)
+            with self.lock:
+                followed = [(s, s.follow) for s in self.services.values() if s.follow]
+            for s, (namespace, selector) in followed:
+                try:
+                    pods = self._pods_by_image(namespace, selector)
+                except Exception as e:  # the cluster may be starting or gone: keep the last
+                    print("follow %s/%s: %s" % (namespace, selector, e), flush=True)
+                    continue
+                with self.lock:
+                    self._advance_all()  # settle the elapsed time at the old fraction first
+                    if s.follow == (namespace, selector):
+                        s.set_running(pods)
 
     def _advance_all(self):
         now = time.monotonic()
@@ -115,6 +179,8 @@ class Traffic:
             for s in targets:
                 for k, v in values.items():
                     setattr(s, k, v)
+                if "follow" in values:
+                    s.followed, s.running = None, {}
             return self._state()
 
     def _state(self):
@@ -155,7 +221,21 @@ def parse_values(q):
             if k in ("errors", "slow") and v > 1:
                 raise ValueError("%s must be within [0, 1]" % k)
             values[k] = v
-    unknown = set(q) - set(PARAMS) - {"service"}
+    if "follow" in q:
+        f = q["follow"][-1]
+        if f and "/" not in f:
+            raise ValueError("follow must be <namespace>/<label selector>, e.g. shop/app=web")
+        values["follow"] = tuple(f.split("/", 1)) if f else None
+    if "image_errors" in q:
+        table = {}
+        for pair in filter(None, q["image_errors"][-1].split(",")):
+            image, _, v = pair.rpartition("=")
+            v = float(v)
+            if not image or not (0 <= v <= 1):
+                raise ValueError("image_errors must be image=fraction pairs, each fraction within [0, 1]")
+            table[image] = v
+        values["image_errors"] = table
+    unknown = set(q) - set(PARAMS) - set(TEXT_PARAMS) - {"service"}
     if unknown:
         raise ValueError("unknown parameter(s): %s" % ", ".join(sorted(unknown)))
     return values
@@ -220,9 +300,12 @@ def main():
     p.add_argument("--slow", type=float, default=0.0)
     p.add_argument("--fast-seconds", type=float, default=0.04)
     p.add_argument("--slow-seconds", type=float, default=2.0)
+    p.add_argument("--kubectl", default="kubectl", help="for follow=: reads the followed ReplicaSets")
+    p.add_argument("--kubeconfig", default=None)
     a = p.parse_args()
     traffic = Traffic(dict(rps=a.rps, errors=a.errors, slow=a.slow,
-                           fast_seconds=a.fast_seconds, slow_seconds=a.slow_seconds))
+                           fast_seconds=a.fast_seconds, slow_seconds=a.slow_seconds),
+                      kubectl=a.kubectl, kubeconfig=a.kubeconfig)
     for name in filter(None, (s.strip() for s in a.services.split(","))):
         traffic.add(name)
     srv = ThreadingHTTPServer((a.listen, a.port), make_handler(traffic))

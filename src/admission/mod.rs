@@ -65,7 +65,8 @@ pub struct WebhookArgs {
     pub webhook_configurations: Vec<String>,
 }
 
-/// Time to read a release's freeze.
+/// Time to read a release's freeze, and whether a refused release restores an earlier
+/// revision (both within it: the chart gives the webhook 5 s).
 const FREEZE_READ: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub struct Webhook {
@@ -113,6 +114,64 @@ impl Webhook {
         Ok((Some(freeze), lifted))
     }
 
+    /// The earlier revision an update of a Deployment or Rollout goes back to, when it ran
+    /// before the suspect window of every policy holding the freeze ([`release::restored`]);
+    /// `None` when it does not, or when anything it needs cannot be read (the freeze holds).
+    async fn restored(&self, req: &AdmissionRequest<DynamicObject>, freeze: &Freeze) -> Option<release::Restored> {
+        let kind = req.kind.kind.as_str();
+        if !matches!(kind, "Deployment" | "Rollout") {
+            return None;
+        }
+        let (object, old) = (req.object.as_ref()?, req.old_object.as_ref()?);
+        let namespace = req.namespace.as_deref()?;
+        let began: jiff::Timestamp = freeze.since.as_deref()?.parse().ok()?;
+        // The longest suspect window of the policies holding the freeze.
+        let mut window = jiff::SignedDuration::ZERO;
+        for holder in &freeze.holders {
+            let (policy_ns, policy) = holder.split_once('/')?;
+            let api: Api<ErrorBudgetPolicy> = Api::namespaced(self.client.clone(), policy_ns);
+            let p = api.get_opt(policy).await.ok()??;
+            let w = crate::duration::Duration::parse(&p.spec.suspect_window).ok()?;
+            window = window.max(jiff::SignedDuration::from_millis(i64::try_from(w.as_millis()).ok()?));
+        }
+        let selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+            serde_json::from_value(old.data["spec"]["selector"].clone()).ok()?;
+        let selector = kube::core::Selector::try_from(selector).ok()?;
+        let rs_api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            namespace,
+            &kube::api::ApiResource::erase::<k8s_openapi::api::apps::v1::ReplicaSet>(&()),
+        );
+        let replica_sets = rs_api
+            .list(&kube::api::ListParams::default().labels(&selector.to_string()))
+            .await
+            .ok()?
+            .items;
+        let slos = self.stores.slos_in(namespace, |_| true);
+        let ledgers: Vec<&[crate::api::ReleaseStatus]> = slos
+            .iter()
+            .filter_map(|s| s.status.as_ref().map(|st| st.releases.as_slice()))
+            .collect();
+        let workload_kind = if kind == "Rollout" {
+            crate::enforce::Kind::Rollout
+        } else {
+            crate::enforce::Kind::Deployment
+        };
+        let started = |revision: u64, rs: &DynamicObject| {
+            crate::release::started(ledgers.iter().copied(), workload_kind, &req.name, revision)
+                .or_else(|| crate::release::Revision::of(rs).and_then(|r| r.started()))
+        };
+        release::restored(
+            kind,
+            old.metadata.uid.as_deref(),
+            &object.data["spec"]["template"],
+            &old.data["spec"]["template"],
+            &replica_sets,
+            started,
+            began.checked_sub(window).ok()?,
+        )
+    }
+
     async fn review_release(&self, req: &AdmissionRequest<DynamicObject>) -> Verdict {
         let operation = match req.operation {
             KubeOperation::Create => Operation::Create,
@@ -130,6 +189,7 @@ impl Webhook {
         let namespace = req.namespace.as_deref().unwrap_or_default();
         // Answered before the API server gives up on the webhook (the chart: 5 s), so a
         // freeze that does not come is a refusal, not a timeout that failurePolicy Ignore allows.
+        let started = tokio::time::Instant::now();
         let read = tokio::time::timeout(FREEZE_READ, self.freeze(namespace)).await;
         let unread = match read.unwrap_or_else(|_| {
             Err(format!(
@@ -138,7 +198,7 @@ impl Webhook {
             ))
         }) {
             Ok((freeze, lifted)) => {
-                return release::review(
+                let verdict = release::review(
                     &req.kind.kind,
                     &req.name,
                     operation,
@@ -147,6 +207,24 @@ impl Webhook {
                     freeze.as_ref(),
                     &lifted,
                 );
+                // A rollback to a revision that ran before the burn goes through the freeze.
+                if let (Verdict::Deny(_), Some(freeze), Operation::Update) = (&verdict, &freeze, operation)
+                    && !freeze.holders.is_empty()
+                    && let Ok(Some(r)) = tokio::time::timeout(
+                        FREEZE_READ.saturating_sub(started.elapsed()),
+                        self.restored(req, freeze),
+                    )
+                    .await
+                {
+                    return Verdict::AllowWithWarning(format!(
+                        "namespace {namespace} is frozen; changing the pod template of {} {} is let through: it goes back to revision {} ({}), which ran before the burn. Any other release stays refused",
+                        req.kind.kind,
+                        req.name,
+                        r.revision,
+                        r.images.join(", ")
+                    ));
+                }
+                return verdict;
             }
             Err(unread) => unread,
         };

@@ -149,6 +149,61 @@ pub fn review(
     ))
 }
 
+/// A pod template that goes back to an earlier revision of the workload, as `kubectl rollout
+/// undo` (or `kubectl argo rollouts undo`, or `rollbackRelease`) sends it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Restored {
+    pub revision: u64,
+    pub images: Vec<String>,
+}
+
+/// The earlier revision `template` restores, when it may go through the freeze: the template
+/// of one of the workload's own ReplicaSets (not the one in force now, `current`) whose
+/// revision started before `trusted_before` (the suspect window before the burn: a revision
+/// that started in it may be what burned the budget). `started` says when a revision started
+/// (`None`: not known, and not trusted).
+pub fn restored(
+    kind: &str,
+    uid: Option<&str>,
+    template: &Value,
+    current: &Value,
+    replica_sets: &[kube::api::DynamicObject],
+    started: impl Fn(u64, &kube::api::DynamicObject) -> Option<jiff::Timestamp>,
+    trusted_before: jiff::Timestamp,
+) -> Option<Restored> {
+    use kube::ResourceExt;
+    let (hash, key) = match kind {
+        "Rollout" => ("rollouts-pod-template-hash", "rollout.argoproj.io/revision"),
+        "Deployment" => ("pod-template-hash", "deployment.kubernetes.io/revision"),
+        _ => return None,
+    };
+    let comparable = |t: &Value| crate::release::undo::comparable(t, hash);
+    let wanted = comparable(template);
+    if wanted == comparable(current) {
+        return None;
+    }
+    replica_sets
+        .iter()
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+        })
+        .filter(|rs| comparable(&rs.data["spec"]["template"]) == wanted)
+        .find_map(|rs| {
+            let revision = rs.annotations().get(key)?.parse().ok()?;
+            started(revision, rs).filter(|t| *t < trusted_before).map(|_| Restored {
+                revision,
+                images: rs.data["spec"]["template"]["spec"]["containers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["image"].as_str().map(String::from))
+                    .collect(),
+            })
+        })
+}
+
 /// The verdict on a release whose freeze could not be checked: `unread` names what could not
 /// be read. Refused, since the API server asks only about namespaces labelled frozen.
 pub fn unchecked(kind: &str, name: &str, operation: Operation, namespace: &str, unread: &str) -> Verdict {
@@ -327,5 +382,85 @@ mod tests {
             ["shop/checkout"]
         );
         assert!(Freeze::of("shop", &BTreeMap::new(), &annotations).is_none());
+    }
+
+    fn rs(hash: &str, revision: &str, image: &str, owner: &str) -> kube::api::DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": format!("web-{hash}"), "namespace": "shop",
+                         "annotations": {"deployment.kubernetes.io/revision": revision},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                                              "uid": owner, "controller": true}]},
+            "spec": {"template": {"metadata": {"labels": {"app": "web", "pod-template-hash": hash}},
+                                  "spec": {"containers": [{"name": "app", "image": image}]}}},
+        }))
+        .unwrap()
+    }
+
+    fn template(image: &str) -> Value {
+        json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": image}]}})
+    }
+
+    #[test]
+    fn going_back_to_a_revision_from_before_the_burn_is_a_restore() {
+        let freeze: jiff::Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
+        let trusted_before = freeze - jiff::SignedDuration::from_mins(30);
+        let sets = [
+            rs("a1", "1", "web:1", "d1"),
+            rs("b2", "2", "web:2", "d1"),
+            rs("z9", "9", "web:0", "other"),
+        ];
+        // Revision 1 ran for days; revision 2 started 5 minutes before the freeze.
+        let started = |revision: u64, _: &kube::api::DynamicObject| match revision {
+            1 => Some(freeze - jiff::SignedDuration::from_hours(48)),
+            2 => Some(freeze - jiff::SignedDuration::from_mins(5)),
+            _ => None,
+        };
+        let restore = |to: &str, from: &str| {
+            restored(
+                "Deployment",
+                Some("d1"),
+                &template(to),
+                &template(from),
+                &sets,
+                started,
+                trusted_before,
+            )
+        };
+        assert_eq!(
+            restore("web:1", "web:2"),
+            Some(Restored {
+                revision: 1,
+                images: vec!["web:1".into()]
+            }),
+            "kubectl rollout undo"
+        );
+        assert_eq!(restore("web:2", "web:1"), None, "shipping the suspect release again");
+        assert_eq!(restore("web:3", "web:2"), None, "a new release");
+        assert_eq!(restore("web:0", "web:2"), None, "another Deployment's ReplicaSet");
+        assert_eq!(restore("web:2", "web:2"), None, "no change of template");
+        // A revision whose start is not known is not trusted.
+        let unknown = restored(
+            "Deployment",
+            Some("d1"),
+            &template("web:1"),
+            &template("web:2"),
+            &sets,
+            |_, _| None,
+            trusted_before,
+        );
+        assert_eq!(unknown, None);
+        assert_eq!(
+            restored(
+                "StatefulSet",
+                Some("d1"),
+                &template("web:1"),
+                &template("web:2"),
+                &sets,
+                started,
+                trusted_before
+            ),
+            None
+        );
     }
 }

@@ -336,7 +336,7 @@ async fn apply(policy: &ErrorBudgetPolicy, ctx: &PolicyContext) -> Result<Action
     let earlier_ok = super::rollbacks::earlier_ok(&slos, releases.began.unwrap_or(now), window);
     let rolling_back = decision.enforce.contains(&PolicyAction::RollbackRelease);
     let (plans, mut errors) = super::rollbacks::plan(&releases.suspects, &decision, &actor, &earlier_ok).await;
-    let spared = super::rollbacks::spared(&plans, rolling_back);
+    let spared = super::rollbacks::spared(&plans, rolling_back, &previous.rollbacks, releases.began);
     let (outcomes, actuated) = actuate(policy, &decision.enforce, &spared, &actor, ctx).await;
     errors.extend(actuated);
     let (rollbacks, failed) =
@@ -1215,6 +1215,31 @@ mod rollback_tests {
         assert!(again.is_empty(), "{again:?}");
         assert_eq!(rollbacks(&api).len(), 1);
         assert_eq!(api.event_reasons().len(), events, "told once");
+
+        // The ledger has seen the rollback (revision 3, revision 1's ReplicaSet, from now):
+        // nothing is suspect any more, and web is still not paused while it rolls out.
+        let mut moved_on = slo(5);
+        let status = moved_on.status.as_mut().unwrap();
+        let mut three = status.releases[1].clone();
+        three.revision = 3;
+        three.started_at = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now());
+        status.releases.insert(0, three);
+        let web: kube::api::DynamicObject = serde_json::from_value(api.get(DEPLOYMENT).unwrap()).unwrap();
+        let later = Arc::new(PolicyContext::new(
+            ctx.client.clone(),
+            ctx.recorder.clone(),
+            Metrics::default(),
+            StdDuration::from_secs(30),
+            Stores(vec![ScopeCaches::holding_workloads(vec![moved_on], vec![web], vec![])]),
+            vec![],
+            tokio::sync::watch::channel(true).1,
+        ));
+        later.set_reading(ctx.reading().unwrap());
+        reconcile_now(&api, &later).await.unwrap();
+        let web = api.get(DEPLOYMENT).unwrap();
+        assert_ne!(web["spec"]["paused"], true, "a pause would stop the rollback halfway");
+        assert_eq!(image(&web), "web:1");
+        assert_eq!(rollbacks(&api).len(), 1);
     }
 
     #[tokio::test]

@@ -162,12 +162,36 @@ pub async fn plan(
     (plans, errors)
 }
 
-/// The workloads the freezes must not hold paused: those being rolled back.
-pub fn spared(plans: &[Planned], enforcing: bool) -> BTreeSet<(Kind, String)> {
+/// The workloads the freezes must not hold paused: those being rolled back, and those rolled
+/// back since the burn began (`previous` records): a pause would stop their rollout halfway.
+/// The namespace freeze keeps refusing new releases of them.
+pub fn spared(
+    plans: &[Planned],
+    enforcing: bool,
+    previous: &[Rollback],
+    began: Option<Timestamp>,
+) -> BTreeSet<(Kind, String)> {
+    if !enforcing {
+        return BTreeSet::new();
+    }
+    let kind = |k: &str| {
+        if k == "Rollout" {
+            Kind::Rollout
+        } else {
+            Kind::Deployment
+        }
+    };
     plans
         .iter()
-        .filter(|p| enforcing && p.spares())
+        .filter(|p| p.spares())
         .map(|p| (p.suspect.kind, p.suspect.name.clone()))
+        .chain(
+            previous
+                .iter()
+                .filter(|r| matches!(r.result.as_str(), "RolledBack" | "Aborted"))
+                .filter(|r| began.is_some_and(|b| r.time.0 >= b))
+                .map(|r| (kind(&r.kind), r.name.clone())),
+        )
         .collect()
 }
 

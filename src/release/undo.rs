@@ -97,7 +97,7 @@ fn images(template: &Value) -> Vec<String> {
 /// `template` without the hash label, and without the empty and null values the API server may
 /// or may not keep (`labels: {}`, `resources: {}`): two templates that differ only there are
 /// the same pod.
-fn comparable(template: &Value, hash: &str) -> Value {
+pub fn comparable(template: &Value, hash: &str) -> Value {
     fn strip(v: &Value) -> Option<Value> {
         match v {
             Value::Null => None,

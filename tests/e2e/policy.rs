@@ -233,7 +233,7 @@ pub(super) async fn set_image(ctx: &Ctx, name: &str, image: &str) {
 
 /// How often Events with `reason` about `name` were recorded (the recorder folds repeats into
 /// one Event with a series count).
-async fn occurrences(ctx: &Ctx, name: &str, reason: &str) -> i32 {
+pub(super) async fn occurrences(ctx: &Ctx, name: &str, reason: &str) -> i32 {
     let list = ctx.events().list(&ListParams::default()).await.unwrap();
     list.items
         .into_iter()
@@ -1379,7 +1379,7 @@ pub(super) async fn wait_ca_bundles(ctx: &Ctx, name: &str) {
 
 /// Registers the operator's webhooks, as the chart does, for this test's namespace only
 /// (releases: while frozen, with `failure_policy`; holds: objects labelled held).
-async fn register_release_webhook(ctx: &Ctx, failure_policy: &str) -> String {
+pub(super) async fn register_release_webhook(ctx: &Ctx, failure_policy: &str) -> String {
     let hook = ctx.webhook.clone().expect("the test runs without a webhook");
     let name = hook.configuration.clone();
     let config: DynamicObject = serde_json::from_value(json!({

@@ -2,17 +2,20 @@
 //! traffic generator's errors fill the SLO's tiles in the real Prometheus, and the operator
 //! names each release and counts what it cost, checked against the error counter itself.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use slo_warden::api::ReleaseStatus;
 
 use super::policy::{
-    burn_policy, create_deployment, create_policy, events, set_image, wait_evaluated, with_prometheus,
+    BURN, burn_policy, create_deployment, create_policy, deployment, deployments, events, occurrences, policies,
+    register_release_webhook, set_image, stage, wait_evaluated, wait_namespace_frozen, wait_policy, with_prometheus,
 };
-use super::support::{self, Ctx, K8S, metric_lines};
+use super::support::{self, Ctx, K8S, Options, metric_lines};
 use super::{create, fast_spec, wait_ready};
 
 /// The SLO's ledger once `check` accepts it, with how far it was counted.
@@ -168,5 +171,189 @@ fn the_ledger_counts_what_each_release_burned() {
             !exported.contains(r#"revision="1""#),
             "only the newest release: {exported}"
         );
+    });
+}
+
+fn image_of(d: &k8s_openapi::api::apps::v1::Deployment) -> String {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers[0].image.clone())
+        .unwrap_or_default()
+}
+
+/// A new image of web, expected to be refused by the freeze; the refusal.
+async fn refused(ctx: &Ctx, image: &str) -> String {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
+    let err = deployments(ctx)
+        .patch("web", &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .expect_err("a release in a frozen namespace must be refused");
+    err.to_string()
+}
+
+/// The closed loop: the traffic's errors follow the image web runs. v2 ships and burns the
+/// budget; within a poll the policy rolls web back to v1 (once: a killed and restarted operator
+/// does not do it again), leaves it unpaused so the rollback rolls out, and freezes the
+/// namespace, where a new image and v2 again are refused (the rollback itself went through the
+/// freeze: it restores a revision from before the burn). The rollback alone brings the errors
+/// down, and the policy lets go.
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn a_bad_release_is_rolled_back_once_and_the_freeze_refuses_it_again() {
+    let options = Options {
+        prometheus: true,
+        webhook: true,
+        ..Options::default()
+    };
+    support::run_with("rollback", options, async |ctx| {
+        register_release_webhook(ctx, "Fail").await;
+        let follow = format!("rps=20&errors=0&follow={}/app=web&image_errors=web:2=0.5", ctx.ns);
+        ctx.traffic(&follow).unwrap();
+        create(ctx, "checkout", fast_spec(ctx)).await;
+        wait_ready(ctx, "checkout").await;
+        create_deployment(ctx, "web", json!({"tier": "web"}), false).await;
+        let created = Instant::now();
+        let mut spec = burn_policy(
+            "checkout",
+            &["rollbackRelease", "freezeDeployments", "freezeNamespace"],
+            "30s",
+        );
+        // Two minutes: v2 (shipped below) is suspect, v1 (older) is not.
+        spec["suspectWindow"] = json!("2m");
+        create_policy(ctx, "checkout", spec).await;
+        wait_evaluated(ctx, "checkout").await;
+        wait_ledger(ctx, "web revision 1", K8S, |r, _| {
+            r.first().is_some_and(|r| r.revision == 1)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(150).saturating_sub(created.elapsed())).await;
+
+        set_image(ctx, "web", "web:2").await;
+        let query = format!("slo:sli_error:ratio_rate1m{} / 0.01 > 10", ctx.sel("checkout"));
+        let (mut burning_at, mut rolled_back_at) = (None, None);
+        ctx.eventually("the burn in Prometheus, then web rolled back", BURN, async || {
+            if burning_at.is_none() && !ctx.query(&query)?.is_empty() {
+                burning_at = Some(Instant::now());
+            }
+            let web = deployment(ctx, "web").await?;
+            if rolled_back_at.is_none()
+                && image_of(&web) == "web:1"
+                && web.annotations().contains_key("slo.warden.dev/rolled-back-from")
+            {
+                rolled_back_at = Some(Instant::now());
+            }
+            match (burning_at, rolled_back_at) {
+                (Some(_), Some(_)) => Ok(()),
+                other => Err(format!(
+                    "burning/rolled back seen: {other:?}; web runs {}",
+                    image_of(&web)
+                )),
+            }
+        })
+        .await;
+        let reaction = rolled_back_at.unwrap().saturating_duration_since(burning_at.unwrap());
+        ctx.log(format!(
+            "burn-to-rollback: {:.1}s (poll interval {}s)",
+            reaction.as_secs_f64(),
+            support::POLICY_POLL.as_secs()
+        ));
+        support::keep(ctx, "burn-to-rollback.txt", &format!("{:.3}\n", reaction.as_secs_f64()));
+
+        let web = deployment(ctx, "web").await.unwrap();
+        assert_eq!(web.annotations()["slo.warden.dev/rolled-back-from"], "2: web:2");
+        assert_ne!(web.spec.as_ref().unwrap().paused, Some(true), "left to roll out");
+        wait_namespace_frozen(ctx, true, K8S).await;
+        let policy = wait_policy(ctx, "checkout", "the rollback recorded", K8S, |p| {
+            p.status.as_ref().is_some_and(|s| s.rollbacks.len() == 1)
+        })
+        .await;
+        let record = &policy.status.as_ref().unwrap().rollbacks[0];
+        assert_eq!(
+            (record.result.as_str(), record.from.as_str()),
+            ("RolledBack", "revision 2 (web:2)")
+        );
+        assert_eq!(record.to.as_deref(), Some("revision 1 (web:1)"));
+        assert_eq!(occurrences(ctx, "web", "RollbackRelease").await, 1);
+
+        // Frozen: a new image is refused, and so is v2 again.
+        let message = refused(ctx, "web:3").await;
+        assert!(
+            message.contains("changing the pod template of Deployment web is refused"),
+            "{message}"
+        );
+        let message = refused(ctx, "web:2").await;
+        assert!(message.contains("is refused"), "{message}");
+
+        // Killed right after: the restarted operator does not roll back again.
+        let revision = web.annotations()["deployment.kubernetes.io/revision"].clone();
+        ctx.kill_operator();
+        ctx.start_operator().await;
+        tokio::time::sleep(support::POLICY_POLL * 5).await;
+        let p = policies(ctx).get("checkout").await.unwrap();
+        assert_eq!(p.status.as_ref().unwrap().rollbacks.len(), 1);
+        assert_eq!(occurrences(ctx, "web", "RollbackRelease").await, 1);
+        let web = deployment(ctx, "web").await.unwrap();
+        assert_eq!(web.annotations()["deployment.kubernetes.io/revision"], revision);
+        assert_eq!(image_of(&web), "web:1");
+
+        // The rollback alone brings the errors down: the policy lets go.
+        wait_namespace_frozen(ctx, false, BURN + Duration::from_secs(60)).await;
+        let p = policies(ctx).get("checkout").await.unwrap();
+        assert_eq!(stage(&p), "");
+        let (ledger, _) = wait_ledger(ctx, "the rollback in the ledger", K8S, |r, _| {
+            r.first().is_some_and(|r| r.images == ["web:1"] && r.revision == 3)
+        })
+        .await;
+        let v2 = ledger.iter().find(|r| r.revision == 2).expect("v2 in the ledger");
+        assert!(v2.errors > 0.0, "{v2:?}");
+    });
+}
+
+/// A person undoes a bad release while the namespace is frozen: `kubectl rollout undo` goes
+/// through with a warning naming the revision; a new image does not.
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn kubectl_rollout_undo_goes_through_a_freeze() {
+    let options = Options {
+        prometheus: true,
+        webhook: true,
+        ..Options::default()
+    };
+    support::run_with("undo", options, async |ctx| {
+        register_release_webhook(ctx, "Fail").await;
+        let follow = format!("rps=20&errors=0&follow={}/app=web&image_errors=web:2=0.5", ctx.ns);
+        ctx.traffic(&follow).unwrap();
+        create(ctx, "checkout", fast_spec(ctx)).await;
+        wait_ready(ctx, "checkout").await;
+        create_deployment(ctx, "web", json!({"tier": "web"}), false).await;
+        let created = Instant::now();
+        let mut spec = burn_policy("checkout", &["freezeNamespace"], "30s");
+        spec["suspectWindow"] = json!("2m");
+        create_policy(ctx, "checkout", spec).await;
+        wait_evaluated(ctx, "checkout").await;
+        wait_ledger(ctx, "web revision 1", K8S, |r, _| {
+            r.first().is_some_and(|r| r.revision == 1)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(150).saturating_sub(created.elapsed())).await;
+        set_image(ctx, "web", "web:2").await;
+        wait_namespace_frozen(ctx, true, BURN).await;
+
+        let message = refused(ctx, "web:3").await;
+        assert!(message.contains("is refused"), "{message}");
+        let out = support::kubectl(&["rollout", "undo", "deployment/web", "-n", &ctx.ns], None)
+            .expect("kubectl rollout undo in a frozen namespace");
+        ctx.log(format!("kubectl rollout undo: {out}"));
+        let web = deployment(ctx, "web").await.unwrap();
+        assert_eq!(image_of(&web), "web:1");
+        // After the undo, v2 again is a release like any other.
+        let message = refused(ctx, "web:2").await;
+        assert!(message.contains("is refused"), "{message}");
+        let warned = ctx
+            .operator_metrics()
+            .lines()
+            .any(|l| l.starts_with("slo_warden_admission_total") && l.contains("allowed_with_warning"));
+        assert!(warned, "the undo was allowed with a warning");
     });
 }
