@@ -286,12 +286,42 @@ def policy_section(a, p, table_text, policies):
             out += [p(line, RED) for line in wrap("holds: " + holds, a.width)]
         else:
             out.append("  holds: nothing")
+        for r in st.get("rollbacks", [])[:3]:
+            colour = GREEN if r.get("result") in ("RolledBack", "Aborted") else RED
+            out += [p(line, colour) for line in wrap("rollback %s: %s %s: %s" % (
+                clock(parse_time(r.get("time"))), r.get("kind"), r.get("name"), r.get("message")), a.width)]
         history = st.get("history", [])
         if history:
             h = history[0]
             out.append(p("  last change %s: %s -> %s" % (clock(parse_time(h.get("time"))), h.get("from") or "none",
                                                          h.get("to") or "none"), DIM))
     return out
+
+
+def ledger_section(a, p):
+    """The release ledger of each SLO that has one: which release burned how much budget."""
+    out = []
+    try:
+        slos = json.loads(kubectl(a, "get", "slo", "-A", "-o", "json"))["items"]
+    except Exception as e:  # noqa: BLE001
+        return [p("cannot read the SLOs: %s" % e, RED)]
+    for slo in slos:
+        st = slo.get("status", {})
+        releases = st.get("releases", [])
+        if not releases:
+            continue
+        md = slo["metadata"]
+        out.append("%s/%s (counted through %s):" % (md["namespace"], md["name"],
+                                                  clock(parse_time(st.get("releasesCountedThrough")))))
+        rows = [["RELEASE", "IMAGES", "STARTED", "ERRORS", "BUDGET BURNED", "BURN SINCE"]]
+        for r in releases[:4]:
+            share = r.get("budgetBurned")
+            rows.append(["%s %s rev %s" % (r["kind"], r["workload"], r["revision"]),
+                         ",".join(i.rsplit("/", 1)[-1] for i in r.get("images", [])),
+                         clock(parse_time(r.get("startedAt"))), "%.0f" % r.get("errors", 0),
+                         "-" if share is None else pct(share, 2), burn(r.get("burnRateSince"))])
+        out += ["  " + line for line in table(rows)]
+    return out or ["  (no ledger yet: no policy follows a release)"]
 
 
 def workload_section(a, p, namespaces, objects, ns_objects):
@@ -496,6 +526,9 @@ def main():
         out.append("")
         out.append(p("Workloads the policies hold (spec.paused, the frozen label; images and ReplicaSets)", CYAN))
         out += workload_section(a, p, policy_ns, items, json.loads(namespaces.result())["items"])
+        out.append("")
+        out.append(p("Which release burned the budget (status.releases of each SLO)", CYAN))
+        out += ledger_section(a, p)
         if a.releases:
             out.append("")
             out.append(p("Release attempts (kubectl; the admission webhook answers in frozen namespaces)", CYAN))

@@ -3,8 +3,8 @@
 # slo-warden running against them with examples/ (SLOs and the ErrorBudgetPolicy of checkout),
 # checkout's Deployment and canary Rollout (e2e/demo/checkout-workloads.yaml) and its admission
 # webhooks (e2e/demo/webhooks.yaml), and a terminal dashboard (redrawn every few seconds) while
-# a scripted scenario breaks checkout, tries to release it during the freeze (refused), heals
-# it and releases it. Ctrl-C tears everything down.
+# a scripted scenario ships a bad release of checkout, which slo-warden names and rolls back,
+# tries to ship it again during the freeze (refused), and ships the fix once released. Ctrl-C tears everything down.
 #
 # Environment:
 #   DEMO_DURATION=N     stop by itself after N seconds (0, the default: run until Ctrl-C)
@@ -38,15 +38,14 @@ POLL_INTERVAL=${DEMO_POLL_INTERVAL:-5s}
 # extend the demo, add a line (and, if it needs objects, a file under e2e/demo/ applied by its
 # ACTION). Steps without an action describe what the operator does by itself around then.
 SCENARIO=(
-  "0|traffic checkout errors=0.0005 slow=0; traffic search errors=0 slow=0|Healthy: checkout fails 0.05% of requests (burn 0.5x of its 0.1% budget), search none. No burn alerts. The ErrorBudgetPolicy shop/checkout (examples/checkout-policy.yaml) watches both checkout SLOs: no stage in force; the Deployment and the canary Rollout checkout run 1.4.0."
-  "60|traffic checkout errors=0.2|Checkout errors jump to 20%: a 200x burn. Within seconds the 5m burn rate passes 14.4x: the policy enters stage fast-burn and pauses the Rollout (spec.paused). ErrorBudgetBurn (severity=critical, 1h/5m) goes PENDING, and FIRING after its for: 2m30s."
-  "225|-|About now ErrorBudgetBurn 1h/5m fires: the policy enters stage page, pauses the Deployment too and labels namespace shop slo.warden.dev/frozen=true (see what it holds, the paused-by annotations and the Freeze Events)."
-  "270|ship 1.5.0|A release during the freeze: kubectl set image checkout 1.5.0 on the Deployment, and the same image patched into the Rollout. slo-warden's admission webhook refuses both, saying which policy and SLO froze namespace shop, since when, and the slo-warden override command that would let it through (see Release attempts). Scaling would still be allowed."
-  "300|traffic checkout errors=0.0005|Checkout is fixed (0.05% errors). The 5m burn rate falls back below 14.4x in about 5 minutes and ErrorBudgetBurn 1h/5m stops firing; but the slower page tier (6h/30m) still sees the incident in its windows and is PENDING (firing once its for: 15m has passed)."
-  "600|-|About now the 1h/5m page clears while the 6h/30m page is pending. slo-warden does not take a page that is about to fire for a quiet one: the policy holds the page (DataAvailable=False, MissingData Event; onMissingData is hold). Left alone it would hold until the 30m window is clean (about t=35m) and release 2 minutes later."
-  "690|\"\$bin\" override checkout -n shop --for 30m --reason 'ship the fix 1.5.0 (INC-1)' >/dev/null|The fix is verified, so the on-call breaks glass: slo-warden override checkout --for 30m --reason ... creates an ErrorBudgetOverride (the webhook records who asked). The policy is lifted at once (Overridden=True, OverrideActive Events): it unpauses the Deployment and the Rollout and unfreezes namespace shop."
-  "720|ship 1.5.0 --after-release|1.5.0 shipped again while the override lasts: accepted. The Deployment gets its new ReplicaSet at once, the canary goes 25%, waits 45s, 75%, waits 30s, 100%."
-  "840|-|Done: checkout runs 1.5.0 and nothing is held. Meanwhile the 6h/30m page fires (about t=17m) and the stage in force is page again, but lifted by the override; it clears at about t=35m, 2 minutes before the override expires (t=41m30s), so nothing is held again. Ctrl-C tears everything down."
+  "0|traffic checkout errors=0.0005 slow=0 follow=shop/app=checkout image_errors=registry.invalid/shop/checkout:1.5.0=0.2; traffic search errors=0 slow=0|Healthy: checkout's Deployment and canary Rollout run 1.4.0. The traffic's errors follow the images the pods actually run: 1.4.0 fails 0.05% of requests (burn 0.5x of the 0.1% budget), 1.5.0 20%. The ErrorBudgetPolicy shop/checkout (examples/checkout-policy.yaml) watches both checkout SLOs; its release ledger (status.releases of each SLO) lists 1.4.0."
+  "90|ship 1.5.0 --now|The pipeline ships 1.5.0: the Deployment rolls it out on its 3 pods, the canary Rollout on 1 of its 4. About 11% of checkout's requests now fail: the 5m burn rate passes 14.4x within a minute."
+  "105|-|The policy enters stage fast-burn. 1.5.0 started within the policy's suspectWindow before the burn, on both workloads: rollbackRelease rolls the Deployment back to 1.4.0 (what kubectl rollout undo sends, marked slo.warden.dev/rolled-back-from) and aborts the canary (its stable 1.4.0 takes the traffic back), and freezeNamespace freezes shop. Errors fall back to 0.05% as the 1.4.0 pods return: the rollback alone fixed it (see the policy's rollback lines and the RollbackRelease Events)."
+  "180|ship 1.5.0|The pipeline retries 1.5.0 during the freeze: the admission webhook refuses it on both workloads, saying which policy froze shop and how to get an override (see Release attempts). A kubectl rollout undo to an older revision would go through."
+  "240|-|The ledger shows what 1.5.0 cost: its errors, its share of each SLO's 30-day budget and its burn rate since it started (Which release burned the budget). 1.4.0 is in force again as a new revision, counted from the rollback on."
+  "420|-|About now the 5m burn rate is back under 14.4x; the policy holds for releaseAfter (2m), then releases: namespace shop is unfrozen (about t=9m)."
+  "600|ship 1.5.1 --after-release|The fix, 1.5.1, ships once the freeze is gone: accepted. The Deployment rolls it out at once, the canary goes 25%, waits 45s, 75%, waits 30s, 100%; the ledger records it."
+  "780|-|Done: checkout runs 1.5.1 and nothing is held; the ledger holds 1.4.0, 1.5.0 (and what it burned), the rollback and 1.5.1. Ctrl-C tears everything down."
 )
 
 traffic() { # SERVICE KEY=VALUE...
@@ -65,12 +64,13 @@ attempt() {
     printf '%s %s: REFUSED %s\n' "$(date +%T)" "$what" "$(tr '\n' ' ' <<<"$out")"
   fi >>"$releases"
 }
-# ship VERSION [--after-release]: what a release pipeline does, on both checkout workloads.
-# Meant for the freeze, it waits (up to 90s) for the namespace to be frozen first; with
-# --after-release, for it to be released (up to 4 minutes).
+# ship VERSION [--now|--after-release]: what a release pipeline does, on both checkout
+# workloads. Meant for the freeze, it waits (up to 90s) for the namespace to be frozen first;
+# with --after-release, for it to be released (up to 4 minutes); with --now, for nothing.
 ship() {
   local image=registry.invalid/shop/checkout:$1 want=true deadline=$((SECONDS + 90))
   if [[ ${2:-} == --after-release ]]; then want='' deadline=$((SECONDS + 240)); fi
+  if [[ ${2:-} == --now ]]; then want=$(kubectl get namespace shop -o jsonpath='{.metadata.labels.slo\.warden\.dev/frozen}'); fi
   until [[ $(kubectl get namespace shop -o jsonpath='{.metadata.labels.slo\.warden\.dev/frozen}') == "$want" ]]; do
     ((SECONDS < deadline)) || { log "namespace shop is not as expected: shipping $1 anyway"; break; }
     sleep 2

@@ -1040,7 +1040,7 @@ pub(super) async fn wait_rollout(
     .await
 }
 
-async fn set_rollout_image(ctx: &Ctx, name: &str, image: &str) {
+pub(super) async fn set_rollout_image(ctx: &Ctx, name: &str, image: &str) {
     // A merge patch replaces the containers list: send it whole with the new image.
     let r = rollouts(ctx).get(name).await.unwrap();
     let mut containers = r.data["spec"]["template"]["spec"]["containers"].clone();
@@ -1056,7 +1056,7 @@ async fn set_rollout_image(ctx: &Ctx, name: &str, image: &str) {
     ctx.log(format!("Rollout {name}: image {image}"));
 }
 
-fn rollout_policy(actions: &[&str]) -> Value {
+pub(super) fn rollout_policy(actions: &[&str]) -> Value {
     let mut spec = burn_policy("checkout", actions, "15s");
     spec["targets"] = json!({"rollouts": {"matchLabels": {"tier": "web"}}});
     spec

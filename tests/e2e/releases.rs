@@ -353,7 +353,89 @@ fn kubectl_rollout_undo_goes_through_a_freeze() {
         let warned = ctx
             .operator_metrics()
             .lines()
-            .any(|l| l.starts_with("slo_warden_admission_total") && l.contains("allowed_with_warning"));
+            .any(|l| l.starts_with("slo_warden_admission_reviews_total") && l.contains("allowed_with_warning"));
         assert!(warned, "the undo was allowed with a warning");
+    });
+}
+
+/// A Rollout (by the real Argo Rollouts controller) whose v2 burns the budget: mid-update (at
+/// its canary pause) it is aborted; completed (no steps) it is undone to v1, as `kubectl argo
+/// rollouts undo` does.
+async fn a_rollout_release_is_taken_back(ctx: &Ctx, steps: serde_json::Value, completed: bool) {
+    use super::policy::{rollout_policy, rollouts, set_rollout_image, wait_rollout};
+    let follow = format!("rps=20&errors=0&follow={}/app=web&image_errors=web:2=0.5", ctx.ns);
+    ctx.traffic(&follow).unwrap();
+    create(ctx, "checkout", fast_spec(ctx)).await;
+    wait_ready(ctx, "checkout").await;
+    let r: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "labels": {"tier": "web"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"nodeSelector": {"type": "kwok"},
+                                  "containers": [{"name": "app", "image": "web:1"}]}},
+            "strategy": {"canary": {"steps": steps}},
+        },
+    }))
+    .unwrap();
+    rollouts(ctx)
+        .create(&kube::api::PostParams::default(), &r)
+        .await
+        .unwrap();
+    let created = Instant::now();
+    wait_rollout(ctx, "web", "healthy at v1", K8S, |s| s.promoted).await;
+    let mut spec = rollout_policy(&["rollbackRelease", "pauseRollouts", "freezeNamespace"]);
+    spec["suspectWindow"] = json!("2m");
+    create_policy(ctx, "checkout", spec).await;
+    wait_evaluated(ctx, "checkout").await;
+    wait_ledger(ctx, "Rollout web revision 1", K8S, |r, _| {
+        r.first().is_some_and(|r| r.kind == "Rollout" && r.revision == 1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(150).saturating_sub(created.elapsed())).await;
+    set_rollout_image(ctx, "web", "web:2").await;
+    if completed {
+        wait_rollout(ctx, "web", "promoted to v2", K8S, |s| s.promoted).await;
+    } else {
+        wait_rollout(ctx, "web", "at its canary pause", K8S, |s| !s.promoted && s.step >= 1).await;
+    }
+    let policy = wait_policy(ctx, "checkout", "the release taken back", BURN, |p| {
+        p.status.as_ref().is_some_and(|s| !s.rollbacks.is_empty())
+    })
+    .await;
+    let record = policy.status.unwrap().rollbacks[0].clone();
+    ctx.log(format!("rollback: {} {}", record.result, record.message));
+    assert_eq!(record.kind, "Rollout");
+    assert_eq!(record.from, "revision 2 (web:2)");
+    let r = rollouts(ctx).get("web").await.unwrap();
+    assert_eq!(r.annotations()["slo.warden.dev/rolled-back-from"], "2: web:2");
+    assert_ne!(r.data["spec"]["paused"], true, "not held paused");
+    if completed {
+        assert_eq!(record.result, "RolledBack");
+        assert_eq!(r.data["spec"]["template"]["spec"]["containers"][0]["image"], "web:1");
+        wait_rollout(ctx, "web", "promoted back to v1", K8S, |s| s.promoted).await;
+    } else {
+        assert_eq!(record.result, "Aborted");
+        let s = wait_rollout(ctx, "web", "aborted", K8S, |s| s.aborted).await;
+        ctx.log(format!("{s:?}"));
+    }
+}
+
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn a_rollout_mid_update_is_aborted() {
+    support::run_with("rollout-abort", with_prometheus(), async |ctx| {
+        let steps = json!([{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]);
+        a_rollout_release_is_taken_back(ctx, steps, false).await;
+    });
+}
+
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn a_completed_rollout_is_undone() {
+    support::run_with("rollout-undo", with_prometheus(), async |ctx| {
+        a_rollout_release_is_taken_back(ctx, json!([]), true).await;
     });
 }
