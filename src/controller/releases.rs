@@ -160,8 +160,9 @@ impl Ledgers {
         let next = prior.advance(&in_force.unwrap_or_default(), tiles, at);
         let budget = (100.0 - slo.spec.objective) / 100.0;
         let releases = next.releases(budget, window_requests);
-        let before = prior.releases(budget, window_requests);
-        let events = crossed(&before, &releases, event_share, &slo.spec.window);
+        // Told against what the status says: a share first known past the mark is news too.
+        let told = written.as_ref().map_or(&[][..], |(r, _)| r.as_slice());
+        let events = crossed(told, &releases, event_share, &slo.spec.window);
         let (ns, name) = (slo.namespace().unwrap_or_default(), slo.name_any());
         // The metric: the newest release of each workload (the ledger is newest first).
         let mut workloads = BTreeSet::new();
@@ -179,12 +180,14 @@ impl Ledgers {
                 (labels, (r.budget_burned, r.started_at.0))
             })
             .collect();
-        let write = match &written {
-            Some((releases_written, through)) => {
-                worth_writing(releases_written, &releases) || stale(*through, next.counted_through)
-            }
-            None => true,
-        };
+        // An Event goes with the status that says it (and is told again if that write fails).
+        let write = !events.is_empty()
+            || match &written {
+                Some((releases_written, through)) => {
+                    worth_writing(releases_written, &releases) || stale(*through, next.counted_through)
+                }
+                None => true,
+            };
         let patch = write.then(|| {
             let mut m = serde_json::Map::new();
             m.insert("releases".into(), json!(releases));
@@ -513,6 +516,68 @@ mod tests {
             .unwrap();
         assert!(next.status.is_none());
         assert!(next.events.is_empty(), "the status says it was told");
+    }
+
+    #[test]
+    fn a_share_first_known_past_the_mark_is_told() {
+        let targets =
+            json!({"slos": {"names": ["checkout"]}, "targets": {"deployments": {"matchLabels": {"app": "web"}}}});
+        let f = followed(
+            vec![policy("p", targets)],
+            Some(vec![revision("web", 2, "2027-01-15T08:02:00Z")]),
+        );
+        let ledgers = Ledgers::default();
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let quiet = slo(json!({}));
+        // The window's requests not read yet: errors counted, no share, nothing told.
+        let one = ledgers
+            .update(
+                &quiet,
+                Some(&samples(vec![tile("2027-01-15T08:05:00Z", 5.0)])),
+                &f,
+                None,
+                0.1,
+                at("2027-01-15T08:05:30Z"),
+            )
+            .unwrap();
+        assert!(one.events.is_empty());
+        // Known now: 900 errors of the 1,000 allowed, told once.
+        let two = ledgers
+            .update(
+                &quiet,
+                Some(&samples(vec![])),
+                &f,
+                Some(1e6),
+                0.1,
+                at("2027-01-15T08:06:00Z"),
+            )
+            .unwrap();
+        assert_eq!(two.events.len(), 1, "{:?}", two.events);
+        assert!(two.status.is_some(), "written with the status that says it");
+        let three = ledgers
+            .update(
+                &quiet,
+                Some(&samples(vec![])),
+                &f,
+                Some(1e6),
+                0.1,
+                at("2027-01-15T08:06:30Z"),
+            )
+            .unwrap();
+        assert!(three.events.is_empty());
+        // The write failed: told again with the next one.
+        ledgers.unwritten("u1");
+        let four = ledgers
+            .update(
+                &quiet,
+                Some(&samples(vec![])),
+                &f,
+                Some(1e6),
+                0.1,
+                at("2027-01-15T08:07:00Z"),
+            )
+            .unwrap();
+        assert_eq!(four.events.len(), 1);
     }
 
     #[test]
