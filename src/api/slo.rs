@@ -327,6 +327,11 @@ pub struct ReleaseStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16), inner(length(max = 512)))]
     pub images: Vec<String>,
+    /// Who changed the pod template, as far as the cluster says: the field manager that last
+    /// wrote it when the release was recorded (`kubectl-set`, `argocd-controller`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub changed_by: Option<String>,
     /// When it started: its ReplicaSet's creation, or when the operator first saw it (a
     /// rollback brings an old ReplicaSet back without a new creation time).
     pub started_at: Time,

@@ -27,9 +27,13 @@ const KEPT_STATUS: [&str; 4] = ["observedGeneration", "currentPodHash", "stableR
 /// configuration), generation and resourceVersion; `spec.paused`; the Rollout status fields of
 /// an abort.
 pub fn trim(obj: &mut DynamicObject) {
+    let changed_by = template_manager(obj);
     slim(obj);
     obj.metadata.owner_references = None;
     let mut kept = Map::new();
+    if let Some(manager) = changed_by {
+        kept.insert(TEMPLATE_MANAGER.into(), Value::String(manager));
+    }
     if let Some(paused) = obj.data.pointer("/spec/paused") {
         kept.insert("spec".into(), serde_json::json!({ "paused": paused }));
     }
@@ -43,6 +47,32 @@ pub fn trim(obj: &mut DynamicObject) {
         }
     }
     obj.data = Value::Object(kept);
+}
+
+/// Where [`trim`] keeps the field manager that last wrote the pod template.
+pub const TEMPLATE_MANAGER: &str = "templateManager";
+
+/// The field manager that last wrote part of the pod template (`spec.template`), as the
+/// object's `managedFields` say: who released it, as far as the cluster says (`kubectl-set`,
+/// `kubectl-client-side-apply`, `argocd-controller`, `kustomize-controller`, ...).
+pub fn template_manager(obj: &DynamicObject) -> Option<String> {
+    obj.metadata
+        .managed_fields
+        .as_ref()?
+        .iter()
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:template").is_some())
+        })
+        .max_by_key(|m| m.time.as_ref().map(|t| t.0))
+        .and_then(|m| m.manager.clone())
+        .map(|m| m.chars().take(128).collect())
+}
+
+/// The manager [`trim`] kept.
+pub fn changed_by(obj: &DynamicObject) -> Option<&str> {
+    obj.data.get(TEMPLATE_MANAGER).and_then(Value::as_str)
 }
 
 /// The annotations of a ReplicaSet the release ledger reads.
@@ -248,5 +278,26 @@ mod tests {
         trim(&mut d);
         assert_eq!(d.data, json!({}));
         assert!(!crate::enforce::workload::is_paused(&d));
+    }
+
+    #[test]
+    fn the_manager_that_last_wrote_the_pod_template_is_kept() {
+        let mut obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "managedFields": [
+                {"manager": "kubectl-client-side-apply", "operation": "Update", "time": "2027-01-10T08:00:00Z",
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {}}, "f:replicas": {}}}},
+                {"manager": "kubectl-set", "operation": "Update", "time": "2027-01-15T08:00:00Z",
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {}}}}}},
+                {"manager": "slo-warden", "operation": "Update", "time": "2027-01-15T09:00:00Z",
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:paused": {}}}},
+            ]},
+            "spec": {"replicas": 1},
+        }))
+        .unwrap();
+        assert_eq!(template_manager(&obj).as_deref(), Some("kubectl-set"));
+        trim(&mut obj);
+        assert_eq!(changed_by(&obj), Some("kubectl-set"));
+        assert!(obj.metadata.managed_fields.is_none());
     }
 }

@@ -44,6 +44,8 @@ struct Namespace {
     policies: Vec<(Arc<ErrorBudgetPolicy>, Workloads)>,
     /// The releases the namespace's ReplicaSets run; `None` until the cache is synced.
     revisions: Option<Vec<Revision>>,
+    /// Who last wrote each workload's pod template (its managedFields).
+    changed_by: HashMap<(Kind, String), String>,
 }
 
 impl Followed {
@@ -73,10 +75,33 @@ impl Followed {
                     })
                     .collect();
                 let revisions = shared.stores.revisions_in(&ns);
-                (ns, Namespace { policies, revisions })
+                let changed_by = workloads
+                    .iter()
+                    .filter_map(|(k, w)| {
+                        let by = crate::cache::workloads::changed_by(w)?;
+                        Some(((*k, w.name_any()), by.to_string()))
+                    })
+                    .collect();
+                (
+                    ns,
+                    Namespace {
+                        policies,
+                        revisions,
+                        changed_by,
+                    },
+                )
             })
             .collect();
         Self { namespaces }
+    }
+
+    /// Who last wrote the pod template of a workload of `namespace`, as its managedFields say.
+    pub fn changed_by(&self, namespace: &str, kind: Kind, name: &str) -> Option<String> {
+        self.namespaces
+            .get(namespace)?
+            .changed_by
+            .get(&(kind, name.to_string()))
+            .cloned()
     }
 
     /// The releases in force of the workloads that the policies selecting `slo` follow:
@@ -157,7 +182,9 @@ impl Ledgers {
             return None;
         }
         let tiles = samples.map_or(&[][..], |s| s.tiles.as_slice());
-        let next = prior.advance(&in_force.unwrap_or_default(), tiles, at);
+        let ns = slo.namespace().unwrap_or_default();
+        let changed_by = |kind: Kind, name: &str| followed.changed_by(&ns, kind, name);
+        let next = prior.advance(&in_force.unwrap_or_default(), &changed_by, tiles, at);
         let budget = (100.0 - slo.spec.objective) / 100.0;
         let releases = next.releases(budget, window_requests);
         // Told against what the status says: a share first known past the mark is news too.
@@ -369,7 +396,14 @@ mod tests {
             })
             .collect();
         Followed {
-            namespaces: HashMap::from([("shop".to_string(), Namespace { policies, revisions })]),
+            namespaces: HashMap::from([(
+                "shop".to_string(),
+                Namespace {
+                    policies,
+                    revisions,
+                    changed_by: HashMap::from([((Kind::Deployment, "web".to_string()), "kubectl-set".to_string())]),
+                },
+            )]),
         }
     }
 
@@ -447,6 +481,10 @@ mod tests {
         let status = one.status.expect("a new release is written");
         assert_eq!(status["releases"][0]["workload"], "web");
         assert_eq!(status["releases"][0]["revision"], 2);
+        assert_eq!(
+            status["releases"][0]["changedBy"], "kubectl-set",
+            "who wrote the template, by managedFields"
+        );
         assert_eq!(status["releasesCountedThrough"], "2027-01-15T08:05:00Z");
         assert!(one.events.is_empty());
         assert_eq!(one.exported.len(), 1);

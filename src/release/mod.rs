@@ -97,6 +97,8 @@ pub struct Entry {
     pub workload: String,
     pub revision: u64,
     pub images: Vec<String>,
+    /// The field manager that last wrote the workload's pod template when it was recorded.
+    pub changed_by: Option<String>,
     /// When it started: its ReplicaSet's creation, or when the ledger first saw it.
     pub started_at: Timestamp,
     /// The SLO's errors from its start to the next release (or now), as counted from the tiles.
@@ -112,6 +114,7 @@ pub struct Entry {
 pub fn record(
     ledger: &[Entry],
     in_force: &BTreeMap<(Kind, &str), &Revision>,
+    changed_by: &dyn Fn(Kind, &str) -> Option<String>,
     now: Timestamp,
     keep: usize,
 ) -> Vec<Entry> {
@@ -128,6 +131,7 @@ pub fn record(
             workload: r.workload.clone(),
             revision: r.number,
             images: r.images.clone(),
+            changed_by: changed_by(r.kind, &r.workload),
             // A creation in the future (clock skew) is not believed.
             started_at: r.started().filter(|t| *t <= now).unwrap_or(now),
             errors: 0.0,
@@ -342,6 +346,7 @@ impl Ledger {
                         workload: r.workload.clone(),
                         revision: r.revision,
                         images: r.images.clone(),
+                        changed_by: r.changed_by.clone(),
                         started_at: r.started_at.0,
                         errors: finite(r.errors),
                         requests: finite(r.requests),
@@ -362,8 +367,14 @@ impl Ledger {
 
     /// One poll: the releases in force recorded (see [`record`]), the tiles not counted yet
     /// added to them (see [`attribute`]).
-    pub fn advance(&self, in_force: &BTreeMap<(Kind, &str), &Revision>, tiles: &[Tile], now: Timestamp) -> Self {
-        let mut entries = record(&self.entries, in_force, now, KEPT);
+    pub fn advance(
+        &self,
+        in_force: &BTreeMap<(Kind, &str), &Revision>,
+        changed_by: &dyn Fn(Kind, &str) -> Option<String>,
+        tiles: &[Tile],
+        now: Timestamp,
+    ) -> Self {
+        let mut entries = record(&self.entries, in_force, changed_by, now, KEPT);
         let counted = attribute(&mut entries, tiles, self.counted_through);
         let first = tiles
             .iter()
@@ -395,6 +406,7 @@ impl Ledger {
                 workload: e.workload.clone(),
                 revision: e.revision,
                 images: e.images.iter().take(16).cloned().collect(),
+                changed_by: e.changed_by.clone(),
                 started_at: Time(e.started_at),
                 errors: round(e.errors, 2),
                 requests: e.requests.round(),
@@ -512,6 +524,10 @@ mod tests {
         );
     }
 
+    fn nobody(_: Kind, _: &str) -> Option<String> {
+        None
+    }
+
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()
     }
@@ -532,7 +548,7 @@ mod tests {
         let now = at("2027-01-15T09:00:00Z");
         let web2 = revision("web", 2, "2027-01-15T08:30:00Z", false);
         let api7 = revision("api", 7, "2027-01-15T08:45:00Z", false);
-        let ledger = record(&[], &current([&web2, &api7]), now, 10);
+        let ledger = record(&[], &current([&web2, &api7]), &nobody, now, 10);
         let seen: Vec<(&str, u64, Timestamp)> = ledger
             .iter()
             .map(|e| (e.workload.as_str(), e.revision, e.started_at))
@@ -546,12 +562,18 @@ mod tests {
         );
         assert_eq!(ledger[0].images, ["api:7"]);
         // Seen again later: nothing changes, the start stays what was recorded.
-        let again = record(&ledger, &current([&web2, &api7]), at("2027-01-15T10:00:00Z"), 10);
+        let again = record(
+            &ledger,
+            &current([&web2, &api7]),
+            &nobody,
+            at("2027-01-15T10:00:00Z"),
+            10,
+        );
         assert_eq!(again, ledger);
         // A rollback of web brings revision 1's ReplicaSet back as revision 3: started when seen.
         let rolled_back = revision("web", 3, "2027-01-10T00:00:00Z", true);
         let later = at("2027-01-15T10:05:00Z");
-        let after = record(&again, &current([&rolled_back, &api7]), later, 2);
+        let after = record(&again, &current([&rolled_back, &api7]), &nobody, later, 2);
         assert_eq!(after.len(), 2, "bounded");
         assert_eq!(
             (after[0].workload.as_str(), after[0].revision, after[0].started_at),
@@ -564,7 +586,7 @@ mod tests {
     fn a_creation_in_the_future_is_not_believed() {
         let now = at("2027-01-15T09:00:00Z");
         let skewed = revision("web", 2, "2027-01-15T09:10:00Z", false);
-        assert_eq!(record(&[], &current([&skewed]), now, 10)[0].started_at, now);
+        assert_eq!(record(&[], &current([&skewed]), &nobody, now, 10)[0].started_at, now);
     }
 
     fn entry(workload: &str, started_at: &str) -> Entry {
@@ -573,6 +595,7 @@ mod tests {
             workload: workload.into(),
             revision: 1,
             images: vec![],
+            changed_by: None,
             started_at: at(started_at),
             errors: 0.0,
             requests: 0.0,
@@ -722,6 +745,7 @@ mod tests {
         let start = Ledger::default();
         let one = start.advance(
             &current([&web]),
+            &nobody,
             &[tile("2027-01-15T08:05:00Z", 1.0)],
             at("2027-01-15T08:06:00Z"),
         );
@@ -745,7 +769,7 @@ mod tests {
         assert_eq!(back, one, "what the status holds is what was counted");
         // The same tile read again after a restart counts nothing; the next one counts.
         let tiles = [tile("2027-01-15T08:05:00Z", 1.0), tile("2027-01-15T08:10:00Z", 2.0)];
-        let two = back.advance(&current([&web]), &tiles, at("2027-01-15T08:11:00Z"));
+        let two = back.advance(&current([&web]), &nobody, &tiles, at("2027-01-15T08:11:00Z"));
         assert_eq!(two.entries[0].errors, 180.0 + 600.0);
         assert_eq!(two.counted_from, one.counted_from, "counting began once");
         // Without the window's requests there is no share, but there is a burn rate.
