@@ -439,3 +439,84 @@ fn a_completed_rollout_is_undone() {
         a_rollout_release_is_taken_back(ctx, json!([]), true).await;
     });
 }
+
+/// A burn with no release behind it (web released long before): no rollback, and the policy
+/// says where to look instead; a workload Argo CD manages is frozen, not undone, with the
+/// revision to revert in Git named.
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn a_burn_without_a_release_and_a_gitops_workload_are_not_rolled_back() {
+    support::run_with("norelease", with_prometheus(), async |ctx| {
+        ctx.traffic("rps=20&errors=0").unwrap();
+        create(ctx, "checkout", fast_spec(ctx)).await;
+        wait_ready(ctx, "checkout").await;
+        create_deployment(ctx, "web", json!({"tier": "web"}), false).await;
+        let created = Instant::now();
+        let mut spec = burn_policy(
+            "checkout",
+            &["rollbackRelease", "freezeDeployments", "freezeNamespace"],
+            "20s",
+        );
+        spec["suspectWindow"] = json!("1m");
+        create_policy(ctx, "checkout", spec).await;
+        wait_evaluated(ctx, "checkout").await;
+        wait_ledger(ctx, "web revision 1", K8S, |r, _| {
+            r.first().is_some_and(|r| r.revision == 1)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(80).saturating_sub(created.elapsed())).await;
+
+        // Errors with no release: a dependency, traffic, an attack.
+        ctx.traffic("errors=0.5").unwrap();
+        let policy = wait_policy(ctx, "checkout", "in stage fast-burn", BURN, |p| stage(p) == "fast-burn").await;
+        let reason = &policy.status.as_ref().unwrap().reason;
+        assert!(
+            reason.ends_with("; no release in the 1m before the burn: look at dependencies, traffic and security"),
+            "{reason}"
+        );
+        assert_eq!(events(ctx, "checkout", "BurnWithoutRelease").await.len(), 1);
+        assert!(policy.status.as_ref().unwrap().rollbacks.is_empty());
+        assert_eq!(image_of(&deployment(ctx, "web").await.unwrap()), "web:1");
+        let m = ctx.operator_metrics();
+        assert!(
+            metric_lines(&m, "slo_warden_burns_without_release_total").contains(" 1"),
+            "{}",
+            metric_lines(&m, "slo_warden_burns_without_release_total")
+        );
+        ctx.traffic("errors=0").unwrap();
+        wait_namespace_frozen(ctx, false, BURN + Duration::from_secs(60)).await;
+
+        // Argo CD manages web now (its tracking id on the Deployment); v2 burns.
+        deployments(ctx)
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {
+                    "argocd.argoproj.io/tracking-id": format!("shop:apps/Deployment:{}/web", ctx.ns)}}})),
+            )
+            .await
+            .unwrap();
+        let follow = format!("errors=0&follow={}/app=web&image_errors=web:2=0.5", ctx.ns);
+        ctx.traffic(&follow).unwrap();
+        set_image(ctx, "web", "web:2").await;
+        let policy = wait_policy(ctx, "checkout", "the GitOps rollback refused", BURN, |p| {
+            p.status.as_ref().is_some_and(|s| !s.rollbacks.is_empty())
+        })
+        .await;
+        let record = &policy.status.as_ref().unwrap().rollbacks[0];
+        assert_eq!(record.result, "GitOps");
+        assert!(
+            record.message.contains("managed by Argo CD application shop"),
+            "{}",
+            record.message
+        );
+        assert!(
+            record.message.ends_with("Revert it in Git to revision 1 (web:1)"),
+            "{}",
+            record.message
+        );
+        let web = deployment(ctx, "web").await.unwrap();
+        assert_eq!(image_of(&web), "web:2", "not undone: self-heal would put it back");
+        assert_eq!(web.spec.as_ref().unwrap().paused, Some(true), "frozen instead");
+    });
+}
