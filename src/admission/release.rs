@@ -189,7 +189,12 @@ pub fn restored(
                 .iter()
                 .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
         })
-        .filter(|rs| comparable(&rs.data["spec"]["template"]) == wanted)
+        .filter(|rs| {
+            let theirs = &rs.data["spec"]["template"];
+            // A Rollout keeps only what was written; its ReplicaSets have every default.
+            comparable(theirs) == wanted
+                || (kind == "Rollout" && crate::release::undo::derivative(template, theirs, hash))
+        })
         .find_map(|rs| {
             let revision = rs.annotations().get(key)?.parse().ok()?;
             started(revision, rs).filter(|t| *t < trusted_before).map(|_| Restored {

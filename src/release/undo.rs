@@ -119,6 +119,31 @@ pub fn comparable(template: &Value, hash: &str) -> Value {
     strip(&t).unwrap_or(Value::Null)
 }
 
+/// Whether every field `template` sets is set the same in `replica_set`'s (hash labels aside):
+/// how Argo Rollouts compares a Rollout's template with its ReplicaSets'
+/// (`DeepDerivative`). A Rollout is a custom resource, so its template keeps only what was
+/// written, while a ReplicaSet's has every default the API server fills in.
+pub fn derivative(template: &Value, replica_set: &Value, hash: &str) -> bool {
+    fn within(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Null, _) => true,
+            (Value::Object(a), Value::Object(b)) => a.iter().all(|(k, v)| match b.get(k) {
+                Some(w) => within(v, w),
+                None => {
+                    matches!(v, Value::Null)
+                        || v.as_object().is_some_and(|o| o.is_empty())
+                        || v.as_array().is_some_and(|x| x.is_empty())
+                }
+            }),
+            (Value::Object(a), Value::Null) => a.is_empty(),
+            (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(v, w)| within(v, w)),
+            (Value::Array(a), Value::Null) => a.is_empty(),
+            (a, b) => a == b,
+        }
+    }
+    within(&comparable(template, hash), &comparable(replica_set, hash))
+}
+
 /// The GitOps tool that manages `obj`, read from the marks Argo CD and Flux put on what they
 /// apply; `None` for anything else (Helm alone has no self-heal).
 pub fn gitops_manager(kind: Kind, obj: &DynamicObject) -> Option<String> {
@@ -202,7 +227,11 @@ pub fn plan(
         ));
     }
     let template = &workload.data["spec"]["template"];
-    if comparable(template, hash) != comparable(&current.1.data["spec"]["template"], hash) {
+    let same = match kind {
+        Kind::Rollout => derivative(template, &current.1.data["spec"]["template"], hash),
+        _ => comparable(template, hash) == comparable(&current.1.data["spec"]["template"], hash),
+    };
+    if !same {
         return Undo::Refused(format!(
             "the pod template of {kind} {name} was changed after revision {suspect} (not rolled out yet): that change is someone's, and is left alone"
         ));
@@ -472,8 +501,12 @@ mod tests {
                          "annotations": {"rollout.argoproj.io/revision": revision},
                          "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web",
                                               "uid": "r1", "controller": true}]},
+            // With the defaults the API server fills into a ReplicaSet, which a Rollout's
+            // template (a custom resource) does not get.
             "spec": {"template": {"metadata": {"labels": {"app": "web", "rollouts-pod-template-hash": name}},
-                                  "spec": {"containers": [{"name": "app", "image": image}]}}},
+                                  "spec": {"restartPolicy": "Always", "dnsPolicy": "ClusterFirst",
+                                           "containers": [{"name": "app", "image": image, "imagePullPolicy": "IfNotPresent",
+                                                           "terminationMessagePath": "/dev/termination-log"}]}}},
         }))
         .unwrap()
     }
@@ -488,10 +521,12 @@ mod tests {
             panic!()
         };
         assert_eq!(to.revision, 1);
-        assert_eq!(
-            patch[1]["value"],
-            json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "web:1"}]}})
-        );
+        assert_eq!(patch[1]["value"]["spec"]["containers"][0]["image"], "web:1");
+        assert_eq!(patch[1]["value"]["metadata"], json!({"labels": {"app": "web"}}));
         assert_eq!(patch[2]["value"], json!({ROLLED_BACK_FROM: "2: web:2"}));
+        // A template changed after the release is still told apart.
+        let mut changed = done.clone();
+        changed.data["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:3");
+        assert!(matches!(plan(Kind::Rollout, &changed, &rss, 2, ok), Undo::Refused(_)));
     }
 }
