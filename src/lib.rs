@@ -18,6 +18,7 @@ pub mod error;
 pub mod fake_api;
 pub mod http;
 pub mod import;
+pub mod kind;
 pub mod merge_patch;
 pub mod metrics;
 pub mod policy;

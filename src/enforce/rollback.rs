@@ -77,9 +77,15 @@ pub async fn plan(actor: &Actor<'_>, suspect: &Suspect, earlier_ok: EarlierOk<'_
     if ours && suspect.kind == Kind::Deployment {
         seen.data["spec"]["paused"] = json!(false);
     }
-    let undo = undo::plan(suspect.kind, &seen, &replica_sets, suspect.revision, |to, rs| {
-        earlier_ok(suspect, to, rs)
-    });
+    let mid_update = suspect.kind == Kind::Rollout && super::rollout::mid_update(&workload);
+    let undo = undo::plan(
+        suspect.kind,
+        &seen,
+        &replica_sets,
+        suspect.revision,
+        mid_update,
+        |to, rs| earlier_ok(suspect, to, rs),
+    );
     Ok(Some(Planned {
         suspect: suspect.clone(),
         undo,

@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::DynamicObject;
 
 use crate::api::{ReleaseStatus, ServiceLevelObjectiveStatus};
-use crate::enforce::Kind;
+use crate::kind::Kind;
 
 const DEPLOYMENT_REVISION: &str = "deployment.kubernetes.io/revision";
 const DEPLOYMENT_HISTORY: &str = "deployment.kubernetes.io/revision-history";

@@ -18,7 +18,7 @@ use kube::ResourceExt;
 use kube::api::DynamicObject;
 use serde_json::{Map, Value, json};
 
-use crate::enforce::Kind;
+use crate::kind::Kind;
 
 /// The annotation saying which release slo-warden rolled a workload back from:
 /// `<revision>: <images>`.
@@ -183,11 +183,13 @@ pub fn gitops_manager(kind: Kind, obj: &DynamicObject) -> Option<String> {
 /// given every ReplicaSet of its namespace that its selector matches (fresh too). `earlier_ok`
 /// says whether the revision before may be rolled back to (it is not itself suspect), or why
 /// not.
+/// `mid_update`: a Rollout's update is in progress (its pods are not the stable ones yet).
 pub fn plan(
     kind: Kind,
     workload: &DynamicObject,
     replica_sets: &[DynamicObject],
     suspect: u64,
+    mid_update: bool,
     earlier_ok: impl Fn(&Version, &DynamicObject) -> Result<(), String>,
 ) -> Undo {
     let name = workload.name_any();
@@ -254,7 +256,7 @@ pub fn plan(
                 "Rollout {name} takes its template from spec.workloadRef: roll back the referenced workload"
             ));
         }
-        if crate::enforce::rollout::mid_update(workload) {
+        if mid_update {
             return Undo::Abort { from };
         }
     } else if workload.data["spec"]["paused"].as_bool() == Some(true) {
@@ -366,8 +368,8 @@ mod tests {
             json!({"deployment.kubernetes.io/revision": "3", "team": "pay", "slo.warden.dev/paused-by": "shop/checkout"}),
             json!({"app": "web"}),
         );
-        let Undo::Patch { from, to, patch } = plan(Kind::Deployment, &d, &history(), 3, ok) else {
-            panic!("{:?}", plan(Kind::Deployment, &d, &history(), 3, ok));
+        let Undo::Patch { from, to, patch } = plan(Kind::Deployment, &d, &history(), 3, false, ok) else {
+            panic!("{:?}", plan(Kind::Deployment, &d, &history(), 3, false, ok));
         };
         assert_eq!(from.to_string(), "revision 3 (web:1.5.0)");
         assert_eq!(to.to_string(), "revision 2 (web:1.4.0)");
@@ -398,7 +400,7 @@ mod tests {
     #[test]
     fn a_release_is_rolled_back_once() {
         let d = deployment("web:1.4.0", json!({ROLLED_BACK_FROM: "3: web:1.5.0"}), json!({}));
-        assert_eq!(plan(Kind::Deployment, &d, &history(), 3, ok), Undo::Done);
+        assert_eq!(plan(Kind::Deployment, &d, &history(), 3, false, ok), Undo::Done);
     }
 
     #[test]
@@ -411,16 +413,16 @@ mod tests {
         let mut newer = history();
         newer.push(replica_set("web-d", "4", "web:1.6.0", "d1", json!({})));
         let d = deployment("web:1.6.0", json!({}), json!({}));
-        assert!(refused(plan(Kind::Deployment, &d, &newer, 3, ok)).contains("runs revision 4 now"));
+        assert!(refused(plan(Kind::Deployment, &d, &newer, 3, false, ok)).contains("runs revision 4 now"));
         // The template changed after the suspect release (paused, not rolled out).
         let d = deployment("web:1.5.1", json!({}), json!({}));
-        assert!(refused(plan(Kind::Deployment, &d, &history(), 3, ok)).contains("was changed after revision 3"));
+        assert!(refused(plan(Kind::Deployment, &d, &history(), 3, false, ok)).contains("was changed after revision 3"));
         // No earlier revision left.
         let only = vec![replica_set("web-c", "3", "web:1.5.0", "d1", json!({}))];
         let d = deployment("web:1.5.0", json!({}), json!({}));
-        assert!(refused(plan(Kind::Deployment, &d, &only, 3, ok)).contains("no revision before 3"));
+        assert!(refused(plan(Kind::Deployment, &d, &only, 3, false, ok)).contains("no revision before 3"));
         // The revision before is itself suspect.
-        let why = refused(plan(Kind::Deployment, &d, &history(), 3, |v, _| {
+        let why = refused(plan(Kind::Deployment, &d, &history(), 3, false, |v, _| {
             Err(format!("{v} started within the suspect window too"))
         }));
         assert_eq!(why, "revision 2 (web:1.4.0) started within the suspect window too");
@@ -428,7 +430,8 @@ mod tests {
         let mut paused = deployment("web:1.5.0", json!({}), json!({}));
         paused.data["spec"]["paused"] = json!(true);
         assert!(
-            refused(plan(Kind::Deployment, &paused, &history(), 3, ok)).contains("never resumes what a person paused")
+            refused(plan(Kind::Deployment, &paused, &history(), 3, false, ok))
+                .contains("never resumes what a person paused")
         );
     }
 
@@ -439,7 +442,7 @@ mod tests {
             json!({"argocd.argoproj.io/tracking-id": "shop-web:apps/Deployment:shop/web"}),
             json!({}),
         );
-        let Undo::GitOps { manager, from, to } = plan(Kind::Deployment, &argo, &history(), 3, ok) else {
+        let Undo::GitOps { manager, from, to } = plan(Kind::Deployment, &argo, &history(), 3, false, ok) else {
             panic!()
         };
         assert_eq!(manager, "Argo CD application shop-web");
@@ -453,7 +456,7 @@ mod tests {
             json!({"kustomize.toolkit.fluxcd.io/name": "apps"}),
         );
         assert!(matches!(
-            plan(Kind::Deployment, &flux, &history(), 3, ok),
+            plan(Kind::Deployment, &flux, &history(), 3, false, ok),
             Undo::GitOps { .. }
         ));
         let helm_release = deployment("web:1.5.0", json!({}), json!({"helm.toolkit.fluxcd.io/name": "web"}));
@@ -515,9 +518,12 @@ mod tests {
     fn a_rollout_mid_update_is_aborted_and_a_completed_one_undone() {
         let rss = [rollout_rs("h1", "1", "web:1"), rollout_rs("h2", "2", "web:2")];
         let mid = rollout(json!({"observedGeneration": "4", "currentPodHash": "h2", "stableRS": "h1"}));
-        assert!(matches!(plan(Kind::Rollout, &mid, &rss, 2, ok), Undo::Abort { .. }));
+        assert!(matches!(
+            plan(Kind::Rollout, &mid, &rss, 2, true, ok),
+            Undo::Abort { .. }
+        ));
         let done = rollout(json!({"observedGeneration": "4", "currentPodHash": "h2", "stableRS": "h2"}));
-        let Undo::Patch { to, patch, .. } = plan(Kind::Rollout, &done, &rss, 2, ok) else {
+        let Undo::Patch { to, patch, .. } = plan(Kind::Rollout, &done, &rss, 2, false, ok) else {
             panic!()
         };
         assert_eq!(to.revision, 1);
@@ -527,6 +533,9 @@ mod tests {
         // A template changed after the release is still told apart.
         let mut changed = done.clone();
         changed.data["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:3");
-        assert!(matches!(plan(Kind::Rollout, &changed, &rss, 2, ok), Undo::Refused(_)));
+        assert!(matches!(
+            plan(Kind::Rollout, &changed, &rss, 2, false, ok),
+            Undo::Refused(_)
+        ));
     }
 }
