@@ -137,8 +137,9 @@ pub fn earlier_ok<'a>(
     }
 }
 
-/// Plans the rollback of each suspect. Nothing while data is missing or disputed: a rollback
-/// is never decided on a guess.
+/// Plans the rollback of each suspect. Only while the stage holds on data (not on missing or
+/// disputed data, nor while it waits out `releaseAfter`): a rollback is never decided on a
+/// guess.
 pub async fn plan(
     suspects: &[Suspect],
     decision: &Decision,
@@ -146,10 +147,7 @@ pub async fn plan(
     earlier_ok: rollback::EarlierOk<'_>,
 ) -> (Vec<Planned>, Vec<Error>) {
     let (mut plans, mut errors) = (Vec::new(), Vec::new());
-    if !decision.demanded.contains(&PolicyAction::RollbackRelease)
-        || !decision.missing.is_empty()
-        || !decision.disputed.is_empty()
-    {
+    if !decision.demanded.contains(&PolicyAction::RollbackRelease) || !decision.holds_on_data {
         return (plans, errors);
     }
     for s in suspects {

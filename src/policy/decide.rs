@@ -61,6 +61,10 @@ pub struct Decision {
     pub demanded: BTreeSet<Action>,
     /// What must be held now: `demanded`, or nothing under dry run or an active override.
     pub enforce: BTreeSet<Action>,
+    /// The stage in force holds on what the data says now (its `when`, or a more severe
+    /// stage's, is true, and no data is disputed): not only on missing data, nor while it waits
+    /// out `releaseAfter`. A one-off action (`rollbackRelease`) is taken only then.
+    pub holds_on_data: bool,
 }
 
 enum Truth {
@@ -275,7 +279,9 @@ pub fn decide(
     } else {
         demanded.clone()
     };
+    let holds_on_data = stage.is_some() && holding.is_some_and(|h| Some(h) >= stage) && disputed.is_empty();
     Decision {
+        holds_on_data,
         stage,
         stage_name: name_of(policy, stage),
         since,
@@ -348,6 +354,22 @@ mod tests {
             },
         ];
         decide(p, &views, t(0), &Previous::default(), false)
+    }
+
+    #[test]
+    fn a_stage_holds_on_data_only_while_a_when_is_true() {
+        let burning = samples(0.5, 20.0, &[]);
+        let (d, entered) = step(&policy(""), Some(&burning), t(0), &Previous::default());
+        assert!(d.stage.is_some() && d.holds_on_data);
+        // Entered on missing data alone: held, not on data.
+        let (d, _) = step(&policy("onMissingData: enforce,"), None, t(0), &Previous::default());
+        assert!(d.stage.is_some());
+        assert!(!d.holds_on_data);
+        // Waiting out releaseAfter: held, not on data.
+        let quiet = samples(0.5, 1.0, &[]);
+        let (d, _) = step(&policy(""), Some(&quiet), t(60), &entered);
+        assert!(d.stage.is_some() && d.quiet_since.is_some());
+        assert!(!d.holds_on_data);
     }
 
     #[test]

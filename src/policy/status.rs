@@ -462,6 +462,7 @@ mod tests {
             too_few_requests: vec![],
             enforce: demanded.clone(),
             demanded,
+            holds_on_data: stage.is_some(),
         }
     }
 

@@ -204,19 +204,23 @@ pub fn attribute(ledger: &mut [Entry], tiles: &[Tile], counted_through: Option<T
         if !counts(rate) || !counts(total) {
             continue;
         }
-        // Newest first: each entry runs from its start until the next (newer) one starts.
+        // Newest first: each release runs from its start until the next (newer) one starts;
+        // releases that started together (a Deployment and a Rollout shipped at once) share it.
         let mut until = tile.end;
-        for entry in ledger.iter_mut() {
-            let from = entry.started_at.max(start);
+        let mut i = 0;
+        while i < ledger.len() && until > start {
+            let began = ledger[i].started_at;
+            let together = ledger[i..].iter().take_while(|e| e.started_at == began).count();
+            let from = began.max(start);
             if from < until {
-                let seconds = until.duration_since(from).as_secs_f64();
-                entry.errors += rate * seconds;
-                entry.requests += total * seconds;
+                let seconds = until.duration_since(from).as_secs_f64() / together as f64;
+                for entry in &mut ledger[i..i + together] {
+                    entry.errors += rate * seconds;
+                    entry.requests += total * seconds;
+                }
             }
-            until = until.min(entry.started_at);
-            if until <= start {
-                break;
-            }
+            until = until.min(began);
+            i += together;
         }
     }
     counted
@@ -719,6 +723,25 @@ mod tests {
         let total: f64 = ledger.iter().map(|e| e.errors).sum();
         let all: f64 = rates.iter().map(|r| r * 60.0).sum();
         assert!((total - all).abs() < 1e-6, "every error counted once: {total} vs {all}");
+    }
+
+    #[test]
+    fn releases_that_started_together_share_what_followed() {
+        let mut ledger = vec![
+            Entry {
+                kind: Kind::Rollout,
+                ..entry("web", "2027-01-15T08:02:00Z")
+            },
+            entry("web", "2027-01-15T08:02:00Z"),
+            entry("web", "2027-01-15T07:00:00Z"),
+        ];
+        attribute(&mut ledger, &[tile("2027-01-15T08:05:00Z", 2.0)], None);
+        assert_eq!(
+            (ledger[0].errors, ledger[1].errors),
+            (180.0, 180.0),
+            "3 min × 2/s, shared"
+        );
+        assert_eq!(ledger[2].errors, 240.0, "the two minutes before them");
     }
 
     #[test]
