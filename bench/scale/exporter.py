@@ -7,7 +7,9 @@ serves for every SLO `<ns>/<name>` the error ratios over its recorded windows
 (slo:sli_error:ratio_rate<window>), its budget (slo:error_budget:ratio) and what is left of it
 (slo:error_budget_remaining:ratio) and its long-run burn rate and coverage
 (slo:long_run_burn:ratio, slo:long_run_covered:seconds) and how much of the window the data covers
-(slo:window_covered:seconds), labelled {namespace, slo, slo_warden}
+(slo:window_covered:seconds), the one-minute tiles of errors and requests the release ledger
+counts (slo:sli_errors:tile_rate1m, slo:sli_total:tile_rate1m) and the window's request count
+(slo:sli_requests:count30d), labelled {namespace, slo, slo_warden}
 exactly as the rules label them. The operator reads a series only on the schedule of the rule
 group that records it, so it serves them on three paths, scraped as three jobs at those
 groups' intervals (their `job` and `instance` labels dropped): /metrics/short (the windows under
@@ -33,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 WINDOWS = ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"]
 BUDGET = 0.001  # 99.9%
+RPS = 10.0  # the traffic every SLO's tiles say it serves
 # Seconds between the evaluations of the rule group each path stands for.
 INTERVALS = {"short": 60, "long": 300, "hourly": 3600}
 
@@ -94,7 +97,19 @@ class State:
                     lines.append(f"# TYPE {name} gauge")
                     for i, (ns, slo) in enumerate(self.slos):
                         series(name, ns, slo, self.burning.get(i, self.ratio5m[i] if w == "5m" else BUDGET * 0.2))
+            if path == "short":
+                # The one-minute tiles the release ledger counts, at 10 requests a second.
+                lines.append("# TYPE slo:sli_errors:tile_rate1m gauge")
+                for i, (ns, slo) in enumerate(self.slos):
+                    series("slo:sli_errors:tile_rate1m", ns, slo, RPS * self.burning.get(i, self.ratio5m[i]))
+                lines.append("# TYPE slo:sli_total:tile_rate1m gauge")
+                for ns, slo in self.slos:
+                    series("slo:sli_total:tile_rate1m", ns, slo, RPS)
             if path == "long":
+                # The requests the 30-day window holds, for the ledger's share of the budget.
+                lines.append("# TYPE slo:sli_requests:count30d gauge")
+                for ns, slo in self.slos:
+                    series("slo:sli_requests:count30d", ns, slo, RPS * 2592000)
                 lines.append("# TYPE slo:error_budget:ratio gauge")
                 for ns, slo in self.slos:
                     series("slo:error_budget:ratio", ns, slo, BUDGET)
