@@ -830,7 +830,7 @@ mod reconciler_tests {
     }
 
     /// One reconcile of the policy as the cluster holds it now.
-    async fn reconcile_now(api: &FakeApi, ctx: &Arc<PolicyContext>) -> Result<Action> {
+    pub(super) async fn reconcile_now(api: &FakeApi, ctx: &Arc<PolicyContext>) -> Result<Action> {
         let policy: ErrorBudgetPolicy = serde_json::from_value(api.get(POLICY).unwrap()).unwrap();
         tokio::time::timeout(StdDuration::from_secs(10), reconcile(Arc::new(policy), ctx.clone()))
             .await
@@ -1130,12 +1130,7 @@ mod rollback_tests {
         (api, Arc::new(ctx))
     }
 
-    async fn reconcile_now(api: &FakeApi, ctx: &Arc<PolicyContext>) -> Result<Action> {
-        let policy: ErrorBudgetPolicy = serde_json::from_value(api.get(POLICY).unwrap()).unwrap();
-        tokio::time::timeout(StdDuration::from_secs(10), reconcile(Arc::new(policy), ctx.clone()))
-            .await
-            .expect("the reconcile finished")
-    }
+    use super::reconciler_tests::reconcile_now;
 
     fn image(d: &Value) -> &str {
         d["spec"]["template"]["spec"]["containers"][0]["image"]

@@ -109,15 +109,16 @@ impl Followed {
     /// `None` when no policy selects it, or the ReplicaSets are not listed yet.
     pub fn in_force(&self, slo: &ServiceLevelObjective) -> Option<BTreeMap<(Kind, &str), &Revision>> {
         let ns = self.namespaces.get(&slo.namespace().unwrap_or_default())?;
-        let followed: BTreeSet<&(Kind, String)> = ns
+        let selecting: Vec<&Workloads> = ns
             .policies
             .iter()
             .filter(|(p, _)| crate::policy::select::selects(p, slo))
-            .flat_map(|(_, f)| f)
+            .map(|(_, f)| f)
             .collect();
-        if !ns.policies.iter().any(|(p, _)| crate::policy::select::selects(p, slo)) {
+        if selecting.is_empty() {
             return None;
         }
+        let followed: BTreeSet<&(Kind, String)> = selecting.into_iter().flatten().collect();
         let revisions = ns.revisions.as_ref()?;
         let mut in_force = crate::release::current(revisions);
         in_force.retain(|(kind, workload), _| followed.contains(&(*kind, workload.to_string())));
@@ -167,15 +168,15 @@ impl Ledgers {
         }
         let uid = slo.meta().uid.clone().unwrap_or_default();
         let status = slo.status.as_ref();
-        let stored = Ledger::read(status);
+        let stored_through = status.and_then(|s| s.releases_counted_through.as_ref()).map(|t| t.0);
         let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         // The term's own count, unless the status holds a later one (another replica led
-        // meanwhile); the status itself the first time.
+        // meanwhile); the status itself the first time. Only then is it read from the status.
         let (prior, written) = match memory.remove(&uid) {
-            Some(k) if k.ledger.counted_through >= stored.counted_through => (k.ledger, k.written),
+            Some(k) if k.ledger.counted_through >= stored_through => (k.ledger, k.written),
             _ => {
-                let written = status.map(|s| (s.releases.clone(), s.releases_counted_through.as_ref().map(|t| t.0)));
-                (stored, written)
+                let written = status.map(|s| (s.releases.clone(), stored_through));
+                (Ledger::read(status), written)
             }
         };
         let in_force = followed.in_force(slo);
@@ -183,7 +184,7 @@ impl Ledgers {
             return None;
         }
         let tiles = samples.map_or(&[][..], |s| s.tiles.as_slice());
-        let ns = slo.namespace().unwrap_or_default();
+        let (ns, name) = (slo.namespace().unwrap_or_default(), slo.name_any());
         let changed_by = |kind: Kind, name: &str| followed.changed_by(&ns, kind, name);
         let next = prior.advance(&in_force.unwrap_or_default(), &changed_by, tiles, at);
         let budget = (100.0 - slo.spec.objective) / 100.0;
@@ -191,7 +192,6 @@ impl Ledgers {
         // Told against what the status says: a share first known past the mark is news too.
         let told = written.as_ref().map_or(&[][..], |(r, _)| r.as_slice());
         let events = crossed(told, &releases, event_share, &slo.spec.window);
-        let (ns, name) = (slo.namespace().unwrap_or_default(), slo.name_any());
         // The metric: the newest release of each workload (the ledger is newest first).
         let mut workloads = BTreeSet::new();
         let exported = releases
