@@ -344,7 +344,7 @@ impl Stores {
 
     /// Calls `f` with each cached Deployment or Rollout of a namespace; nothing while its cache
     /// is not synced.
-    pub fn for_each_workload(&self, namespace: &str, kind: Kind, mut f: impl FnMut(&DynamicObject)) {
+    pub fn for_each_workload(&self, namespace: &str, kind: Kind, mut f: impl FnMut(&Arc<DynamicObject>)) {
         for scope in &self.0 {
             let targets = match kind {
                 Kind::Deployment => &scope.deployments,

@@ -203,7 +203,7 @@ impl Targets {
 
     /// Calls `f` with each cached object of `namespace`, without copying it; `None` before the
     /// first complete list.
-    pub fn for_each_in(&self, namespace: &str, mut f: impl FnMut(&DynamicObject)) -> Option<()> {
+    pub fn for_each_in(&self, namespace: &str, mut f: impl FnMut(&Arc<DynamicObject>)) -> Option<()> {
         if !self.synced.load(Ordering::Relaxed) {
             return None;
         }

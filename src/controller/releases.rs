@@ -65,13 +65,13 @@ impl Followed {
                 for kind in [Kind::Deployment, Kind::Rollout] {
                     shared
                         .stores
-                        .for_each_workload(&ns, kind, |w| workloads.push((kind, w.clone())));
+                        .for_each_workload(&ns, kind, |w| workloads.push((kind, Arc::clone(w))));
                 }
                 let policies = policies
                     .into_iter()
                     .map(|p| {
                         let followed =
-                            crate::policy::select::release_targets(&p, workloads.iter().map(|(k, w)| (*k, w)));
+                            crate::policy::select::release_targets(&p, workloads.iter().map(|(k, w)| (*k, &**w)));
                         (p, followed)
                     })
                     .collect();

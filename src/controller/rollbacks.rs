@@ -239,7 +239,7 @@ pub async fn report(fresh: &[&Rollback], policy: &ErrorBudgetPolicy, actor: &Act
         } else {
             Kind::Deployment
         };
-        let workload = rollback::reference(kind, actor.namespace, &r.name);
+        let workload = crate::policy::status::reference(kind, &r.name, actor.namespace);
         super::events::publish(
             &ctx.recorder,
             &workload,

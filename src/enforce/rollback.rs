@@ -5,10 +5,10 @@
 //! own pauses of those go, and then carries the plans out on copies read again.
 
 use jiff::Timestamp;
+use kube::Api;
 use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::Selector;
-use kube::{Api, Resource};
 use serde_json::json;
 
 use super::claim::{Observed, PAUSE};
@@ -217,11 +217,4 @@ pub fn dry_run(planned: &Planned, now: Timestamp) -> Rollback {
         message,
         time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
     }
-}
-
-/// The reference of a workload for its Events.
-pub fn reference(kind: Kind, namespace: &str, name: &str) -> k8s_openapi::api::core::v1::ObjectReference {
-    let mut obj = DynamicObject::new(name, &resource(kind)).within(namespace);
-    obj.metadata.namespace = Some(namespace.to_string());
-    obj.object_ref(&resource(kind))
 }

@@ -399,15 +399,20 @@ fn verb(o: &Outcome) -> &'static str {
 
 /// Where the Event about an object acted upon goes.
 pub fn object_reference(o: &Outcome, namespace: &str) -> ObjectReference {
-    let namespace = match o.kind {
+    reference(o.kind, &o.name, namespace)
+}
+
+/// The reference of the object `kind`/`name` of the policy's `namespace`, for its Events.
+pub fn reference(kind: Kind, name: &str, namespace: &str) -> ObjectReference {
+    let namespace = match kind {
         // Namespace Events go into the namespace itself, where its users look.
-        Kind::Namespace => o.name.clone(),
+        Kind::Namespace => name.to_string(),
         Kind::Deployment | Kind::Rollout => namespace.to_string(),
     };
     ObjectReference {
-        api_version: Some(o.kind.api_version().into()),
-        kind: Some(o.kind.as_str().into()),
-        name: Some(o.name.clone()),
+        api_version: Some(kind.api_version().into()),
+        kind: Some(kind.as_str().into()),
+        name: Some(name.to_string()),
         namespace: Some(namespace),
         ..ObjectReference::default()
     }
