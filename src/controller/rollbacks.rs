@@ -92,8 +92,11 @@ pub fn releases(
         };
     };
     let ledgers = ledgers(slos);
+    // A workload taken back during this burn is not suspect again: the revision its rollback
+    // made (recorded when first seen, after a restart maybe after the burn began) is ours.
+    let taken_back = taken_back_since(&previous.rollbacks, Some(began));
     let suspects = crate::release::suspects(ledgers.iter().copied(), began, window, |kind, name| {
-        targeted(policy, ctx, kind, name)
+        !taken_back.contains(&(kind, name.to_string())) && targeted(policy, ctx, kind, name)
     });
     let from = began.checked_sub(window).unwrap_or(began);
     let in_window = |t: Timestamp| t >= from && t <= began;
@@ -172,6 +175,16 @@ pub fn spared(
     if !enforcing {
         return BTreeSet::new();
     }
+    plans
+        .iter()
+        .filter(|p| p.spares())
+        .map(|p| (p.suspect.kind, p.suspect.name.clone()))
+        .chain(taken_back_since(previous, began))
+        .collect()
+}
+
+/// The workloads `previous` records say were rolled back (or aborted) since the burn `began`.
+fn taken_back_since(previous: &[Rollback], began: Option<Timestamp>) -> BTreeSet<(Kind, String)> {
     let kind = |k: &str| {
         if k == "Rollout" {
             Kind::Rollout
@@ -179,17 +192,11 @@ pub fn spared(
             Kind::Deployment
         }
     };
-    plans
+    previous
         .iter()
-        .filter(|p| p.spares())
-        .map(|p| (p.suspect.kind, p.suspect.name.clone()))
-        .chain(
-            previous
-                .iter()
-                .filter(|r| matches!(r.result.as_str(), "RolledBack" | "Aborted"))
-                .filter(|r| began.is_some_and(|b| r.time.0 >= b))
-                .map(|r| (kind(&r.kind), r.name.clone())),
-        )
+        .filter(|r| matches!(r.result.as_str(), "RolledBack" | "Aborted"))
+        .filter(|r| began.is_some_and(|b| r.time.0 >= b))
+        .map(|r| (kind(&r.kind), r.name.clone()))
         .collect()
 }
 
