@@ -387,7 +387,33 @@ fn watch_namespaces_scope_rbac_and_webhooks() {
             );
         }
     }
-    assert_eq!(hooks, 5, "releases, holds, policies, objects and overrides webhooks");
+    assert_eq!(
+        hooks, 6,
+        "releases, holds, policies, objects, overrides and release attribution webhooks"
+    );
+    let attribution = of_kind("MutatingWebhookConfiguration")
+        .flat_map(|c| c["webhooks"].as_sequence().cloned().unwrap_or_default())
+        .find(|h| h["name"].as_str() == Some("releases.slo.warden.dev"))
+        .expect("the release attribution webhook");
+    assert_eq!(
+        attribution["failurePolicy"].as_str(),
+        Some("Ignore"),
+        "attribution never blocks a release"
+    );
+    assert!(
+        attribution["matchConditions"][0]["expression"]
+            .as_str()
+            .is_some_and(|e| e.contains("object.spec.template != oldObject.spec.template")),
+        "called for pod template changes only: {:?}",
+        attribution["matchConditions"]
+    );
+    let off = render(
+        &helm(),
+        &["--set", "watchNamespaces={shop}", "--set", "webhook.releaseAttribution=false"],
+        "no-attribution",
+    );
+    assert!(!off.contains("/mutate/releases"), "releaseAttribution=false: no attribution webhook");
+    assert!(off.contains("/mutate/overrides"));
     let releases = of_kind("ValidatingWebhookConfiguration")
         .flat_map(|c| c["webhooks"].as_sequence().cloned().unwrap_or_default())
         .find(|h| h["name"].as_str() == Some("releases.slo.warden.dev"))

@@ -55,7 +55,14 @@ pub struct Budget(Arc<Semaphore>);
 
 impl Default for Budget {
     fn default() -> Self {
-        Self(Arc::new(Semaphore::new(BUDGET_BYTES / 1024)))
+        Self::of(BUDGET_BYTES)
+    }
+}
+
+impl Budget {
+    /// A budget of `bytes` for large reviews.
+    pub fn of(bytes: usize) -> Self {
+        Self(Arc::new(Semaphore::new(bytes / 1024)))
     }
 }
 

@@ -2,7 +2,9 @@
 //! or not): `POST /validate/releases` refuses releases in frozen namespaces ([`release`]); its
 //! webhook selects only namespaces labelled `slo.warden.dev/frozen=true`, so the rest of the
 //! cluster never waits on it. `POST /validate/objects` checks our own kinds at apply time;
-//! `POST /mutate/overrides` records who asks for a break-glass. `POST /validate/holds` (only
+//! `POST /mutate/overrides` records who asks for a break-glass; `POST /mutate/releases` who
+//! changed a workload's pod template (its webhook is called only for such changes, and never
+//! refuses). `POST /validate/holds` (only
 //! objects labelled `slo.warden.dev/held`) and `POST /validate/policies` keep a hold from being
 //! lifted outside the override path ([`hold`]).
 
@@ -18,7 +20,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
@@ -33,6 +35,7 @@ use crate::api::{ErrorBudgetOverrideSpec, ErrorBudgetPolicy, OverrideState, Serv
 use crate::cache::Stores;
 use crate::duration::Duration;
 use crate::metrics::{AdmissionLabels, Metrics};
+use crate::release::attribution as release_attribution;
 use release::{Freeze, Lifted, Operation, Verdict};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -396,6 +399,93 @@ async fn objects(
     })
     .await
 }
+
+/// Body bytes of large reviews the release attribution reads at once: its own budget, so a
+/// flood of large workloads in any namespace never spends what the freeze reads with.
+const ATTRIBUTION_BUDGET_BYTES: usize = 1024 * 1024;
+
+/// `POST /mutate/releases`: a Deployment or Rollout whose pod template changes is stamped with
+/// the user the API server authenticated (`slo.warden.dev/released-by`, see
+/// [`crate::release::attribution`]), so the release ledger can say who released. It never
+/// refuses: a review it cannot read or stamp is answered with an error, and the webhook's
+/// `failurePolicy: Ignore` lets the release through unstamped.
+async fn attribute_releases(
+    State(webhook): State<Arc<Webhook>>,
+    Extension(attribution): Extension<Attribution>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let count = |result| {
+        webhook
+            .metrics
+            .admission
+            .get_or_create(&AdmissionLabels {
+                webhook: "attribution",
+                result,
+            })
+            .inc();
+    };
+    let read = match intake::read(&attribution.0, &headers, body).await {
+        Ok(read) => read,
+        Err(refused) => {
+            count(refused.why.label());
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "release not attributed: review not read",
+            )
+                .into_response();
+        }
+    };
+    let req: AdmissionRequest<DynamicObject> = match read.review.try_into() {
+        Ok(r) => r,
+        Err(_) => {
+            count(intake::Unread::Malformed.label());
+            return (
+                StatusCode::BAD_REQUEST,
+                "release not attributed: not an admission request",
+            )
+                .into_response();
+        }
+    };
+    let response = AdmissionResponse::from(&req);
+    let user = req.user_info.username.as_deref().unwrap_or_default();
+    let stamp = match (&req.operation, &req.object) {
+        (KubeOperation::Create | KubeOperation::Update, Some(object)) => {
+            release_attribution::stamp(&object.data, req.old_object.as_ref().map(|o| &o.data), user)
+                .map(|value| (object, value))
+        }
+        _ => None,
+    };
+    let Some((object, value)) = stamp else {
+        count("allowed");
+        return Json(response.into_review()).into_response();
+    };
+    let patch = match object.metadata.annotations {
+        Some(_) => serde_json::json!([{"op": "add",
+            "path": format!("/metadata/annotations/{}", release_attribution::RELEASED_BY.replace('~', "~0").replace('/', "~1")),
+            "value": value}]),
+        None => serde_json::json!([{"op": "add", "path": "/metadata/annotations",
+            "value": {release_attribution::RELEASED_BY: value}}]),
+    };
+    let stamped = serde_json::from_value::<json_patch::Patch>(patch)
+        .map_err(|e| e.to_string())
+        .and_then(|p| AdmissionResponse::from(&req).with_patch(p).map_err(|e| e.to_string()));
+    match stamped {
+        Ok(stamped) => {
+            count("stamped");
+            Json(stamped.into_review()).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot stamp a release");
+            count("allowed");
+            Json(response.into_review()).into_response()
+        }
+    }
+}
+
+/// The intake budget of [`attribute_releases`].
+#[derive(Clone)]
+struct Attribution(intake::Budget);
 
 /// `POST /mutate/overrides`: a new ErrorBudgetOverride gets `spec.requestedBy` from the user
 /// who creates it (so the policy's status, Events and the release webhook can name them), and
@@ -815,7 +905,9 @@ pub fn router(webhook: Arc<Webhook>, budget: intake::Budget) -> Router {
         .route("/mutate/overrides", post(overrides))
         .route("/validate/holds", post(holds))
         .route("/validate/policies", post(policies))
+        .route("/mutate/releases", post(attribute_releases))
         .layer(Extension(budget))
+        .layer(Extension(Attribution(intake::Budget::of(ATTRIBUTION_BUDGET_BYTES))))
         .with_state(webhook);
     crate::serving::limit(app, &intake::LIMITS, None)
 }
@@ -1181,6 +1273,79 @@ mod tests {
         )
         .await;
         assert_eq!(answer["allowed"], true, "{answer}");
+    }
+
+    /// The JSON patch of a mutating answer.
+    fn patch_of(answer: &Value) -> Value {
+        let bytes: Vec<u8> = serde_json::from_value(answer["patch"].clone()).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_pod_template_is_stamped_with_who_released_it() {
+        let (app, _) = app_on(vec![]);
+        // An image change: stamped, the annotation added to those there are.
+        let answer = review_at(app.clone(), "/mutate/releases", image_change(3)).await;
+        assert_eq!(answer["allowed"], true, "{answer}");
+        let patch = patch_of(&answer);
+        assert_eq!(patch[0]["path"], "/metadata/annotations");
+        let stamp = patch[0]["value"][crate::release::attribution::RELEASED_BY]
+            .as_str()
+            .unwrap();
+        let template = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "web:2"}]}}}});
+        assert_eq!(crate::release::attribution::released_by(stamp, &template), Some("dev"));
+
+        // With annotations already there, only ours is added.
+        let object = |image: &str, replicas: u32| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "web", "namespace": "shop", "annotations": {"team": "pay"}},
+                   "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}}})
+        };
+        let review = |object: Value, old: Value| {
+            serde_json::to_vec(&json!({
+                "kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1",
+                "request": {"uid": "u1", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                            "name": "web", "namespace": "shop", "operation": "UPDATE",
+                            "userInfo": {"username": "alice"}, "object": object, "oldObject": old},
+            }))
+            .unwrap()
+        };
+        let answer = review_at(
+            app.clone(),
+            "/mutate/releases",
+            review(object("web:3", 1), object("web:2", 1)),
+        )
+        .await;
+        assert_eq!(
+            patch_of(&answer)[0]["path"],
+            "/metadata/annotations/slo.warden.dev~1released-by"
+        );
+        assert!(patch_of(&answer)[0]["value"].as_str().unwrap().ends_with(" alice"));
+
+        // Scaling keeps the template: allowed, nothing stamped.
+        let answer = review_at(app, "/mutate/releases", review(object("web:3", 5), object("web:3", 1))).await;
+        assert_eq!(answer["allowed"], true, "{answer}");
+        assert!(answer.get("patch").is_none(), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_release_that_cannot_be_read_is_not_refused_by_the_attribution() {
+        let (app, _) = app_on(vec![]);
+        // A review over the limit: no answer refusing it (the API server's failurePolicy
+        // Ignore lets it through unstamped), where the freeze refuses it with its uid.
+        let body = image_change(intake::BODY_LIMIT);
+        let response = app
+            .oneshot(
+                axum::http::Request::post("/mutate/releases")
+                    .header("content-type", "application/json")
+                    .header("content-length", body.len())
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::index::ByNamespace;
 use super::slim;
+use crate::release::attribution;
 
 /// Status fields `enforce::rollout::mid_update` and `enforce::rollout::is_aborted` read.
 const KEPT_STATUS: [&str; 4] = ["observedGeneration", "currentPodHash", "stableRS", "abort"];
@@ -28,11 +29,24 @@ const KEPT_STATUS: [&str; 4] = ["observedGeneration", "currentPodHash", "stableR
 /// an abort.
 pub fn trim(obj: &mut DynamicObject) {
     let changed_by = template_manager(obj);
+    let released_by = kube::ResourceExt::annotations(obj)
+        .get(attribution::RELEASED_BY)
+        .and_then(|a| attribution::released_by(a, &obj.data))
+        .map(str::to_string);
     slim(obj);
     obj.metadata.owner_references = None;
+    if let Some(a) = obj.metadata.annotations.as_mut() {
+        a.remove(attribution::RELEASED_BY);
+    }
     let mut kept = Map::new();
     if let Some(manager) = changed_by {
         kept.insert(TEMPLATE_MANAGER.into(), Value::String(manager));
+    }
+    if let Some(user) = released_by {
+        kept.insert(RELEASED_BY.into(), Value::String(user));
+    }
+    if changed_by_kept(&kept) {
+        kept.insert(TEMPLATE_IMAGES.into(), Value::Array(images_of(&obj.data)));
     }
     if let Some(paused) = obj.data.pointer("/spec/paused") {
         kept.insert("spec".into(), serde_json::json!({ "paused": paused }));
@@ -70,9 +84,50 @@ pub fn template_manager(obj: &DynamicObject) -> Option<String> {
         .map(|m| m.chars().take(128).collect())
 }
 
-/// The manager [`trim`] kept.
-pub fn changed_by(obj: &DynamicObject) -> Option<&str> {
-    obj.data.get(TEMPLATE_MANAGER).and_then(Value::as_str)
+/// Where [`trim`] keeps the images of the pod template (when it knows who wrote it), to tell
+/// which release [`changed_by`] is about.
+const TEMPLATE_IMAGES: &str = "templateImages";
+
+fn changed_by_kept(kept: &Map<String, Value>) -> bool {
+    kept.contains_key(TEMPLATE_MANAGER) || kept.contains_key(RELEASED_BY)
+}
+
+/// The images of an object's pod template's containers, in order.
+fn images_of(data: &Value) -> Vec<Value> {
+    data.pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| c.get("image").cloned().unwrap_or(Value::Null))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The images of the pod template whose writer [`changed_by`] names.
+pub fn template_images(obj: &DynamicObject) -> Vec<&str> {
+    obj.data
+        .get(TEMPLATE_IMAGES)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|i| i.as_str().unwrap_or_default()).collect())
+        .unwrap_or_default()
+}
+
+/// Where [`trim`] keeps the user the release-attribution webhook stamped for the current pod
+/// template ([`attribution::released_by`]).
+pub const RELEASED_BY: &str = "releasedBy";
+
+/// Who released the workload's current pod template, as [`trim`] kept it: the user the
+/// webhook saw and the field manager (`alice (kubectl-set)`), or either one alone.
+pub fn changed_by(obj: &DynamicObject) -> Option<String> {
+    let manager = obj.data.get(TEMPLATE_MANAGER).and_then(Value::as_str);
+    let user = obj.data.get(RELEASED_BY).and_then(Value::as_str);
+    let by = match (user, manager) {
+        (Some(u), Some(m)) => format!("{u} ({m})"),
+        (Some(by), None) | (None, Some(by)) => by.to_string(),
+        (None, None) => return None,
+    };
+    Some(by.chars().take(128).collect())
 }
 
 /// The annotations of a ReplicaSet the release ledger reads.
@@ -96,16 +151,10 @@ pub fn trim_replica_set(obj: &mut DynamicObject) {
     if let Some(a) = meta.annotations.as_mut() {
         a.retain(|k, _| KEPT_RS_ANNOTATIONS.contains(&k.as_str()));
     }
-    let images: Vec<Value> = obj
-        .data
-        .pointer("/spec/template/spec/containers")
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .map(|c| serde_json::json!({ "image": c.get("image").cloned().unwrap_or(Value::Null) }))
-                .collect()
-        })
-        .unwrap_or_default();
+    let images: Vec<Value> = images_of(&obj.data)
+        .into_iter()
+        .map(|image| serde_json::json!({ "image": image }))
+        .collect();
     obj.data = serde_json::json!({"spec": {"template": {"spec": {"containers": images}}}});
 }
 
@@ -297,7 +346,36 @@ mod tests {
         .unwrap();
         assert_eq!(template_manager(&obj).as_deref(), Some("kubectl-set"));
         trim(&mut obj);
-        assert_eq!(changed_by(&obj), Some("kubectl-set"));
+        assert_eq!(changed_by(&obj).as_deref(), Some("kubectl-set"));
         assert!(obj.metadata.managed_fields.is_none());
+    }
+
+    #[test]
+    fn the_user_stamped_for_the_current_template_is_kept_and_a_stale_stamp_is_not() {
+        let deployment = |image: &str, stamp: &str| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "shop",
+                    "annotations": {attribution::RELEASED_BY: stamp},
+                    "managedFields": [{"manager": "kubectl-set", "operation": "Update", "time": "2027-01-15T08:00:00Z",
+                        "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:template": {}}}}]},
+                "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
+            }))
+            .unwrap()
+        };
+        let template = json!({"spec": {"containers": [{"name": "app", "image": "web:1.5.0"}]}});
+        let stamp = attribution::stamp(&json!({"spec": {"template": template}}), None, "alice").unwrap();
+        let mut stamped = deployment("web:1.5.0", &stamp);
+        trim(&mut stamped);
+        assert_eq!(changed_by(&stamped).as_deref(), Some("alice (kubectl-set)"));
+        assert_eq!(template_images(&stamped), ["web:1.5.0"]);
+        assert!(
+            !stamped.annotations().contains_key(attribution::RELEASED_BY),
+            "kept once, in data"
+        );
+        // The template changed since (the webhook was not called): the manager alone.
+        let mut stale = deployment("web:1.6.0", &stamp);
+        trim(&mut stale);
+        assert_eq!(changed_by(&stale).as_deref(), Some("kubectl-set"));
     }
 }

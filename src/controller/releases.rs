@@ -45,8 +45,9 @@ struct Namespace {
     policies: Vec<(Arc<ErrorBudgetPolicy>, Workloads)>,
     /// The releases the namespace's ReplicaSets run; `None` until the cache is synced.
     revisions: Option<Vec<Revision>>,
-    /// Who last wrote each workload's pod template (its managedFields).
-    changed_by: HashMap<(Kind, String), String>,
+    /// Who last wrote each workload's pod template (the attribution webhook's stamp, its
+    /// managedFields), and the template's images.
+    changed_by: HashMap<(Kind, String), (String, Vec<String>)>,
 }
 
 impl Followed {
@@ -80,7 +81,8 @@ impl Followed {
                     .iter()
                     .filter_map(|(k, w)| {
                         let by = crate::cache::workloads::changed_by(w)?;
-                        Some(((*k, w.name_any()), by.to_string()))
+                        let images = crate::cache::workloads::template_images(w);
+                        Some(((*k, w.name_any()), (by, images.into_iter().map(String::from).collect())))
                     })
                     .collect();
                 (
@@ -96,13 +98,16 @@ impl Followed {
         Self { namespaces }
     }
 
-    /// Who last wrote the pod template of a workload of `namespace`, as its managedFields say.
-    pub fn changed_by(&self, namespace: &str, kind: Kind, name: &str) -> Option<String> {
-        self.namespaces
+    /// Who wrote the pod template of a release of `namespace`, when the workload's current
+    /// template is that release's (same images; the workload's cache may lag behind the
+    /// ReplicaSets').
+    pub fn changed_by(&self, namespace: &str, release: &Revision) -> Option<String> {
+        let (by, images) = self
+            .namespaces
             .get(namespace)?
             .changed_by
-            .get(&(kind, name.to_string()))
-            .cloned()
+            .get(&(release.kind, release.workload.clone()))?;
+        (*images == release.images).then(|| by.clone())
     }
 
     /// The releases in force of the workloads that the policies selecting `slo` follow:
@@ -185,7 +190,7 @@ impl Ledgers {
         }
         let tiles = samples.map_or(&[][..], |s| s.tiles.as_slice());
         let (ns, name) = (slo.namespace().unwrap_or_default(), slo.name_any());
-        let changed_by = |kind: Kind, name: &str| followed.changed_by(&ns, kind, name);
+        let changed_by = |release: &Revision| followed.changed_by(&ns, release);
         let next = prior.advance(&in_force.unwrap_or_default(), &changed_by, tiles, at);
         let budget = (100.0 - slo.spec.objective) / 100.0;
         let releases = next.releases(budget, window_requests);
@@ -402,7 +407,10 @@ mod tests {
                 Namespace {
                     policies,
                     revisions,
-                    changed_by: HashMap::from([((Kind::Deployment, "web".to_string()), "kubectl-set".to_string())]),
+                    changed_by: HashMap::from([(
+                        (Kind::Deployment, "web".to_string()),
+                        ("kubectl-set".to_string(), vec!["web:2".to_string()]),
+                    )]),
                 },
             )]),
         }

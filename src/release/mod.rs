@@ -8,6 +8,7 @@
 //! numbers it had in `...revision-history`: such a release started when the number moved,
 //! which the cluster does not record (the ledger records when it first saw it).
 
+pub mod attribution;
 pub mod undo;
 
 use std::collections::BTreeMap;
@@ -114,7 +115,7 @@ pub struct Entry {
 pub fn record(
     ledger: &[Entry],
     in_force: &BTreeMap<(Kind, &str), &Revision>,
-    changed_by: &dyn Fn(Kind, &str) -> Option<String>,
+    changed_by: &dyn Fn(&Revision) -> Option<String>,
     now: Timestamp,
     keep: usize,
 ) -> Vec<Entry> {
@@ -131,14 +132,26 @@ pub fn record(
             workload: r.workload.clone(),
             revision: r.number,
             images: r.images.clone(),
-            changed_by: changed_by(r.kind, &r.workload),
+            changed_by: changed_by(r),
             // A creation in the future (clock skew) is not believed.
             started_at: r.started().filter(|t| *t <= now).unwrap_or(now),
             errors: 0.0,
             requests: 0.0,
         })
         .collect();
-    out.extend(ledger.iter().cloned());
+    // Who released a release in force, once the workload's template says it (its cache may
+    // lag behind the ReplicaSets' when the release is first seen).
+    out.extend(ledger.iter().map(|e| {
+        let mut e = e.clone();
+        if e.changed_by.is_none()
+            && let Some(r) = in_force
+                .get(&(e.kind, e.workload.as_str()))
+                .filter(|r| r.number == e.revision)
+        {
+            e.changed_by = changed_by(r);
+        }
+        e
+    }));
     out.sort_by_key(|e| std::cmp::Reverse(e.started_at));
     out.truncate(keep);
     out
@@ -374,7 +387,7 @@ impl Ledger {
     pub fn advance(
         &self,
         in_force: &BTreeMap<(Kind, &str), &Revision>,
-        changed_by: &dyn Fn(Kind, &str) -> Option<String>,
+        changed_by: &dyn Fn(&Revision) -> Option<String>,
         tiles: &[Tile],
         now: Timestamp,
     ) -> Self {
@@ -528,7 +541,7 @@ mod tests {
         );
     }
 
-    fn nobody(_: Kind, _: &str) -> Option<String> {
+    fn nobody(_: &Revision) -> Option<String> {
         None
     }
 
@@ -584,6 +597,22 @@ mod tests {
             ("web", 3, later)
         );
         assert_eq!(after[1].workload, "api");
+    }
+
+    #[test]
+    fn who_released_is_recorded_once_the_workload_says_it() {
+        let now = at("2027-01-15T09:00:00Z");
+        let web2 = revision("web", 2, "2027-01-15T08:30:00Z", false);
+        // The workload's cache still has the template before revision 2: nobody yet.
+        let ledger = record(&[], &current([&web2]), &nobody, now, 10);
+        assert_eq!(ledger[0].changed_by, None);
+        let alice = |r: &Revision| (r.number == 2).then(|| "alice (kubectl-set)".to_string());
+        let later = record(&ledger, &current([&web2]), &alice, at("2027-01-15T09:01:00Z"), 10);
+        assert_eq!(later[0].changed_by.as_deref(), Some("alice (kubectl-set)"));
+        // Once recorded it stays, whoever changes the workload next.
+        let bob = |_: &Revision| Some("bob (kubectl-edit)".to_string());
+        let after = record(&later, &current([&web2]), &bob, at("2027-01-15T09:02:00Z"), 10);
+        assert_eq!(after[0].changed_by.as_deref(), Some("alice (kubectl-set)"));
     }
 
     #[test]

@@ -1378,7 +1378,8 @@ pub(super) async fn wait_ca_bundles(ctx: &Ctx, name: &str) {
 }
 
 /// Registers the operator's webhooks, as the chart does, for this test's namespace only
-/// (releases: while frozen, with `failure_policy`; holds: objects labelled held).
+/// (releases: while frozen, with `failure_policy`; holds: objects labelled held; release
+/// attribution: pod template changes).
 pub(super) async fn register_release_webhook(ctx: &Ctx, failure_policy: &str) -> String {
     let hook = ctx.webhook.clone().expect("the test runs without a webhook");
     let name = hook.configuration.clone();
@@ -1458,6 +1459,21 @@ pub(super) async fn register_release_webhook(ctx: &Ctx, failure_policy: &str) ->
             "sideEffects": "None",
             "admissionReviewVersions": ["v1"],
             "timeoutSeconds": 5,
+        }, {
+            "name": "releases.slo.warden.dev",
+            "clientConfig": {"url": format!("{}/mutate/releases", hook.url)},
+            "rules": [
+                {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]},
+                {"apiGroups": ["argoproj.io"], "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"], "resources": ["rollouts"]},
+            ],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ctx.ns}},
+            "matchConditions": [{"name": "pod-template-changed", "expression":
+                "has(object.spec.template) && (request.operation == 'CREATE' || !has(oldObject.spec.template) || object.spec.template != oldObject.spec.template)"}],
+            "failurePolicy": "Ignore",
+            "reinvocationPolicy": "Never",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 3,
         }],
     }))
     .unwrap();

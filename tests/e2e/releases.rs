@@ -307,6 +307,15 @@ fn a_bad_release_is_rolled_back_once_and_the_freeze_refuses_it_again() {
         .await;
         let v2 = ledger.iter().find(|r| r.revision == 2).expect("v2 in the ledger");
         assert!(v2.errors > 0.0, "{v2:?}");
+        // Who released: the user the API server authenticated, stamped by the attribution
+        // webhook, with the field manager (the operator runs with the test's credentials here:
+        // the rollback is told from the test's release by its field manager).
+        let by = |revision: u64| {
+            let r = ledger.iter().find(|r| r.revision == revision).unwrap();
+            r.changed_by.clone().unwrap_or_default()
+        };
+        assert!(by(2).starts_with("slo-warden-e2e-admin ("), "{:?}", by(2));
+        assert_eq!(by(3), format!("slo-warden-e2e-admin ({})", slo_warden::api::MANAGER));
     });
 }
 
