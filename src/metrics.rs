@@ -69,14 +69,15 @@ pub struct SloLabels {
     pub slo: String,
 }
 
-/// The newest release of one workload, as one SLO's ledger counts it.
+/// The newest release of one workload, as one SLO's ledger counts it. The strings are shared
+/// (ten thousand SLOs following two workloads each export 40,000 series).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct ReleaseLabels {
-    pub namespace: String,
-    pub slo: String,
-    pub kind: String,
-    pub workload: String,
-    pub revision: String,
+    pub namespace: Arc<String>,
+    pub slo: Arc<String>,
+    pub kind: &'static str,
+    pub workload: Arc<String>,
+    pub revision: u64,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

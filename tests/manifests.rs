@@ -409,10 +409,18 @@ fn watch_namespaces_scope_rbac_and_webhooks() {
     );
     let off = render(
         &helm(),
-        &["--set", "watchNamespaces={shop}", "--set", "webhook.releaseAttribution=false"],
+        &[
+            "--set",
+            "watchNamespaces={shop}",
+            "--set",
+            "webhook.releaseAttribution=false",
+        ],
         "no-attribution",
     );
-    assert!(!off.contains("/mutate/releases"), "releaseAttribution=false: no attribution webhook");
+    assert!(
+        !off.contains("/mutate/releases"),
+        "releaseAttribution=false: no attribution webhook"
+    );
     assert!(off.contains("/mutate/overrides"));
     let releases = of_kind("ValidatingWebhookConfiguration")
         .flat_map(|c| c["webhooks"].as_sequence().cloned().unwrap_or_default())

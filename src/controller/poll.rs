@@ -5,7 +5,6 @@
 //! SLOs from that one reading. Only after that, `status.budget` and the `SignalHealthy`
 //! condition of each SLO are written, where the rounded values changed.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -109,7 +108,6 @@ async fn write_budgets(shared: &PolicyContext, snapshot: &Snapshot, ledgers: &su
     let at = snapshot.at.unwrap_or_else(jiff::Timestamp::now);
     let enforced = shared.enforced_slos();
     let followed = super::releases::Followed::gather(shared);
-    let mut exported = BTreeMap::new();
     let mut writes = Vec::new();
     shared.stores.for_each_slo(|slo| {
         let key = (slo.namespace().unwrap_or_default(), slo.name_any());
@@ -124,6 +122,7 @@ async fn write_budgets(shared: &PolicyContext, snapshot: &Snapshot, ledgers: &su
             window_requests,
             shared.release_event_share,
             at,
+            &shared.metrics,
         );
         let budget = budget_status(samples.as_ref(), at);
         let labels = SloLabels {
@@ -152,10 +151,7 @@ async fn write_budgets(shared: &PolicyContext, snapshot: &Snapshot, ledgers: &su
         );
         let budget_changed = !same_budget(current, &budget);
         let (releases, release_events) = match ledger {
-            Some(l) => {
-                exported.extend(l.exported);
-                (l.status, l.events)
-            }
+            Some(l) => (l.status, l.events),
             None => (None, Vec::new()),
         };
         if budget_changed || signal.is_some() || releases.is_some() || !release_events.is_empty() {
@@ -184,7 +180,7 @@ async fn write_budgets(shared: &PolicyContext, snapshot: &Snapshot, ledgers: &su
             writes.push((key, patch, (reference, events)));
         }
     });
-    ledgers.export(&shared.metrics, exported);
+    ledgers.finish_poll(&shared.metrics);
     futures::stream::iter(writes)
         .for_each_concurrent(8, |((ns, name), patch, (reference, events))| async move {
             let api: Api<ServiceLevelObjective> = Api::namespaced(shared.client.clone(), &ns);

@@ -25,10 +25,13 @@ use crate::enforce::Kind;
 use crate::metrics::{Metrics, ReleaseLabels};
 use crate::release::{Ledger, Revision};
 
-/// A ledger's status is written at least this often while it counts, so that a restart loses
-/// no more than this of requests (errors are written as soon as they move the budget share).
-/// An hour: ten thousand SLOs cost about three writes a second for it.
+/// A ledger's status is written at least this often (plus its share of [`PERSIST_SPREAD`])
+/// while it counts, so that a restart loses no more than this of requests (errors are written
+/// as soon as they move the budget share). An hour: ten thousand SLOs cost about two writes a
+/// second for it.
 const PERSIST_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+/// How far the SLOs' periodic writes are spread beyond [`PERSIST_EVERY`].
+const PERSIST_SPREAD: jiff::SignedDuration = jiff::SignedDuration::from_mins(30);
 /// A change of a release's budget share worth a write: a thousandth of the window's budget.
 const SHARE_STEP: f64 = 0.001;
 
@@ -138,27 +141,82 @@ pub struct Update {
     pub status: Option<serde_json::Map<String, serde_json::Value>>,
     /// Warnings about releases that crossed the share of the budget worth telling.
     pub events: Vec<(EventType, &'static str, String)>,
-    /// The metric series of the newest release of each workload: its share and its start.
-    pub exported: Vec<(ReleaseLabels, (Option<f64>, Timestamp))>,
 }
 
-/// The ledgers of this term, by SLO uid, and the metric series they export.
+/// The ledgers of this term, by SLO uid, and the poll they were last seen in.
 #[derive(Default)]
 pub struct Ledgers {
-    memory: Mutex<HashMap<String, Kept>>,
-    exported: Mutex<BTreeSet<ReleaseLabels>>,
+    inner: Mutex<Inner>,
 }
 
-/// One SLO's ledger as this term counted it, and what its status last got of it.
+#[derive(Default)]
+struct Inner {
+    kept: HashMap<String, Kept>,
+    /// The poll under way: a ledger not updated in it belongs to an SLO gone or no longer
+    /// followed, and is dropped with its metric series when it ends.
+    poll: u64,
+}
+
+/// One SLO's ledger as this term counted it, what its status last got of it and the metric
+/// series it exports.
 struct Kept {
     ledger: Ledger,
     /// `None` until a write is known to have landed (or when the last one failed).
-    written: Option<(Vec<ReleaseStatus>, Option<Timestamp>)>,
+    written: Option<Written>,
+    /// The series of the newest release of each workload (labels share their strings).
+    exported: Vec<ReleaseLabels>,
+    seen: u64,
+}
+
+/// What a status write said of a ledger: enough to tell whether the next one says anything
+/// new, without a copy of the releases.
+struct Written {
+    releases: Vec<Told>,
+    through: Option<Timestamp>,
+}
+
+/// One release as a status write told it.
+#[derive(Clone, Copy, PartialEq)]
+struct Told {
+    /// Its kind, workload and revision, hashed.
+    release: u64,
+    started_at: Timestamp,
+    budget_burned: Option<f64>,
+    errors: f64,
+}
+
+impl Told {
+    fn of(r: &ReleaseStatus) -> Self {
+        Self {
+            release: identity(r),
+            started_at: r.started_at.0,
+            budget_burned: r.budget_burned,
+            errors: r.errors,
+        }
+    }
+}
+
+/// A release's kind, workload and revision, hashed (in this process only).
+fn identity(r: &ReleaseStatus) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    (&r.kind, &r.workload, r.revision).hash(&mut h);
+    h.finish()
+}
+
+impl Written {
+    fn of(releases: &[ReleaseStatus], through: Option<Timestamp>) -> Self {
+        Self {
+            releases: releases.iter().map(Told::of).collect(),
+            through,
+        }
+    }
 }
 
 impl Ledgers {
-    /// One poll of one SLO: new releases recorded, new tiles counted. `None` for an SLO no
-    /// policy follows releases for and whose status holds no ledger.
+    /// One poll of one SLO: new releases recorded, new tiles counted, its metric series set.
+    /// `None` for an SLO no policy follows releases for and whose status holds no ledger.
+    #[allow(clippy::too_many_arguments)]
     pub fn update(
         &self,
         slo: &ServiceLevelObjective,
@@ -167,58 +225,68 @@ impl Ledgers {
         window_requests: Option<f64>,
         event_share: f64,
         at: Timestamp,
+        metrics: &Metrics,
     ) -> Option<Update> {
-        if slo.spec.indicator.raw.is_some() {
-            return None;
-        }
         let uid = slo.meta().uid.clone().unwrap_or_default();
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let poll = inner.poll;
+        let kept = inner.kept.remove(&uid);
+        let (update, next) = Self::count(slo, kept, samples, followed, window_requests, event_share, at, metrics);
+        if let Some(mut next) = next {
+            next.seen = poll;
+            inner.kept.insert(uid, next);
+        }
+        update
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn count(
+        slo: &ServiceLevelObjective,
+        kept: Option<Kept>,
+        samples: Option<&SloSamples>,
+        followed: &Followed,
+        window_requests: Option<f64>,
+        event_share: f64,
+        at: Timestamp,
+        metrics: &Metrics,
+    ) -> (Option<Update>, Option<Kept>) {
         let status = slo.status.as_ref();
         let stored_through = status.and_then(|s| s.releases_counted_through.as_ref()).map(|t| t.0);
-        let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         // The term's own count, unless the status holds a later one (another replica led
         // meanwhile); the status itself the first time. Only then is it read from the status.
-        let (prior, written) = match memory.remove(&uid) {
-            Some(k) if k.ledger.counted_through >= stored_through => (k.ledger, k.written),
-            _ => {
-                let written = status.map(|s| (s.releases.clone(), stored_through));
-                (Ledger::read(status), written)
+        let (prior, written, exported) = match kept {
+            Some(k) if k.ledger.counted_through >= stored_through => (k.ledger, k.written, k.exported),
+            other => {
+                let written = status.map(|s| Written::of(&s.releases, stored_through));
+                (
+                    Ledger::read(status),
+                    written,
+                    other.map(|k| k.exported).unwrap_or_default(),
+                )
             }
         };
         let in_force = followed.in_force(slo);
-        if in_force.as_ref().is_none_or(BTreeMap::is_empty) && prior.entries.is_empty() {
-            return None;
+        if slo.spec.indicator.raw.is_some()
+            || (in_force.as_ref().is_none_or(BTreeMap::is_empty) && prior.entries.is_empty())
+        {
+            unexport(metrics, &exported);
+            return (None, None);
         }
         let tiles = samples.map_or(&[][..], |s| s.tiles.as_slice());
-        let (ns, name) = (slo.namespace().unwrap_or_default(), slo.name_any());
+        let ns = slo.namespace().unwrap_or_default();
         let changed_by = |release: &Revision| followed.changed_by(&ns, release);
         let next = prior.advance(&in_force.unwrap_or_default(), &changed_by, tiles, at);
         let budget = (100.0 - slo.spec.objective) / 100.0;
         let releases = next.releases(budget, window_requests);
         // Told against what the status says: a share first known past the mark is news too.
-        let told = written.as_ref().map_or(&[][..], |(r, _)| r.as_slice());
+        let told = written.as_ref().map_or(&[][..], |w| w.releases.as_slice());
         let events = crossed(told, &releases, event_share, &slo.spec.window);
-        // The metric: the newest release of each workload (the ledger is newest first).
-        let mut workloads = BTreeSet::new();
-        let exported = releases
-            .iter()
-            .filter(|r| workloads.insert((r.kind.clone(), r.workload.clone())))
-            .map(|r| {
-                let labels = ReleaseLabels {
-                    namespace: ns.clone(),
-                    slo: name.clone(),
-                    kind: r.kind.clone(),
-                    workload: r.workload.clone(),
-                    revision: r.revision.to_string(),
-                };
-                (labels, (r.budget_burned, r.started_at.0))
-            })
-            .collect();
+        let exported = export(metrics, slo, &releases, exported);
         // An Event goes with the status that says it (and is told again if that write fails).
+        let uid = slo.meta().uid.as_deref().unwrap_or_default();
         let write = !events.is_empty()
             || match &written {
-                Some((releases_written, through)) => {
-                    worth_writing(releases_written, &releases) || stale(*through, next.counted_through)
-                }
+                Some(w) => worth_writing(&w.releases, &releases) || stale(w.through, next.counted_through, uid),
                 None => true,
             };
         let patch = write.then(|| {
@@ -236,55 +304,128 @@ impl Ledgers {
             m
         });
         let written = if write {
-            Some((releases, next.counted_through))
+            Some(Written::of(&releases, next.counted_through))
         } else {
             written
         };
-        memory.insert(uid, Kept { ledger: next, written });
-        Some(Update {
-            status: patch,
-            events,
+        let kept = Kept {
+            ledger: next,
+            written,
             exported,
-        })
+            seen: 0,
+        };
+        (Some(Update { status: patch, events }), Some(kept))
     }
 
     /// The status write of an SLO's ledger failed: the next poll writes it again.
     pub fn unwritten(&self, uid: &str) {
-        if let Some(k) = self.memory.lock().unwrap_or_else(|p| p.into_inner()).get_mut(uid) {
+        if let Some(k) = self.inner.lock().unwrap_or_else(|p| p.into_inner()).kept.get_mut(uid) {
             k.written = None;
         }
     }
 
-    /// Sets the metric series of this poll's ledgers (`releases` of each SLO) and removes those
-    /// of releases no longer the newest of their workload, or of SLOs gone.
-    pub fn export(&self, metrics: &Metrics, now: BTreeMap<ReleaseLabels, (Option<f64>, Timestamp)>) {
-        let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
-        for gone in exported.iter().filter(|l| !now.contains_key(*l)) {
-            metrics.release_budget_burned.remove(gone);
-            metrics.release_started.remove(gone);
-        }
-        for (labels, (share, started)) in &now {
-            match share {
-                Some(s) => {
-                    metrics.release_budget_burned.get_or_create(labels).set(*s);
-                }
-                None => {
-                    metrics.release_budget_burned.remove(labels);
-                }
+    /// Ends a poll: the ledgers it did not update (their SLO gone, or no longer followed) are
+    /// dropped, and their metric series removed.
+    pub fn finish_poll(&self, metrics: &Metrics) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let poll = inner.poll;
+        inner.kept.retain(|_, k| {
+            let keep = k.seen == poll;
+            if !keep {
+                unexport(metrics, &k.exported);
             }
-            metrics.release_started.get_or_create(labels).set(started.as_second());
-        }
-        *exported = now.into_keys().collect();
+            keep
+        });
+        inner.poll = poll.wrapping_add(1);
     }
+}
+
+/// Sets the metric series of an SLO's ledger (the newest release of each workload, the ledger
+/// being newest first) and removes those it exported before that are not among them; returns
+/// what it exports now.
+fn export(
+    metrics: &Metrics,
+    slo: &ServiceLevelObjective,
+    releases: &[ReleaseStatus],
+    before: Vec<ReleaseLabels>,
+) -> Vec<ReleaseLabels> {
+    let mut workloads = BTreeSet::new();
+    let newest: Vec<&ReleaseStatus> = releases
+        .iter()
+        .filter(|r| workloads.insert((r.kind.as_str(), r.workload.as_str())))
+        .collect();
+    let is_newest = |l: &ReleaseLabels| {
+        newest
+            .iter()
+            .any(|r| (r.kind.as_str(), r.workload.as_str(), r.revision) == (l.kind, l.workload.as_str(), l.revision))
+    };
+    let (mut now, gone): (Vec<ReleaseLabels>, Vec<ReleaseLabels>) = before.into_iter().partition(is_newest);
+    unexport(metrics, &gone);
+    // The strings of this SLO's series, shared by its labels in both families.
+    let (mut namespace, mut name) = match now.first() {
+        Some(l) => (Some(Arc::clone(&l.namespace)), Some(Arc::clone(&l.slo))),
+        None => (None, None),
+    };
+    for r in newest {
+        let known = now
+            .iter()
+            .find(|l| (l.kind, l.workload.as_str(), l.revision) == (r.kind.as_str(), r.workload.as_str(), r.revision));
+        let labels = match known {
+            Some(l) => l.clone(),
+            None => {
+                let labels = ReleaseLabels {
+                    namespace: Arc::clone(
+                        namespace.get_or_insert_with(|| Arc::new(slo.namespace().unwrap_or_default())),
+                    ),
+                    slo: Arc::clone(name.get_or_insert_with(|| Arc::new(slo.name_any()))),
+                    kind: kind_label(&r.kind),
+                    workload: Arc::new(r.workload.clone()),
+                    revision: r.revision,
+                };
+                now.push(labels.clone());
+                labels
+            }
+        };
+        match r.budget_burned {
+            Some(share) => {
+                metrics.release_budget_burned.get_or_create(&labels).set(share);
+            }
+            None => {
+                metrics.release_budget_burned.remove(&labels);
+            }
+        }
+        metrics
+            .release_started
+            .get_or_create(&labels)
+            .set(r.started_at.0.as_second());
+    }
+    now
+}
+
+/// Removes the metric series of releases no longer exported.
+fn unexport(metrics: &Metrics, gone: &[ReleaseLabels]) {
+    for labels in gone {
+        metrics.release_budget_burned.remove(labels);
+        metrics.release_started.remove(labels);
+    }
+}
+
+/// The `kind` label of a release's workload.
+fn kind_label(kind: &str) -> &'static str {
+    [Kind::Deployment, Kind::Rollout]
+        .into_iter()
+        .map(Kind::as_str)
+        .find(|k| *k == kind)
+        .unwrap_or("other")
 }
 
 /// Whether the ledger changed in what `kubectl get slo -o yaml` is for: a release recorded, or
 /// a release's share of the budget moved by [`SHARE_STEP`] (its errors, where the share is not
 /// known).
-fn worth_writing(stored: &[ReleaseStatus], next: &[ReleaseStatus]) -> bool {
+fn worth_writing(stored: &[Told], next: &[ReleaseStatus]) -> bool {
     stored.len() != next.len()
         || stored.iter().zip(next).any(|(a, b)| {
-            (&a.kind, &a.workload, a.revision, &a.started_at) != (&b.kind, &b.workload, b.revision, &b.started_at)
+            (a.release, a.started_at) != (identity(b), b.started_at.0)
                 || match (a.budget_burned, b.budget_burned) {
                     (Some(x), Some(y)) => (x - y).abs() >= SHARE_STEP,
                     (None, None) => (a.errors - b.errors).abs() >= 1.0,
@@ -293,10 +434,17 @@ fn worth_writing(stored: &[ReleaseStatus], next: &[ReleaseStatus]) -> bool {
         })
 }
 
-/// Whether the stored count is [`PERSIST_EVERY`] behind the one in memory.
-fn stale(stored: Option<Timestamp>, counted: Option<Timestamp>) -> bool {
+/// Whether the stored count is [`PERSIST_EVERY`] behind the one in memory, plus a share of
+/// [`PERSIST_SPREAD`] of the SLO's own (from its uid): the ledgers a cold start recorded in one
+/// poll are not all written again in one poll an hour later.
+fn stale(stored: Option<Timestamp>, counted: Option<Timestamp>, uid: &str) -> bool {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    uid.hash(&mut h);
+    let spread_seconds = i64::try_from(h.finish() % PERSIST_SPREAD.as_secs().unsigned_abs()).unwrap_or(0);
+    let due = PERSIST_EVERY + jiff::SignedDuration::from_secs(spread_seconds);
     match (stored, counted) {
-        (Some(s), Some(c)) => c.duration_since(s) >= PERSIST_EVERY,
+        (Some(s), Some(c)) => c.duration_since(s) >= due,
         (None, Some(_)) => true,
         _ => false,
     }
@@ -304,7 +452,7 @@ fn stale(stored: Option<Timestamp>, counted: Option<Timestamp>) -> bool {
 
 /// The Warnings for releases whose share of the budget reached `share` in this poll.
 fn crossed(
-    before: &[ReleaseStatus],
+    before: &[Told],
     after: &[ReleaseStatus],
     share: f64,
     window: &str,
@@ -313,10 +461,9 @@ fn crossed(
         .iter()
         .filter(|r| r.budget_burned.is_some_and(|b| b >= share))
         .filter(|r| {
-            !before.iter().any(|p| {
-                (&p.kind, &p.workload, p.revision) == (&r.kind, &r.workload, r.revision)
-                    && p.budget_burned.is_some_and(|b| b >= share)
-            })
+            !before
+                .iter()
+                .any(|p| p.release == identity(r) && p.budget_burned.is_some_and(|b| b >= share))
         })
         .map(|r| {
             (
@@ -425,6 +572,16 @@ mod tests {
         }
     }
 
+    /// The exposition lines of `metrics` that start with `prefix`.
+    fn metric_lines(metrics: &Metrics, prefix: &str) -> Vec<String> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &metrics.registry).unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(String::from)
+            .collect()
+    }
+
     fn samples(tiles: Vec<Tile>) -> SloSamples {
         SloSamples {
             tiles,
@@ -474,6 +631,7 @@ mod tests {
             Some(vec![revision("web", 2, "2027-01-15T08:02:00Z")]),
         );
         let ledgers = Ledgers::default();
+        let metrics = Metrics::default();
         let at = |s: &str| s.parse::<Timestamp>().unwrap();
         let quiet = slo(json!({}));
         // First poll: the release is recorded and written, with how far it was counted.
@@ -485,6 +643,7 @@ mod tests {
                 Some(1e6),
                 0.1,
                 at("2027-01-15T08:05:30Z"),
+                &metrics,
             )
             .unwrap();
         let status = one.status.expect("a new release is written");
@@ -496,8 +655,9 @@ mod tests {
         );
         assert_eq!(status["releasesCountedThrough"], "2027-01-15T08:05:00Z");
         assert!(one.events.is_empty());
-        assert_eq!(one.exported.len(), 1);
-        assert_eq!(one.exported[0].0.revision, "2");
+        let series = metric_lines(&metrics, "slo_warden_release_started_timestamp_seconds{");
+        assert_eq!(series.len(), 1, "{series:?}");
+        assert!(series[0].contains(r#"workload="web",revision="2""#), "{series:?}");
         // The cache still shows the SLO without it (our write not back yet): the term's memory
         // counts on, and the same tile is not counted twice.
         let again = ledgers
@@ -508,6 +668,7 @@ mod tests {
                 Some(1e6),
                 0.1,
                 at("2027-01-15T08:06:00Z"),
+                &metrics,
             )
             .unwrap();
         assert!(again.status.is_none(), "nothing new");
@@ -520,6 +681,7 @@ mod tests {
                 Some(1e6),
                 0.1,
                 at("2027-01-15T08:10:30Z"),
+                &metrics,
             )
             .unwrap();
         let status = burn.status.expect("the share moved");
@@ -542,6 +704,7 @@ mod tests {
                 Some(1e6),
                 0.1,
                 at("2027-01-15T08:15:30Z"),
+                &metrics,
             )
             .unwrap();
         assert!(later.events.is_empty(), "told once");
@@ -559,6 +722,7 @@ mod tests {
                 Some(1e6),
                 0.1,
                 at("2027-01-15T08:11:00Z"),
+                &metrics,
             )
             .unwrap();
         assert!(next.status.is_none());
@@ -574,6 +738,7 @@ mod tests {
             Some(vec![revision("web", 2, "2027-01-15T08:02:00Z")]),
         );
         let ledgers = Ledgers::default();
+        let metrics = Metrics::default();
         let at = |s: &str| s.parse::<Timestamp>().unwrap();
         let quiet = slo(json!({}));
         // The window's requests not read yet: errors counted, no share, nothing told.
@@ -585,6 +750,7 @@ mod tests {
                 None,
                 0.1,
                 at("2027-01-15T08:05:30Z"),
+                &metrics,
             )
             .unwrap();
         assert!(one.events.is_empty());
@@ -597,6 +763,7 @@ mod tests {
                 Some(1e6),
                 0.1,
                 at("2027-01-15T08:06:00Z"),
+                &metrics,
             )
             .unwrap();
         assert_eq!(two.events.len(), 1, "{:?}", two.events);
@@ -609,6 +776,7 @@ mod tests {
                 Some(1e6),
                 0.1,
                 at("2027-01-15T08:06:30Z"),
+                &metrics,
             )
             .unwrap();
         assert!(three.events.is_empty());
@@ -622,6 +790,7 @@ mod tests {
                 Some(1e6),
                 0.1,
                 at("2027-01-15T08:07:00Z"),
+                &metrics,
             )
             .unwrap();
         assert_eq!(four.events.len(), 1);
@@ -631,6 +800,7 @@ mod tests {
     fn an_slo_no_policy_follows_has_no_ledger() {
         let f = followed(vec![], Some(vec![revision("web", 2, "2027-01-15T08:02:00Z")]));
         let ledgers = Ledgers::default();
+        let metrics = Metrics::default();
         assert!(
             ledgers
                 .update(
@@ -639,18 +809,67 @@ mod tests {
                     &f,
                     None,
                     0.1,
-                    "2027-01-15T08:05:00Z".parse().unwrap()
+                    "2027-01-15T08:05:00Z".parse().unwrap(),
+                    &metrics,
                 )
                 .is_none()
         );
     }
 
     #[test]
-    fn counting_is_written_at_least_every_hour() {
+    fn counting_is_written_about_every_hour_spread_over_half_an_hour() {
         let at = |s: &str| Some(s.parse::<Timestamp>().unwrap());
-        assert!(!stale(at("2027-01-15T08:00:00Z"), at("2027-01-15T08:59:00Z")));
-        assert!(stale(at("2027-01-15T08:00:00Z"), at("2027-01-15T09:00:00Z")));
-        assert!(stale(None, at("2027-01-15T08:30:00Z")));
-        assert!(!stale(None, None));
+        let written = at("2027-01-15T08:00:00Z");
+        // Every SLO within an hour and a half, none before an hour.
+        let uids: Vec<String> = (0..1000).map(|i| format!("uid-{i}")).collect();
+        for uid in &uids {
+            assert!(!stale(written, at("2027-01-15T08:59:59Z"), uid));
+            assert!(stale(written, at("2027-01-15T09:30:00Z"), uid));
+        }
+        // Spread: about a sixth of them due in the first five minutes of the half hour.
+        let early = uids
+            .iter()
+            .filter(|u| stale(written, at("2027-01-15T09:05:00Z"), u))
+            .count();
+        assert!((100..=240).contains(&early), "{early} of 1000");
+        assert!(stale(None, at("2027-01-15T08:30:00Z"), "u1"));
+        assert!(!stale(None, None, "u1"));
+    }
+
+    #[test]
+    fn the_series_of_a_gone_slo_are_removed_when_the_poll_ends() {
+        let targets =
+            json!({"slos": {"names": ["checkout"]}, "targets": {"deployments": {"matchLabels": {"app": "web"}}}});
+        let f = followed(
+            vec![policy("p", targets)],
+            Some(vec![revision("web", 2, "2027-01-15T08:02:00Z")]),
+        );
+        let (ledgers, metrics) = (Ledgers::default(), Metrics::default());
+        let at: Timestamp = "2027-01-15T08:05:30Z".parse().unwrap();
+        let tiles = samples(vec![tile("2027-01-15T08:05:00Z", 0.0)]);
+        ledgers.update(&slo(json!({})), Some(&tiles), &f, Some(1e6), 0.1, at, &metrics);
+        ledgers.finish_poll(&metrics);
+        let started = "slo_warden_release_started_timestamp_seconds{";
+        assert_eq!(metric_lines(&metrics, started).len(), 1);
+        // A new revision replaces the series of the old one.
+        let f2 = followed(
+            vec![policy(
+                "p",
+                json!({"slos": {"names": ["checkout"]}, "targets": {"deployments": {"matchLabels": {"app": "web"}}}}),
+            )],
+            Some(vec![
+                revision("web", 2, "2027-01-15T08:02:00Z"),
+                revision("web", 3, "2027-01-15T08:06:00Z"),
+            ]),
+        );
+        ledgers.update(&slo(json!({})), Some(&tiles), &f2, Some(1e6), 0.1, at, &metrics);
+        ledgers.finish_poll(&metrics);
+        let series = metric_lines(&metrics, started);
+        assert_eq!(series.len(), 1, "{series:?}");
+        assert!(series[0].contains(r#"revision="3""#), "{series:?}");
+        // The SLO is gone: the next poll does not see it, and its series go with its ledger.
+        ledgers.finish_poll(&metrics);
+        assert!(metric_lines(&metrics, started).is_empty());
+        assert!(ledgers.inner.lock().unwrap().kept.is_empty());
     }
 }
