@@ -118,6 +118,9 @@ fn main() {
         "slo:sli_error:ratio_rate1h",
         "slo:sli_error:ratio_rate2h",
         "slo:sli_error:ratio_rate6h",
+        // The one-minute tiles the release ledger counts.
+        "slo:sli_errors:tile_rate1m",
+        "slo:sli_total:tile_rate1m",
     ];
     let long = [
         "slo:sli_error:ratio_rate1d",
@@ -126,6 +129,8 @@ fn main() {
         "slo:error_budget:ratio",
         "slo:error_budget_remaining:ratio",
         "slo:sli_scrape_interval:seconds",
+        // The window's requests, for each release's share of the budget.
+        "slo:sli_requests:count30d",
     ];
     let long_run = [
         "slo:long_run_burn:ratio",

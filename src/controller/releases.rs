@@ -46,8 +46,9 @@ type Workloads = BTreeSet<(Kind, String)>;
 struct Namespace {
     /// Each policy, and the workloads whose releases matter to it.
     policies: Vec<(Arc<ErrorBudgetPolicy>, Workloads)>,
-    /// The releases the namespace's ReplicaSets run; `None` until the cache is synced.
-    revisions: Option<Vec<Revision>>,
+    /// The release in force of each workload of the namespace (the highest revision of its
+    /// ReplicaSets); `None` until the cache is synced.
+    current: Option<BTreeMap<(Kind, String), Revision>>,
     /// Who last wrote each workload's pod template (the attribution webhook's stamp, its
     /// managedFields), and the template's images.
     changed_by: HashMap<(Kind, String), (String, Vec<String>)>,
@@ -79,7 +80,7 @@ impl Followed {
                         (p, followed)
                     })
                     .collect();
-                let revisions = shared.stores.revisions_in(&ns);
+                let current = shared.stores.revisions_in(&ns).map(|r| in_force_of(&r));
                 let changed_by = workloads
                     .iter()
                     .filter_map(|(k, w)| {
@@ -92,7 +93,7 @@ impl Followed {
                     ns,
                     Namespace {
                         policies,
-                        revisions,
+                        current,
                         changed_by,
                     },
                 )
@@ -117,21 +118,27 @@ impl Followed {
     /// `None` when no policy selects it, or the ReplicaSets are not listed yet.
     pub fn in_force(&self, slo: &ServiceLevelObjective) -> Option<BTreeMap<(Kind, &str), &Revision>> {
         let ns = self.namespaces.get(&slo.namespace().unwrap_or_default())?;
-        let selecting: Vec<&Workloads> = ns
-            .policies
-            .iter()
-            .filter(|(p, _)| crate::policy::select::selects(p, slo))
-            .map(|(_, f)| f)
-            .collect();
-        if selecting.is_empty() {
-            return None;
+        let mut selected = false;
+        let mut in_force = BTreeMap::new();
+        for (_, followed) in ns.policies.iter().filter(|(p, _)| crate::policy::select::selects(p, slo)) {
+            selected = true;
+            let current = ns.current.as_ref()?;
+            for key in followed {
+                if let Some(r) = current.get(key) {
+                    in_force.insert((key.0, key.1.as_str()), r);
+                }
+            }
         }
-        let followed: BTreeSet<&(Kind, String)> = selecting.into_iter().flatten().collect();
-        let revisions = ns.revisions.as_ref()?;
-        let mut in_force = crate::release::current(revisions);
-        in_force.retain(|(kind, workload), _| followed.contains(&(*kind, workload.to_string())));
-        Some(in_force)
+        selected.then_some(in_force)
     }
+}
+
+/// The release in force of each workload, owned (computed once per namespace and poll).
+fn in_force_of(revisions: &[Revision]) -> BTreeMap<(Kind, String), Revision> {
+    crate::release::current(revisions)
+        .into_iter()
+        .map(|((kind, workload), r)| ((kind, workload.to_string()), r.clone()))
+        .collect()
 }
 
 /// What one poll changes of an SLO's ledger.
@@ -553,7 +560,7 @@ mod tests {
                 "shop".to_string(),
                 Namespace {
                     policies,
-                    revisions,
+                    current: revisions.as_deref().map(in_force_of),
                     changed_by: HashMap::from([(
                         (Kind::Deployment, "web".to_string()),
                         ("kubectl-set".to_string(), vec!["web:2".to_string()]),
