@@ -16,6 +16,7 @@ pub mod enforce;
 pub mod error;
 #[cfg(test)]
 pub mod fake_api;
+pub mod gate;
 pub mod http;
 pub mod import;
 pub mod kind;

@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use slo_warden::documents::{self, Loaded};
 use slo_warden::duration::Duration;
-use slo_warden::{break_glass, controller, crds, import, rules};
+use slo_warden::{break_glass, controller, crds, gate, import, rules};
 
 /// slo-warden: ServiceLevelObjectives in, burn-rate alerts out, error budgets enforced.
 #[derive(Parser)]
@@ -62,6 +62,11 @@ enum Command {
     },
     /// Lift an ErrorBudgetPolicy for a while: creates an ErrorBudgetOverride (break-glass).
     Override(break_glass::Args),
+    /// May a release go now? Asks the namespace's ErrorBudgetPolicies (with your kubeconfig):
+    /// exit 0 go, 1 stop (a stage is in force: why, since when, and how to get an override),
+    /// 2 unknown (a policy not evaluated or not Ready, its data missing, the cluster
+    /// unreachable; see --on-unknown). For CI pipelines and GitOps hooks.
+    Check(gate::cli::Args),
     /// Run the controller.
     Run(Box<controller::Args>),
 }
@@ -308,6 +313,18 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Check(args) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let (report, code) = runtime.block_on(gate::cli::run(args));
+            emit(&report).map_or_else(|code| code, |()| ExitCode::from(code))
         }
         Command::Run(args) => controller::main(*args),
     }

@@ -98,3 +98,43 @@ fn sigterm_before_the_caches_sync_exits() {
     assert!(status.success(), "{status}:\n{log}");
     assert!(log.contains("shut down cleanly"), "{log}");
 }
+
+/// `slo-warden check` against a cluster that refuses every connection: the answer is unknown
+/// (exit 2), never a go, unless the caller says what an unknown answer means.
+#[test]
+fn a_release_gate_that_cannot_reach_the_cluster_is_unknown() {
+    let dir = std::env::temp_dir().join(format!("slo-warden-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\n\
+         users: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n",
+    )
+    .unwrap();
+    let check = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_slo-warden"))
+            .args(["check", "--namespace", "shop", "--timeout", "10s"])
+            .args(extra)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = check(&[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.starts_with("UNKNOWN: slo-warden cannot tell whether releases in namespace shop may go"),
+        "{out}"
+    );
+    assert!(out.contains("cannot list the ErrorBudgetPolicies of shop"), "{out}");
+    let (code, out) = check(&["--on-unknown", "allow"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("--on-unknown allow: exit 0"), "{out}");
+    let (code, out) = check(&["--on-unknown", "deny", "--output", "json"]);
+    assert_eq!(code, Some(1), "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["answer"], "unknown");
+    assert_eq!(report["exitCode"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

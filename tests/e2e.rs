@@ -35,6 +35,9 @@ mod forgery;
 #[path = "e2e/releases.rs"]
 mod releases;
 
+#[path = "e2e/gates.rs"]
+mod gates;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -647,6 +647,10 @@ fn chart_lints_and_its_schema_refuses_typos() {
             "networkPolicy.webhook.apiServerCIDRs={10.0.0.0/28}",
             "--set",
             "networkPolicy.metrics.from[0].namespaceSelector.matchLabels.name=monitoring",
+            "--set",
+            "prometheusUrl=http://prometheus.monitoring:9090",
+            "--set",
+            "releaseGates.flagger.enabled=true",
         ],
         vec![
             "--set",
@@ -682,4 +686,84 @@ fn chart_lints_and_its_schema_refuses_typos() {
         );
     }
     let _ = fs::remove_dir_all(&tmp);
+}
+
+/// The release gates' PromQL, with the arguments Argo Rollouts and Flagger substitute, parses;
+/// each template is rendered only where it can be applied (Argo Rollouts' CRD served, Flagger
+/// asked for), and asks for a Prometheus URL rather than querying nowhere.
+#[test]
+fn release_gates_render_valid_promql() {
+    let helm = helm();
+    let argo = ["--api-versions", "argoproj.io/v1alpha1/ClusterAnalysisTemplate"];
+    let with = |extra: &[&str]| {
+        let mut args = vec!["--set", "prometheusUrl=http://prometheus.monitoring:9090"];
+        args.extend_from_slice(extra);
+        render(&helm, &args, "gates")
+    };
+    let rendered = with(&[&argo[..], &["--set", "releaseGates.flagger.enabled=true"][..]].concat());
+    let docs: Vec<serde_yaml::Value> = rendered
+        .split("\n---")
+        .filter_map(|d| serde_yaml::from_str::<serde_yaml::Value>(d).ok())
+        .filter(|d| d.get("kind").is_some())
+        .collect();
+    let of_kind = |kind: &str| {
+        docs.iter()
+            .find(|d| d["kind"].as_str() == Some(kind))
+            .unwrap_or_else(|| panic!("no {kind}"))
+            .clone()
+    };
+    let analysis = of_kind("ClusterAnalysisTemplate");
+    let args: Vec<&str> = analysis["spec"]["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(args, ["namespace", "slo", "window", "maxBurn", "count"]);
+    let metric = &analysis["spec"]["metrics"][0];
+    assert_eq!(
+        metric["provider"]["prometheus"]["address"].as_str(),
+        Some("http://prometheus.monitoring:9090")
+    );
+    let query = metric["provider"]["prometheus"]["query"].as_str().unwrap();
+    let argo_query = query
+        .replace("{{args.window}}", "5m")
+        .replace("{{args.namespace}}", "shop")
+        .replace("{{args.slo}}", "checkout");
+    promql_parser::parser::parse(&argo_query).unwrap_or_else(|e| panic!("{e}: {argo_query}"));
+    assert!(argo_query.contains("slo:sli_error:ratio_rate5m{namespace=\"shop\", slo=\"checkout\"}"));
+    assert_eq!(
+        metric["failureCondition"].as_str(),
+        Some("len(result) > 0 && result[0] > {{args.maxBurn}}"),
+        "no data is neither a success nor a failure: inconclusive"
+    );
+    let flagger = of_kind("MetricTemplate");
+    let flagger_query = flagger["spec"]["query"]
+        .as_str()
+        .unwrap()
+        .replace("{{ variables.window }}", "1h")
+        .replace("{{ namespace }}", "shop")
+        .replace("{{ variables.slo }}", "checkout");
+    promql_parser::parser::parse(&flagger_query).unwrap_or_else(|e| panic!("{e}: {flagger_query}"));
+    assert_eq!(flagger["spec"]["provider"]["type"].as_str(), Some("prometheus"));
+
+    // Without Argo Rollouts' CRD and without Flagger asked for: neither.
+    let plain = with(&[]);
+    assert!(!plain.contains("kind: ClusterAnalysisTemplate") && !plain.contains("kind: MetricTemplate"));
+    // Asked for without a Prometheus URL: refused, not rendered pointing nowhere.
+    let tmp = std::env::temp_dir().join(format!("slo-warden-gates-test-{}", std::process::id()));
+    let chart = root().join("charts/slo-warden");
+    let out = run_helm(
+        &helm,
+        &tmp,
+        &[
+            "template",
+            "x",
+            chart.to_str().unwrap(),
+            "--set",
+            "releaseGates.flagger.enabled=true",
+        ],
+    );
+    assert!(!out.status.success(), "rendered without a Prometheus URL");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("releaseGates.flagger needs prometheusUrl"));
 }

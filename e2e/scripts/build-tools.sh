@@ -125,11 +125,12 @@ build_own_tool() {
   rm -rf "$dir"; mv "$dir.tmp" "$dir"; rm -rf "$work"
 }
 
-# Upstream CRD sources (PrometheusRule, Rollout) come from the module cache, never the repo.
+# Upstream CRD sources (PrometheusRule, Rollout, Flagger's Canary) come from the module cache, never the repo.
 download_crd_modules() {
   (cd "$SLO_WARDEN_CACHE" && GOFLAGS= go mod download \
       "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
-      "github.com/argoproj/argo-rollouts@$ARGO_ROLLOUTS_VERSION")
+      "github.com/argoproj/argo-rollouts@$ARGO_ROLLOUTS_VERSION" \
+      "github.com/fluxcd/flagger@$FLAGGER_VERSION")
 }
 
 what=${1:-all}

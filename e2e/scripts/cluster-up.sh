@@ -265,11 +265,14 @@ fi
 po_dir=$(moddir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
 argo_dir=$(moddir "github.com/argoproj/argo-rollouts@$ARGO_ROLLOUTS_VERSION")
 kwok_dir=$(moddir "sigs.k8s.io/kwok@$KWOK_VERSION")
-[[ -n $po_dir && -n $argo_dir && -n $kwok_dir ]] || die "could not resolve Go module directories (run setup.sh)"
+flagger_dir=$(moddir "github.com/fluxcd/flagger@$FLAGGER_VERSION")
+[[ -n $po_dir && -n $argo_dir && -n $kwok_dir && -n $flagger_dir ]] || die "could not resolve Go module directories (run setup.sh)"
 crd_files+=("$po_dir/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml")
 # All of Argo Rollouts' CRDs: its controller watches Rollouts, AnalysisRuns, AnalysisTemplates,
 # ClusterAnalysisTemplates and Experiments.
 for f in "$argo_dir"/manifests/crds/*-crd.yaml; do crd_files+=("$f"); done
+# Flagger's CRDs (Canary, MetricTemplate, AlertProvider), with no Flagger controller.
+crd_files+=("$flagger_dir/artifacts/flagger/crd.yaml")
 apply_args=()
 for f in "${crd_files[@]}"; do apply_args+=(-f "$f"); done
 k apply --server-side --field-manager=slo-warden-e2e "${apply_args[@]}" >"$DIR/logs/crds.log"

@@ -7,6 +7,9 @@ HELM_VERSION=v3.21.4
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
 ARGO_ROLLOUTS_VERSION=v1.8.5
 THANOS_VERSION=v0.42.4
+# Flagger's CRDs only (no controller): the chart's MetricTemplate and the README's Canary are
+# validated against them by the API server.
+FLAGGER_VERSION=v1.36.1
 # grafana-validate (the dashboards' schema check) pins grafana-foundation-sdk in
 # tools/grafana-validate/go.mod; its cache key is a hash of those sources (build-tools.sh).
 

@@ -120,7 +120,11 @@ impl Followed {
         let ns = self.namespaces.get(&slo.namespace().unwrap_or_default())?;
         let mut selected = false;
         let mut in_force = BTreeMap::new();
-        for (_, followed) in ns.policies.iter().filter(|(p, _)| crate::policy::select::selects(p, slo)) {
+        for (_, followed) in ns
+            .policies
+            .iter()
+            .filter(|(p, _)| crate::policy::select::selects(p, slo))
+        {
             selected = true;
             let current = ns.current.as_ref()?;
             for key in followed {

@@ -690,7 +690,34 @@ fn an_override_lifts_the_freeze_until_it_expires() {
     support::run_with("override", with_prometheus(), async |ctx| {
         let mut spec = burn_policy("checkout", &["freezeDeployments"], "20s");
         spec["maxOverride"] = json!("1m");
-        start_frozen(ctx, spec).await;
+        // The release gate as a pipeline asks it: quiet, releases may go.
+        start(ctx, spec).await;
+        let (code, out) = check(ctx, &[]);
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.starts_with(&format!("GO: releases in namespace {} may go", ctx.ns)),
+            "{out}"
+        );
+        // A name that is not there is no answer, never a go.
+        let (code, out) = check(ctx, &["--policy", "chekout"]);
+        assert_eq!(code, 2, "{out}");
+        assert!(out.contains("there is no ErrorBudgetPolicy"), "{out}");
+        assert_eq!(check(ctx, &["--policy", "chekout", "--on-unknown", "deny"]).0, 1);
+        assert_eq!(check(ctx, &["--policy", "chekout", "--on-unknown", "allow"]).0, 0);
+        ctx.traffic("errors=0.5").unwrap();
+        wait_deployment(ctx, "web", true, &["checkout"], BURN).await;
+        // Frozen: a stop, with the reason, since when and the override command.
+        let (code, out) = check(ctx, &["--slo", "checkout"]);
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.contains("stage fast-burn since") && out.contains("burn rate"),
+            "{out}"
+        );
+        assert!(out.contains("slo-warden override checkout -n"), "{out}");
+        let (code, json) = check(ctx, &["--policy", "checkout", "--output", "json"]);
+        let report: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        assert_eq!((code, report["answer"].as_str()), (1, Some("stop")), "{json}");
+        assert_eq!(report["policies"][0]["stage"], "fast-burn");
 
         let make = |name: &str, duration: &str, reason: &str| -> ErrorBudgetOverride {
             serde_json::from_value(json!({
@@ -739,6 +766,12 @@ fn an_override_lifts_the_freeze_until_it_expires() {
         wait_deployment(ctx, "web", false, &[], K8S).await;
         let p = wait_policy(ctx, "checkout", "Overridden", K8S, |p| is(p, "Overridden", "True")).await;
         assert_eq!(stage(&p), "fast-burn", "the stage is still computed and shown");
+        let (code, out) = check(ctx, &[]);
+        assert_eq!(code, 0, "lifted: {out}");
+        assert!(
+            out.contains(&format!("lifted by ErrorBudgetOverride {hotfix} (hotfix for INC-123")),
+            "{out}"
+        );
         assert!(condition(&p, "Overridden").unwrap().2.contains("hotfix for INC-123"));
         let o = overrides(ctx).get(&hotfix).await.unwrap().status.unwrap();
         assert_eq!(o.state, Some(OverrideState::Active));
@@ -765,7 +798,24 @@ fn an_override_lifts_the_freeze_until_it_expires() {
         assert_eq!(o.state, Some(OverrideState::Expired));
         wait_policy(ctx, "checkout", "not overridden", K8S, |p| is(p, "Overridden", "False")).await;
         assert!(!events(ctx, &hotfix, "OverrideExpired").await.is_empty());
+        assert_eq!(check(ctx, &[]).0, 1, "the override expired: stop again");
     });
+}
+
+/// `slo-warden check -n NS ARGS` as a pipeline runs it: its exit code and what it printed.
+fn check(ctx: &Ctx, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_slo-warden"))
+        .args(["check", "--namespace", &ctx.ns])
+        .args(args)
+        .output()
+        .expect("slo-warden check");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    ctx.log(format!(
+        "slo-warden check {}: exit {:?}",
+        args.join(" "),
+        out.status.code()
+    ));
+    (out.status.code().unwrap_or(-1), text)
 }
 
 /// A spec mistake keeps the freeze (a typo releases nothing); deleting the policy releases.
