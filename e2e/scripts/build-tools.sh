@@ -139,6 +139,7 @@ case $what in
   etcd) build_etcd ;;
   kwok) build_go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok ;;
   helm) build_go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
+  actionlint) build_go_install actionlint "$ACTIONLINT_VERSION" github.com/rhysd/actionlint/cmd/actionlint ;;
   argo-rollouts) build_argo_rollouts ;;
   thanos) build_thanos ;;
   crds) download_crd_modules ;;
@@ -148,11 +149,12 @@ case $what in
     build_etcd
     build_go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
     build_go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+    build_go_install actionlint "$ACTIONLINT_VERSION" github.com/rhysd/actionlint/cmd/actionlint
     build_kubernetes
     build_argo_rollouts
     build_thanos
     build_own_tool grafana-validate
     build_own_tool enforce-namespace
     ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|argo-rollouts|thanos|crds|grafana-validate|enforce-namespace]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|actionlint|argo-rollouts|thanos|crds|grafana-validate|enforce-namespace]" >&2; exit 2 ;;
 esac

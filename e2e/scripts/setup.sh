@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the end-to-end cluster needs; idempotent and noninteractive.
-#   - Debian packages: prometheus (/usr/bin/prometheus, /usr/bin/promtool), openssl, libfaketime
+#   - Debian packages: prometheus (/usr/bin/prometheus, /usr/bin/promtool), openssl, libfaketime,
+#     jq, shellcheck
 #     (apt-get update only runs when something is missing). Debian's own prometheus
 #     service is kept from starting (policy-rc.d) and disabled: cluster-up.sh runs its
 #     own Prometheus on a free port.
@@ -32,6 +33,9 @@ command -v openssl >/dev/null || pkgs+=(openssl)
 [[ -e /etc/ssl/certs/ca-certificates.crt ]] || pkgs+=(ca-certificates)
 # libfaketime: the leader-election test runs a replica whose clock is a minute ahead.
 compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || pkgs+=(libfaketime)
+# jq and shellcheck: the GitHub Action's script and actionlint's check of it (tests/action.rs).
+command -v jq >/dev/null || pkgs+=(jq)
+command -v shellcheck >/dev/null || pkgs+=(shellcheck)
 if ((${#pkgs[@]})); then
   log "installing ${pkgs[*]}"
   policy=/usr/sbin/policy-rc.d

@@ -77,6 +77,12 @@ async fn create_gated_rollout(ctx: &Ctx, name: &str, template: &str) {
     ctx.log(format!("created Rollout {name} gated by {template}"));
 }
 
+/// The ReplicaSet a Rollout calls stable.
+async fn stable_rs(ctx: &Ctx, name: &str) -> String {
+    let r = rollouts(ctx).get(name).await.unwrap();
+    r.data["status"]["stableRS"].as_str().unwrap_or_default().to_string()
+}
+
 /// The AnalysisRuns of the test's namespace: `name phase message` of each.
 fn analysis_runs(ctx: &Ctx) -> String {
     kubectl(
@@ -105,10 +111,14 @@ fn a_canary_gated_on_the_slo_burn_rate_is_promoted_when_quiet_and_aborted_when_b
         create_gated_rollout(ctx, "canary", &template).await;
         wait_rollout(ctx, "canary", "Healthy", K8S, |s| s.phase == "Healthy" && s.promoted).await;
         // The recorded burn rate must be there before a canary asks for it (a window with no
-        // series is inconclusive, and the canary would pause for a person).
-        let query = format!(r#"slo:sli_error:ratio_rate1m{{namespace="{}",slo="checkout"}}"#, ctx.ns);
+        // series, or a budget its window group has not recorded yet, is inconclusive, and the
+        // canary would pause for a person).
+        let query = format!(
+            r#"max by (namespace, slo) (slo:sli_error:ratio_rate1m{{namespace="{ns}",slo="checkout"}}) / max by (namespace, slo) (slo:error_budget:ratio{{namespace="{ns}",slo="checkout"}})"#,
+            ns = ctx.ns
+        );
         ctx.eventually(
-            "the SLO's 1m error ratio in Prometheus",
+            "the SLO's 1m burn rate in Prometheus",
             super::support::PROM,
             async || {
                 if ctx.query(&query)?.is_empty() {
@@ -121,13 +131,20 @@ fn a_canary_gated_on_the_slo_burn_rate_is_promoted_when_quiet_and_aborted_when_b
         .await;
 
         // Quiet: the analysis passes and the canary is promoted.
+        let stable = stable_rs(ctx, "canary").await;
         set_rollout_image(ctx, "canary", "canary:2").await;
-        wait_rollout(
-            ctx,
-            "canary",
-            "promoted to canary:2 by a passing analysis",
+        ctx.eventually(
+            "canary:2 promoted by a passing analysis",
             Duration::from_secs(120),
-            |s| s.phase == "Healthy" && s.promoted && s.step == 3,
+            async || {
+                let now = stable_rs(ctx, "canary").await;
+                let s = rollout_state(ctx, "canary").await?;
+                if now != stable && s.phase == "Healthy" && s.promoted {
+                    Ok(())
+                } else {
+                    Err(format!("{s:?}; AnalysisRuns: {}", analysis_runs(ctx)))
+                }
+            },
         )
         .await;
         let runs = analysis_runs(ctx);
@@ -135,7 +152,7 @@ fn a_canary_gated_on_the_slo_burn_rate_is_promoted_when_quiet_and_aborted_when_b
 
         // Burning: a release now fails the analysis, and Argo aborts it.
         ctx.traffic("errors=0.5").unwrap();
-        let burning = format!("{query} / 0.01 > 10");
+        let burning = format!("{query} > 10");
         ctx.eventually("the burn in Prometheus", BURN, async || {
             if ctx.query(&burning)?.is_empty() {
                 Err("not burning yet".into())
