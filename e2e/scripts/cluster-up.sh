@@ -276,7 +276,10 @@ crd_files+=("$flagger_dir/artifacts/flagger/crd.yaml")
 apply_args=()
 for f in "${crd_files[@]}"; do apply_args+=(-f "$f"); done
 k apply --server-side --field-manager=slo-warden-e2e "${apply_args[@]}" >"$DIR/logs/crds.log"
-k wait --for=condition=Established crd --all --timeout="${TIMEOUT}s" >>"$DIR/logs/crds.log"
+# A CRD created a moment ago may have no status yet, which `kubectl wait` reports as an error
+# rather than waiting on: ask again until every one is Established.
+wait_for "$TIMEOUT" "the CRDs to be Established" k wait --for=condition=Established crd --all --timeout=5s
+k get crd -o name >>"$DIR/logs/crds.log"
 log "CRDs established: $(k get crd -o name | sed 's|.*/||' | tr '\n' ' ')"
 
 # ---- controllers, scheduler, kwok --------------------------------------------------
