@@ -81,22 +81,10 @@ pub fn judge(policy: &ErrorBudgetPolicy, overrides: &[ErrorBudgetOverride], now:
             "the operator has not evaluated this policy yet".into(),
         );
     };
-    if status.observed_generation.is_none() || status.observed_generation != policy.metadata.generation {
-        return finding(
-            Answer::Unknown,
-            None,
-            None,
-            format!(
-                "the operator has not evaluated this policy's current spec yet (generation {}, evaluated {})",
-                policy.metadata.generation.unwrap_or_default(),
-                status
-                    .observed_generation
-                    .map_or("never".to_string(), |g| g.to_string())
-            ),
-        );
-    }
     let condition = |type_: &str| status.conditions.iter().find(|c| c.type_ == type_);
     let since_of = |c: &Condition| Some(crate::api::rfc3339(c.last_transition_time.0));
+    // A stage in force stops releases even while the operator has not evaluated an edit yet:
+    // the freeze holds until it says otherwise.
     let stage = status.stage.as_str();
     let stage_since = status.since.as_ref().map(|t| crate::api::rfc3339(t.0));
     if !stage.is_empty() {
@@ -137,6 +125,20 @@ pub fn judge(policy: &ErrorBudgetPolicy, overrides: &[ErrorBudgetOverride], now:
             "slo-warden override {name} -n {ns} --for 1h --reason \"<why, e.g. the incident>\""
         ));
         return f;
+    }
+    if status.observed_generation.is_none() || status.observed_generation != policy.metadata.generation {
+        return finding(
+            Answer::Unknown,
+            None,
+            None,
+            format!(
+                "the operator has not evaluated this policy's current spec yet (generation {}, evaluated {})",
+                policy.metadata.generation.unwrap_or_default(),
+                status
+                    .observed_generation
+                    .map_or("never".to_string(), |g| g.to_string())
+            ),
+        );
     }
     if let Some(c) = condition(READY).filter(|c| c.status != TRUE) {
         return finding(
@@ -324,6 +326,8 @@ mod tests {
     fn a_policy_that_cannot_tell_is_unknown() {
         let never = policy(1, serde_json::Value::Null);
         assert_eq!(judge(&never).answer, Answer::Unknown);
+        let edited = policy(3, json!({"observedGeneration": 2, "stage": "fast-burn", "conditions": [ready()]}));
+        assert_eq!(judge(&edited).answer, Answer::Stop, "an edit not evaluated yet releases nothing");
         let stale = policy(3, json!({"observedGeneration": 2, "conditions": [ready()]}));
         let f = judge(&stale);
         assert_eq!(f.answer, Answer::Unknown);
