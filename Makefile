@@ -6,21 +6,25 @@ CARGO ?= cargo
 
 include e2e/e2e.mk
 
-.PHONY: all build test unit e2e demo bench bench-scale generate lint fmt clean
+.PHONY: all build test unit e2e e2e-existing demo bench bench-scale generate lint fmt clean
 
 all: build
 
 build:
 	$(CARGO) build --locked
 
-# Unit tests, `promtool test rules` scenarios and CRD/manifest drift checks, then the real-cluster suite.
-test: tools unit e2e
+# Unit tests, `promtool test rules` scenarios and CRD/manifest drift checks, then the real-cluster
+# suite, then part of it again in its existing-cluster mode (as on kind, against a bare control plane).
+test: tools unit e2e e2e-existing
 
 unit: tools
 	$(CARGO) test --locked
 
 e2e: tools
 	e2e/scripts/e2e.sh
+
+e2e-existing: tools
+	e2e/scripts/e2e-existing.sh
 
 demo: tools
 	e2e/scripts/demo.sh

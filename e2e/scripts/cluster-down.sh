@@ -9,6 +9,15 @@ set -uo pipefail
 [[ -d $DIR ]] || exit 0
 [[ $DIR != / && ( -d $DIR/pids || -d $DIR/logs ) ]] || { log "$DIR does not look like an e2e state dir; not touching it"; exit 0; }
 
+# Against someone else's cluster (cluster-up.sh with E2E_KUBECONFIG): the fake node goes too,
+# while kwok still runs (its pods are then removed by that cluster's pod garbage collector).
+if [[ " ${COMPONENTS[*]} " == *" kwok "* && " ${COMPONENTS[*]} " != *" kube-apiserver "* && -s $DIR/kubeconfig ]]; then
+  node=$(sed -n 's/^export E2E_NODE_NAME=//p' "$DIR/env" 2>/dev/null)
+  if [[ -n $node ]] && k delete node "$node" --ignore-not-found --wait=false --request-timeout=10s >/dev/null 2>&1; then
+    log "deleted node $node"
+  fi
+fi
+
 # Reverse start order: clients first, etcd last.
 pids=()
 for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do

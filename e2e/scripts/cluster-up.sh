@@ -8,6 +8,16 @@
 # State (certificates, data, logs, pids) lives in ${SLO_WARDEN_E2E_DIR:-/tmp/slo-warden-e2e};
 # `source $SLO_WARDEN_E2E_DIR/env` afterwards. Stop with cluster-down.sh.
 #
+# Two halves, each of which can run alone:
+#   E2E_KUBECONFIG=FILE        no control plane of its own: the suite's components (the CRDs, kwok
+#                              and its fake node, Argo Rollouts, Prometheus, Thanos, the traffic
+#                              generator, rule sync) run on this machine against the cluster of
+#                              FILE's current context, e.g. kind's. cluster-down.sh stops them and
+#                              deletes the fake node.
+#   E2E_CONTROL_PLANE_ONLY=1   only etcd, kube-apiserver, kube-controller-manager and
+#                              kube-scheduler: a bare cluster, as kind gives one, to run the other
+#                              half against (how the existing-cluster mode is tested here).
+#
 # Tunables (environment):
 #   E2E_SCRAPE_INTERVAL / E2E_EVAL_INTERVAL   Prometheus intervals (default 5s / 5s)
 #   E2E_TRAFFIC_SERVICES                      services of the traffic generator (checkout,search)
@@ -35,6 +45,19 @@ RULE_SYNC=${E2E_RULE_SYNC:-1}
 EXTRA_SCRAPE_CONFIGS=${E2E_EXTRA_SCRAPE_CONFIGS:-}
 AUDIT=${E2E_AUDIT:-0}
 NODE_NAME=kwok-node-0
+ATTACH_TO=${E2E_KUBECONFIG:-}
+control_plane=1 suite=1
+if [[ -n $ATTACH_TO ]]; then
+  [[ ${E2E_CONTROL_PLANE_ONLY:-0} != 1 ]] || die "E2E_KUBECONFIG and E2E_CONTROL_PLANE_ONLY=1 exclude each other"
+  [[ -r $ATTACH_TO ]] || die "E2E_KUBECONFIG=$ATTACH_TO is not readable"
+  ATTACH_TO=$(realpath "$ATTACH_TO")
+  control_plane=0
+elif [[ ${E2E_CONTROL_PLANE_ONLY:-0} == 1 ]]; then
+  suite=0
+fi
+wanted=()
+((control_plane)) && wanted+=("${CONTROL_PLANE[@]}")
+((suite)) && wanted+=("${SUITE_COMPONENTS[@]}")
 
 for b in "$ETCD" "$KWOK" "$ARGO_ROLLOUTS_CONTROLLER" "$THANOS" "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$K8S_BIN/kube-scheduler" "$KUBECTL"; do
   [[ -x $b ]] || die "$b is missing: run e2e/scripts/setup.sh (or build-tools.sh) first"
@@ -46,7 +69,7 @@ done
 # Already (partly) running from this state dir?
 running=()
 for c in "${COMPONENTS[@]}"; do component_pid "$c" >/dev/null && running+=("$c"); done
-if ((${#running[@]} == ${#COMPONENTS[@]})) && [[ -s $DIR/env ]]; then
+if ((${#running[@]} == ${#COMPONENTS[@]})) && [[ -s $DIR/env && "${COMPONENTS[*]}" == "${wanted[*]}" ]]; then
   log "already running in $DIR (cluster-down.sh to stop)"
   cat "$DIR/env"
   exit 0
@@ -60,6 +83,8 @@ fi
 rm -rf "$DIR"
 mkdir -p "$DIR"/{logs,pids,pki,kwok,prometheus/rules,prometheus/data,prometheus/targets}
 mkdir -m 700 "$DIR/etcd"
+echo "${wanted[*]}" >"$DIR/components"
+COMPONENTS=("${wanted[@]}")
 
 ok=0
 fail_reason=
@@ -114,12 +139,13 @@ for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 
 # ---- etcd -------------------------------------------------------------------------
-launch etcd "$ETCD" --name e2e --data-dir "$DIR/etcd" \
+((control_plane)) && launch etcd "$ETCD" --name e2e --data-dir "$DIR/etcd" \
   --listen-client-urls "http://127.0.0.1:$P_ETCD" --advertise-client-urls "http://127.0.0.1:$P_ETCD" \
   --listen-peer-urls "http://127.0.0.1:$P_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$P_PEER" \
   --initial-cluster "e2e=http://127.0.0.1:$P_PEER" --unsafe-no-fsync --log-level warn
 
 # ---- traffic generator and Prometheus (independent of Kubernetes) ---------------
+if ((suite)); then
 launch traffic python3 "$e2e_root/traffic/traffic.py" --port "$P_TRAFFIC" \
   --services "$TRAFFIC_SERVICES" --rps "$TRAFFIC_RPS" --kubectl "$KUBECTL" --kubeconfig "$DIR/kubeconfig"
 cat >"$DIR/prometheus/prometheus.yml" <<EOF
@@ -158,8 +184,10 @@ launch thanos-query "$THANOS" query --endpoint="127.0.0.1:$P_SIDECAR_GRPC" \
   --http-address="127.0.0.1:$P_THANOS_HTTP" --grpc-address="127.0.0.1:$P_THANOS_GRPC" \
   --query.enforce-tenancy --query.tenant-label-name=cluster --query.tenant-header=X-Scope-OrgID \
   --http-grace-period=0s --grpc-grace-period=0s --log.level=warn
+fi
 
 # ---- certificates ------------------------------------------------------------------
+if ((control_plane)); then
 pki=$DIR/pki
 (
   cd "$pki"
@@ -255,8 +283,15 @@ launch kube-apiserver "$K8S_BIN/kube-apiserver" \
   --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
   --profiling=false "${audit_flags[@]}"
 wait_for "$TIMEOUT" "kube-apiserver /readyz" k get --raw /readyz
+else
+  # The cluster of E2E_KUBECONFIG, its current context, self-contained (certificates inline).
+  "$KUBECTL" --kubeconfig "$ATTACH_TO" config view --minify --flatten >"$DIR/kubeconfig"
+  chmod 600 "$DIR/kubeconfig"
+  wait_for "$TIMEOUT" "the API server of $ATTACH_TO /readyz" k get --raw /readyz
+fi
 
 # ---- CRDs (before the controller-manager, so its garbage collector knows them) ----
+if ((suite)); then
 moddir() { (cd "$DIR" && GOFLAGS= go mod download -json "$1") | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p'; }
 crd_files=()
 if [[ -d $repo_root/crds ]]; then
@@ -281,9 +316,11 @@ k apply --server-side --field-manager=slo-warden-e2e "${apply_args[@]}" >"$DIR/l
 wait_for "$TIMEOUT" "the CRDs to be Established" k wait --for=condition=Established crd --all --timeout=5s
 k get crd -o name >>"$DIR/logs/crds.log"
 log "CRDs established: $(k get crd -o name | sed 's|.*/||' | tr '\n' ' ')"
+fi
 
 # ---- controllers, scheduler, kwok --------------------------------------------------
 kc=$DIR/kubeconfig
+if ((control_plane)); then
 launch kube-controller-manager "$K8S_BIN/kube-controller-manager" \
   --kubeconfig="$kc" --authentication-kubeconfig="$kc" --authorization-kubeconfig="$kc" \
   --leader-elect=false --use-service-account-credentials=false \
@@ -295,6 +332,8 @@ launch kube-scheduler "$K8S_BIN/kube-scheduler" \
   --kubeconfig="$kc" --authentication-kubeconfig="$kc" --authorization-kubeconfig="$kc" \
   --leader-elect=false --bind-address=127.0.0.1 --secure-port="$P_SCHED" --cert-dir="$DIR/pki/scheduler" \
   --authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics
+fi
+if ((suite)); then
 # kwok's stages (node: initialize + heartbeat; pod: ready, complete, delete) from its module.
 st=$kwok_dir/kustomize/stage
 for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml \
@@ -329,9 +368,13 @@ metadata:
     kubernetes.io/role: agent
     node-role.kubernetes.io/agent: ""
 EOF
+fi
 
-wait_for "$TIMEOUT" "kube-controller-manager /healthz" http GET "https://127.0.0.1:$P_KCM/healthz"
-wait_for "$TIMEOUT" "kube-scheduler /healthz" http GET "https://127.0.0.1:$P_SCHED/healthz"
+if ((control_plane)); then
+  wait_for "$TIMEOUT" "kube-controller-manager /healthz" http GET "https://127.0.0.1:$P_KCM/healthz"
+  wait_for "$TIMEOUT" "kube-scheduler /healthz" http GET "https://127.0.0.1:$P_SCHED/healthz"
+fi
+if ((suite)); then
 # The health port answers as soon as the process starts; workers run once the caches synced.
 wait_for "$TIMEOUT" "argo-rollouts /healthz" http GET "http://127.0.0.1:$P_ARGO_HEALTHZ/healthz"
 wait_for "$TIMEOUT" "argo-rollouts rollout workers" grep -q "Started rollout workers" "$DIR/logs/argo-rollouts.log"
@@ -340,8 +383,12 @@ wait_for "$TIMEOUT" "serviceaccount default/default" k get serviceaccount defaul
 wait_for "$TIMEOUT" "traffic generator" http GET "http://127.0.0.1:$P_TRAFFIC/healthz"
 wait_for "$TIMEOUT" "Prometheus /-/ready" http GET "http://127.0.0.1:$P_PROM/-/ready"
 wait_for "$TIMEOUT" "Thanos Querier /-/ready" http GET "http://127.0.0.1:$P_THANOS_HTTP/-/ready"
+else
+  wait_for "$TIMEOUT" "serviceaccount default/default" k get serviceaccount default -n default
+fi
 
 envfile=$DIR/env
+api_url=$(k config view --minify -o 'jsonpath={.clusters[0].cluster.server}')
 {
   echo "# slo-warden end-to-end cluster (cluster-up.sh $(date -u +%FT%TZ)); source this file."
   printf 'export %s=%q\n' \
@@ -349,32 +396,48 @@ envfile=$DIR/env
     KUBECONFIG "$DIR/kubeconfig" \
     KUBECTL "$KUBECTL" \
     HELM "$HELM" \
-    KUBE_APISERVER_URL "https://127.0.0.1:$P_API" \
-    PROMETHEUS_URL "http://127.0.0.1:$P_PROM" \
-    PROMETHEUS_BIN "$PROMETHEUS" \
-    THANOS_QUERY_URL "http://127.0.0.1:$P_THANOS_HTTP" \
-    PROMETHEUS_RULE_DIR "$DIR/prometheus/rules" \
-    PROMETHEUS_TARGETS_DIR "$DIR/prometheus/targets" \
-    TRAFFIC_URL "http://127.0.0.1:$P_TRAFFIC" \
-    TRAFFIC_SERVICES "$TRAFFIC_SERVICES" \
-    E2E_NODE_NAME "$NODE_NAME" \
-    E2E_SCRAPE_INTERVAL "$SCRAPE_INTERVAL" \
-    E2E_EVAL_INTERVAL "$EVAL_INTERVAL" \
-    ETCD_URL "http://127.0.0.1:$P_ETCD" \
-    ARGO_ROLLOUTS_METRICS_URL "http://127.0.0.1:$P_ARGO_METRICS/metrics"
+    KUBE_APISERVER_URL "$api_url"
+  if ((control_plane)); then
+    printf 'export %s=%q\n' ETCD_URL "http://127.0.0.1:$P_ETCD"
+  fi
+  if ((suite)); then
+    printf 'export %s=%q\n' \
+      PROMETHEUS_URL "http://127.0.0.1:$P_PROM" \
+      PROMETHEUS_BIN "$PROMETHEUS" \
+      THANOS_QUERY_URL "http://127.0.0.1:$P_THANOS_HTTP" \
+      PROMETHEUS_RULE_DIR "$DIR/prometheus/rules" \
+      PROMETHEUS_TARGETS_DIR "$DIR/prometheus/targets" \
+      TRAFFIC_URL "http://127.0.0.1:$P_TRAFFIC" \
+      TRAFFIC_SERVICES "$TRAFFIC_SERVICES" \
+      E2E_NODE_NAME "$NODE_NAME" \
+      E2E_SCRAPE_INTERVAL "$SCRAPE_INTERVAL" \
+      E2E_EVAL_INTERVAL "$EVAL_INTERVAL" \
+      ARGO_ROLLOUTS_METRICS_URL "http://127.0.0.1:$P_ARGO_METRICS/metrics"
+  fi
 } >"$envfile"
 ok=1
 secs=$(python3 -c "import sys,time; print('%.1f' % (time.time() - float(sys.argv[1])))" "$t0")
 log "cluster up in ${secs}s (state and logs in $DIR)"
-cat <<EOF
-
-  source $envfile        # or: export KUBECONFIG=$DIR/kubeconfig
-  kubectl:    $KUBECTL
-  apiserver:  https://127.0.0.1:$P_API (Kubernetes $K8S_VERSION, fake node $NODE_NAME)
+what="the control plane and the suite's components"
+((control_plane)) || what="the suite's components against $ATTACH_TO ($api_url)"
+((suite)) || what="the control plane only"
+log "started $what"
+echo
+echo "  source $envfile        # or: export KUBECONFIG=$DIR/kubeconfig"
+echo "  kubectl:    $KUBECTL"
+if ((control_plane)); then
+  echo "  apiserver:  $api_url (Kubernetes $K8S_VERSION)"
+else
+  echo "  apiserver:  $api_url (of $ATTACH_TO)"
+fi
+if ((suite)); then
+  cat <<EOF
+  fake node:  $NODE_NAME (kwok)
   Prometheus: http://127.0.0.1:$P_PROM (rule dir $DIR/prometheus/rules, synced from PrometheusRules)
   traffic:    http://127.0.0.1:$P_TRAFFIC/control (services $TRAFFIC_SERVICES)
   argo:       rollouts-controller $ARGO_ROLLOUTS_VERSION, metrics http://127.0.0.1:$P_ARGO_METRICS/metrics
-  stop:       e2e/scripts/cluster-down.sh
-
-KUBECONFIG=$DIR/kubeconfig
 EOF
+fi
+echo "  stop:       SLO_WARDEN_E2E_DIR=$DIR e2e/scripts/cluster-down.sh"
+echo
+echo "KUBECONFIG=$DIR/kubeconfig"

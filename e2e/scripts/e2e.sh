@@ -7,6 +7,11 @@
 #   e2e/scripts/e2e.sh [TEST-FILTER...]      # arguments go to the test binary
 #
 # Environment:
+#   E2E_KUBECONFIG=FILE   no control plane of its own: the suite's components (CRDs, kwok's fake
+#                         node, Argo Rollouts, Prometheus, traffic, rule sync) run here against
+#                         the cluster of FILE, e.g. kind's (cluster-up.sh; e2e-existing.sh)
+#   E2E_WEBHOOK_HOST      how that cluster's API server reaches this machine (an address or
+#                         name): the tests' operators serve their webhooks there, on every address
 #   E2E_USE_EXISTING=1    use the cluster of KUBECONFIG, PROMETHEUS_URL and TRAFFIC_URL instead
 #                         of starting one: no setup.sh, no cluster-up/down, no smoke.sh; only
 #                         crds/ is applied (see e2e/README.md for what that cluster needs)

@@ -23,8 +23,15 @@ HELM=$SLO_WARDEN_CACHE/helm-$HELM_VERSION/bin/helm
 PROMETHEUS=${PROMETHEUS_BIN:-/usr/bin/prometheus}
 PROMTOOL=${PROMTOOL_BIN:-/usr/bin/promtool}
 
-# Components in start order; cluster-down stops them in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok argo-rollouts traffic prometheus thanos-sidecar thanos-query rule-sync)
+# Components in start order; cluster-down stops them in reverse. A state dir started with
+# only the control plane (E2E_CONTROL_PLANE_ONLY=1), or only the suite's own components against
+# a cluster of someone else's (E2E_KUBECONFIG), lists what it runs in $DIR/components.
+CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+SUITE_COMPONENTS=(kwok argo-rollouts traffic prometheus thanos-sidecar thanos-query rule-sync)
+COMPONENTS=("${CONTROL_PLANE[@]}" "${SUITE_COMPONENTS[@]}")
+if [[ -s $DIR/components ]]; then
+  read -r -a COMPONENTS <"$DIR/components"
+fi
 
 log() { printf '[e2e %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

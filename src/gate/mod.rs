@@ -326,8 +326,15 @@ mod tests {
     fn a_policy_that_cannot_tell_is_unknown() {
         let never = policy(1, serde_json::Value::Null);
         assert_eq!(judge(&never).answer, Answer::Unknown);
-        let edited = policy(3, json!({"observedGeneration": 2, "stage": "fast-burn", "conditions": [ready()]}));
-        assert_eq!(judge(&edited).answer, Answer::Stop, "an edit not evaluated yet releases nothing");
+        let edited = policy(
+            3,
+            json!({"observedGeneration": 2, "stage": "fast-burn", "conditions": [ready()]}),
+        );
+        assert_eq!(
+            judge(&edited).answer,
+            Answer::Stop,
+            "an edit not evaluated yet releases nothing"
+        );
         let stale = policy(3, json!({"observedGeneration": 2, "conditions": [ready()]}));
         let f = judge(&stale);
         assert_eq!(f.answer, Answer::Unknown);

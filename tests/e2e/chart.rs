@@ -23,18 +23,10 @@ use super::policy::{
     held_objects, holders, paused, stage, wait_ca_bundles, wait_deployment, wait_evaluated, wait_namespace_frozen,
     wait_policy, wait_reconciled, wait_rollout, webhook_configurations,
 };
-use super::support::{self, Ctx, K8S, Operator, Options, free_port, helm, kubectl, metric_lines, metric_sum_where};
+use super::support::{
+    self, Ctx, K8S, Operator, Options, free_port, helm, kubectl, metric_lines, metric_sum_where, webhook_host,
+};
 use super::{BAD_PROMQL, create, fast_spec, wait_ready};
-
-/// How the API server reaches this machine: `localhost`, or `E2E_WEBHOOK_HOST` for an API
-/// server elsewhere (e.g. `host.docker.internal` from kind), where the replicas then listen on
-/// every address.
-fn webhook_host() -> String {
-    std::env::var("E2E_WEBHOOK_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
 
 /// One operator process of the release: its ports and how to read its metrics.
 struct Replica {
@@ -276,12 +268,7 @@ fn the_chart_installs_an_operator_that_needs_nothing_more() {
                     if a.starts_with("--http-addr=") {
                         format!("--http-addr=127.0.0.1:{}", free_port())
                     } else if a.starts_with("--webhook-addr=") {
-                        let bind = if webhook_host() == "localhost" {
-                            "127.0.0.1"
-                        } else {
-                            "0.0.0.0"
-                        };
-                        format!("--webhook-addr={bind}:{}", r.webhook_port)
+                        format!("--webhook-addr={}", support::webhook_bind(r.webhook_port))
                     } else if a.starts_with("--webhook-dns-name=") {
                         format!("{a},{}", webhook_host())
                     } else {

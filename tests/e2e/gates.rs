@@ -112,14 +112,16 @@ fn a_canary_gated_on_the_slo_burn_rate_is_promoted_when_quiet_and_aborted_when_b
         wait_rollout(ctx, "canary", "Healthy", K8S, |s| s.phase == "Healthy" && s.promoted).await;
         // The recorded burn rate must be there before a canary asks for it (a window with no
         // series, or a budget its window group has not recorded yet, is inconclusive, and the
-        // canary would pause for a person).
+        // canary would pause for a person). The budget is recorded by the window group, every
+        // tile (5m), first at an offset Prometheus derives from the group's name: up to a tile
+        // after the rules are loaded.
         let query = format!(
             r#"max by (namespace, slo) (slo:sli_error:ratio_rate1m{{namespace="{ns}",slo="checkout"}}) / max by (namespace, slo) (slo:error_budget:ratio{{namespace="{ns}",slo="checkout"}})"#,
             ns = ctx.ns
         );
         ctx.eventually(
             "the SLO's 1m burn rate in Prometheus",
-            super::support::PROM,
+            Duration::from_secs(6 * 60) + super::support::PROM,
             async || {
                 if ctx.query(&query)?.is_empty() {
                     Err("no series yet".into())

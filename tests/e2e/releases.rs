@@ -314,8 +314,9 @@ fn a_bad_release_is_rolled_back_once_and_the_freeze_refuses_it_again() {
             let r = ledger.iter().find(|r| r.revision == revision).unwrap();
             r.changed_by.clone().unwrap_or_default()
         };
-        assert!(by(2).starts_with("slo-warden-e2e-admin ("), "{:?}", by(2));
-        assert_eq!(by(3), format!("slo-warden-e2e-admin ({})", slo_warden::api::MANAGER));
+        let user = support::test_user();
+        assert!(by(2).starts_with(&format!("{user} (")), "{:?}", by(2));
+        assert_eq!(by(3), format!("{user} ({})", slo_warden::api::MANAGER));
     });
 }
 

@@ -642,6 +642,39 @@ impl Drop for OwnPrometheus {
 /// `cluster`, chosen by the `X-Scope-OrgID` header).
 pub const THANOS_TENANT: &str = "e2e";
 
+/// How the API server reaches this machine: `localhost`, or `E2E_WEBHOOK_HOST` for an API
+/// server elsewhere (kind's, in a container: the address of this machine on kind's network),
+/// where the operators then listen on every address.
+pub fn webhook_host() -> String {
+    std::env::var("E2E_WEBHOOK_HOST")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The address an operator's webhook server binds to, on `port`: loopback only unless the API
+/// server is elsewhere.
+pub fn webhook_bind(port: u16) -> String {
+    if webhook_host() == "localhost" {
+        format!("127.0.0.1:{port}")
+    } else {
+        format!("0.0.0.0:{port}")
+    }
+}
+
+/// The user the API server authenticates the tests' kubeconfig as (`kubectl auth whoami`):
+/// `slo-warden-e2e-admin` on the suite's own cluster, kind's admin on kind.
+pub fn test_user() -> String {
+    static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    USER.get_or_init(|| {
+        kubectl(&["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"], None)
+            .map(|u| u.trim().to_string())
+            .unwrap_or_else(|e| panic!("kubectl auth whoami: {e}"))
+    })
+    .clone()
+}
+
 /// Where a test's operator serves its admission webhook.
 #[derive(Clone, Debug)]
 pub struct Webhook {
@@ -729,19 +762,25 @@ pub fn run_with(tag: &str, options: Options, body: impl AsyncFnOnce(&Ctx)) {
         if options.webhook {
             // The operator issues its own certificate into a Secret and patches the caBundle
             // of the test's webhook configuration (the chart's default).
-            let addr = format!("127.0.0.1:{}", free_port());
+            let port = free_port();
+            let host = webhook_host();
+            let url = if host == "localhost" {
+                format!("https://127.0.0.1:{port}")
+            } else {
+                format!("https://{host}:{port}")
+            };
             operator_args.extend([
                 "--webhook-addr".into(),
-                addr.clone(),
+                webhook_bind(port),
                 "--webhook-cert-secret".into(),
                 "slo-warden-webhook".into(),
                 "--webhook-dns-name".into(),
-                "127.0.0.1".into(),
+                format!("127.0.0.1,{host}"),
                 "--webhook-configuration".into(),
                 format!("slo-warden-{ns}"),
             ]);
             webhook = Some(Webhook {
-                url: format!("https://{addr}"),
+                url,
                 configuration: format!("slo-warden-{ns}"),
             });
         }
