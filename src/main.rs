@@ -180,7 +180,10 @@ fn run_import(tool: ImportTool, window: Duration, files: &[String]) -> ExitCode 
 }
 
 /// mimalloc, tuned by [`tune_allocator`], hands memory back to the system between polls; with
-/// glibc's allocator the peak of one poll of 10,000 SLOs stayed in the process for good.
+/// glibc's allocator the peak of one poll of 10,000 SLOs stayed in the process for good. The
+/// `system-allocator` feature builds with glibc's instead, for heap profilers that interpose
+/// `malloc` (heaptrack), which do not see mimalloc's allocations.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
