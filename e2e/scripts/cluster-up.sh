@@ -379,13 +379,11 @@ if ((suite)); then
 wait_for "$TIMEOUT" "argo-rollouts /healthz" http GET "http://127.0.0.1:$P_ARGO_HEALTHZ/healthz"
 wait_for "$TIMEOUT" "argo-rollouts rollout workers" grep -q "Started rollout workers" "$DIR/logs/argo-rollouts.log"
 wait_for "$TIMEOUT" "node $NODE_NAME Ready" k wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
-wait_for "$TIMEOUT" "serviceaccount default/default" k get serviceaccount default -n default
 wait_for "$TIMEOUT" "traffic generator" http GET "http://127.0.0.1:$P_TRAFFIC/healthz"
 wait_for "$TIMEOUT" "Prometheus /-/ready" http GET "http://127.0.0.1:$P_PROM/-/ready"
 wait_for "$TIMEOUT" "Thanos Querier /-/ready" http GET "http://127.0.0.1:$P_THANOS_HTTP/-/ready"
-else
-  wait_for "$TIMEOUT" "serviceaccount default/default" k get serviceaccount default -n default
 fi
+wait_for "$TIMEOUT" "serviceaccount default/default" k get serviceaccount default -n default
 
 envfile=$DIR/env
 api_url=$(k config view --minify -o 'jsonpath={.clusters[0].cluster.server}')
