@@ -4,6 +4,7 @@
 //!
 //! The shapes here are what the policy engine consumes; the poller fills them in.
 
+pub mod answer;
 pub mod args;
 pub mod poller;
 pub mod queries;

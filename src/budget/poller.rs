@@ -3,13 +3,13 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use serde::Deserialize;
 
 use super::Snapshot;
+use super::answer;
 use super::args::PrometheusArgs;
 use super::queries::{self, Expect, Group, Query, Rejected, Scope};
 use crate::error::Error;
@@ -28,11 +28,7 @@ pub struct Poller {
     expect: Expect,
     assumed: super::Assumed,
     /// When series that our rules did not write were last reported in the log.
-    warned: std::sync::Arc<Mutex<Option<Instant>>>,
-    /// How long each query's answer was last cycle: the next one is read into a buffer of that
-    /// size, so that no answer is ever held twice (as its chunks and as one copy of them: at
-    /// 10,000 SLOs, the largest answer twice over was a quarter of the operator's peak heap).
-    answer_sizes: std::sync::Arc<[std::sync::atomic::AtomicUsize; QUERIES_PER_CYCLE as usize]>,
+    warned: Arc<Mutex<Option<Instant>>>,
 }
 
 /// Series our rules did not write are reported in the log at most this often (they are
@@ -100,8 +96,7 @@ impl Poller {
                 ..Expect::default()
             },
             assumed: super::Assumed::default(),
-            warned: std::sync::Arc::default(),
-            answer_sizes: std::sync::Arc::default(),
+            warned: Arc::default(),
         }))
     }
 
@@ -186,8 +181,8 @@ impl Poller {
         metrics.prometheus_queries_per_cycle.set(QUERIES_PER_CYCLE);
         let t = at.as_second();
         // The four queries are sent at once, so Prometheus answers them in parallel; their
-        // bodies are read one at a time, each into the split as it is parsed and then dropped,
-        // so the answers of a large fleet never sit in memory together.
+        // bodies are read one at a time, each series into the split as it arrives, so that no
+        // answer is ever held whole (at 10,000 SLOs the largest is 25 MiB of JSON).
         let split = Mutex::new(queries::Split::new(self.expect.clone()));
         let one_body = tokio::sync::Semaphore::new(1);
         let (split, one_body) = (&split, &one_body);
@@ -195,19 +190,19 @@ impl Poller {
             timed(
                 metrics,
                 &short,
-                self.read(0, &short, t, auth, one_body, split, Some(Group::Sli))
+                self.read(&short, t, auth, one_body, split, Some(Group::Sli))
             ),
             timed(
                 metrics,
                 &long,
-                self.read(1, &long, t, auth, one_body, split, Some(Group::Window))
+                self.read(&long, t, auth, one_body, split, Some(Group::Window))
             ),
             timed(
                 metrics,
                 &long_run,
-                self.read(2, &long_run, t, auth, one_body, split, Some(Group::Calibration))
+                self.read(&long_run, t, auth, one_body, split, Some(Group::Calibration))
             ),
-            timed(metrics, &alerts, self.read(3, &alerts, t, auth, one_body, split, None)),
+            timed(metrics, &alerts, self.read(&alerts, t, auth, one_body, split, None)),
         );
         short_read?;
         long_read?;
@@ -249,12 +244,10 @@ impl Poller {
         }
     }
 
-    /// Sends one query (the cycle's `slot`th) and reads its answer into `split` (its series
-    /// recorded by `group`, or the firing alerts when `None`), once `one_body` lets it read.
-    #[allow(clippy::too_many_arguments)]
+    /// Sends one query and reads its answer into `split` (its series recorded by `group`, or
+    /// the firing alerts when `None`), once `one_body` lets it read.
     async fn read(
         &self,
-        slot: usize,
         query: &Query,
         time: i64,
         auth: Option<&HeaderValue>,
@@ -281,22 +274,18 @@ impl Poller {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let _reading = one_body.acquire().await.map_err(|e| e.to_string())?;
-        // Chunk by chunk into one buffer, each chunk dropped once copied (Prometheus sends no
-        // length: as big as last cycle's answer, and an eighth more).
-        let size = &self.answer_sizes[slot % QUERIES_PER_CYCLE as usize];
-        let expected = size.load(std::sync::atomic::Ordering::Relaxed);
-        let mut body = Vec::with_capacity(expected.saturating_add(expected / 8));
+        let mut reading = answer::Reading::new(status, content_type.as_deref())?;
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| self.describe_reqwest(&e.without_url()))?
         {
-            body.extend_from_slice(&chunk);
+            let mut split = split.lock().unwrap_or_else(PoisonError::into_inner);
+            reading.push(&chunk, &mut answer::into(&mut split, group))?;
         }
-        size.store(body.len(), std::sync::atomic::Ordering::Relaxed);
         let mut split = split.lock().unwrap_or_else(PoisonError::into_inner);
-        let warnings = take(&mut split, group, status, content_type.as_deref(), &body)?;
-        for warning in warnings {
+        let taken = reading.finish(&mut answer::into(&mut split, group));
+        for warning in taken? {
             tracing::warn!(query = query.what, %warning, "Prometheus warned");
         }
         Ok(())
@@ -331,23 +320,6 @@ impl Poller {
     }
 }
 
-/// Reads one answer of the cycle into `split`: the series of a record query (`group`) or of the
-/// firing-alerts query (`None`), each as it is parsed. Returns Prometheus' warnings, or why the
-/// answer is unusable; an answer that breaks off midway may have given the split some series,
-/// and the cycle then fails as a whole.
-pub fn take(
-    split: &mut queries::Split,
-    group: Option<Group>,
-    status: reqwest::StatusCode,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> Result<Vec<String>, String> {
-    decode(status, content_type, body, |s| match group {
-        Some(g) => split.record(s, g),
-        None => split.alert(s),
-    })
-}
-
 /// Times one query, counts its result and names it in the error.
 async fn timed<T>(metrics: &Metrics, query: &Query, run: impl Future<Output = Result<T, String>>) -> Result<T, Error> {
     let start = Instant::now();
@@ -359,123 +331,6 @@ async fn timed<T>(metrics: &Metrics, query: &Query, run: impl Future<Output = Re
         .get_or_create(&ResultLabels { result: label })
         .inc();
     result.map_err(|e| Error::Prometheus(format!("{}: {e}", query.what)))
-}
-
-/// The Prometheus API envelope, read by hand so that an error answer's own words reach the
-/// message (the client library keeps only the status of a non-JSON answer), and so that the
-/// series are read straight into what the split needs.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ApiResponse<'a> {
-    status: String,
-    #[serde(borrow)]
-    data: Option<ApiData<'a>>,
-    error_type: Option<String>,
-    error: Option<String>,
-    #[serde(default)]
-    warnings: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ApiData<'a> {
-    result_type: String,
-    /// Read once the type is known to be the expected one.
-    #[serde(borrow)]
-    result: &'a serde_json::value::RawValue,
-}
-
-/// Hands each series of an answer (every query reads a range) to `each` as it is parsed,
-/// without collecting them, and returns the answer's warnings, or why it is unusable.
-fn decode(
-    status: reqwest::StatusCode,
-    content_type: Option<&str>,
-    body: &[u8],
-    each: impl FnMut(&queries::Series),
-) -> Result<Vec<String>, String> {
-    let is_json = content_type
-        .and_then(|c| c.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    let parsed = if is_json {
-        Some(serde_json::from_slice::<ApiResponse>(body))
-    } else {
-        None
-    };
-    match parsed {
-        Some(Ok(ApiResponse {
-            status: s,
-            data: Some(data),
-            warnings,
-            ..
-        })) if s == "success" => {
-            if data.result_type != "matrix" {
-                let kind = match data.result_type.as_str() {
-                    "vector" => "an instant vector",
-                    "matrix" => "a range vector",
-                    "scalar" => "a scalar",
-                    "string" => "a string",
-                    other => other,
-                };
-                return Err(format!("unexpected answer: {kind}"));
-            }
-            let cannot = |e: serde_json::Error| format!("cannot read the answer: {e}");
-            let mut reader = serde_json::Deserializer::from_str(data.result.get());
-            serde::de::DeserializeSeed::deserialize(EachSeries(each), &mut reader).map_err(cannot)?;
-            reader.end().map_err(cannot)?;
-            Ok(warnings)
-        }
-        Some(Ok(ApiResponse { error_type, error, .. })) if error.is_some() => Err(format!(
-            "HTTP {status}: {}: {}",
-            error_type.as_deref().unwrap_or("error"),
-            error.unwrap_or_default()
-        )),
-        Some(Err(e)) if status.is_success() => Err(format!("cannot read the answer: {e}")),
-        _ if status.is_success() => Err(format!(
-            "the answer is not the Prometheus API's (Content-Type {}); does the URL have the API's path \
-             prefix, e.g. /prometheus?",
-            content_type.unwrap_or("none")
-        )),
-        _ if status == reqwest::StatusCode::NOT_FOUND => Err(format!(
-            "HTTP {status}{}; does the URL have the API's path prefix, if any (e.g. /prometheus)?",
-            snippet(body)
-        )),
-        _ => Err(format!("HTTP {status}{}", snippet(body))),
-    }
-}
-
-/// A list of series, each handed over as it is parsed.
-struct EachSeries<F>(F);
-
-impl<'de, F: FnMut(&queries::Series)> serde::de::DeserializeSeed<'de> for EachSeries<F> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de, F: FnMut(&queries::Series)> serde::de::Visitor<'de> for EachSeries<F> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a list of series")
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(series) = seq.next_element::<queries::Series<'de>>()? {
-            (self.0)(&series);
-        }
-        Ok(())
-    }
-}
-
-/// The start of an error body, e.g. Mimir's `no org id`, on one line.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.is_empty() {
-        return String::new();
-    }
-    let short: String = line.chars().take(200).collect();
-    let more = if short.len() < line.len() { "..." } else { "" };
-    format!(": {short}{more}")
 }
 
 /// prometheus-http-query appends `api/v1/query` to the URL's path as given: a trailing slash
@@ -1072,6 +927,29 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().ends_with(": no answer within 200ms"), "{err}");
         held.abort();
+
+        // Answers, then stalls halfway through the body: a timeout, not a JSON error.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stalling = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await;
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+                let part = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{}"#;
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, format!("{head}{part}").as_bytes()).await;
+                open.push(stream);
+            }
+        });
+        let mut slow = args(&format!("http://{addr}"));
+        slow.prometheus_timeout = Duration::parse("300ms").unwrap();
+        let err = poller(&slow)
+            .poll_at(&metrics, at(), &Default::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().ends_with(": no answer within 300ms"), "{err}");
+        stalling.abort();
     }
 
     /// ISRG Root X1, a public root certificate.
