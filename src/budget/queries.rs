@@ -597,9 +597,12 @@ impl Found {
 #[derive(Default)]
 pub struct Split {
     expect: Expect,
-    /// By namespace, then SLO: a series of an SLO already found is looked up without
-    /// allocating its key (a cycle reads about ten series of each SLO).
-    found: BTreeMap<String, BTreeMap<String, Found>>,
+    /// By namespace, then SLO, where in `slos` what was found of it is: a series of an SLO
+    /// already found is looked up without allocating its key (a cycle reads about ten series of
+    /// each SLO), and the maps hold only small numbers (an answer lists SLOs in order, which
+    /// leaves a map built one key at a time half empty).
+    found: BTreeMap<String, BTreeMap<String, usize>>,
+    slos: Vec<Found>,
     /// The record names read so far, numbered in the order first read, and the window of each
     /// error ratio's and request count's: an SLO's records refer to them by number.
     names: Vec<(String, Option<Windowed>)>,
@@ -678,10 +681,15 @@ impl Split {
             self.found.insert(namespace.to_string(), BTreeMap::new());
         }
         let slos = self.found.get_mut(namespace).expect("inserted above");
-        if !slos.contains_key(slo) {
-            slos.insert(slo.to_string(), Found::default());
-        }
-        slos.get_mut(slo).expect("inserted above")
+        let index = match slos.get(slo) {
+            Some(&index) => index,
+            None => {
+                slos.insert(slo.to_string(), self.slos.len());
+                self.slos.push(Found::default());
+                self.slos.len() - 1
+            }
+        };
+        &mut self.slos[index]
     }
 
     /// The number of a record name, and its window when it is an error ratio's or a request
@@ -824,12 +832,28 @@ impl Split {
 
     /// Every SLO's samples, and what was ignored.
     pub fn finish(mut self) -> Finished {
-        let interval = self.expect.interval_ms(Group::Sli);
-        let mut slos = BTreeMap::new();
-        let found = std::mem::take(&mut self.found)
+        let mut found = std::mem::take(&mut self.slos);
+        let keys = std::mem::take(&mut self.found)
             .into_iter()
-            .flat_map(|(namespace, slos)| slos.into_iter().map(move |(slo, f)| ((namespace.clone(), slo), f)));
-        for (key, f) in found {
+            .flat_map(|(namespace, slos)| slos.into_iter().map(move |(slo, i)| ((namespace.clone(), slo), i)));
+        // Collected in key order, which fills the map's nodes (inserted one by one, in order,
+        // they would be half empty).
+        let slos = keys
+            .map(|(key, i)| {
+                let f = std::mem::take(&mut found[i]);
+                (key, self.samples(f))
+            })
+            .collect();
+        Finished {
+            slos,
+            rejected: self.rejected,
+        }
+    }
+
+    /// What the cycle read of one SLO.
+    fn samples(&mut self, f: Found) -> SloSamples {
+        let interval = self.expect.interval_ms(Group::Sli);
+        {
             let (mut firing, mut pending) = (BTreeSet::new(), BTreeSet::new());
             for (severity, is_firing, at, described) in &f.alerts {
                 match f.newest[Group::Sli.index()].as_ref().map(|(newest, _, _)| newest) {
@@ -891,11 +915,7 @@ impl Split {
                     ..SloSamples::default()
                 }
             };
-            slos.insert(key, samples);
-        }
-        Finished {
-            slos,
-            rejected: self.rejected,
+            samples
         }
     }
 }
