@@ -853,69 +853,66 @@ impl Split {
     /// What the cycle read of one SLO.
     fn samples(&mut self, f: Found) -> SloSamples {
         let interval = self.expect.interval_ms(Group::Sli);
-        {
-            let (mut firing, mut pending) = (BTreeSet::new(), BTreeSet::new());
-            for (severity, is_firing, at, described) in &f.alerts {
-                match f.newest[Group::Sli.index()].as_ref().map(|(newest, _, _)| newest) {
-                    // Written by the evaluation that wrote the newest records, or by the one
-                    // before when the poll fell between the two.
-                    Some(newest) if (newest - at).rem_euclid(interval) == 0 => {
-                        if *at >= newest - interval {
-                            if *is_firing { &mut firing } else { &mut pending }.insert(severity.clone());
-                        }
+        let (mut firing, mut pending) = (BTreeSet::new(), BTreeSet::new());
+        for (severity, is_firing, at, described) in &f.alerts {
+            match f.newest[Group::Sli.index()].as_ref().map(|(newest, _, _)| newest) {
+                // Written by the evaluation that wrote the newest records, or by the one
+                // before when the poll fell between the two.
+                Some(newest) if (newest - at).rem_euclid(interval) == 0 => {
+                    if *at >= newest - interval {
+                        if *is_firing { &mut firing } else { &mut pending }.insert(severity.clone());
                     }
-                    _ => {
-                        self.rejected.count += 1;
-                        if self.rejected.example.is_none() {
-                            self.rejected.example = Some(format!(
-                                "{described}: not written by the evaluations of the SLO's own sli rules"
-                            ));
-                        }
+                }
+                _ => {
+                    self.rejected.count += 1;
+                    if self.rejected.example.is_none() {
+                        self.rejected.example = Some(format!(
+                            "{described}: not written by the evaluations of the SLO's own sli rules"
+                        ));
                     }
                 }
             }
-            let samples = if f.disputes.is_empty() {
-                // With the budget read, every ratio is a burn rate; the ratios themselves are
-                // kept only to be divided by the spec's budget when it is not (a new SLO), which
-                // spares ten thousand SLOs a second map each.
-                let (burn_rates, error_ratios) = match f.budget.filter(|b| *b > 0.0) {
-                    Some(budget) => (
-                        f.ratios
-                            .into_iter()
-                            .filter_map(|(w, ratio)| Some((w, crate::burn_rate::burn(ratio, budget)?)))
-                            .collect(),
-                        BTreeMap::new(),
-                    ),
-                    None => (
-                        BTreeMap::new(),
-                        f.ratios.into_iter().filter(|(_, r)| r.is_finite()).collect(),
-                    ),
-                };
-                SloSamples {
-                    remaining: f.remaining,
-                    burn_rates,
-                    error_ratios,
-                    pending_severities: pending.difference(&firing).cloned().collect(),
-                    alerts_unevaluated: f.newest[Group::Sli.index()].is_none(),
-                    firing_severities: firing,
-                    requests: f.requests,
-                    covered: f.covered,
-                    long_run_burn: f.long_run_burn,
-                    long_run_covered: f.long_run_covered,
-                    disputed: Vec::new(),
-                    scrape_interval: f.scrape_interval,
-                    blind: None,
-                    history: None,
-                    tiles: tiles(&f.error_tiles, &f.total_tiles, self.expect.alert_interval),
-                }
-            } else {
-                // Nothing of a disputed SLO is used: either writer may be the forger.
-                SloSamples {
-                    disputed: f.disputes.into_iter().collect(),
-                    ..SloSamples::default()
-                }
+        }
+        if f.disputes.is_empty() {
+            // With the budget read, every ratio is a burn rate; the ratios themselves are
+            // kept only to be divided by the spec's budget when it is not (a new SLO), which
+            // spares ten thousand SLOs a second map each.
+            let (burn_rates, error_ratios) = match f.budget.filter(|b| *b > 0.0) {
+                Some(budget) => (
+                    f.ratios
+                        .into_iter()
+                        .filter_map(|(w, ratio)| Some((w, crate::burn_rate::burn(ratio, budget)?)))
+                        .collect(),
+                    BTreeMap::new(),
+                ),
+                None => (
+                    BTreeMap::new(),
+                    f.ratios.into_iter().filter(|(_, r)| r.is_finite()).collect(),
+                ),
             };
-            samples
+            SloSamples {
+                remaining: f.remaining,
+                burn_rates,
+                error_ratios,
+                pending_severities: pending.difference(&firing).cloned().collect(),
+                alerts_unevaluated: f.newest[Group::Sli.index()].is_none(),
+                firing_severities: firing,
+                requests: f.requests,
+                covered: f.covered,
+                long_run_burn: f.long_run_burn,
+                long_run_covered: f.long_run_covered,
+                disputed: Vec::new(),
+                scrape_interval: f.scrape_interval,
+                blind: None,
+                history: None,
+                tiles: tiles(&f.error_tiles, &f.total_tiles, self.expect.alert_interval),
+            }
+        } else {
+            // Nothing of a disputed SLO is used: either writer may be the forger.
+            SloSamples {
+                disputed: f.disputes.into_iter().collect(),
+                ..SloSamples::default()
+            }
         }
     }
 }
