@@ -164,7 +164,8 @@ fn main() {
         let base = LIVE.load(Ordering::Relaxed);
         let mut took = 0.0;
         let mut peak_above = 0usize;
-        let mut split = Split::new(Expect::default());
+        // Sized for the SLOs the last cycle read, as the operator sizes it.
+        let mut split = Split::with_capacity(Expect::default(), if run == 0 { 0 } else { slos });
         body_mib = 0.0;
         for (group, make) in &answers {
             // As the HTTP client hands it over: chunk by chunk. The body is made whole first,

@@ -29,6 +29,8 @@ pub struct Poller {
     assumed: super::Assumed,
     /// When series that our rules did not write were last reported in the log.
     warned: Arc<Mutex<Option<Instant>>>,
+    /// How many SLOs the last cycle read: the next one's split is sized for them.
+    last_read: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Series our rules did not write are reported in the log at most this often (they are
@@ -97,6 +99,7 @@ impl Poller {
             },
             assumed: super::Assumed::default(),
             warned: Arc::default(),
+            last_read: Arc::default(),
         }))
     }
 
@@ -183,7 +186,10 @@ impl Poller {
         // The four queries are sent at once, so Prometheus answers them in parallel; their
         // bodies are read one at a time, each series into the split as it arrives, so that no
         // answer is ever held whole (at 10,000 SLOs the largest is 25 MiB of JSON).
-        let split = Mutex::new(queries::Split::new(self.expect.clone()));
+        let split = Mutex::new(queries::Split::with_capacity(
+            self.expect.clone(),
+            self.last_read.load(std::sync::atomic::Ordering::Relaxed),
+        ));
         let one_body = tokio::sync::Semaphore::new(1);
         let (split, one_body) = (&split, &one_body);
         let (short_read, long_read, long_run_read, alerts_read) = futures::join!(
@@ -209,6 +215,8 @@ impl Poller {
         long_run_read?;
         alerts_read?;
         let finished = std::mem::take(&mut *split.lock().unwrap_or_else(PoisonError::into_inner)).finish();
+        self.last_read
+            .store(finished.slos.len(), std::sync::atomic::Ordering::Relaxed);
         let disputed = finished.slos.values().filter(|s| !s.disputed.is_empty()).count();
         metrics
             .budget_disputed_slos

@@ -620,6 +620,15 @@ pub struct Finished {
 }
 
 impl Split {
+    /// A split for about `slos` SLOs (as many as the last cycle read): what is found of each is
+    /// kept in one list, allocated once.
+    pub fn with_capacity(expect: Expect, slos: usize) -> Self {
+        Self {
+            slos: Vec::with_capacity(slos),
+            ..Self::new(expect)
+        }
+    }
+
     pub fn new(expect: Expect) -> Self {
         Self {
             tile_names: (
@@ -833,17 +842,18 @@ impl Split {
     /// Every SLO's samples, and what was ignored.
     pub fn finish(mut self) -> Finished {
         let mut found = std::mem::take(&mut self.slos);
-        let keys = std::mem::take(&mut self.found)
-            .into_iter()
-            .flat_map(|(namespace, slos)| slos.into_iter().map(move |(slo, i)| ((namespace.clone(), slo), i)));
-        // Collected in key order, which fills the map's nodes (inserted one by one, in order,
-        // they would be half empty).
-        let slos = keys
-            .map(|(key, i)| {
+        let mut samples = Vec::with_capacity(found.len());
+        for (namespace, slos) in std::mem::take(&mut self.found) {
+            for (slo, i) in slos {
                 let f = std::mem::take(&mut found[i]);
-                (key, self.samples(f))
-            })
-            .collect();
+                samples.push(((namespace.clone(), slo), self.samples(f)));
+            }
+        }
+        drop(found);
+        // In key order, from a list of exactly their number (which the map's collect reuses):
+        // the map's nodes are built full, where inserted one by one, in order, they would be
+        // half empty.
+        let slos = samples.into_iter().collect();
         Finished {
             slos,
             rejected: self.rejected,
