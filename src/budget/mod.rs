@@ -23,6 +23,80 @@ pub use poller::Poller;
 /// `(namespace, slo name)` as the recorded series label them.
 pub type SloKey = (String, String);
 
+/// A number per window, in window order, as a map from window to number would hold them, in
+/// one allocation of exactly their size: each of ten thousand SLOs keeps three of these between
+/// polls, and a map's smallest node is the size of eleven entries.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Windows(Box<[(Duration, f64)]>);
+
+impl Windows {
+    pub fn get(&self, window: &Duration) -> Option<&f64> {
+        self.0
+            .binary_search_by(|(w, _)| w.cmp(window))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Duration, &f64)> + '_ {
+        self.0.iter().map(|(w, v)| (w, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Sorted by window; of the same window twice, the last one counts (as a map's insert).
+impl FromIterator<(Duration, f64)> for Windows {
+    fn from_iter<I: IntoIterator<Item = (Duration, f64)>>(iter: I) -> Self {
+        let mut all: Vec<(Duration, f64)> = iter.into_iter().collect();
+        // Stable: of equal windows, the last stays last.
+        all.sort_by_key(|(w, _)| *w);
+        let mut out: Vec<(Duration, f64)> = Vec::with_capacity(all.len());
+        for (w, v) in all {
+            match out.last_mut() {
+                Some(last) if last.0 == w => last.1 = v,
+                _ => out.push((w, v)),
+            }
+        }
+        Self(out.into_boxed_slice())
+    }
+}
+
+impl<const N: usize> From<[(Duration, f64); N]> for Windows {
+    fn from(pairs: [(Duration, f64); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+impl IntoIterator for Windows {
+    type Item = (Duration, f64);
+    type IntoIter = std::vec::IntoIter<(Duration, f64)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_vec().into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Windows {
+    type Item = (&'a Duration, &'a f64);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (Duration, f64)>, fn(&'a (Duration, f64)) -> (&'a Duration, &'a f64)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(w, v)| (w, v))
+    }
+}
+
+impl std::ops::Index<&Duration> for Windows {
+    type Output = f64;
+    fn index(&self, window: &Duration) -> &f64 {
+        self.get(window).expect("no such window")
+    }
+}
+
 /// What Prometheus says about one SLO at one instant. NaN and absent values are `None` / left
 /// out: they are never a number the policy acts on.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -30,10 +104,10 @@ pub struct SloSamples {
     /// `slo:error_budget_remaining:ratio` (1 = untouched, ≤ 0 = spent); `None` when absent or NaN.
     pub remaining: Option<f64>,
     /// Burn rate (error ratio / budget) per recorded window; only finite values.
-    pub burn_rates: BTreeMap<Duration, f64>,
+    pub burn_rates: Windows,
     /// `slo:sli_error:ratio_rate<window>` per recorded window, only finite values, while the
     /// budget is not read (then `burn_rates` holds them all, divided by it).
-    pub error_ratios: BTreeMap<Duration, f64>,
+    pub error_ratios: Windows,
     /// `severity` labels of the SLO's burn-rate alerts that are firing.
     pub firing_severities: BTreeSet<String>,
     /// No record of its `sli` group (which evaluates the burn alerts) was read: Prometheus is
@@ -44,7 +118,7 @@ pub struct SloSamples {
     pub pending_severities: BTreeSet<String>,
     /// `slo:sli_requests:count<window>` for the windows read (those policies' `minRequests`
     /// need), only finite values.
-    pub requests: BTreeMap<Duration, f64>,
+    pub requests: Windows,
     /// `slo:window_covered:seconds`: how much of the SLO window the data covers.
     pub covered: Option<f64>,
     /// Set while the data does not cover the SLO window (see [`SloSamples::with_history`]).
@@ -150,12 +224,17 @@ impl SloSamples {
     /// budget is recorded by the 5-minute group, which may not have run for a new SLO while its
     /// short windows already show a burn.
     pub fn with_budget(mut self, budget: Option<f64>) -> Self {
-        if let Some(budget) = budget {
-            for (w, ratio) in &self.error_ratios {
-                if let Some(burn) = crate::burn_rate::burn(*ratio, budget) {
-                    self.burn_rates.entry(*w).or_insert(burn);
-                }
-            }
+        if let Some(budget) = budget
+            && !self.error_ratios.is_empty()
+        {
+            // What Prometheus recorded comes last, and so is kept.
+            let filled: Vec<(Duration, f64)> = self
+                .error_ratios
+                .iter()
+                .filter_map(|(w, ratio)| Some((*w, crate::burn_rate::burn(*ratio, budget)?)))
+                .chain(self.burn_rates.iter().map(|(w, b)| (*w, *b)))
+                .collect();
+            self.burn_rates = filled.into_iter().collect();
         }
         self
     }
@@ -330,6 +409,21 @@ mod tests {
     }
 
     #[test]
+    fn windows_read_as_a_map_of_them() {
+        let (five, one, day) = (Duration::minutes(5), Duration::hours(1), Duration::days(1));
+        let w: Windows = [(day, 3.0), (five, 1.0), (one, 2.0), (five, 4.0)].into_iter().collect();
+        assert_eq!(
+            w.iter().map(|(w, v)| (*w, *v)).collect::<Vec<_>>(),
+            vec![(five, 4.0), (one, 2.0), (day, 3.0)],
+            "in window order, the last of a window twice kept"
+        );
+        assert_eq!((w.get(&one), w.get(&Duration::hours(6)), w.len()), (Some(&2.0), None, 3));
+        assert_eq!(w[&day], 3.0);
+        assert!(Windows::default().is_empty());
+        assert_eq!(w.clone().into_iter().count(), 3);
+    }
+
+    #[test]
     fn burn_rates_fall_back_to_the_spec_budget() {
         let spec: crate::api::ServiceLevelObjectiveSpec =
             serde_yaml::from_str("{objective: 99.95, window: 30d, indicator: {raw: {errorRatio: 'x[$window]'}}}")
@@ -338,8 +432,8 @@ mod tests {
         let five = Duration::minutes(5);
         let one = Duration::hours(1);
         let s = SloSamples {
-            burn_rates: BTreeMap::from([(one, 2.0)]),
-            error_ratios: BTreeMap::from([(five, 0.01), (one, 0.1)]),
+            burn_rates: Windows::from([(one, 2.0)]),
+            error_ratios: Windows::from([(five, 0.01), (one, 0.1)]),
             ..SloSamples::default()
         }
         .with_budget(budget_of(&spec));
@@ -382,7 +476,7 @@ mod tests {
         ] {
             let s = SloSamples {
                 remaining: Some(v),
-                burn_rates: BTreeMap::from([(Duration::hours(1), v)]),
+                burn_rates: Windows::from([(Duration::hours(1), v)]),
                 long_run_burn: Some(v),
                 long_run_covered: Some(v),
                 ..SloSamples::default()

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::{SloKey, SloSamples};
+use super::{SloKey, SloSamples, Windows};
 use crate::duration::Duration;
 use crate::rules::{
     BUDGET, BUDGET_REMAINING, CALIBRATION_INTERVAL, LONG_RUN_BURN, LONG_RUN_COVERED, MARKER_LABEL, REQUESTS_PREFIX,
@@ -534,8 +534,9 @@ const DISPUTES_KEPT: usize = 3;
 /// Everything the queries found about one SLO, before burn rates are computed.
 #[derive(Default)]
 struct Found {
-    ratios: BTreeMap<Duration, f64>,
-    requests: BTreeMap<Duration, f64>,
+    /// By window, in the order read (a handful each).
+    ratios: Vec<(Duration, f64)>,
+    requests: Vec<(Duration, f64)>,
     covered: Option<f64>,
     budget: Option<f64>,
     remaining: Option<f64>,
@@ -805,14 +806,8 @@ impl Split {
             SCRAPE_INTERVAL => f.scrape_interval = Some(f.scrape_interval.map_or(value, |i| i.max(value))),
             WINDOW_COVERED => f.covered = Some(f.covered.map_or(value, |c| c.min(value))),
             _ => match window {
-                Some(Windowed::Ratio(window)) => {
-                    let ratio = f.ratios.entry(window).or_insert(value);
-                    *ratio = ratio.max(value);
-                }
-                Some(Windowed::Requests(window)) => {
-                    let requests = f.requests.entry(window).or_insert(value);
-                    *requests = requests.min(value);
-                }
+                Some(Windowed::Ratio(window)) => merge(&mut f.ratios, window, value, f64::max),
+                Some(Windowed::Requests(window)) => merge(&mut f.requests, window, value, f64::min),
                 None => {}
             },
         }
@@ -893,10 +888,10 @@ impl Split {
                         .into_iter()
                         .filter_map(|(w, ratio)| Some((w, crate::burn_rate::burn(ratio, budget)?)))
                         .collect(),
-                    BTreeMap::new(),
+                    Windows::default(),
                 ),
                 None => (
-                    BTreeMap::new(),
+                    Windows::default(),
                     f.ratios.into_iter().filter(|(_, r)| r.is_finite()).collect(),
                 ),
             };
@@ -907,7 +902,7 @@ impl Split {
                 pending_severities: pending.difference(&firing).cloned().collect(),
                 alerts_unevaluated: f.newest[Group::Sli.index()].is_none(),
                 firing_severities: firing,
-                requests: f.requests,
+                requests: f.requests.into_iter().collect(),
                 covered: f.covered,
                 long_run_burn: f.long_run_burn,
                 long_run_covered: f.long_run_covered,
@@ -924,6 +919,14 @@ impl Split {
                 ..SloSamples::default()
             }
         }
+    }
+}
+
+/// Sets `window`'s number to `value`, or to `keep` of it and the one already read.
+fn merge(windows: &mut Vec<(Duration, f64)>, window: Duration, value: f64, keep: fn(f64, f64) -> f64) {
+    match windows.iter_mut().find(|(w, _)| *w == window) {
+        Some((_, v)) => *v = keep(*v, value),
+        None => windows.push((window, value)),
     }
 }
 
@@ -1126,7 +1129,7 @@ mod tests {
         let slos = split(&short, &long, &alerts);
         let s = &slos[&key("shop", "api")];
         assert!(s.disputed.is_empty(), "{:?}", s.disputed);
-        assert_eq!(s.requests, BTreeMap::from([(w("1h"), 12.0), (w("3d"), 5001.0)]));
+        assert_eq!(s.requests, Windows::from([(w("1h"), 12.0), (w("3d"), 5001.0)]));
         assert_eq!(s.covered, Some(777_600.0));
         assert_eq!(s.firing_severities, BTreeSet::from(["warning".to_string()]));
         assert_eq!(s.pending_severities, BTreeSet::from(["critical".to_string()]));

@@ -748,6 +748,7 @@ mod tests {
 /// a reconcile writes, and what the cluster holds after it.
 #[cfg(test)]
 mod reconciler_tests {
+    use crate::budget::Windows;
     use std::collections::BTreeMap;
 
     use kube::runtime::events::{Recorder, Reporter};
@@ -817,7 +818,7 @@ mod reconciler_tests {
         );
         let samples = SloSamples {
             remaining: Some(0.5),
-            burn_rates: BTreeMap::from([(Duration::hours(1), burn)]),
+            burn_rates: Windows::from([(Duration::hours(1), burn)]),
             covered: Some(30.0 * 86_400.0),
             ..SloSamples::default()
         };
@@ -1001,6 +1002,7 @@ mod reconciler_tests {
 /// stateful API server: what is written to the workload, the policy's status and Events.
 #[cfg(test)]
 mod rollback_tests {
+    use crate::budget::Windows;
     use std::collections::BTreeMap;
 
     use kube::runtime::events::{Recorder, Reporter};
@@ -1115,7 +1117,7 @@ mod rollback_tests {
                 ("shop".to_string(), "checkout".to_string()),
                 SloSamples {
                     remaining: Some(0.5),
-                    burn_rates: BTreeMap::from([(Duration::hours(1), burn)]),
+                    burn_rates: Windows::from([(Duration::hours(1), burn)]),
                     covered: Some(30.0 * 86_400.0),
                     ..SloSamples::default()
                 },

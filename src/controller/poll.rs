@@ -297,7 +297,7 @@ fn signal_event(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use crate::budget::Windows;
     use std::sync::Mutex;
 
     use super::*;
@@ -442,7 +442,7 @@ mod tests {
         assert_eq!((none.status.as_str(), none.reason.as_str()), ("Unknown", "NoSeries"));
         // Traffic below the SLO's own minimum: its burn alerts cannot fire, by design.
         let quiet = SloSamples {
-            requests: BTreeMap::from([(TRAFFIC_WINDOW, 12.0)]),
+            requests: Windows::from([(TRAFFIC_WINDOW, 12.0)]),
             ..SloSamples::default()
         };
         let q = signal_condition(Some(&quiet), 100, &budget, &[], Some(4), at).unwrap();

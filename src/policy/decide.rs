@@ -298,8 +298,8 @@ pub fn decide(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
+    use crate::budget::Windows;
     use proptest::prelude::*;
 
     use super::*;
@@ -318,8 +318,8 @@ mod tests {
     fn samples(remaining: f64, burn_1h: f64, firing: &[&str]) -> SloSamples {
         SloSamples {
             remaining: Some(remaining),
-            burn_rates: BTreeMap::from([(Duration::hours(1), burn_1h), (Duration::minutes(5), burn_1h)]),
-            error_ratios: BTreeMap::new(),
+            burn_rates: Windows::from([(Duration::hours(1), burn_1h), (Duration::minutes(5), burn_1h)]),
+            error_ratios: Windows::default(),
             firing_severities: firing.iter().map(|s| s.to_string()).collect(),
             ..SloSamples::default()
         }
@@ -521,7 +521,7 @@ mod tests {
         let p = policy("");
         let (_, prev) = step(&p, Some(&samples(0.5, 1.0, &["critical"])), t(0), &Previous::default());
         let blind = SloSamples {
-            burn_rates: BTreeMap::new(),
+            burn_rates: Windows::default(),
             blind: Some("its request series are sampled about every 120s".into()),
             ..samples(0.5, 1.0, &[])
         };
@@ -564,7 +564,7 @@ mod tests {
         // Right after the restart, before the first evaluation: nothing of the SLO's sli group
         // is read, and an absent alert is not a quiet one.
         let unevaluated = SloSamples {
-            burn_rates: BTreeMap::new(),
+            burn_rates: Windows::default(),
             alerts_unevaluated: true,
             ..samples(0.5, 1.0, &[])
         };
@@ -614,7 +614,7 @@ mod tests {
         );
         // No burn: the count is not even needed.
         let quiet = SloSamples {
-            burn_rates: BTreeMap::from([(Duration::hours(1), 1.0)]),
+            burn_rates: Windows::from([(Duration::hours(1), 1.0)]),
             ..with(None)
         };
         let (d, _) = step(&p, Some(&quiet), t(0), &Previous::default());
@@ -631,7 +631,7 @@ mod tests {
         let held = |days: f64| {
             SloSamples {
                 covered: Some(days * day),
-                burn_rates: BTreeMap::from([(Duration::days(3), 0.5)]),
+                burn_rates: Windows::from([(Duration::days(3), 0.5)]),
                 ..samples(0.2, 0.5, &[])
             }
             .with_history(Duration::days(30), false)

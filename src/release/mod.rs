@@ -154,6 +154,8 @@ pub fn record(
     }));
     out.sort_by_key(|e| std::cmp::Reverse(e.started_at));
     out.truncate(keep);
+    // Kept until the next poll, for each of thousands of SLOs: no room for more.
+    out.shrink_to_fit();
     out
 }
 
