@@ -31,6 +31,9 @@ pub fn into(split: &mut Split, group: Option<Group>) -> impl FnMut(&Series) + '_
     }
 }
 
+/// At most this much of an answer is held at once: the series being read and the envelope.
+const HELD_AT_MOST: usize = 64 << 20;
+
 /// An error answer is read this far for its own words (Prometheus' are a line long).
 const ERROR_BODY_READ: usize = 64 * 1024;
 
@@ -156,6 +159,15 @@ impl Reading {
             .flatten()
         {
             *index -= keep;
+        }
+        // A series of our records is a few hundred bytes and the envelope a few more: this
+        // much held at once is not an answer to our queries (or not one worth holding).
+        if self.pending.len().saturating_add(self.envelope.len()) > HELD_AT_MOST {
+            return Err(format!(
+                "cannot read the answer: more than {} MiB of it would be held at once (a series or \
+                 the answer's envelope that large is not one of slo-warden's records)",
+                HELD_AT_MOST >> 20
+            ));
         }
         Ok(())
     }
@@ -632,6 +644,24 @@ mod tests {
                 .unwrap_err()
                 .starts_with("cannot read the answer: \"fast\" is not a sample value"),
         );
+    }
+
+    #[test]
+    fn an_answer_that_would_be_held_whole_past_the_bound_is_refused() {
+        // One endless series: nothing can be cut out of it, and it is not held past the bound.
+        let mut reading = Reading::new(OK, JSON).unwrap();
+        let start = br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"slo":""#;
+        reading.push(start, &mut |_: &Series| {}).unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        let mut pushed = 0;
+        let e = loop {
+            match reading.push(&chunk, &mut |_: &Series| {}) {
+                Ok(()) => pushed += 1,
+                Err(e) => break e,
+            }
+            assert!(pushed <= 64, "still reading after {pushed} MiB");
+        };
+        assert!(e.starts_with("cannot read the answer: more than 64 MiB"), "{e}");
     }
 
     #[test]

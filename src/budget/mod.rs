@@ -417,7 +417,10 @@ mod tests {
             vec![(five, 4.0), (one, 2.0), (day, 3.0)],
             "in window order, the last of a window twice kept"
         );
-        assert_eq!((w.get(&one), w.get(&Duration::hours(6)), w.len()), (Some(&2.0), None, 3));
+        assert_eq!(
+            (w.get(&one), w.get(&Duration::hours(6)), w.len()),
+            (Some(&2.0), None, 3)
+        );
         assert_eq!(w[&day], 3.0);
         assert!(Windows::default().is_empty());
         assert_eq!(w.clone().into_iter().count(), 3);
