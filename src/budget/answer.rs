@@ -69,6 +69,8 @@ struct Scan {
     series_start: Option<usize>,
     /// Series cut out so far.
     cut: usize,
+    /// Whether the last thing in the result was a series (a comma or the end comes next).
+    after_series: bool,
     /// From where the bytes scanned belong to the envelope, in `pending` (`None` inside the
     /// result, whose series are cut out and separators dropped).
     keep_from: Option<usize>,
@@ -205,19 +207,19 @@ impl Reading {
                 }
                 continue;
             }
-            if s.in_result
-                && s.depth == 3
-                && s.series_start.is_none()
-                && !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b',' | b']')
-            {
-                if b == b'{' {
-                    s.series_start = Some(i);
-                } else if s.cut > 0 {
-                    return Err("cannot read the answer: its result mixes series and other values".to_string());
-                } else {
-                    // Not a list of series: kept whole, for the envelope to say what it is.
-                    s.in_result = false;
-                    s.keep_from = Some(i);
+            if s.in_result && s.depth == 3 && s.series_start.is_none() {
+                // Between the series: whitespace, and one comma after each but the last.
+                match b {
+                    b' ' | b'\t' | b'\n' | b'\r' => {}
+                    b',' if s.after_series => s.after_series = false,
+                    b']' if s.after_series || s.cut == 0 => {}
+                    b'{' if !s.after_series => s.series_start = Some(i),
+                    _ if s.cut == 0 => {
+                        // Not a list of series: kept whole, for the envelope to say what it is.
+                        s.in_result = false;
+                        s.keep_from = Some(i);
+                    }
+                    _ => return Err("cannot read the answer: its result is not a list of series".to_string()),
                 }
             }
             match b {
@@ -264,6 +266,7 @@ impl Reading {
                     {
                         series(&self.pending[start..=i], each)?;
                         s.cut += 1;
+                        s.after_series = true;
                     } else if s.in_result && s.depth == 2 {
                         s.in_result = false;
                         s.keep_from = Some(i);
@@ -603,7 +606,18 @@ mod tests {
             ),
             (
                 r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{}},1]}}"#.to_string(),
-                Err("cannot read the answer: its result mixes series and other values".to_string()),
+                Err("cannot read the answer: its result is not a list of series".to_string()),
+                1,
+            ),
+            // Separators are checked as a whole parse would: a missing comma, a trailing one.
+            (
+                format!(r#"{{"status":"success","data":{{"resultType":"matrix","result":[{} {}]}}}}"#, series(1, "1"), series(2, "2")),
+                Err("cannot read the answer: its result is not a list of series".to_string()),
+                1,
+            ),
+            (
+                format!(r#"{{"status":"success","data":{{"resultType":"matrix","result":[{},]}}}}"#, series(1, "1")),
+                Err("cannot read the answer: its result is not a list of series".to_string()),
                 1,
             ),
             (
