@@ -99,6 +99,15 @@ fn is_json(content_type: Option<&str>) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// Why an answer that is not the Prometheus API's is refused (a web UI, a proxy's page).
+fn not_the_api(content_type: Option<&str>) -> String {
+    format!(
+        "the answer is not the Prometheus API's (Content-Type {}); does the URL have the API's path \
+         prefix, e.g. /prometheus?",
+        content_type.unwrap_or("none")
+    )
+}
+
 fn cannot(e: &serde_json::Error) -> String {
     format!("cannot read the answer: {e}")
 }
@@ -108,11 +117,7 @@ impl Reading {
     /// Prometheus API's at all.
     pub fn new(status: reqwest::StatusCode, content_type: Option<&str>) -> Result<Self, String> {
         if status.is_success() && !is_json(content_type) {
-            return Err(format!(
-                "the answer is not the Prometheus API's (Content-Type {}); does the URL have the API's path \
-                 prefix, e.g. /prometheus?",
-                content_type.unwrap_or("none")
-            ));
+            return Err(not_the_api(content_type));
         }
         Ok(Self {
             status,
@@ -313,11 +318,7 @@ impl Reading {
             ));
         }
         if envelope.status.as_deref() != Some("success") || !envelope.data {
-            return Err(format!(
-                "the answer is not the Prometheus API's (Content-Type {}); does the URL have the API's path \
-                 prefix, e.g. /prometheus?",
-                self.content_type.as_deref().unwrap_or("none")
-            ));
+            return Err(not_the_api(self.content_type.as_deref()));
         }
         match envelope.result_type.as_deref() {
             Some("matrix") if envelope.result_read => Ok(envelope.warnings),

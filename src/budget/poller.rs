@@ -900,6 +900,17 @@ mod tests {
         );
     }
 
+    /// The error of a poll of the API at `addr` with a `timeout`.
+    async fn poll_with_timeout(addr: std::net::SocketAddr, timeout: &str, metrics: &Metrics) -> String {
+        let mut slow = args(&format!("http://{addr}"));
+        slow.prometheus_timeout = Duration::parse(timeout).unwrap();
+        poller(&slow)
+            .poll_at(metrics, at(), &Default::default())
+            .await
+            .unwrap_err()
+            .to_string()
+    }
+
     #[tokio::test]
     async fn unreachable_and_silent_servers_give_url_free_errors() {
         // Bound but not listening: connections are refused, and no other process can take
@@ -927,13 +938,8 @@ mod tests {
                 open.push(stream);
             }
         });
-        let mut slow = args(&format!("http://{addr}"));
-        slow.prometheus_timeout = Duration::parse("200ms").unwrap();
-        let err = poller(&slow)
-            .poll_at(&metrics, at(), &Default::default())
-            .await
-            .unwrap_err();
-        assert!(err.to_string().ends_with(": no answer within 200ms"), "{err}");
+        let err = poll_with_timeout(addr, "200ms", &metrics).await;
+        assert!(err.ends_with(": no answer within 200ms"), "{err}");
         held.abort();
 
         // Answers, then stalls halfway through the body: a timeout, not a JSON error.
@@ -950,13 +956,8 @@ mod tests {
                 open.push(stream);
             }
         });
-        let mut slow = args(&format!("http://{addr}"));
-        slow.prometheus_timeout = Duration::parse("300ms").unwrap();
-        let err = poller(&slow)
-            .poll_at(&metrics, at(), &Default::default())
-            .await
-            .unwrap_err();
-        assert!(err.to_string().ends_with(": no answer within 300ms"), "{err}");
+        let err = poll_with_timeout(addr, "300ms", &metrics).await;
+        assert!(err.ends_with(": no answer within 300ms"), "{err}");
         stalling.abort();
     }
 
