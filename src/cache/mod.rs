@@ -209,7 +209,7 @@ impl ScopeCaches {
             client,
             scope,
             crate::enforce::workload::deployments().resource,
-            workloads::trim,
+            workloads::trim_deployment,
             shutdown.clone(),
         );
         tasks.push(task);
@@ -217,7 +217,7 @@ impl ScopeCaches {
             client,
             scope,
             crate::enforce::rollout::resource(),
-            workloads::trim,
+            workloads::trim_rollout,
             shutdown.clone(),
         );
         tasks.push(task);
@@ -283,7 +283,7 @@ impl ScopeCaches {
             deployments: Targets::holding(
                 crate::enforce::workload::deployments().resource,
                 deployments,
-                workloads::trim,
+                workloads::trim_deployment,
             ),
             replica_sets: Targets::holding(
                 kube::api::ApiResource::erase::<k8s_openapi::api::apps::v1::ReplicaSet>(&()),

@@ -22,12 +22,23 @@ use super::slim;
 use crate::release::attribution;
 
 /// Status fields `enforce::rollout::mid_update` and `enforce::rollout::is_aborted` read.
-const KEPT_STATUS: [&str; 4] = ["observedGeneration", "currentPodHash", "stableRS", "abort"];
+const ROLLOUT_STATUS: [&str; 4] = ["observedGeneration", "currentPodHash", "stableRS", "abort"];
 
-/// Keeps what the actuators read: name, namespace, labels, annotations (but the last applied
-/// configuration), generation and resourceVersion; `spec.paused`; the Rollout status fields of
-/// an abort.
-pub fn trim(obj: &mut DynamicObject) {
+/// Keeps what the actuators and the release ledger read of a Deployment: name, namespace,
+/// labels, annotations (but the last applied configuration), generation and resourceVersion;
+/// `spec.paused`; who wrote the pod template and its images. Each JSON object kept costs a
+/// tree node of most of a kilobyte, so nothing else is: no status (nothing reads a
+/// Deployment's), no empty `spec`.
+pub fn trim_deployment(obj: &mut DynamicObject) {
+    trim_keeping(obj, &[]);
+}
+
+/// [`trim_deployment`] for an Argo Rollout, and the status fields of an abort.
+pub fn trim_rollout(obj: &mut DynamicObject) {
+    trim_keeping(obj, &ROLLOUT_STATUS);
+}
+
+fn trim_keeping(obj: &mut DynamicObject, kept_status: &[&str]) {
     let changed_by = template_manager(obj);
     let released_by = kube::ResourceExt::annotations(obj)
         .get(attribution::RELEASED_BY)
@@ -52,7 +63,7 @@ pub fn trim(obj: &mut DynamicObject) {
         kept.insert("spec".into(), serde_json::json!({ "paused": paused }));
     }
     if let Some(Value::Object(status)) = obj.data.get("status") {
-        let status: Map<String, Value> = KEPT_STATUS
+        let status: Map<String, Value> = kept_status
             .iter()
             .filter_map(|k| status.get(*k).map(|v| (k.to_string(), v.clone())))
             .collect();
@@ -63,7 +74,7 @@ pub fn trim(obj: &mut DynamicObject) {
     obj.data = Value::Object(kept);
 }
 
-/// Where [`trim`] keeps the field manager that last wrote the pod template.
+/// Where [`trim_deployment`] keeps the field manager that last wrote the pod template.
 pub const TEMPLATE_MANAGER: &str = "templateManager";
 
 /// The field manager that last wrote part of the pod template (`spec.template`), as the
@@ -84,7 +95,7 @@ pub fn template_manager(obj: &DynamicObject) -> Option<String> {
         .map(|m| m.chars().take(128).collect())
 }
 
-/// Where [`trim`] keeps the images of the pod template (when it knows who wrote it), to tell
+/// Where [`trim_deployment`] keeps the images of the pod template (when it knows who wrote it), to tell
 /// which release [`changed_by`] is about.
 const TEMPLATE_IMAGES: &str = "templateImages";
 
@@ -113,11 +124,11 @@ pub fn template_images(obj: &DynamicObject) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// Where [`trim`] keeps the user the release-attribution webhook stamped for the current pod
+/// Where [`trim_deployment`] keeps the user the release-attribution webhook stamped for the current pod
 /// template ([`attribution::released_by`]).
 pub const RELEASED_BY: &str = "releasedBy";
 
-/// Who released the workload's current pod template, as [`trim`] kept it: the user the
+/// Who released the workload's current pod template, as [`trim_deployment`] kept it: the user the
 /// webhook saw and the field manager (`alice (kubectl-set)`), or either one alone.
 pub fn changed_by(obj: &DynamicObject) -> Option<String> {
     let manager = obj.data.get(TEMPLATE_MANAGER).and_then(Value::as_str);
@@ -140,7 +151,9 @@ const KEPT_RS_ANNOTATIONS: [&str; 4] = [
 
 /// Keeps what the release ledger reads of a ReplicaSet (`crate::release::Revision::of`): name,
 /// namespace, creation, its controlling owner, its revision annotations and its containers'
-/// images. A ReplicaSet of ten containers is a few hundred bytes.
+/// images, the images alone as its data (a list, not the template's four nested objects: each
+/// costs a tree node of most of a kilobyte). A ReplicaSet of ten containers is a few hundred
+/// bytes.
 pub fn trim_replica_set(obj: &mut DynamicObject) {
     slim(obj);
     let meta = &mut obj.metadata;
@@ -151,11 +164,7 @@ pub fn trim_replica_set(obj: &mut DynamicObject) {
     if let Some(a) = meta.annotations.as_mut() {
         a.retain(|k, _| KEPT_RS_ANNOTATIONS.contains(&k.as_str()));
     }
-    let images: Vec<Value> = images_of(&obj.data)
-        .into_iter()
-        .map(|image| serde_json::json!({ "image": image }))
-        .collect();
-    obj.data = serde_json::json!({"spec": {"template": {"spec": {"containers": images}}}});
+    obj.data = Value::Array(images_of(&obj.data));
 }
 
 /// One kind of workload in one watched scope.
@@ -299,7 +308,7 @@ mod tests {
                        "conditions": [{"type": "Progressing"}]},
         }))
         .unwrap();
-        trim(&mut obj);
+        trim_rollout(&mut obj);
         assert_eq!(
             obj.data,
             json!({
@@ -318,13 +327,13 @@ mod tests {
         assert!(crate::enforce::rollout::mid_update(&obj));
         assert!(crate::enforce::workload::is_paused(&obj));
 
-        // A Deployment that was never paused keeps no spec at all: not paused.
+        // A Deployment that was never paused keeps no spec at all, and no status: not paused.
         let mut d: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "shop"},
-            "spec": {"replicas": 1}, "status": {"replicas": 1},
+            "spec": {"replicas": 1}, "status": {"replicas": 1, "observedGeneration": 1},
         }))
         .unwrap();
-        trim(&mut d);
+        trim_deployment(&mut d);
         assert_eq!(d.data, json!({}));
         assert!(!crate::enforce::workload::is_paused(&d));
     }
@@ -345,7 +354,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(template_manager(&obj).as_deref(), Some("kubectl-set"));
-        trim(&mut obj);
+        trim_deployment(&mut obj);
         assert_eq!(changed_by(&obj).as_deref(), Some("kubectl-set"));
         assert!(obj.metadata.managed_fields.is_none());
     }
@@ -366,7 +375,7 @@ mod tests {
         let template = json!({"spec": {"containers": [{"name": "app", "image": "web:1.5.0"}]}});
         let stamp = attribution::stamp(&json!({"spec": {"template": template}}), None, "alice").unwrap();
         let mut stamped = deployment("web:1.5.0", &stamp);
-        trim(&mut stamped);
+        trim_deployment(&mut stamped);
         assert_eq!(changed_by(&stamped).as_deref(), Some("alice (kubectl-set)"));
         assert_eq!(template_images(&stamped), ["web:1.5.0"]);
         assert!(
@@ -375,7 +384,7 @@ mod tests {
         );
         // The template changed since (the webhook was not called): the manager alone.
         let mut stale = deployment("web:1.6.0", &stamp);
-        trim(&mut stale);
+        trim_deployment(&mut stale);
         assert_eq!(changed_by(&stale).as_deref(), Some("kubectl-set"));
     }
 }

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::DynamicObject;
+use serde_json::Value;
 
 use crate::api::{ReleaseStatus, ServiceLevelObjectiveStatus};
 use crate::kind::Kind;
@@ -58,17 +59,24 @@ impl Revision {
         };
         let annotations = rs.metadata.annotations.as_ref()?;
         let number = annotations.get(revision)?.parse().ok()?;
-        let containers = rs.data.pointer("/spec/template/spec/containers")?.as_array()?;
+        // As the API server sends it, or as the watch cache keeps it: the images alone
+        // (`crate::cache::workloads::trim_replica_set`).
+        let images = match &rs.data {
+            Value::Array(images) => images.iter().filter_map(Value::as_str).map(String::from).collect(),
+            data => data
+                .pointer("/spec/template/spec/containers")?
+                .as_array()?
+                .iter()
+                .filter_map(|c| c["image"].as_str().map(String::from))
+                .collect(),
+        };
         Some(Self {
             kind,
             workload: owner.name.clone(),
             number,
             reused: annotations.get(history).is_some_and(|h| !h.trim().is_empty()),
             created: rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            images: containers
-                .iter()
-                .filter_map(|c| c["image"].as_str().map(String::from))
-                .collect(),
+            images,
         })
     }
 
@@ -480,6 +488,29 @@ mod tests {
         assert_eq!((r.kind, r.workload.as_str(), r.number), (Kind::Deployment, "web", 3));
         assert_eq!(r.images, ["web:1.5.0", "sidecar:2"]);
         assert_eq!(r.started(), Some("2027-01-15T08:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_replica_set_trimmed_by_the_watch_cache_names_the_same_release() {
+        for (owner, annotations) in [
+            (deployment("web"), json!({DEPLOYMENT_REVISION: "3"})),
+            (
+                deployment("web"),
+                json!({DEPLOYMENT_REVISION: "5", DEPLOYMENT_HISTORY: "1,3"}),
+            ),
+            (
+                json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "canary", "uid": "u", "controller": true}),
+                json!({ROLLOUT_REVISION: "7"}),
+            ),
+        ] {
+            let full = rs(owner, annotations, &["web:1.5.0", "sidecar:2"]);
+            let mut trimmed = full.clone();
+            crate::cache::workloads::trim_replica_set(&mut trimmed);
+            assert!(trimmed.data.is_array(), "kept as the images alone");
+            let read = Revision::of(&trimmed);
+            assert_eq!(read, Revision::of(&full));
+            assert_eq!(read.unwrap().images, ["web:1.5.0", "sidecar:2"]);
+        }
     }
 
     #[test]
