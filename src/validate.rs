@@ -157,7 +157,7 @@ pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
         },
         None => Some(DEFAULT_NO_TRAFFIC_FOR),
     };
-    let calibration = v.calibration(spec.alerting.calibration.as_ref());
+    let calibration = v.calibration(spec.alerting.calibration.as_deref());
     let min_requests = spec.alerting.min_requests.unwrap_or(0);
     if min_requests > bounds::MAX_MIN_REQUESTS {
         v.problem(

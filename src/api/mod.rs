@@ -1,6 +1,7 @@
 //! The custom resources slo-warden serves (one per file) and the upstream ones it writes.
 
 pub mod bounds;
+pub mod burn_rates;
 pub mod condition;
 pub mod r#override;
 pub mod policy;
@@ -25,6 +26,7 @@ pub fn rfc3339(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+pub use burn_rates::BurnRates;
 pub use r#override::{ErrorBudgetOverride, ErrorBudgetOverrideSpec, ErrorBudgetOverrideStatus, OverrideState};
 pub use policy::{
     Action, ErrorBudgetPolicy, ErrorBudgetPolicySpec, ErrorBudgetPolicyStatus, MissingData, Rollback, Stage, Trigger,

@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::bounds::{self, duration_rule};
+use super::burn_rates::BurnRates;
 
 /// A Prometheus duration: one or more `<number><unit>` with units ms, s, m, h, d, w, y.
 pub const DURATION_CEL: &str = "self.matches('^([0-9]+(ms|s|m|h|d|w|y))+$')";
@@ -173,8 +174,10 @@ pub struct Alerting {
     #[schemars(length(max = super::bounds::MAX_TIERS))]
     pub burn_rates: Option<Vec<BurnRateTier>>,
     /// The alert for an SLI that sees no traffic at all.
+    // Boxed, as `calibration`: rarely set, and inline they would make every cached SLO a size
+    // class larger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub no_traffic: Option<NoTraffic>,
+    pub no_traffic: Option<Box<NoTraffic>>,
     /// A burn-rate tier fires only when its long window saw at least this many requests
     /// (observations, for a latency indicator), so a quiet service does not page on a handful
     /// of errors; 0 or absent: no minimum. Not for a `raw` indicator, which counts no requests.
@@ -183,7 +186,7 @@ pub struct Alerting {
     pub min_requests: Option<u64>,
     /// Tickets saying the objective itself needs another look, from the long-run burn rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub calibration: Option<Calibration>,
+    pub calibration: Option<Box<Calibration>>,
 }
 
 impl Alerting {
@@ -358,8 +361,8 @@ pub struct BudgetStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining: Option<f64>,
     /// Burn rate per alert window, keyed by window (e.g. `1h`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub burn_rates: BTreeMap<String, f64>,
+    #[serde(default, skip_serializing_if = "BurnRates::is_empty")]
+    pub burn_rates: BurnRates,
     pub state: BudgetState,
     /// Burn rate over the long run (90 days, or the window if longer), recorded hourly: about
     /// 1 for an objective that fits, well above for one the service keeps missing, well below

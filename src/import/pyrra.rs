@@ -131,9 +131,11 @@ pub fn convert(doc: &Document) -> Vec<Imported> {
             "alerting: burn-rate alerts disabled; slo-warden always writes them (route them to a null receiver)".into(),
         );
     }
-    let no_traffic = (flag("absent") == Some(false)).then_some(NoTraffic {
-        enabled: false,
-        for_: None,
+    let no_traffic = (flag("absent") == Some(false)).then(|| {
+        Box::new(NoTraffic {
+            enabled: false,
+            for_: None,
+        })
     });
     if let Some(absent) = text(&alerting_spec, &["absentName"]) {
         imported.lost.push(format!(
