@@ -162,7 +162,9 @@ pub struct Ledgers {
 
 #[derive(Default)]
 struct Inner {
-    kept: HashMap<String, Kept>,
+    /// Boxed: the table keeps room for up to twice the SLOs, and an empty slot then costs a
+    /// pointer instead of a whole ledger.
+    kept: HashMap<String, Box<Kept>>,
     /// The poll under way: a ledger not updated in it belongs to an SLO gone or no longer
     /// followed, and is dropped with its metric series when it ends.
     poll: u64,
@@ -241,11 +243,11 @@ impl Ledgers {
         let uid = slo.meta().uid.clone().unwrap_or_default();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let poll = inner.poll;
-        let kept = inner.kept.remove(&uid);
+        let kept = inner.kept.remove(&uid).map(|k| *k);
         let (update, next) = Self::count(slo, kept, samples, followed, window_requests, event_share, at, metrics);
         if let Some(mut next) = next {
             next.seen = poll;
-            inner.kept.insert(uid, next);
+            inner.kept.insert(uid, Box::new(next));
         }
         update
     }
@@ -410,6 +412,8 @@ fn export(
             .get_or_create(&labels)
             .set(r.started_at.0.as_second());
     }
+    // Kept until the next poll for each of thousands of SLOs: no room to spare.
+    now.shrink_to_fit();
     now
 }
 
