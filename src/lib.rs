@@ -28,4 +28,5 @@ pub mod rule_cost;
 pub mod rules;
 pub mod serving;
 pub mod sli;
+pub mod ui;
 pub mod validate;

@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use slo_warden::documents::{self, Loaded};
 use slo_warden::duration::Duration;
-use slo_warden::{break_glass, controller, crds, gate, import, rules};
+use slo_warden::{break_glass, controller, crds, gate, import, rules, ui};
 
 /// slo-warden: ServiceLevelObjectives in, burn-rate alerts out, error budgets enforced.
 #[derive(Parser)]
@@ -69,6 +69,9 @@ enum Command {
     Check(gate::cli::Args),
     /// Run the controller.
     Run(Box<controller::Args>),
+    /// Serve the web UI: every SLO, budget, policy and override of the clusters given, read
+    /// only, from watch caches (no Prometheus queries from the browser).
+    Ui(ui::Args),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -330,6 +333,7 @@ fn main() -> ExitCode {
             emit(&report).map_or_else(|code| code, |()| ExitCode::from(code))
         }
         Command::Run(args) => controller::main(*args),
+        Command::Ui(args) => ui::main(args),
     }
 }
 

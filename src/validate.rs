@@ -81,8 +81,8 @@ pub struct Calibration {
 
 pub const TOO_TIGHT_ALERT: &str = "SLOTargetTooTight";
 pub const TOO_LOOSE_ALERT: &str = "SLOTargetTooLoose";
-const DEFAULT_TOO_TIGHT_ABOVE: f64 = 1.5;
-const DEFAULT_TOO_LOOSE_BELOW: f64 = 0.3;
+pub const DEFAULT_TOO_TIGHT_ABOVE: f64 = 1.5;
+pub const DEFAULT_TOO_LOOSE_BELOW: f64 = 0.3;
 
 pub fn validate(slo: &ServiceLevelObjective) -> Result<ValidSlo, Vec<Problem>> {
     let name = slo.metadata.name.clone().unwrap_or_default();

@@ -19,6 +19,8 @@ pub fn conditions_schema(generator: &mut SchemaGenerator) -> Schema {
 pub const READY: &str = "Ready";
 pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";
+/// The condition type saying whether an SLO's signal can be trusted.
+pub const SIGNAL_HEALTHY: &str = "SignalHealthy";
 
 /// The longest condition message kept (characters), as `metav1.Condition` bounds it: a message
 /// naming every SLO a policy selects grows with them, and the status must stay writable.

@@ -56,7 +56,8 @@ pub fn main(args: Args) -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs as `--log-format` says, filtered by `RUST_LOG` (default `info,kube=warn`).
+pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
     // Colours only on a terminal; log files and collectors get plain text.
@@ -452,7 +453,8 @@ async fn mark_ready_when_listable(probes: Vec<Probe>, ready: Arc<AtomicBool>, sh
     }
 }
 
-async fn cancel_on_signal(token: CancellationToken) {
+/// Cancels `token` on SIGINT or SIGTERM.
+pub async fn cancel_on_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let term = async {

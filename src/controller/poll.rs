@@ -208,8 +208,7 @@ async fn write_budgets(shared: &PolicyContext, snapshot: &Snapshot, ledgers: &su
         .await;
 }
 
-/// The condition type saying whether an SLO's signal can be trusted.
-pub const SIGNAL_HEALTHY: &str = "SignalHealthy";
+pub use crate::api::condition::SIGNAL_HEALTHY;
 
 /// The `SignalHealthy` condition an SLO should have, when it differs from the one it has:
 /// `True` while its tiles hold data and Prometheus holds its window; `False` (reason

@@ -1,0 +1,410 @@
+//! The SLO list: every SLO of every connected cluster, searched, filtered, sorted and paged from
+//! the watch caches on each request (ten thousand SLOs are summarised in a few milliseconds; only
+//! the page shown is rendered).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use kube::{Resource, ResourceExt};
+
+use super::clusters::Cluster;
+use super::summary::{self, State, Summary};
+use crate::cache::Guarded;
+
+/// What a request asks of the list, as its query string says it; every field bounded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Query {
+    /// Words that must all appear in the cluster, namespace, name, service or a `label=value`.
+    pub words: Vec<String>,
+    pub namespace: Option<String>,
+    pub cluster: Option<String>,
+    pub state: Option<State>,
+    pub sort: Sort,
+    /// From 1.
+    pub page: usize,
+    pub per_page: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// Least budget left first (none read: last).
+    #[default]
+    Budget,
+    /// Fastest burn over the last hour first.
+    Burn,
+    /// Highest long-run burn first: the objectives the service keeps missing.
+    LongRun,
+    /// Worst state first, then least budget.
+    State,
+    /// By cluster, namespace and name.
+    Name,
+}
+
+impl Sort {
+    pub const ALL: [(Sort, &'static str, &'static str); 5] = [
+        (Sort::Budget, "budget", "Budget left (least first)"),
+        (Sort::Burn, "burn", "Burn rate 1h (fastest first)"),
+        (Sort::LongRun, "longrun", "Long-run burn (highest first)"),
+        (Sort::State, "state", "State (worst first)"),
+        (Sort::Name, "name", "Name"),
+    ];
+
+    pub fn key(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(s, _, _)| *s == self)
+            .map_or("budget", |(_, k, _)| k)
+    }
+}
+
+pub const PER_PAGE: usize = 100;
+pub const MAX_PER_PAGE: usize = 500;
+/// The longest search accepted (characters).
+pub const MAX_SEARCH: usize = 200;
+const MAX_WORDS: usize = 16;
+const MAX_PAGE: usize = 1_000_000;
+
+impl Query {
+    /// From the query string's parameters (`q`, `namespace`, `cluster`, `state`, `sort`, `page`,
+    /// `per`); an error names the parameter and what it takes.
+    pub fn parse<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
+        let mut q = Query {
+            page: 1,
+            per_page: PER_PAGE,
+            ..Query::default()
+        };
+        for (key, value) in params {
+            let value = value.trim();
+            match key {
+                "q" => {
+                    if value.chars().count() > MAX_SEARCH {
+                        return Err(format!("q: at most {MAX_SEARCH} characters"));
+                    }
+                    q.words = value
+                        .split_whitespace()
+                        .take(MAX_WORDS)
+                        .map(str::to_lowercase)
+                        .collect();
+                }
+                "namespace" => q.namespace = bounded("namespace", value, 253)?,
+                "cluster" => q.cluster = bounded("cluster", value, 63)?,
+                "state" if value.is_empty() => q.state = None,
+                "state" => {
+                    q.state = Some(
+                        State::parse(value)
+                            .ok_or_else(|| format!("state: one of {}", State::ALL.map(State::as_str).join(", ")))?,
+                    )
+                }
+                "sort" if value.is_empty() => q.sort = Sort::default(),
+                "sort" => {
+                    q.sort = Sort::ALL
+                        .iter()
+                        .find(|(_, k, _)| *k == value)
+                        .map(|(s, _, _)| *s)
+                        .ok_or_else(|| format!("sort: one of {}", Sort::ALL.map(|(_, k, _)| k).join(", ")))?
+                }
+                "page" => q.page = number("page", value, 1, MAX_PAGE)?,
+                "per" => q.per_page = number("per", value, 10, MAX_PER_PAGE)?,
+                // Anything else is ignored, as a browser's form may add.
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+
+    fn matches(&self, cluster: &str, slo: &Guarded) -> bool {
+        let ns = slo.namespace().unwrap_or_default();
+        if self.cluster.as_deref().is_some_and(|c| c != cluster) || self.namespace.as_deref().is_some_and(|n| n != ns) {
+            return false;
+        }
+        if self.words.is_empty() {
+            return true;
+        }
+        let name = slo.name_any();
+        let service = slo
+            .0
+            .as_ref()
+            .ok()
+            .and_then(|s| s.spec.service.as_deref())
+            .unwrap_or_default();
+        self.words.iter().all(|word| {
+            [cluster, ns.as_str(), name.as_str(), service]
+                .iter()
+                .any(|text| contains_folded(text, word))
+                || slo.labels().iter().any(|(k, v)| {
+                    contains_folded(k, word)
+                        || contains_folded(v, word)
+                        || word
+                            .split_once('=')
+                            .is_some_and(|(wk, wv)| k.eq_ignore_ascii_case(wk) && v.eq_ignore_ascii_case(wv))
+                })
+        })
+    }
+}
+
+fn bounded(what: &str, value: &str, max: usize) -> Result<Option<String>, String> {
+    if value.len() > max {
+        return Err(format!("{what}: at most {max} characters"));
+    }
+    Ok((!value.is_empty()).then(|| value.to_string()))
+}
+
+fn number(what: &str, value: &str, min: usize, max: usize) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{what}: a whole number from {min} to {max}")),
+    }
+}
+
+/// Whether `text` contains `word` (already lower case), ignoring ASCII case.
+fn contains_folded(text: &str, word: &str) -> bool {
+    if text.is_ascii() && word.is_ascii() {
+        text.as_bytes()
+            .windows(word.len().max(1))
+            .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+            || word.is_empty()
+    } else {
+        text.to_lowercase().contains(word)
+    }
+}
+
+/// One SLO of the list.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub cluster: Arc<str>,
+    pub slo: Arc<Guarded>,
+    pub summary: Summary,
+}
+
+/// A page of the list, and what the filters and the page picker need.
+#[derive(Debug)]
+pub struct Listed {
+    pub rows: Vec<Row>,
+    /// SLOs that pass the filters.
+    pub matching: usize,
+    /// Every SLO of the connected clusters.
+    pub total: usize,
+    /// Of the matching SLOs, how many are in each state (in [`State::ALL`]'s order).
+    pub by_state: [usize; 5],
+    pub namespaces: BTreeSet<String>,
+    pub page: usize,
+    pub pages: usize,
+}
+
+pub fn list(clusters: &[Cluster], query: &Query) -> Listed {
+    let mut namespaces = BTreeSet::new();
+    let mut total = 0;
+    let mut by_state = [0usize; 5];
+    let mut rows: Vec<Row> = Vec::new();
+    for cluster in clusters {
+        for slo in cluster.slos.state() {
+            total += 1;
+            if let Some(ns) = slo.meta().namespace.as_deref()
+                && !namespaces.contains(ns)
+            {
+                namespaces.insert(ns.to_string());
+            }
+            if !query.matches(&cluster.name, &slo) {
+                continue;
+            }
+            let summary = summary::summarise(&slo);
+            by_state[State::ALL.iter().position(|s| *s == summary.state).unwrap_or(0)] += 1;
+            if query.state.is_some_and(|s| s != summary.state) {
+                continue;
+            }
+            rows.push(Row {
+                cluster: cluster.name.clone(),
+                slo,
+                summary,
+            });
+        }
+    }
+    sort(&mut rows, query.sort);
+    let matching = rows.len();
+    let pages = matching.div_ceil(query.per_page).max(1);
+    let page = query.page.min(pages);
+    let start = (page - 1) * query.per_page;
+    let rows: Vec<Row> = rows.into_iter().skip(start).take(query.per_page).collect();
+    Listed {
+        rows,
+        matching,
+        total,
+        by_state,
+        namespaces,
+        page,
+        pages,
+    }
+}
+
+fn sort(rows: &mut [Row], by: Sort) {
+    // `None` last whichever way a number sorts; NaN never reaches a status.
+    let low_first = |v: Option<f64>| (v.is_none(), v.unwrap_or(0.0));
+    let high_first = |v: Option<f64>| (v.is_none(), -v.unwrap_or(0.0));
+    fn name(r: &Row) -> (&str, Option<&str>, Option<&str>) {
+        let meta = r.slo.meta();
+        (&r.cluster, meta.namespace.as_deref(), meta.name.as_deref())
+    }
+    let cmp = |a: (bool, f64), b: (bool, f64)| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1));
+    rows.sort_by(|a, b| {
+        let (x, y) = (&a.summary, &b.summary);
+        match by {
+            Sort::Budget => cmp(low_first(x.remaining), low_first(y.remaining)),
+            Sort::Burn => cmp(high_first(x.burn_1h), high_first(y.burn_1h)),
+            Sort::LongRun => cmp(high_first(x.long_run), high_first(y.long_run)),
+            Sort::State => x
+                .state
+                .cmp(&y.state)
+                .then(cmp(low_first(x.remaining), low_first(y.remaining))),
+            Sort::Name => std::cmp::Ordering::Equal,
+        }
+        .then_with(|| name(a).cmp(&name(b)))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub fn slo(
+        ns: &str,
+        name: &str,
+        remaining: Option<f64>,
+        state: &str,
+        burn: f64,
+    ) -> crate::api::ServiceLevelObjective {
+        let mut budget = json!({"state": state, "burnRates": {"1h": burn}, "longRunBurnRate": burn / 2.0});
+        if let Some(r) = remaining {
+            budget["remaining"] = json!(r);
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ServiceLevelObjective",
+            "metadata": {"name": name, "namespace": ns, "labels": {"team": format!("team-{ns}")}},
+            "spec": {"service": format!("{name}-svc"), "objective": 99.9, "window": "30d", "indicator": {"raw": {"errorRatio": "x"}}},
+            "status": {"budget": budget},
+        }))
+        .unwrap()
+    }
+
+    fn clusters() -> Vec<Cluster> {
+        vec![
+            Cluster::holding(
+                "east",
+                vec![
+                    slo("shop", "checkout", Some(0.2), "Burning", 14.0),
+                    slo("shop", "cart", Some(0.9), "Healthy", 0.5),
+                    slo("search", "query", None, "NoData", 0.0),
+                ],
+                vec![],
+                vec![],
+            ),
+            Cluster::holding(
+                "west",
+                vec![
+                    slo("shop", "checkout", Some(-0.1), "Exhausted", 2.0),
+                    slo("pay", "charge", Some(0.5), "Healthy", 1.0),
+                ],
+                vec![],
+                vec![],
+            ),
+        ]
+    }
+
+    fn names(listed: &Listed) -> Vec<String> {
+        listed
+            .rows
+            .iter()
+            .map(|r| format!("{}/{}/{}", r.cluster, r.slo.namespace().unwrap(), r.slo.name_any()))
+            .collect()
+    }
+
+    fn query(s: &str) -> Query {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(s.as_bytes()).into_owned().collect();
+        Query::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap()
+    }
+
+    #[test]
+    fn sorted_by_budget_left_by_default_none_last() {
+        let listed = list(&clusters(), &query(""));
+        assert_eq!(
+            names(&listed),
+            [
+                "west/shop/checkout",
+                "east/shop/checkout",
+                "west/pay/charge",
+                "east/shop/cart",
+                "east/search/query"
+            ]
+        );
+        assert_eq!((listed.total, listed.matching, listed.pages), (5, 5, 1));
+        assert_eq!(listed.by_state, [0, 1, 1, 1, 2]);
+        assert_eq!(listed.namespaces.iter().collect::<Vec<_>>(), ["pay", "search", "shop"]);
+    }
+
+    #[test]
+    fn each_sort() {
+        let first = |s: &str| names(&list(&clusters(), &query(s)))[0].clone();
+        assert_eq!(first("sort=burn"), "east/shop/checkout");
+        assert_eq!(first("sort=longrun"), "east/shop/checkout");
+        assert_eq!(first("sort=state"), "west/shop/checkout");
+        assert_eq!(first("sort=name"), "east/search/query");
+    }
+
+    #[test]
+    fn filters_and_search_narrow_it_and_the_counts_follow() {
+        assert_eq!(
+            names(&list(&clusters(), &query("cluster=west"))),
+            ["west/shop/checkout", "west/pay/charge"]
+        );
+        assert_eq!(
+            names(&list(&clusters(), &query("namespace=shop&state=healthy"))),
+            ["east/shop/cart"]
+        );
+        let searched = list(&clusters(), &query("q=CHECK+east"));
+        assert_eq!(names(&searched), ["east/shop/checkout"]);
+        assert_eq!(searched.matching, 1);
+        assert_eq!(
+            names(&list(&clusters(), &query("q=team=team-pay"))),
+            ["west/pay/charge"]
+        );
+        assert_eq!(names(&list(&clusters(), &query("q=cart-svc"))), ["east/shop/cart"]);
+        // The state counts are of what the other filters let through, whatever the state filter.
+        let burning = list(&clusters(), &query("namespace=shop&state=Burning"));
+        assert_eq!((burning.matching, burning.by_state), (1, [0, 1, 1, 0, 1]));
+    }
+
+    #[test]
+    fn pages_hold_what_was_asked_and_a_page_past_the_end_shows_the_last() {
+        let second = list(&clusters(), &query("per=10&page=1"));
+        assert_eq!((second.rows.len(), second.pages), (5, 1));
+        let past = list(&clusters(), &query("page=9"));
+        assert_eq!((past.page, past.rows.len()), (1, 5));
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let parse = |s: &str| {
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(s.as_bytes()).into_owned().collect();
+            Query::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap_err()
+        };
+        assert_eq!(parse("sort=fast"), "sort: one of budget, burn, longrun, state, name");
+        assert_eq!(parse("page=0"), "page: a whole number from 1 to 1000000");
+        assert_eq!(parse("per=100000"), "per: a whole number from 10 to 500");
+        assert_eq!(
+            parse("state=red"),
+            "state: one of Invalid, Exhausted, Burning, NoData, Healthy"
+        );
+        assert_eq!(parse(&format!("q={}", "x".repeat(201))), "q: at most 200 characters");
+        assert_eq!(
+            parse(&format!("namespace={}", "x".repeat(254))),
+            "namespace: at most 253 characters"
+        );
+    }
+
+    #[test]
+    fn folded_search_ignores_case_in_any_script() {
+        assert!(contains_folded("Checkout-API", "api"));
+        assert!(!contains_folded("cart", "api"));
+        assert!(contains_folded("Ünïcode", "ünï"));
+    }
+}

@@ -1,0 +1,132 @@
+//! `/`: every SLO of every connected cluster, least budget left first.
+
+use kube::ResourceExt;
+use maud::{Markup, html};
+
+use super::{budget_bar, path, state_badge};
+use crate::ui::format;
+use crate::ui::list::{Listed, Query, Sort};
+use crate::ui::summary::State;
+
+/// The query string of this list with one parameter changed (`page`, `sort`).
+fn link(query: &Query, change: (&str, &str)) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    let words = query.words.join(" ");
+    let sort = query.sort.key();
+    let page = query.page.to_string();
+    let per = query.per_page.to_string();
+    let pairs = [
+        ("q", (!words.is_empty()).then_some(words.as_str())),
+        ("namespace", query.namespace.as_deref()),
+        ("cluster", query.cluster.as_deref()),
+        ("state", query.state.map(State::as_str)),
+        ("sort", (query.sort != Sort::default()).then_some(sort)),
+        ("page", (query.page != 1).then_some(page.as_str())),
+        (
+            "per",
+            (query.per_page != crate::ui::list::PER_PAGE).then_some(per.as_str()),
+        ),
+    ];
+    for (key, value) in pairs {
+        let value = if key == change.0 { Some(change.1) } else { value };
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            s.append_pair(key, v);
+        }
+    }
+    format!("/?{}", s.finish())
+}
+
+pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
+    let first = (listed.page - 1) * query.per_page + usize::from(!listed.rows.is_empty());
+    let last = first + listed.rows.len().saturating_sub(1);
+    html! {
+        h1 { "Service level objectives" }
+        form.filters method="get" action="/" role="search" {
+            label { "Search " input type="search" name="q" value=(query.words.join(" ")) placeholder="name, namespace, service, label=value" maxlength=(crate::ui::list::MAX_SEARCH); }
+            label { "Cluster "
+                select name="cluster" {
+                    option value="" { "all" }
+                    @for c in clusters { option value=(c) selected[query.cluster.as_deref() == Some(c)] { (c) } }
+                }
+            }
+            label { "Namespace "
+                select name="namespace" {
+                    option value="" { "all" }
+                    @for ns in &listed.namespaces { option value=(ns) selected[query.namespace.as_deref() == Some(ns.as_str())] { (ns) } }
+                }
+            }
+            label { "State "
+                select name="state" {
+                    option value="" { "any" }
+                    @for (i, s) in State::ALL.iter().enumerate() {
+                        option value=(s.as_str()) selected[query.state == Some(*s)] { (s.as_str()) " (" (listed.by_state[i]) ")" }
+                    }
+                }
+            }
+            label { "Sort by "
+                select name="sort" {
+                    @for (s, key, words) in Sort::ALL { option value=(key) selected[query.sort == s] { (words) } }
+                }
+            }
+            button type="submit" { "Show" }
+        }
+        p.counts aria-live="polite" {
+            @if listed.matching == 0 {
+                "No SLO matches (" (listed.total) " in all)."
+            } @else {
+                "SLOs " (first) "–" (last) " of " (listed.matching)
+                @if listed.matching != listed.total { " matching (" (listed.total) " in all)" }
+                ". "
+                @for (i, s) in State::ALL.iter().enumerate() {
+                    @if listed.by_state[i] > 0 { span class={ "count state-" (s.as_str().to_lowercase()) } { (listed.by_state[i]) " " (s.as_str()) } " " }
+                }
+            }
+        }
+        table.slos {
+            caption.visually-hidden { "SLOs, " (Sort::ALL.iter().find(|(s, _, _)| *s == query.sort).map_or("", |(_, _, w)| *w)) }
+            thead {
+                tr {
+                    th scope="col" { "Cluster" }
+                    th scope="col" { "Namespace" }
+                    th scope="col" { "Name" }
+                    th scope="col" title="The share of requests that must succeed over the window" { "Objective" }
+                    th scope="col" title="The rolling window the budget is counted over" { "Window" }
+                    th scope="col" title="Share of the window's error budget left (100 % untouched, 0 or less: spent)" { "Budget left" }
+                    th scope="col" title="Burn rate over the last hour: 1 spends the budget exactly over the window, 14.4 spends 2 % of a 30-day budget in an hour" { "Burn 1h" }
+                    th scope="col" title="Burn rate over the long run (90 days, or the window if longer): about 1 when the objective fits the service" { "Long-run burn" }
+                    th scope="col" title="Whether the objective fits the service, from the long-run burn rate (once 28 days and the window are recorded)" { "Calibration" }
+                    th scope="col" { "State" }
+                }
+            }
+            tbody {
+                @for row in &listed.rows {
+                    @let ns = row.slo.namespace().unwrap_or_default();
+                    @let name = row.slo.name_any();
+                    @let spec = row.slo.0.as_ref().ok().map(|s| &s.spec);
+                    tr {
+                        td { (row.cluster) }
+                        td { (ns) }
+                        td { a href=(path("slos", &row.cluster, &ns, &name)) { (name) } }
+                        td.num { (spec.map(|s| format::objective(s.objective)).unwrap_or_default()) }
+                        td { (spec.map(|s| s.window.as_str()).unwrap_or_default()) }
+                        td.num { (budget_bar(row.summary.remaining)) }
+                        td.num { (format::burn(row.summary.burn_1h)) }
+                        td.num { (format::burn(row.summary.long_run)) }
+                        td { (row.summary.fit.as_str()) }
+                        td {
+                            (state_badge(row.summary.state))
+                            @if let Some(why) = &row.summary.why { span.why title=(why) { " ⓘ" span.visually-hidden { (why) } } }
+                        }
+                    }
+                }
+            }
+        }
+        @if listed.pages > 1 {
+            nav.pager aria-label="Pages of SLOs" {
+                @if listed.page > 1 { a rel="prev" href=(link(query, ("page", &(listed.page - 1).to_string()))) { "← Previous" } }
+                span { "Page " (listed.page) " of " (listed.pages) }
+                @if listed.page < listed.pages { a rel="next" href=(link(query, ("page", &(listed.page + 1).to_string()))) { "Next →" } }
+            }
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! The UI's HTTP server: GET pages rendered from the caches, the embedded stylesheet and script,
+//! bounded like every server of the operator, with a content security policy that allows
+//! nothing from elsewhere and nothing inline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+use maud::Markup;
+
+use super::clusters::{Cluster, GuardedPolicy};
+use super::{list, pages};
+use crate::cache::Guarded;
+use crate::serving::{self, Limits};
+
+/// GETs of pages: each rendered from memory in milliseconds.
+pub const LIMITS: Limits = Limits {
+    headers: Duration::from_secs(5),
+    body: Duration::from_secs(5),
+    request: Duration::from_secs(15),
+    concurrent: 32,
+    body_bytes: 16 * 1024,
+};
+
+#[derive(Clone)]
+pub struct Ui {
+    pub clusters: Arc<Vec<Cluster>>,
+    /// Grafana's base URL, for links to the dashboards.
+    pub grafana: Option<Arc<str>>,
+}
+
+const CSS: &str = include_str!("assets/ui.css");
+const JS: &str = include_str!("assets/ui.js");
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+pub fn router(ui: Ui) -> Router {
+    let app = Router::new()
+        .route("/", get(slos))
+        .route("/slos/{cluster}/{namespace}/{name}", get(slo))
+        .route("/policies", get(policies))
+        .route("/policies/{cluster}/{namespace}/{name}", get(policy))
+        .route(
+            "/assets/ui.css",
+            get(|| async { asset("text/css; charset=utf-8", CSS) }),
+        )
+        .route(
+            "/assets/ui.js",
+            get(|| async { asset("text/javascript; charset=utf-8", JS) }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(not_found)
+        .with_state(ui)
+        .layer(axum::middleware::map_response(secure));
+    serving::limit(app, &LIMITS, Some(LIMITS.body_bytes))
+}
+
+async fn secure(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn page(status: StatusCode, markup: Markup) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+fn problem(ui: &Ui, status: StatusCode, title: &str, message: &str) -> Response {
+    page(
+        status,
+        pages::problem(title, message, &ui.clusters, jiff::Timestamp::now()),
+    )
+}
+
+async fn not_found(State(ui): State<Ui>) -> Response {
+    problem(&ui, StatusCode::NOT_FOUND, "Not found", "There is no page here.")
+}
+
+fn params(query: &Option<String>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes())
+        .into_owned()
+        .take(32)
+        .collect()
+}
+
+async fn slos(State(ui): State<Ui>, RawQuery(query): RawQuery) -> Response {
+    let pairs = params(&query);
+    let query = match list::Query::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        Ok(q) => q,
+        Err(e) => return problem(&ui, StatusCode::BAD_REQUEST, "Bad search", &e),
+    };
+    let listed = list::list(&ui.clusters, &query);
+    let names: Vec<String> = ui.clusters.iter().map(|c| c.name.to_string()).collect();
+    page(
+        StatusCode::OK,
+        pages::layout(
+            "SLOs",
+            "slos",
+            &ui.clusters,
+            jiff::Timestamp::now(),
+            pages::list::render(&listed, &query, &names),
+        ),
+    )
+}
+
+fn cluster<'a>(ui: &'a Ui, name: &str) -> Option<&'a Cluster> {
+    ui.clusters.iter().find(|c| *c.name == *name)
+}
+
+async fn slo(State(ui): State<Ui>, Path((cluster_name, namespace, name)): Path<(String, String, String)>) -> Response {
+    let Some(cluster) = cluster(&ui, &cluster_name) else {
+        return problem(
+            &ui,
+            StatusCode::NOT_FOUND,
+            "No such cluster",
+            &format!("No cluster is named {cluster_name:?}."),
+        );
+    };
+    let Some(cached) = cluster.slos.get(&ObjectRef::<Guarded>::new(&name).within(&namespace)) else {
+        return problem(
+            &ui,
+            StatusCode::NOT_FOUND,
+            "No such SLO",
+            &format!(
+                "Cluster {cluster_name} has no ServiceLevelObjective {namespace}/{name} (or it is not listed yet)."
+            ),
+        );
+    };
+    let slo = match &cached.0 {
+        Ok(slo) => slo,
+        Err(e) => {
+            return problem(
+                &ui,
+                StatusCode::OK,
+                &format!("{namespace}/{name}"),
+                &format!(
+                    "This ServiceLevelObjective cannot be read: {e}. Its status says more: kubectl get slo -n {namespace} {name} -o yaml"
+                ),
+            );
+        }
+    };
+    let mut policies: Vec<Arc<crate::api::ErrorBudgetPolicy>> = cluster
+        .policies
+        .state()
+        .iter()
+        .filter_map(|p| p.0.as_ref().ok())
+        .filter(|p| crate::policy::select::selects(p, slo))
+        .map(|p| Arc::new(p.clone()))
+        .collect();
+    policies.sort_by_key(|p| p.name_any());
+    let now = jiff::Timestamp::now();
+    let body = pages::slo::render(&pages::slo::Page {
+        cluster: &cluster.name,
+        slo,
+        policies,
+        grafana: ui.grafana.as_deref(),
+        now,
+    });
+    page(
+        StatusCode::OK,
+        pages::layout(&format!("{namespace}/{name}"), "slos", &ui.clusters, now, body),
+    )
+}
+
+async fn policies(State(ui): State<Ui>, RawQuery(query): RawQuery) -> Response {
+    let pairs = params(&query);
+    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let in_force = get("inForce") == Some("true");
+    let rows = pages::policies::rows(&ui.clusters, get("cluster"), get("namespace"), in_force);
+    let now = jiff::Timestamp::now();
+    page(
+        StatusCode::OK,
+        pages::layout(
+            "Policies",
+            "policies",
+            &ui.clusters,
+            now,
+            pages::policies::render_list(&rows, in_force, now),
+        ),
+    )
+}
+
+async fn policy(
+    State(ui): State<Ui>,
+    Path((cluster_name, namespace, name)): Path<(String, String, String)>,
+) -> Response {
+    let Some(cluster) = cluster(&ui, &cluster_name) else {
+        return problem(
+            &ui,
+            StatusCode::NOT_FOUND,
+            "No such cluster",
+            &format!("No cluster is named {cluster_name:?}."),
+        );
+    };
+    let Some(cached) = cluster
+        .policies
+        .get(&ObjectRef::<GuardedPolicy>::new(&name).within(&namespace))
+    else {
+        return problem(
+            &ui,
+            StatusCode::NOT_FOUND,
+            "No such policy",
+            &format!("Cluster {cluster_name} has no ErrorBudgetPolicy {namespace}/{name} (or it is not listed yet)."),
+        );
+    };
+    let Ok(policy) = &cached.0 else {
+        return problem(
+            &ui,
+            StatusCode::OK,
+            &format!("{namespace}/{name}"),
+            &format!(
+                "This ErrorBudgetPolicy cannot be read: kubectl get errorbudgetpolicy -n {namespace} {name} -o yaml"
+            ),
+        );
+    };
+    let mut slos: Vec<Arc<crate::api::ServiceLevelObjective>> = cluster
+        .slos
+        .state()
+        .iter()
+        .filter_map(|s| s.0.as_ref().ok())
+        .filter(|s| crate::policy::select::selects(policy, s))
+        .map(|s| Arc::new(s.clone()))
+        .collect();
+    slos.sort_by_key(|s| s.name_any());
+    let now = jiff::Timestamp::now();
+    let body = pages::policies::render(&pages::policies::Page {
+        cluster,
+        policy,
+        slos,
+        now,
+    });
+    page(
+        StatusCode::OK,
+        pages::layout(&format!("{namespace}/{name}"), "policies", &ui.clusters, now, body),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http::Request;
+    use http_body_util::BodyExt;
+    use serde_json::json;
+    use tower::ServiceExt;
+
+    fn ui() -> Ui {
+        let slo = |name: &str, remaining: f64, state: &str| -> crate::api::ServiceLevelObjective {
+            serde_json::from_value(json!({
+                "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ServiceLevelObjective",
+                "metadata": {"name": name, "namespace": "shop", "labels": {"tier": "web"}},
+                "spec": {"objective": 99.9, "window": "30d", "indicator": {"raw": {"errorRatio": "x"}},
+                         "description": "<script>alert(1)</script>"},
+                "status": {"budget": {"state": state, "remaining": remaining, "burnRates": {"1h": 20.0, "5m": 30.0}}},
+            }))
+            .unwrap()
+        };
+        let policy: crate::api::ErrorBudgetPolicy = serde_json::from_value(json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetPolicy",
+            "metadata": {"name": "freeze", "namespace": "shop"},
+            "spec": {"slos": {"selector": {"matchLabels": {"tier": "web"}}},
+                     "stages": [{"name": "fast-burn", "when": [{"burnRate": {"window": "1h", "above": 14.4}}], "actions": ["freezeDeployments"]}]},
+            "status": {"stage": "fast-burn", "since": "2027-01-15T08:00:00Z", "reason": "checkout burns 20x over 1h",
+                       "enforced": [{"kind": "Deployment", "name": "web", "action": "freezeDeployments", "since": "2027-01-15T08:00:00Z"}]},
+        }))
+        .unwrap();
+        let override_: crate::api::ErrorBudgetOverride = serde_json::from_value(json!({
+            "apiVersion": "slo.warden.dev/v1alpha1", "kind": "ErrorBudgetOverride",
+            "metadata": {"name": "freeze-abc", "namespace": "shop", "creationTimestamp": "2027-01-15T09:00:00Z"},
+            "spec": {"policy": "freeze", "duration": "1h", "reason": "INC-42: hotfix", "requestedBy": "alice@example.com"},
+            "status": {"state": "Active", "expiresAt": "2027-01-15T10:00:00Z"},
+        }))
+        .unwrap();
+        Ui {
+            clusters: Arc::new(vec![Cluster::holding(
+                "prod",
+                vec![slo("checkout", 0.25, "Burning"), slo("cart", 0.9, "Healthy")],
+                vec![policy],
+                vec![override_],
+            )]),
+            grafana: Some("https://grafana.example.com".into()),
+        }
+    }
+
+    async fn get(uri: &str) -> (StatusCode, String, http::HeaderMap) {
+        let r = router(ui())
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let body = String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        (status, body, headers)
+    }
+
+    #[tokio::test]
+    async fn the_list_shows_every_slo_least_budget_first() {
+        let (status, body, headers) = get("/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_SECURITY_POLICY], CSP);
+        let (checkout, cart) = (
+            body.find("/slos/prod/shop/checkout").unwrap(),
+            body.find("/slos/prod/shop/cart").unwrap(),
+        );
+        assert!(checkout < cart, "least budget first");
+        assert!(body.contains("25.0 %") && body.contains("90.0 %"));
+        assert!(body.contains(">Burning<"));
+        let (_, filtered, _) = get("/?state=Healthy").await;
+        assert!(!filtered.contains("/slos/prod/shop/checkout") && filtered.contains("/slos/prod/shop/cart"));
+    }
+
+    #[tokio::test]
+    async fn a_bad_parameter_is_a_400_that_names_it() {
+        let (status, body, _) = get("/?sort=sideways").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body.contains("sort: one of budget, burn, longrun, state, name"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_slo_page_shows_its_tiers_policies_and_escapes_what_tenants_write() {
+        let (status, body, _) = get("/slos/prod/shop/checkout").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!body.contains("<script>alert(1)</script>"), "escaped");
+        assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(
+            body.contains("above: firing once held"),
+            "1h at 20 and 5m at 30 are over 14.4"
+        );
+        assert!(body.contains("/policies/prod/shop/freeze"));
+        assert!(body.contains("slo-warden override freeze -n shop"));
+        assert!(
+            body.contains("https://grafana.example.com/d/slo-warden-detail?var-namespace=shop&amp;var-slo=checkout")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_policy_pages_show_the_stage_what_is_held_and_who_overrode_it() {
+        let (_, list, _) = get("/policies?inForce=true").await;
+        assert!(list.contains("/policies/prod/shop/freeze") && list.contains("fast-burn") && list.contains("1 active"));
+        let (status, body, _) = get("/policies/prod/shop/freeze").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("in force: fast-burn"));
+        assert!(body.contains("checkout burns 20x over 1h"));
+        assert!(body.contains("alice@example.com") && body.contains("INC-42: hotfix") && body.contains(">Active<"));
+        assert!(body.contains("/slos/prod/shop/cart") && body.contains("/slos/prod/shop/checkout"));
+    }
+
+    #[tokio::test]
+    async fn unknown_objects_and_pages_are_404s() {
+        for uri in [
+            "/slos/prod/shop/nope",
+            "/slos/staging/shop/checkout",
+            "/policies/prod/shop/nope",
+            "/nothing",
+        ] {
+            assert_eq!(get(uri).await.0, StatusCode::NOT_FOUND, "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn assets_are_served_from_the_binary() {
+        let (status, css, headers) = get("/assets/ui.css").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/css"));
+        assert!(!css.is_empty());
+        assert_eq!(get("/assets/ui.js").await.0, StatusCode::OK);
+    }
+}
