@@ -526,7 +526,7 @@ impl Checker {
     }
 }
 
-fn is_label_name(s: &str) -> bool {
+pub fn is_label_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

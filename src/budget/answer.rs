@@ -503,6 +503,50 @@ fn snippet(body: &[u8]) -> String {
     format!(": {short}{more}")
 }
 
+/// A range query's answer of one series (or none: an empty list), as (Unix seconds, value)
+/// points; values that are not numbers (`NaN`, `+Inf`) are left out. An error answer gives
+/// Prometheus' own words; more than one series is refused, naming how many.
+pub fn range(status: reqwest::StatusCode, body: &[u8]) -> Result<Vec<(i64, f64)>, String> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        status: Option<String>,
+        error: Option<String>,
+        data: Option<Data>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Data {
+        result: Vec<Series>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Series {
+        values: Vec<(f64, String)>,
+    }
+    let answer: Answer = serde_json::from_slice(body).map_err(|e| {
+        if status.is_success() {
+            format!("the answer is not the Prometheus API's: {e}")
+        } else {
+            format!("HTTP {status}")
+        }
+    })?;
+    if answer.status.as_deref() != Some("success") || !status.is_success() {
+        return Err(format!(
+            "HTTP {status}: {}",
+            answer.error.as_deref().unwrap_or("no error given")
+        ));
+    }
+    let mut result = answer.data.map(|d| d.result).unwrap_or_default();
+    match result.len() {
+        0 => Ok(Vec::new()),
+        1 => Ok(result
+            .remove(0)
+            .values
+            .into_iter()
+            .filter_map(|(t, v)| Some((t as i64, v.parse::<f64>().ok().filter(|v| v.is_finite())?)))
+            .collect()),
+        n => Err(format!("{n} series answer where one was expected")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use pretty_assertions::assert_eq;
@@ -732,5 +776,30 @@ mod tests {
             let (seen, chunked, cut) = read(body.as_bytes(), &sizes);
             prop_assert_eq!((seen, chunked, cut), (whole, outcome, values.len()));
         }
+    }
+
+    #[test]
+    fn a_range_answer_gives_one_series_points_and_refuses_more() {
+        let ok = reqwest::StatusCode::OK;
+        let one = br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"slo":"a"},"values":[[1700000000,"0.5"],[1700000060,"NaN"],[1700000120.5,"0.25"]]}]}}"#;
+        assert_eq!(range(ok, one).unwrap(), [(1_700_000_000, 0.5), (1_700_000_120, 0.25)]);
+        let none = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
+        assert_eq!(range(ok, none).unwrap(), []);
+        let two = br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[]},{"metric":{},"values":[]}]}}"#;
+        assert_eq!(range(ok, two).unwrap_err(), "2 series answer where one was expected");
+        let error = br#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#;
+        assert_eq!(
+            range(reqwest::StatusCode::BAD_REQUEST, error).unwrap_err(),
+            "HTTP 400 Bad Request: parse error at char 3"
+        );
+        assert_eq!(
+            range(reqwest::StatusCode::BAD_GATEWAY, b"<html>").unwrap_err(),
+            "HTTP 502 Bad Gateway"
+        );
+        assert!(
+            range(ok, b"<html>")
+                .unwrap_err()
+                .starts_with("the answer is not the Prometheus API's")
+        );
     }
 }

@@ -33,9 +33,6 @@ pub struct PrometheusArgs {
     /// Time allowed for one query, including the connection.
     #[arg(long, env = "PROMETHEUS_TIMEOUT", default_value = "10s", value_parser = Duration::parse)]
     pub prometheus_timeout: Duration,
-    /// How often every SLO's budget is read.
-    #[arg(long, env = "POLL_INTERVAL", default_value = "30s", value_parser = Duration::parse)]
-    pub poll_interval: Duration,
 }
 
 /// `NAME=VALUE`; the name and value themselves are checked when the HTTP client is built.
@@ -67,7 +64,6 @@ mod tests {
         let args = parse(&[]).unwrap();
         assert_eq!(args.prometheus_url, None);
         assert_eq!(args.prometheus_timeout, Duration::parse("10s").unwrap());
-        assert_eq!(args.poll_interval, Duration::parse("30s").unwrap());
         assert!(args.prometheus_headers.is_empty());
 
         let args = parse(&[
@@ -78,7 +74,6 @@ mod tests {
             "--prometheus-header",
             "X-Extra=a=b,X-Other=c",
             "--prometheus-timeout=2s",
-            "--poll-interval=1m",
         ])
         .unwrap();
         assert_eq!(
@@ -99,7 +94,6 @@ mod tests {
             ]
         );
         assert_eq!(args.prometheus_timeout.as_millis(), 2_000);
-        assert_eq!(args.poll_interval.as_millis(), 60_000);
     }
 
     #[test]
@@ -108,7 +102,7 @@ mod tests {
             ["--prometheus-header", "X-Scope-OrgID"],
             ["--prometheus-header", "=team-a"],
             ["--prometheus-timeout", "10"],
-            ["--poll-interval", "0s"],
+            ["--prometheus-timeout", "0s"],
         ] {
             assert!(parse(&bad).is_err(), "{bad:?} should be rejected");
         }

@@ -15,6 +15,9 @@ use super::queries::{self, Expect, Group, Query, Rejected, Scope};
 use crate::error::Error;
 use crate::metrics::{Metrics, ResultLabels};
 
+/// The most of a range answer read: one series of a few hundred points is a few KiB.
+pub const RANGE_BODY: usize = 1024 * 1024;
+
 /// Queries sent per cycle, whatever the number of SLOs.
 pub const QUERIES_PER_CYCLE: i64 = 4;
 
@@ -297,6 +300,38 @@ impl Poller {
             tracing::warn!(query = query.what, %warning, "Prometheus warned");
         }
         Ok(())
+    }
+
+    /// One series over time, for the UI's charts: `promql` (from the UI's fixed templates)
+    /// from `start` to `end` (Unix seconds) every `step` seconds. At most [`RANGE_BODY`] bytes
+    /// of the answer are read; an answer of more than one series is refused (see
+    /// [`answer::range`]). The error is a sentence without the URL.
+    pub async fn range(&self, promql: &str, start: i64, end: i64, step: i64) -> Result<Vec<(i64, f64)>, String> {
+        let mut request = self
+            .client
+            .query_range(promql, start, end, step as f64)
+            .timeout(self.timeout.as_millis().try_into().unwrap_or(i64::MAX))
+            .query("partial_response", "false");
+        if let Some(path) = &self.bearer_token_file {
+            request = request.header(AUTHORIZATION, bearer(path).map_err(|e| e.to_string())?);
+        }
+        let mut response = request.get_raw().await.map_err(|e| self.describe(&e))?;
+        let status = response.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.describe_reqwest(&e.without_url()))?
+        {
+            if body.len() + chunk.len() > RANGE_BODY {
+                return Err(format!(
+                    "the answer is over {} KiB; expected one series",
+                    RANGE_BODY / 1024
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        answer::range(status, &body)
     }
 
     /// A sentence without the URL (it may carry credentials, and says nothing new).
@@ -611,7 +646,6 @@ mod tests {
             prometheus_headers: Vec::new(),
             prometheus_external_labels: Vec::new(),
             prometheus_timeout: Duration::parse("5s").unwrap(),
-            poll_interval: Duration::parse("30s").unwrap(),
         }
     }
 

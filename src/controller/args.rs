@@ -38,6 +38,9 @@ pub struct Args {
     /// Namespaces to watch (repeatable or comma-separated); all namespaces when none is given.
     #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',', value_parser = namespace_name)]
     pub namespaces: Vec<String>,
+    /// How often every SLO's budget is read.
+    #[arg(long, env = "POLL_INTERVAL", default_value = "30s", value_parser = crate::duration::Duration::parse)]
+    pub poll_interval: crate::duration::Duration,
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,

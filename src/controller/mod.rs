@@ -147,7 +147,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         // The URL as the poller reads it, without the user name and password it may carry.
         Some(p) => tracing::info!(
             prometheus = %p.url(),
-            interval = %args.prometheus.poll_interval,
+            interval = %args.poll_interval,
             "reading error budgets from Prometheus"
         ),
         None => tracing::warn!(
@@ -160,7 +160,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ctx,
         stores,
         poller,
-        poll_interval: std::time::Duration::from_millis(args.prometheus.poll_interval.as_millis()),
+        poll_interval: std::time::Duration::from_millis(args.poll_interval.as_millis()),
         release_event_share: args.release_event_share,
         leading: leading.clone(),
     };

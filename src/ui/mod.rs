@@ -6,10 +6,12 @@
 //! embedded in the binary: nothing is downloaded at build or run time, and every page works
 //! without the script.
 
+pub mod chart;
 pub mod clusters;
 pub mod format;
 pub mod list;
 pub mod pages;
+pub mod series;
 pub mod server;
 pub mod summary;
 
@@ -31,11 +33,30 @@ pub struct Args {
     /// Address to serve the UI on.
     #[arg(long, env = "UI_HTTP_ADDR", default_value = "127.0.0.1:8081")]
     pub http_addr: SocketAddr,
+    /// The Prometheus of one cluster, when clusters have their own: NAME=URL (repeatable). The
+    /// other clusters read --prometheus-url. The other --prometheus-* flags apply to all.
+    #[arg(long = "cluster-prometheus-url", value_parser = parse_cluster_url)]
+    pub cluster_prometheus: Vec<(String, String)>,
+    /// The external label that names the cluster on each series, when one Prometheus (Thanos,
+    /// Mimir) holds several clusters' series: the charts of cluster NAME read {LABEL="NAME"}.
+    #[arg(long, env = "PROMETHEUS_CLUSTER_LABEL")]
+    pub prometheus_cluster_label: Option<String>,
+    #[command(flatten)]
+    pub prometheus: crate::budget::args::PrometheusArgs,
     /// Grafana's URL (with its path prefix), for links to slo-warden's dashboards.
     #[arg(long, env = "GRAFANA_URL")]
     pub grafana_url: Option<String>,
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = crate::controller::LogFormat::Text)]
     pub log_format: crate::controller::LogFormat,
+}
+
+fn parse_cluster_url(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, url)) if !name.is_empty() && !url.is_empty() => Ok((name.to_string(), url.to_string())),
+        _ => Err(format!(
+            "{s:?} is not NAME=URL (e.g. prod-eu=http://prometheus.prod-eu:9090)"
+        )),
+    }
 }
 
 pub fn main(args: Args) -> ExitCode {
@@ -75,6 +96,37 @@ async fn run(args: Args) -> Result<(), String> {
             ));
         }
     }
+    if let Some(label) = &args.prometheus_cluster_label
+        && !crate::validate::is_label_name(label)
+    {
+        return Err(format!(
+            "--prometheus-cluster-label {label:?}: not a Prometheus label name"
+        ));
+    }
+    let mut prometheus = std::collections::HashMap::new();
+    for (name, _) in &wanted {
+        let url = args
+            .cluster_prometheus
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, u)| u.clone())
+            .or_else(|| args.prometheus.prometheus_url.clone());
+        let poller = crate::budget::Poller::new(&crate::budget::args::PrometheusArgs {
+            prometheus_url: url,
+            ..args.prometheus.clone()
+        })
+        .map_err(|e| format!("cluster {name}: {e}"))?;
+        if let Some(p) = poller {
+            prometheus.insert(name.clone(), p);
+        }
+    }
+    for (name, _) in &args.cluster_prometheus {
+        if !names.contains(&name) {
+            return Err(format!(
+                "--cluster-prometheus-url {name}=...: no --cluster is named {name}"
+            ));
+        }
+    }
     let shutdown = CancellationToken::new();
     let mut clusters = Vec::new();
     let mut tasks = Vec::new();
@@ -86,6 +138,7 @@ async fn run(args: Args) -> Result<(), String> {
     let ui = server::Ui {
         clusters: Arc::new(clusters),
         grafana: args.grafana_url.as_deref().map(Arc::from),
+        series: Arc::new(series::Series::new(prometheus, args.prometheus_cluster_label.clone())),
     };
     let app = server::router(ui);
     let handle = axum_server::Handle::new();

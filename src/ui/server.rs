@@ -33,6 +33,7 @@ pub struct Ui {
     pub clusters: Arc<Vec<Cluster>>,
     /// Grafana's base URL, for links to the dashboards.
     pub grafana: Option<Arc<str>>,
+    pub series: Arc<super::series::Series>,
 }
 
 const CSS: &str = include_str!("assets/ui.css");
@@ -43,6 +44,7 @@ pub fn router(ui: Ui) -> Router {
     let app = Router::new()
         .route("/", get(slos))
         .route("/slos/{cluster}/{namespace}/{name}", get(slo))
+        .route("/charts/{cluster}/{namespace}/{name}/{which}", get(chart))
         .route("/policies", get(policies))
         .route("/policies/{cluster}/{namespace}/{name}", get(policy))
         .route(
@@ -134,7 +136,16 @@ fn cluster<'a>(ui: &'a Ui, name: &str) -> Option<&'a Cluster> {
     ui.clusters.iter().find(|c| *c.name == *name)
 }
 
-async fn slo(State(ui): State<Ui>, Path((cluster_name, namespace, name)): Path<(String, String, String)>) -> Response {
+async fn slo(
+    State(ui): State<Ui>,
+    Path((cluster_name, namespace, name)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pairs = params(&query);
+    let range = match super::series::range(pairs.iter().find(|(k, _)| k == "range").map(|(_, v)| v.as_str())) {
+        Ok(r) => r.0,
+        Err(e) => return problem(&ui, StatusCode::BAD_REQUEST, "Bad range", &e),
+    };
     let Some(cluster) = cluster(&ui, &cluster_name) else {
         return problem(
             &ui,
@@ -181,12 +192,49 @@ async fn slo(State(ui): State<Ui>, Path((cluster_name, namespace, name)): Path<(
         slo,
         policies,
         grafana: ui.grafana.as_deref(),
+        charts: ui.series.prometheus.contains_key(&*cluster.name),
+        range,
         now,
     });
     page(
         StatusCode::OK,
         pages::layout(&format!("{namespace}/{name}"), "slos", &ui.clusters, now, body),
     )
+}
+
+async fn chart(
+    State(ui): State<Ui>,
+    Path((cluster_name, namespace, name, which)): Path<(String, String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(which) = super::series::Which::parse(&which) else {
+        return not_found(State(ui)).await;
+    };
+    let pairs = params(&query);
+    let range = match super::series::range(pairs.iter().find(|(k, _)| k == "range").map(|(_, v)| v.as_str())) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    // Only an SLO the cache holds gets a query: a made-up name costs Prometheus nothing.
+    let window = cluster(&ui, &cluster_name)
+        .and_then(|c| c.slos.get(&ObjectRef::<Guarded>::new(&name).within(&namespace)))
+        .and_then(|s| s.0.as_ref().ok().map(|s| s.spec.window.clone()))
+        .and_then(|w| crate::duration::Duration::parse(&w).ok());
+    let Some(window) = window else {
+        return not_found(State(ui)).await;
+    };
+    let svg = ui
+        .series
+        .chart(&cluster_name, &namespace, &name, window, which, range)
+        .await;
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "private, max-age=30"),
+        ],
+        svg.to_string(),
+    )
+        .into_response()
 }
 
 async fn policies(State(ui): State<Ui>, RawQuery(query): RawQuery) -> Response {
@@ -306,6 +354,7 @@ mod tests {
                 vec![override_],
             )]),
             grafana: Some("https://grafana.example.com".into()),
+            series: Arc::new(super::super::series::Series::new(Default::default(), None)),
         }
     }
 

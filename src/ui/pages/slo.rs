@@ -78,6 +78,10 @@ pub struct Page<'a> {
     pub slo: &'a ServiceLevelObjective,
     pub policies: Vec<std::sync::Arc<ErrorBudgetPolicy>>,
     pub grafana: Option<&'a str>,
+    /// Whether a Prometheus is configured for the cluster (else no charts are offered).
+    pub charts: bool,
+    /// The time range of the error and request charts (one of [`crate::ui::series::RANGES`]).
+    pub range: &'a str,
     pub now: jiff::Timestamp,
 }
 
@@ -115,6 +119,29 @@ pub fn render(page: &Page) -> Markup {
                     " "
                 }
                 @if let Some(r) = runbook.filter(|r| r.starts_with("https://") || r.starts_with("http://")) { a href=(r) rel="noreferrer" { "Runbook" } }
+            }
+        }
+        @if page.charts {
+            @let chart = |which: &str| format!("{}/{which}", path("charts", page.cluster, &ns, &name));
+            h2 { "Over time" }
+            figure {
+                img src=(chart("budget.svg")) width="720" height="200" alt=(format!("The budget left of {ns}/{name} over its {} window, from Prometheus", slo.spec.window)) title="The error budget left over the window, as the SLO's rules record it every 5 minutes";
+                figcaption { "Budget left over the " (slo.spec.window) " window" }
+            }
+            nav.ranges aria-label="Time range of the charts below" {
+                "Last: "
+                @for (key, _) in crate::ui::series::RANGES {
+                    @if key == page.range { strong aria-current="true" { (key) } } @else { a href=(format!("?range={key}")) { (key) } }
+                    " "
+                }
+            }
+            figure {
+                img src=(format!("{}?range={}", chart("errors.svg"), page.range)) width="720" height="200" alt=(format!("The error ratio of {ns}/{name} over the last {}, per 5-minute tile", page.range)) title="Errors over requests of each 5-minute tile";
+                figcaption { "Error ratio, per 5-minute tile" }
+            }
+            figure {
+                img src=(format!("{}?range={}", chart("requests.svg"), page.range)) width="720" height="200" alt=(format!("The requests per second of {ns}/{name} over the last {}, per 5-minute tile", page.range)) title="Requests per second of each 5-minute tile";
+                figcaption { "Requests per second, per 5-minute tile" }
             }
         }
         h2 { "Alert tiers" }
