@@ -36,6 +36,7 @@ bench: tools
 	$(CARGO) bench --locked --bench generate
 	$(CARGO) bench --locked --bench webhook
 	$(CARGO) bench --locked --bench poll
+	$(CARGO) bench --locked --bench ui
 	$(CARGO) build --release --locked
 	python3 bench/generate_fleet.py target/release/slo-warden 10000
 	bench/window-cost.sh

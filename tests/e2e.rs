@@ -38,6 +38,9 @@ mod releases;
 #[path = "e2e/gates.rs"]
 mod gates;
 
+#[path = "e2e/ui.rs"]
+mod ui;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -651,6 +651,12 @@ fn chart_lints_and_its_schema_refuses_typos() {
             "prometheusUrl=http://prometheus.monitoring:9090",
             "--set",
             "releaseGates.flagger.enabled=true",
+            "--set",
+            "ui.enabled=true",
+            "--set",
+            "ui.grafanaUrl=https://grafana.example.com",
+            "--set",
+            "ui.prometheusClusterLabel=cluster",
         ],
         vec![
             "--set",
@@ -677,6 +683,8 @@ fn chart_lints_and_its_schema_refuses_typos() {
         ("webhook.failurPolicy=Fail", "failurPolicy"),
         ("webhook.failurePolicy=Sometimes", "failurePolicy"),
         ("dashboards.lable=grafana_dashboard", "lable"),
+        ("ui.enabeld=true", "enabeld"),
+        ("ui.grafanaUrl=grafana", "grafanaUrl"),
     ] {
         let out = run(&["template", "x", chart, "--set", typo]);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -686,6 +694,90 @@ fn chart_lints_and_its_schema_refuses_typos() {
         );
     }
     let _ = fs::remove_dir_all(&tmp);
+}
+
+/// The web UI, when asked for: its own ServiceAccount that may only read slo-warden's three
+/// kinds, pods the controller's Service and Deployment never select, and the controller's
+/// Prometheus flags.
+#[test]
+fn the_ui_reads_only_and_stands_apart() {
+    let helm = helm();
+    assert!(
+        !render(&helm, &[], "ui-off").contains("slo-warden-ui"),
+        "no UI unless asked for"
+    );
+    let rendered = render(
+        &helm,
+        &[
+            "--set",
+            "ui.enabled=true",
+            "--set",
+            "prometheusUrl=http://prometheus.monitoring:9090",
+            "--set",
+            "prometheusAuth.bearerTokenSecret.name=prom-token",
+            "--set",
+            "ui.grafanaUrl=https://grafana.example.com",
+        ],
+        "ui",
+    );
+    let docs: Vec<serde_yaml::Value> = rendered
+        .split("\n---")
+        .filter_map(|d| serde_yaml::from_str::<serde_yaml::Value>(d).ok())
+        .filter(|d| d.is_mapping())
+        .collect();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no {kind} {name} in:\n{rendered}"))
+    };
+    let role = find("ClusterRole", "slo-warden-ui");
+    assert_eq!(
+        serde_yaml::to_string(&role["rules"]).unwrap(),
+        "- apiGroups:\n  - slo.warden.dev\n  resources:\n  - servicelevelobjectives\n  - errorbudgetpolicies\n  - errorbudgetoverrides\n  verbs:\n  - get\n  - list\n  - watch\n",
+        "read only, slo-warden's kinds only"
+    );
+    let binding = find("ClusterRoleBinding", "slo-warden-ui");
+    assert_eq!(binding["subjects"][0]["name"].as_str(), Some("slo-warden-ui"));
+    let ui = find("Deployment", "slo-warden-ui");
+    let pod = &ui["spec"]["template"];
+    assert_eq!(pod["spec"]["serviceAccountName"].as_str(), Some("slo-warden-ui"));
+    let args: Vec<&str> = pod["spec"]["containers"][0]["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    for want in [
+        "ui",
+        "--prometheus-url=http://prometheus.monitoring:9090",
+        "--prometheus-bearer-token-file=/var/run/slo-warden/prometheus-token/token",
+        "--grafana-url=https://grafana.example.com",
+    ] {
+        assert!(args.contains(&want), "{want} not in {args:?}");
+    }
+    // Neither the controller's Service nor its Deployment selects the UI's pods.
+    let pod_labels = &pod["metadata"]["labels"];
+    for (kind, selector) in [
+        ("Service", &find("Service", "slo-warden")["spec"]["selector"]),
+        (
+            "Deployment",
+            &find("Deployment", "slo-warden")["spec"]["selector"]["matchLabels"],
+        ),
+    ] {
+        let selects = selector
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| pod_labels.get(k) == Some(v));
+        assert!(
+            !selects,
+            "the controller's {kind} selects the UI's pods: {selector:?} vs {pod_labels:?}"
+        );
+    }
+    assert_eq!(
+        find("Service", "slo-warden-ui")["spec"]["selector"],
+        ui["spec"]["selector"]["matchLabels"]
+    );
 }
 
 /// The release gates' PromQL, with the arguments Argo Rollouts and Flagger substitute, parses;
@@ -762,6 +854,12 @@ fn release_gates_render_valid_promql() {
             chart.to_str().unwrap(),
             "--set",
             "releaseGates.flagger.enabled=true",
+            "--set",
+            "ui.enabled=true",
+            "--set",
+            "ui.grafanaUrl=https://grafana.example.com",
+            "--set",
+            "ui.prometheusClusterLabel=cluster",
         ],
     );
     assert!(!out.status.success(), "rendered without a Prometheus URL");

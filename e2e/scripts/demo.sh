@@ -98,12 +98,14 @@ on_exit() {
   trap '' PIPE   # the terminal or a pipe may be gone: tear down anyway
   ((tty)) && printf '\033[?25h'   # cursor back
   echo
-  if pid=$(component_pid slo-warden); then
-    log "stopping slo-warden ($pid)"
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$pid" 2>/dev/null
-  fi
+  for c in slo-warden-ui slo-warden; do
+    if pid=$(component_pid "$c"); then
+      log "stopping $c ($pid)"
+      kill -TERM "$pid" 2>/dev/null
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -KILL "$pid" 2>/dev/null
+    fi
+  done
   if [[ -d $DIR/pids ]]; then
     log "tearing down the cluster in $DIR"
     KEEP_LOGS=${DEMO_KEEP_LOGS:-0} "$here/cluster-down.sh"
@@ -128,9 +130,11 @@ log "starting the cluster, Prometheus and the traffic generator in $DIR"
 "$here/cluster-up.sh" >/dev/null
 . "$DIR/env"
 
-if pid=$(component_pid slo-warden); then  # left over from an interrupted demo
-  kill -TERM "$pid" 2>/dev/null || true
-fi
+for c in slo-warden-ui slo-warden; do  # left over from an interrupted demo
+  if pid=$(component_pid "$c"); then
+    kill -TERM "$pid" 2>/dev/null || true
+  fi
+done
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 webhook_port=$(free_port)
@@ -159,6 +163,18 @@ until [[ -n $(k get validatingwebhookconfiguration slo-warden-demo -o jsonpath='
   sleep 0.5
 done
 log "slo-warden running (pid $(component_pid slo-warden), metrics http://127.0.0.1:$port/metrics, webhook https://localhost:$webhook_port, log $oplog)"
+
+# The web UI, read only, beside the terminal dashboard below.
+ui_port=$(free_port)
+uilog=$DIR/logs/slo-warden-ui.log
+SLO_WARDEN_E2E_DIR=$DIR NO_COLOR=1 setsid bash -c 'echo $$ >"$0"; exec "$@"' "$DIR/pids/slo-warden-ui.pid" \
+  "$bin" ui --cluster demo --http-addr "127.0.0.1:$ui_port" --prometheus-url "$PROMETHEUS_URL" </dev/null >>"$uilog" 2>&1 &
+until http GET "http://127.0.0.1:$ui_port/readyz" >/dev/null 2>&1; do
+  component_pid slo-warden-ui >/dev/null || { tail -n 30 "$uilog" >&2; die "slo-warden ui exited (log $uilog)"; }
+  ((SECONDS < deadline + 30)) || die "slo-warden ui not ready (log $uilog)"
+  sleep 0.5
+done
+log "web UI: http://127.0.0.1:$ui_port/ (every SLO, its budget and the policy acting on it)"
 
 for ns in $(sed -n 's/^ *namespace: *//p' examples/*.yaml e2e/demo/*.yaml | sort -u); do
   k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
@@ -191,7 +207,7 @@ render() { # ELAPSED CURRENT-STEP
   local t=$1 cur=$2 i at text width=$((cols > 40 ? cols - 16 : 1000)) first
   printf '%s   t=%s   %s\n' "$(paint 1 'slo-warden demo')" "$(fmt_t "$t")" \
     "$( ((DURATION)) && echo "stops at $(fmt_t "$DURATION")" || echo "Ctrl-C to stop")"
-  printf 'Prometheus %s | operator log %s | explore: source %s/env\n\n' "$PROMETHEUS_URL" "$oplog" "$DIR"
+  printf 'Web UI http://127.0.0.1:%s/ | Prometheus %s | operator log %s | explore: source %s/env\n\n' "$ui_port" "$PROMETHEUS_URL" "$oplog" "$DIR"
   printf '%s\n' "$(paint 36 Scenario)"
   for i in "${!SCENARIO[@]}"; do
     IFS='|' read -r at _ text <<<"${SCENARIO[i]}"

@@ -141,6 +141,9 @@ else
   fi
 fi
 
+# The browser tests' accessibility checks (setup.sh caches the script).
+. "$here/versions.sh"
+export E2E_AXE=${E2E_AXE:-$SLO_WARDEN_CACHE/axe-core-$AXE_CORE_VERSION/axe.min.js}
 log "cargo test --test e2e -- --ignored (up to $threads at once; logs in $test_logs)"
 t_tests=$(date +%s)
 E2E_LOG_DIR=$test_logs cargo test --test e2e -- --ignored --nocapture --test-threads="$threads" "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the end-to-end cluster needs; idempotent and noninteractive.
 #   - Debian packages: prometheus (/usr/bin/prometheus, /usr/bin/promtool), openssl, libfaketime,
-#     jq, shellcheck
+#     jq, shellcheck, chromium-headless-shell
 #     (apt-get update only runs when something is missing). Debian's own prometheus
 #     service is kept from starting (policy-rc.d) and disabled: cluster-up.sh runs its
 #     own Prometheus on a free port.
@@ -36,6 +36,8 @@ compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || pkgs+=(libfaketi
 # jq and shellcheck: the GitHub Action's script and actionlint's check of it (tests/action.rs).
 command -v jq >/dev/null || pkgs+=(jq)
 command -v shellcheck >/dev/null || pkgs+=(shellcheck)
+# Headless Chromium: the web UI's browser tests (tests/e2e/ui.rs) drive it.
+[[ -x /usr/bin/chromium-headless-shell || -x /usr/lib/chromium/chromium-headless-shell ]] || pkgs+=(chromium-headless-shell)
 if ((${#pkgs[@]})); then
   log "installing ${pkgs[*]}"
   policy=/usr/sbin/policy-rc.d
@@ -101,6 +103,17 @@ EOF
   fi
 fi
 log "using $(go version)"
+
+# ---- axe-core (the web UI's accessibility checks in tests/e2e/ui.rs), from npm ---------
+axe=$SLO_WARDEN_CACHE/axe-core-$AXE_CORE_VERSION/axe.min.js
+if [[ ! -s $axe ]]; then
+  log "fetching axe-core $AXE_CORE_VERSION from the npm registry"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "axe-core@$AXE_CORE_VERSION" >/dev/null && tar -xzf axe-core-*.tgz package/axe.min.js)
+  mkdir -p "$(dirname "$axe")"
+  mv "$tmp/package/axe.min.js" "$axe"
+  rm -rf "$tmp"
+fi
 
 # ---- Go-built tools ----------------------------------------------------------------
 "$here/build-tools.sh" all

@@ -10,6 +10,8 @@ THANOS_VERSION=v0.42.4
 # Flagger's CRDs only (no controller): the chart's MetricTemplate and the README's Canary are
 # validated against them by the API server.
 FLAGGER_VERSION=v1.36.1
+# axe-core (npm) checks the web UI's pages for accessibility in the browser tests.
+AXE_CORE_VERSION=4.14.1
 # actionlint checks the GitHub Action and workflows (tests/action.rs).
 ACTIONLINT_VERSION=v1.7.12
 # grafana-validate (the dashboards' schema check) pins grafana-foundation-sdk in

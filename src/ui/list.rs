@@ -36,16 +36,19 @@ pub enum Sort {
     LongRun,
     /// Worst state first, then least budget.
     State,
+    /// Objectives that do not fit first (too tight, then too loose), then highest long-run burn.
+    Calibration,
     /// By cluster, namespace and name.
     Name,
 }
 
 impl Sort {
-    pub const ALL: [(Sort, &'static str, &'static str); 5] = [
+    pub const ALL: [(Sort, &'static str, &'static str); 6] = [
         (Sort::Budget, "budget", "Budget left (least first)"),
         (Sort::Burn, "burn", "Burn rate 1h (fastest first)"),
         (Sort::LongRun, "longrun", "Long-run burn (highest first)"),
         (Sort::State, "state", "State (worst first)"),
+        (Sort::Calibration, "calibration", "Calibration (misfits first)"),
         (Sort::Name, "name", "Name"),
     ];
 
@@ -255,6 +258,10 @@ fn sort(rows: &mut [Row], by: Sort) {
                 .state
                 .cmp(&y.state)
                 .then(cmp(low_first(x.remaining), low_first(y.remaining))),
+            Sort::Calibration => x
+                .fit
+                .cmp(&y.fit)
+                .then(cmp(high_first(x.long_run), high_first(y.long_run))),
             Sort::Name => std::cmp::Ordering::Equal,
         }
         .then_with(|| name(a).cmp(&name(b)))
@@ -348,6 +355,11 @@ mod tests {
         assert_eq!(first("sort=longrun"), "east/shop/checkout");
         assert_eq!(first("sort=state"), "west/shop/checkout");
         assert_eq!(first("sort=name"), "east/search/query");
+        assert_eq!(
+            first("sort=calibration"),
+            "east/shop/checkout",
+            "no history: by long-run burn"
+        );
     }
 
     #[test]
@@ -387,7 +399,10 @@ mod tests {
             let pairs: Vec<(String, String)> = form_urlencoded::parse(s.as_bytes()).into_owned().collect();
             Query::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap_err()
         };
-        assert_eq!(parse("sort=fast"), "sort: one of budget, burn, longrun, state, name");
+        assert_eq!(
+            parse("sort=fast"),
+            "sort: one of budget, burn, longrun, state, calibration, name"
+        );
         assert_eq!(parse("page=0"), "page: a whole number from 1 to 1000000");
         assert_eq!(parse("per=100000"), "per: a whole number from 10 to 500");
         assert_eq!(

@@ -60,6 +60,8 @@ fn parse_cluster_url(s: &str) -> Result<(String, String), String> {
 }
 
 pub fn main(args: Args) -> ExitCode {
+    // The one TLS provider of every client (the API servers', Prometheus').
+    let _ = rustls::crypto::ring::default_provider().install_default();
     crate::controller::init_tracing(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

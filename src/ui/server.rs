@@ -56,6 +56,7 @@ pub fn router(ui: Ui) -> Router {
             get(|| async { asset("text/javascript; charset=utf-8", JS) }),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .fallback(not_found)
         .with_state(ui)
         .layer(axum::middleware::map_response(secure));
@@ -99,6 +100,26 @@ fn problem(ui: &Ui, status: StatusCode, title: &str, message: &str) -> Response 
         status,
         pages::problem(title, message, &ui.clusters, jiff::Timestamp::now()),
     )
+}
+
+/// Ready once every cluster's caches hold a complete list: before that a page would show a
+/// partial picture as if it were whole.
+async fn readyz(State(ui): State<Ui>) -> Response {
+    let listing: Vec<&str> = ui
+        .clusters
+        .iter()
+        .filter(|c| !c.health.synced())
+        .map(|c| &*c.name)
+        .collect();
+    if listing.is_empty() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("still listing: {}", listing.join(", ")),
+        )
+            .into_response()
+    }
 }
 
 async fn not_found(State(ui): State<Ui>) -> Response {
@@ -390,7 +411,7 @@ mod tests {
         let (status, body, _) = get("/?sort=sideways").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(
-            body.contains("sort: one of budget, burn, longrun, state, name"),
+            body.contains("sort: one of budget, burn, longrun, state, calibration, name"),
             "{body}"
         );
     }
@@ -434,6 +455,23 @@ mod tests {
         ] {
             assert_eq!(get(uri).await.0, StatusCode::NOT_FOUND, "{uri}");
         }
+    }
+
+    #[tokio::test]
+    async fn ready_once_every_cluster_is_listed() {
+        assert_eq!(get("/readyz").await.0, StatusCode::OK);
+        let mut listing = ui();
+        let mut clusters = (*listing.clusters).clone();
+        clusters.push(Cluster {
+            health: Arc::new(super::super::clusters::Health::default()),
+            ..clusters[0].clone()
+        });
+        listing.clusters = Arc::new(clusters);
+        let r = router(listing)
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]

@@ -93,6 +93,11 @@ pub fn render(page: &Page) -> Markup {
     let status = slo.status.as_ref();
     let budget = status.and_then(|s| s.budget.as_ref());
     let runbook = slo.spec.alerting.annotations.get("runbook_url");
+    let history_short = status.is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == crate::api::condition::SIGNAL_HEALTHY && c.reason == "HistoryShort")
+    });
     html! {
         p.crumbs { a href="/" { "SLOs" } " / " (page.cluster) " / " (ns) }
         h1 { (name) " " (state_badge(s.state)) }
@@ -173,9 +178,9 @@ pub fn render(page: &Page) -> Markup {
         h2 { "Signal" }
         dl.facts {
             dt title="How often the indicator's request series are sampled, as measured" { "Sampled every" } dd { (budget.and_then(|b| b.scrape_interval.as_deref()).unwrap_or("—")) }
-            dt title="How much of the window Prometheus holds, while less than the window" { "Window covered" } dd { (budget.and_then(|b| b.covered.as_deref()).unwrap_or("all of it")) }
+            dt title="How much of the window Prometheus holds, while less than the window" { "Window covered" } dd { (budget.and_then(|b| b.covered.as_deref()).unwrap_or(if history_short { "—" } else { "all of it" })) }
             dt title="How much of the long run the data covers" { "Long run covered" } dd { (budget.and_then(|b| b.long_run_covered.as_deref()).unwrap_or("—")) }
-            dt { "Budget read" } dd {
+            dt title="When the operator last wrote a new budget to the status: it writes only when a value moves" { "Budget last changed" } dd {
                 @if let Some(t) = budget.and_then(|b| b.evaluated_at.as_ref()) { time datetime=(format::time(t.0)) title=(format::time(t.0)) { (format::ago(t.0, page.now)) } } @else { "never" }
             }
         }
