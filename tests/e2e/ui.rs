@@ -19,9 +19,11 @@ fn chromium() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("E2E_CHROMIUM") {
         return p.into();
     }
+    // The binary itself first: Debian's /usr/bin entries are shell wrappers, and a browser
+    // started through one outlives the wrapper killed at the end of the test.
     for p in [
-        "/usr/bin/chromium-headless-shell",
         "/usr/lib/chromium/chromium-headless-shell",
+        "/usr/bin/chromium-headless-shell",
         "/usr/lib/chromium-headless-shell/chromium-headless-shell",
         "/usr/bin/chromium",
     ] {
