@@ -51,6 +51,11 @@ impl Health {
         *self.error.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    #[cfg(test)]
+    pub fn fail(&self, message: &str) {
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some((jiff::Timestamp::now(), message.to_string()));
+    }
+
     fn failed(&self, what: &str, error: &watcher::Error) {
         let message: String = format!("watch of {what}: {error}").chars().take(512).collect();
         tracing::warn!(%message, "cluster watch failed");

@@ -150,7 +150,11 @@ impl Series {
             )
             .into();
         };
-        let key = format!("{cluster}/{namespace}/{name}/{which:?}/{}", range.0);
+        // The budget's chart spans the window whatever the range asked for.
+        let key = match which {
+            Which::Budget => format!("{cluster}/{namespace}/{name}/{which:?}"),
+            _ => format!("{cluster}/{namespace}/{name}/{which:?}/{}", range.0),
+        };
         if let Some(svg) = self.kept(&key) {
             return svg;
         }

@@ -102,13 +102,14 @@ fn problem(ui: &Ui, status: StatusCode, title: &str, message: &str) -> Response 
     )
 }
 
-/// Ready once every cluster's caches hold a complete list: before that a page would show a
-/// partial picture as if it were whole.
+/// Ready once every cluster's caches hold a complete list, or its watch failed (its badge on
+/// every page then says since when): before that a page would show a partial picture as if it
+/// were whole, and after it one unreachable cluster must not take the others' view away.
 async fn readyz(State(ui): State<Ui>) -> Response {
     let listing: Vec<&str> = ui
         .clusters
         .iter()
-        .filter(|c| !c.health.synced())
+        .filter(|c| !c.health.synced() && c.health.error().is_none())
         .map(|c| &*c.name)
         .collect();
     if listing.is_empty() {
@@ -467,11 +468,29 @@ mod tests {
             ..clusters[0].clone()
         });
         listing.clusters = Arc::new(clusters);
-        let r = router(listing)
+        let r = router(listing.clone())
             .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
             .await
             .unwrap();
-        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "one cluster still listing");
+        // A cluster that cannot be watched says so on every page; the others stay in view.
+        listing.clusters[1]
+            .health
+            .fail("watch of ServiceLevelObjectives: connection refused");
+        let r = router(listing.clone())
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = router(listing)
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        assert!(
+            body.contains("watch failing since") && body.contains("connection refused"),
+            "{body}"
+        );
     }
 
     #[tokio::test]
