@@ -261,9 +261,28 @@ async fn chart(
 
 async fn policies(State(ui): State<Ui>, RawQuery(query): RawQuery) -> Response {
     let pairs = params(&query);
-    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    // An empty choice is no filter; a value past the longest name matches nothing anyway.
+    let get = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
     let in_force = get("inForce") == Some("true");
     let rows = pages::policies::rows(&ui.clusters, get("cluster"), get("namespace"), in_force);
+    let filter = pages::policies::Filter {
+        in_force,
+        cluster: get("cluster"),
+        namespace: get("namespace"),
+        clusters: ui.clusters.iter().map(|c| &*c.name).collect(),
+        namespaces: ui
+            .clusters
+            .iter()
+            .flat_map(|c| c.policies.state())
+            .filter_map(|p| p.namespace())
+            .collect(),
+    };
     let now = jiff::Timestamp::now();
     page(
         StatusCode::OK,
@@ -272,7 +291,7 @@ async fn policies(State(ui): State<Ui>, RawQuery(query): RawQuery) -> Response {
             "policies",
             &ui.clusters,
             now,
-            pages::policies::render_list(&rows, in_force, now),
+            pages::policies::render_list(&rows, &filter, now),
         ),
     )
 }
@@ -438,6 +457,17 @@ mod tests {
     async fn the_policy_pages_show_the_stage_what_is_held_and_who_overrode_it() {
         let (_, list, _) = get("/policies?inForce=true").await;
         assert!(list.contains("/policies/prod/shop/freeze") && list.contains("fast-burn") && list.contains("1 active"));
+        let (_, all, _) = get("/policies?cluster=&namespace=shop").await;
+        assert!(
+            all.contains("/policies/prod/shop/freeze"),
+            "an empty choice filters nothing"
+        );
+        let (_, other, _) = get("/policies?namespace=search").await;
+        assert!(!other.contains("/policies/prod/shop/freeze") && other.contains("0 policies"));
+        assert!(
+            other.contains(r#"<option value="shop">shop</option>"#),
+            "the namespaces with policies to choose from"
+        );
         let (status, body, _) = get("/policies/prod/shop/freeze").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("in force: fast-burn"));

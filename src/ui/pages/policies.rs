@@ -74,10 +74,33 @@ pub fn rows(clusters: &[Cluster], cluster: Option<&str>, namespace: Option<&str>
     rows
 }
 
-pub fn render_list(rows: &[Row], in_force: bool, now: jiff::Timestamp) -> Markup {
+/// What the policies list was asked for.
+pub struct Filter<'a> {
+    pub in_force: bool,
+    pub cluster: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    /// Every cluster's name, and every namespace with a policy, for the choices.
+    pub clusters: Vec<&'a str>,
+    pub namespaces: std::collections::BTreeSet<String>,
+}
+
+pub fn render_list(rows: &[Row], filter: &Filter, now: jiff::Timestamp) -> Markup {
+    let in_force = filter.in_force;
     html! {
         h1 { "Error budget policies" }
         form.filters method="get" action="/policies" {
+            label { "Cluster "
+                select name="cluster" {
+                    option value="" { "all" }
+                    @for c in &filter.clusters { option value=(c) selected[filter.cluster == Some(*c)] { (c) } }
+                }
+            }
+            label { "Namespace "
+                select name="namespace" {
+                    option value="" { "all" }
+                    @for ns in &filter.namespaces { option value=(ns) selected[filter.namespace == Some(ns.as_str())] { (ns) } }
+                }
+            }
             label { input type="checkbox" name="inForce" value="true" checked[in_force]; " Only those in force" }
             button type="submit" { "Show" }
         }
