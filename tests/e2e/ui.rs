@@ -142,6 +142,9 @@ fn the_ui_shows_budgets_freezes_and_overrides_in_a_browser() {
         ..Options::default()
     };
     support::run_with("ui", options, async |ctx: &Ctx| {
+        // First: the operator sets a configuration's caBundle at its next try, and the tries
+        // back off while the configuration does not exist yet.
+        register_release_webhook(ctx, "Fail").await;
         create(ctx, "checkout", fast_spec(ctx)).await;
         wait_ready(ctx, "checkout").await;
         create_deployment(ctx, "web", json!({"tier": "web"}), false).await;
@@ -255,7 +258,6 @@ fn the_ui_shows_budgets_freezes_and_overrides_in_a_browser() {
         page.accessible(&axe);
 
         // Break-glass: who and why, as the webhook stamped it.
-        register_release_webhook(ctx, "Fail").await;
         let mut o = super::policy::override_of("hotfix", "30m", "INC-4711: the fix must ship", None);
         o.metadata.namespace = Some(ctx.ns.clone());
         overrides(ctx)
