@@ -157,6 +157,22 @@ impl Cluster {
     }
 }
 
+/// The readable objects of a cache that `keep` accepts, copied out of their guards, by name.
+pub fn readable<K>(store: &Store<DeserializeGuard<K>>, keep: impl Fn(&K) -> bool) -> Vec<Arc<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    let mut found: Vec<Arc<K>> = store
+        .state()
+        .iter()
+        .filter_map(|o| o.0.as_ref().ok())
+        .filter(|o| keep(o))
+        .map(|o| Arc::new(o.clone()))
+        .collect();
+    found.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+    found
+}
+
 fn follow<K>(
     client: &Client,
     which: usize,

@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use maud::Markup;
 
-use super::clusters::{Cluster, GuardedPolicy};
+use super::clusters::{Cluster, GuardedPolicy, readable};
 use super::{list, pages};
 use crate::cache::Guarded;
 use crate::serving::{self, Limits};
@@ -199,15 +199,7 @@ async fn slo(
             );
         }
     };
-    let mut policies: Vec<Arc<crate::api::ErrorBudgetPolicy>> = cluster
-        .policies
-        .state()
-        .iter()
-        .filter_map(|p| p.0.as_ref().ok())
-        .filter(|p| crate::policy::select::selects(p, slo))
-        .map(|p| Arc::new(p.clone()))
-        .collect();
-    policies.sort_by_key(|p| p.name_any());
+    let policies = readable(&cluster.policies, |p| crate::policy::select::selects(p, slo));
     let now = jiff::Timestamp::now();
     let body = pages::slo::render(&pages::slo::Page {
         cluster: &cluster.name,
@@ -329,15 +321,7 @@ async fn policy(
             ),
         );
     };
-    let mut slos: Vec<Arc<crate::api::ServiceLevelObjective>> = cluster
-        .slos
-        .state()
-        .iter()
-        .filter_map(|s| s.0.as_ref().ok())
-        .filter(|s| crate::policy::select::selects(policy, s))
-        .map(|s| Arc::new(s.clone()))
-        .collect();
-    slos.sort_by_key(|s| s.name_any());
+    let slos = readable(&cluster.slos, |s| crate::policy::select::selects(policy, s));
     let now = jiff::Timestamp::now();
     let body = pages::policies::render(&pages::policies::Page {
         cluster,

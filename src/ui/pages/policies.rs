@@ -24,16 +24,9 @@ fn stage(p: &ErrorBudgetPolicy) -> Option<&str> {
     p.status.as_ref().map(|s| s.stage.as_str()).filter(|s| !s.is_empty())
 }
 
-fn overrides_of<'a>(
-    cluster: &'a Cluster,
-    policy: &'a ErrorBudgetPolicy,
-) -> impl Iterator<Item = Arc<ErrorBudgetOverride>> + 'a {
-    let ns = policy.namespace();
-    let name = policy.name_any();
-    cluster.overrides.state().into_iter().filter_map(move |o| {
-        let o = o.0.as_ref().ok()?;
-        (o.namespace() == ns && o.spec.policy == name).then(|| Arc::new(o.clone()))
-    })
+fn overrides_of(cluster: &Cluster, policy: &ErrorBudgetPolicy) -> Vec<Arc<ErrorBudgetOverride>> {
+    let (ns, name) = (policy.namespace(), policy.name_any());
+    crate::ui::clusters::readable(&cluster.overrides, |o| o.namespace() == ns && o.spec.policy == name)
 }
 
 /// Every readable policy of the clusters, those in force first (latest first), then by name.
@@ -48,6 +41,7 @@ pub fn rows(clusters: &[Cluster], cluster: Option<&str>, namespace: Option<&str>
                 continue;
             }
             let active_overrides = overrides_of(c, policy)
+                .iter()
                 .filter(|o| o.status.as_ref().and_then(|s| s.state) == Some(OverrideState::Active))
                 .count();
             rows.push(Row {
@@ -150,7 +144,7 @@ pub fn render(page: &Page) -> Markup {
     let t = |t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time| {
         html! { time datetime=(format::time(t.0)) title=(format::time(t.0)) { (format::ago(t.0, now)) } }
     };
-    let mut overrides: Vec<Arc<ErrorBudgetOverride>> = overrides_of(page.cluster, p).collect();
+    let mut overrides: Vec<Arc<ErrorBudgetOverride>> = overrides_of(page.cluster, p);
     overrides.sort_by_key(|o| std::cmp::Reverse(o.creation_timestamp().map(|t| t.0)));
     html! {
         p.crumbs { a href="/policies" { "Policies" } " / " (page.cluster.name) " / " (ns) }
