@@ -138,3 +138,48 @@ fn a_release_gate_that_cannot_reach_the_cluster_is_unknown() {
     assert_eq!(report["exitCode"], 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `slo-warden ui` refuses flags that cannot mean what they say, before connecting to anything:
+/// it exits 1 and names the flag.
+#[test]
+fn the_ui_refuses_flags_that_contradict_each_other() {
+    let ui = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_slo-warden"))
+            .arg("ui")
+            .args(args)
+            .env("KUBECONFIG", "/nonexistent")
+            .env_remove("PROMETHEUS_URL")
+            .output()
+            .unwrap();
+        // Flag syntax is clap's (stderr), the rest is logged (stdout).
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), said)
+    };
+    for (args, says) in [
+        (
+            &["--cluster", "prod", "--cluster", "prod=other"][..],
+            "--cluster prod is given twice",
+        ),
+        (
+            &["--cluster", "prod", "--cluster-prometheus-url", "staging=http://p:9090"],
+            "--cluster-prometheus-url staging=...: no --cluster is named staging",
+        ),
+        (
+            &["--prometheus-cluster-label", "not a label"],
+            "--prometheus-cluster-label \"not a label\": not a Prometheus label name",
+        ),
+        (
+            &["--grafana-url", "grafana:3000"],
+            "--grafana-url \"grafana:3000\": an http:// or https:// URL",
+        ),
+        (&["--cluster", "a b"], "is not a cluster name"),
+    ] {
+        let (code, stderr) = ui(args);
+        assert_ne!(code, Some(0), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?} should say {says:?}: {stderr}");
+    }
+}

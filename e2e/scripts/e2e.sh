@@ -64,12 +64,24 @@ stop_leftover_operators() {
   done
 }
 
+# Control planes a test started of its own (cluster-up.sh in a directory of its log dir, e.g.
+# the UI's second cluster) and could not stop.
+stop_leftover_clusters() {
+  local f
+  for f in "$test_logs"/*/*/components; do
+    [[ -e $f ]] || continue
+    log "stopping leftover cluster $(dirname "$f")"
+    KEEP_LOGS=1 SLO_WARDEN_E2E_DIR=$(dirname "$f") "$here/cluster-down.sh" >/dev/null 2>&1 || true
+  done
+}
+
 on_exit() {
   local rc=$?
   set +e
   trap - EXIT INT TERM HUP
   trap '' PIPE   # output may go to a pipe that is gone (| tee, Ctrl-C): tear down anyway
   stop_leftover_operators
+  stop_leftover_clusters
   if ((rc != 0)); then
     local kept
     kept=$keep_root/$(date +%Y%m%d-%H%M%S)

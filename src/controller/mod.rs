@@ -36,7 +36,16 @@ pub use args::{Args, LogFormat};
 pub use context::{Context, PolicyContext};
 
 pub fn main(args: Args) -> ExitCode {
-    init_tracing(args.log_format);
+    run_process(args.log_format, run(args))
+}
+
+/// A long-running command of the binary (`run`, `ui`): logging, the TLS provider and the
+/// runtime set up, then `work` until it ends; an error is logged and fails the process.
+pub fn run_process<E: std::fmt::Display>(
+    log_format: LogFormat,
+    work: impl std::future::Future<Output = Result<(), E>>,
+) -> ExitCode {
+    init_tracing(log_format);
     // Two TLS backends are linked in (kube uses ring, the HTTP client of prometheus-http-query
     // brings aws-lc-rs); pick one for the process explicitly.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -47,7 +56,7 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "slo-warden stopped");

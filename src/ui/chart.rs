@@ -29,7 +29,27 @@ impl Unit {
             Unit::PerSecond => format!("{v:.2}/s"),
         }
     }
+
+    /// One point's value, as its hover says it: finer than the axis.
+    fn precise(self, v: f64) -> String {
+        match self {
+            Unit::Percent => {
+                let p = v * 100.0;
+                if p.abs() >= 10.0 || p == 0.0 {
+                    format!("{p:.2} %")
+                } else {
+                    format!("{p:.3} %")
+                }
+            }
+            Unit::PerSecond if v.abs() >= 10.0 => format!("{v:.1}/s"),
+            Unit::PerSecond => format!("{v:.3}/s"),
+        }
+    }
 }
+
+/// The stylesheet an SVG document of a chart links (the hover column); an image shown as `<img>`
+/// loads none and loses only that.
+pub const STYLESHEET: &str = "/assets/chart.css";
 
 pub struct Chart<'a> {
     /// What it shows, with the SLO (`Budget left of shop/checkout over 30d`).
@@ -52,7 +72,8 @@ const RIGHT: f64 = 12.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 24.0;
 
-/// The chart as an SVG document.
+/// The chart as an SVG document. Each point has a column that names its time and value on hover
+/// (an SVG `<title>`: the browser's tooltip, read by screen readers too).
 pub fn svg(c: &Chart) -> String {
     let values = c.points.iter().map(|p| p.1).chain(c.include.iter().copied());
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
@@ -90,10 +111,21 @@ pub fn svg(c: &Chart) -> String {
                 text x=(W / 2.0) y=(H / 2.0) text-anchor="middle" font-size="14" font-family="sans-serif" fill="#4d5560" { "No data from Prometheus for this time" }
             } @else {
                 path d=(path.trim_end()) fill="none" stroke="#0550ae" stroke-width="1.5" {}
+                // A column per point, a step wide, centred on it (within the plot): the hover's target.
+                @let half = (c.step.max(1) as f64 / span * (W - LEFT - RIGHT)).max(1.0) / 2.0;
+                @for &(t, v) in c.points {
+                    @let (from, to) = ((x(t) - half).max(LEFT), (x(t) + half).min(W - RIGHT));
+                    rect.at x=(format!("{from:.1}")) y=(TOP) width=(format!("{:.1}", (to - from).max(0.0))) height=(H - TOP - BOTTOM) fill="#0550ae" fill-opacity="0" {
+                        title { (stamp(t)) " UTC: " (c.unit.precise(v)) }
+                    }
+                }
             }
         }
     };
-    markup.into_string()
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<?xml-stylesheet type=\"text/css\" href=\"{STYLESHEET}\"?>\n{}",
+        markup.into_string()
+    )
 }
 
 /// An image that says why there is no chart.
@@ -174,6 +206,39 @@ mod tests {
     }
 
     #[test]
+    fn each_point_names_its_time_and_value_on_hover() {
+        let svg = chart(&[(0, 1.0), (60, 0.99876), (120, 0.05)]);
+        assert!(svg.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<?xml-stylesheet type=\"text/css\" href=\"/assets/chart.css\"?>\n<svg"));
+        let titles: Vec<&str> = svg
+            .split("<rect class=\"at\"")
+            .skip(1)
+            .map(|r| r.split("<title>").nth(1).unwrap().split("</title>").next().unwrap())
+            .collect();
+        assert_eq!(
+            titles,
+            [
+                "1970-01-01 00:00 UTC: 100.00 %",
+                "1970-01-01 00:01 UTC: 99.88 %",
+                "1970-01-01 00:02 UTC: 5.000 %"
+            ]
+        );
+        // A step of 60 s over 600 s: a tenth of the plot's width, centred on its point, the
+        // first one's left half cut at the axis.
+        let columns: Vec<&str> = svg.split("<rect class=\"at\" x=\"").skip(1).collect();
+        assert!(
+            columns[0].starts_with("64.0\" y=\"12\" width=\"32.2\""),
+            "{}",
+            columns[0]
+        );
+        assert!(
+            columns[1].starts_with("96.2\" y=\"12\" width=\"64.4\""),
+            "{}",
+            columns[1]
+        );
+        assert!(!chart(&[]).contains("class=\"at\""), "no columns without points");
+    }
+
+    #[test]
     fn what_tenants_write_is_escaped_in_a_failure_too() {
         let s = failed("Requests of shop/<b>", "HTTP 502");
         assert!(s.contains("&lt;b&gt;") && !s.contains("<b>"));
@@ -185,5 +250,8 @@ mod tests {
         assert_eq!(Unit::Percent.label(0.5), "50 %");
         assert_eq!(Unit::PerSecond.label(12345.0), "12.3k/s");
         assert_eq!(Unit::PerSecond.label(2.5), "2.50/s");
+        assert_eq!(Unit::PerSecond.precise(2.5), "2.500/s");
+        assert_eq!(Unit::PerSecond.precise(123.45), "123.5/s");
+        assert_eq!(Unit::Percent.precise(0.00012), "0.012 %");
     }
 }

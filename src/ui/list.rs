@@ -8,6 +8,7 @@ use std::sync::Arc;
 use kube::{Resource, ResourceExt};
 
 use super::clusters::Cluster;
+use super::paging::Paging;
 use super::summary::{self, State, Summary};
 use crate::cache::Guarded;
 
@@ -20,9 +21,7 @@ pub struct Query {
     pub cluster: Option<String>,
     pub state: Option<State>,
     pub sort: Sort,
-    /// From 1.
-    pub page: usize,
-    pub per_page: usize,
+    pub paging: Paging,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,24 +59,20 @@ impl Sort {
     }
 }
 
-pub const PER_PAGE: usize = 100;
-pub const MAX_PER_PAGE: usize = 500;
 /// The longest search accepted (characters).
 pub const MAX_SEARCH: usize = 200;
 const MAX_WORDS: usize = 16;
-const MAX_PAGE: usize = 1_000_000;
 
 impl Query {
     /// From the query string's parameters (`q`, `namespace`, `cluster`, `state`, `sort`, `page`,
     /// `per`); an error names the parameter and what it takes.
     pub fn parse<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
-        let mut q = Query {
-            page: 1,
-            per_page: PER_PAGE,
-            ..Query::default()
-        };
+        let mut q = Query::default();
         for (key, value) in params {
             let value = value.trim();
+            if q.paging.read(key, value)? {
+                continue;
+            }
             match key {
                 "q" => {
                     if value.chars().count() > MAX_SEARCH {
@@ -106,8 +101,6 @@ impl Query {
                         .map(|(s, _, _)| *s)
                         .ok_or_else(|| format!("sort: one of {}", Sort::ALL.map(|(_, k, _)| k).join(", ")))?
                 }
-                "page" => q.page = number("page", value, 1, MAX_PAGE)?,
-                "per" => q.per_page = number("per", value, 10, MAX_PER_PAGE)?,
                 // Anything else is ignored, as a browser's form may add.
                 _ => {}
             }
@@ -145,22 +138,15 @@ impl Query {
     }
 }
 
-fn bounded(what: &str, value: &str, max: usize) -> Result<Option<String>, String> {
+pub(crate) fn bounded(what: &str, value: &str, max: usize) -> Result<Option<String>, String> {
     if value.len() > max {
         return Err(format!("{what}: at most {max} characters"));
     }
     Ok((!value.is_empty()).then(|| value.to_string()))
 }
 
-fn number(what: &str, value: &str, min: usize, max: usize) -> Result<usize, String> {
-    match value.parse::<usize>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!("{what}: a whole number from {min} to {max}")),
-    }
-}
-
 /// Whether `text` contains `word` (already lower case), ignoring ASCII case.
-fn contains_folded(text: &str, word: &str) -> bool {
+pub(crate) fn contains_folded(text: &str, word: &str) -> bool {
     if text.is_ascii() && word.is_ascii() {
         text.as_bytes()
             .windows(word.len().max(1))
@@ -192,6 +178,8 @@ pub struct Listed {
     pub namespaces: BTreeSet<String>,
     pub page: usize,
     pub pages: usize,
+    /// The position of the page's first row among the matching (from 1; 0 when none).
+    pub first: usize,
 }
 
 pub fn list(clusters: &[Cluster], query: &Query) -> Listed {
@@ -223,19 +211,16 @@ pub fn list(clusters: &[Cluster], query: &Query) -> Listed {
         }
     }
     sort(&mut rows, query.sort);
-    let matching = rows.len();
-    let pages = matching.div_ceil(query.per_page).max(1);
-    let page = query.page.min(pages);
-    let start = (page - 1) * query.per_page;
-    let rows: Vec<Row> = rows.into_iter().skip(start).take(query.per_page).collect();
+    let paged = query.paging.slice(rows);
     Listed {
-        rows,
-        matching,
+        rows: paged.rows,
+        matching: paged.matching,
         total,
         by_state,
         namespaces,
-        page,
-        pages,
+        page: paged.page,
+        pages: paged.pages,
+        first: paged.first,
     }
 }
 

@@ -11,6 +11,8 @@ pub mod clusters;
 pub mod format;
 pub mod list;
 pub mod pages;
+pub mod paging;
+pub mod releases;
 pub mod series;
 pub mod server;
 pub mod summary;
@@ -38,7 +40,8 @@ pub struct Args {
     #[arg(long = "cluster-prometheus-url", value_parser = parse_cluster_url)]
     pub cluster_prometheus: Vec<(String, String)>,
     /// The external label that names the cluster on each series, when one Prometheus (Thanos,
-    /// Mimir) holds several clusters' series: the charts of cluster NAME read {LABEL="NAME"}.
+    /// Mimir) at --prometheus-url holds several clusters' series: the charts of cluster NAME read
+    /// {LABEL="NAME"} there. Not applied to a cluster with its own --cluster-prometheus-url.
     #[arg(long, env = "PROMETHEUS_CLUSTER_LABEL")]
     pub prometheus_cluster_label: Option<String>,
     #[command(flatten)]
@@ -60,23 +63,7 @@ fn parse_cluster_url(s: &str) -> Result<(String, String), String> {
 }
 
 pub fn main(args: Args) -> ExitCode {
-    // The one TLS provider of every client (the API servers', Prometheus').
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    crate::controller::init_tracing(args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::controller::run_process(args.log_format, run(args))
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -105,21 +92,30 @@ async fn run(args: Args) -> Result<(), String> {
             "--prometheus-cluster-label {label:?}: not a Prometheus label name"
         ));
     }
-    let mut prometheus = std::collections::HashMap::new();
+    let mut sources = std::collections::HashMap::new();
     for (name, _) in &wanted {
-        let url = args
+        let own = args
             .cluster_prometheus
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, u)| u.clone())
-            .or_else(|| args.prometheus.prometheus_url.clone());
+            .map(|(_, u)| u.clone());
+        let cluster_label = match own {
+            Some(_) => None,
+            None => args.prometheus_cluster_label.clone(),
+        };
         let poller = crate::budget::Poller::new(&crate::budget::args::PrometheusArgs {
-            prometheus_url: url,
+            prometheus_url: own.or_else(|| args.prometheus.prometheus_url.clone()),
             ..args.prometheus.clone()
         })
         .map_err(|e| format!("cluster {name}: {e}"))?;
-        if let Some(p) = poller {
-            prometheus.insert(name.clone(), p);
+        if let Some(prometheus) = poller {
+            sources.insert(
+                name.clone(),
+                series::Source {
+                    prometheus,
+                    cluster_label,
+                },
+            );
         }
     }
     for (name, _) in &args.cluster_prometheus {
@@ -140,7 +136,7 @@ async fn run(args: Args) -> Result<(), String> {
     let ui = server::Ui {
         clusters: Arc::new(clusters),
         grafana: args.grafana_url.as_deref().map(Arc::from),
-        series: Arc::new(series::Series::new(prometheus, args.prometheus_cluster_label.clone())),
+        series: Arc::new(series::Series::new(sources)),
     };
     let app = server::router(ui);
     let handle = axum_server::Handle::new();

@@ -105,21 +105,27 @@ pub fn span(which: Which, window: Duration, range: Duration, end: i64) -> (i64, 
     (end.saturating_sub(seconds), end, step)
 }
 
+/// Where a cluster's series are read.
+pub struct Source {
+    pub prometheus: Poller,
+    /// The external label naming the cluster on its series, when one Prometheus (Thanos, Mimir)
+    /// holds several clusters': its charts read `{LABEL="<cluster name>"}`. None for a cluster's
+    /// own Prometheus, whose queries see no external labels.
+    pub cluster_label: Option<String>,
+}
+
 /// The Prometheus of each cluster, the queries running and the charts drawn.
 pub struct Series {
     /// By cluster name; a cluster without one has no charts.
-    pub prometheus: HashMap<String, Poller>,
-    /// The external label naming the cluster on its series, when one Prometheus holds several.
-    pub cluster_label: Option<String>,
+    pub sources: HashMap<String, Source>,
     running: tokio::sync::Semaphore,
     kept: Mutex<HashMap<String, (Instant, Arc<str>)>>,
 }
 
 impl Series {
-    pub fn new(prometheus: HashMap<String, Poller>, cluster_label: Option<String>) -> Self {
+    pub fn new(sources: HashMap<String, Source>) -> Self {
         Self {
-            prometheus,
-            cluster_label,
+            sources,
             running: tokio::sync::Semaphore::new(AT_ONCE),
             kept: Mutex::default(),
         }
@@ -143,7 +149,7 @@ impl Series {
                 range.0
             ),
         };
-        let Some(prometheus) = self.prometheus.get(cluster) else {
+        let Some(source) = self.sources.get(cluster) else {
             return chart::failed(
                 &title,
                 "no Prometheus is configured for this cluster (--prometheus-url)",
@@ -164,11 +170,15 @@ impl Series {
         let selector = own_series(
             namespace,
             name,
-            self.cluster_label.as_deref().map(|label| (label, cluster)),
+            source.cluster_label.as_deref().map(|label| (label, cluster)),
         );
         let end = jiff::Timestamp::now().as_second();
         let (start, end, step) = span(which, window, range.1, end);
-        let svg: Arc<str> = match prometheus.range(&promql(which, &selector), start, end, step).await {
+        let svg: Arc<str> = match source
+            .prometheus
+            .range(&promql(which, &selector), start, end, step)
+            .await
+        {
             Ok(points) => chart::svg(&Chart {
                 title: &title,
                 points: &points,
@@ -256,7 +266,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_prometheus_the_chart_says_so() {
-        let series = Series::new(HashMap::new(), None);
+        let series = Series::new(HashMap::new());
         let svg = series
             .chart("prod", "shop", "checkout", Duration::days(30), Which::Budget, RANGES[1])
             .await;

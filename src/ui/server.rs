@@ -15,6 +15,7 @@ use kube::runtime::reflector::ObjectRef;
 use maud::Markup;
 
 use super::clusters::{Cluster, GuardedPolicy, readable};
+use super::paging::Paging;
 use super::{list, pages};
 use crate::cache::Guarded;
 use crate::serving::{self, Limits};
@@ -38,13 +39,17 @@ pub struct Ui {
 
 const CSS: &str = include_str!("assets/ui.css");
 const JS: &str = include_str!("assets/ui.js");
-const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+const CHART_CSS: &str = include_str!("assets/chart.css");
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; object-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// A chart's SVG document: its stylesheet only, shown within this origin's pages only.
+const CHART_CSP: &str = "default-src 'none'; style-src 'self'; base-uri 'none'; frame-ancestors 'self'";
 
 pub fn router(ui: Ui) -> Router {
     let app = Router::new()
         .route("/", get(slos))
         .route("/slos/{cluster}/{namespace}/{name}", get(slo))
         .route("/charts/{cluster}/{namespace}/{name}/{which}", get(chart))
+        .route("/releases", get(releases))
         .route("/policies", get(policies))
         .route("/policies/{cluster}/{namespace}/{name}", get(policy))
         .route(
@@ -54,6 +59,10 @@ pub fn router(ui: Ui) -> Router {
         .route(
             "/assets/ui.js",
             get(|| async { asset("text/javascript; charset=utf-8", JS) }),
+        )
+        .route(
+            super::chart::STYLESHEET,
+            get(|| async { asset("text/css; charset=utf-8", CHART_CSS) }),
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -65,10 +74,19 @@ pub fn router(ui: Ui) -> Router {
 
 async fn secure(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A chart is embedded by the SLO page (`<object>`); nothing else may frame anything.
+    let chart = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"image/svg+xml"));
+    let (csp, framing) = if chart {
+        (CHART_CSP, "SAMEORIGIN")
+    } else {
+        (CSP, "DENY")
+    };
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static(framing));
     response
 }
 
@@ -206,7 +224,7 @@ async fn slo(
         slo,
         policies,
         grafana: ui.grafana.as_deref(),
-        charts: ui.series.prometheus.contains_key(&*cluster.name),
+        charts: ui.series.sources.contains_key(&*cluster.name),
         range,
         now,
     });
@@ -251,6 +269,27 @@ async fn chart(
         .into_response()
 }
 
+async fn releases(State(ui): State<Ui>, RawQuery(query): RawQuery) -> Response {
+    let pairs = params(&query);
+    let query = match super::releases::Query::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        Ok(q) => q,
+        Err(e) => return problem(&ui, StatusCode::BAD_REQUEST, "Bad search", &e),
+    };
+    let ledger = super::releases::ledger(&ui.clusters, &query);
+    let names: Vec<String> = ui.clusters.iter().map(|c| c.name.to_string()).collect();
+    let now = jiff::Timestamp::now();
+    page(
+        StatusCode::OK,
+        pages::layout(
+            "Releases",
+            "releases",
+            &ui.clusters,
+            now,
+            pages::releases::render(&ledger, &query, &names, now),
+        ),
+    )
+}
+
 async fn policies(State(ui): State<Ui>, RawQuery(query): RawQuery) -> Response {
     let pairs = params(&query);
     // An empty choice is no filter; a value past the longest name matches nothing anyway.
@@ -262,9 +301,17 @@ async fn policies(State(ui): State<Ui>, RawQuery(query): RawQuery) -> Response {
             .filter(|v| !v.is_empty())
     };
     let in_force = get("inForce") == Some("true");
+    let paging = match Paging::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        Ok(p) => p,
+        Err(e) => return problem(&ui, StatusCode::BAD_REQUEST, "Bad request", &e),
+    };
     let rows = pages::policies::rows(&ui.clusters, get("cluster"), get("namespace"), in_force);
+    let in_force_count = rows.iter().filter(|r| pages::policies::in_force(&r.policy)).count();
+    let rows = paging.slice(rows);
     let filter = pages::policies::Filter {
         in_force,
+        in_force_count,
+        paging,
         cluster: get("cluster"),
         namespace: get("namespace"),
         clusters: ui.clusters.iter().map(|c| &*c.name).collect(),
@@ -351,7 +398,10 @@ mod tests {
                 "metadata": {"name": name, "namespace": "shop", "labels": {"tier": "web"}},
                 "spec": {"objective": 99.9, "window": "30d", "indicator": {"raw": {"errorRatio": "x"}},
                          "description": "<script>alert(1)</script>"},
-                "status": {"budget": {"state": state, "remaining": remaining, "burnRates": {"1h": 20.0, "5m": 30.0}}},
+                "status": {"budget": {"state": state, "remaining": remaining, "burnRates": {"1h": 20.0, "5m": 30.0}},
+                           "releases": [{"kind": "Deployment", "workload": "web", "revision": 7, "images": ["web:<1.7>"],
+                                         "changedBy": "kubectl-set", "startedAt": "2027-01-15T09:00:00Z",
+                                         "budgetBurned": remaining / 2.0, "burnRateSince": 12.0}]},
             }))
             .unwrap()
         };
@@ -379,7 +429,7 @@ mod tests {
                 vec![override_],
             )]),
             grafana: Some("https://grafana.example.com".into()),
-            series: Arc::new(super::super::series::Series::new(Default::default(), None)),
+            series: Arc::new(super::super::series::Series::new(Default::default())),
         }
     }
 
@@ -461,6 +511,75 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_policies_list_is_paged() {
+        let template = serde_json::to_value(ui().clusters[0].policies.state()[0].0.as_ref().unwrap()).unwrap();
+        let policies: Vec<crate::api::ErrorBudgetPolicy> = (0..25)
+            .map(|i| {
+                let mut p = template.clone();
+                p["metadata"]["name"] = json!(format!("p{i:02}"));
+                serde_json::from_value(p).unwrap()
+            })
+            .collect();
+        let many = Ui {
+            clusters: Arc::new(vec![Cluster::holding("prod", vec![], policies, vec![])]),
+            ..ui()
+        };
+        let get = async |uri: &str| {
+            let r = router(many.clone())
+                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = r.status();
+            (
+                status,
+                String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap(),
+            )
+        };
+        let (status, second) = get("/policies?namespace=shop&per=10&page=2").await;
+        assert_eq!(status, StatusCode::OK);
+        let shown: Vec<&str> = second
+            .split("href=\"/policies/prod/shop/")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap())
+            .collect();
+        assert_eq!(shown, (10..20).map(|i| format!("p{i}")).collect::<Vec<_>>());
+        assert!(second.contains("25 policies, 25 in force; 11–20 shown."), "{second}");
+        assert!(second.contains("Page 2 of 3"));
+        assert!(
+            second.contains(r#"href="/policies?namespace=shop&amp;page=3&amp;per=10""#),
+            "{second}"
+        );
+        assert!(
+            second.contains(r#"href="/policies?namespace=shop&amp;per=10""#),
+            "the first page's link"
+        );
+        let (_, past) = get("/policies?per=10&page=9").await;
+        assert!(past.contains("Page 3 of 3") && past.contains("/policies/prod/shop/p24"));
+        let (status, bad) = get("/policies?per=5").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(bad.contains("per: a whole number from 10 to 500"));
+    }
+
+    #[tokio::test]
+    async fn the_release_ledger_spans_the_slos_and_escapes_what_tenants_write() {
+        let (status, body, _) = get("/releases").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("2 of 2 releases."), "{body}");
+        assert!(body.contains("/slos/prod/shop/checkout") && body.contains("/slos/prod/shop/cart"));
+        assert!(body.contains("web:&lt;1.7&gt;") && !body.contains("web:<1.7>"));
+        assert!(body.contains("kubectl-set") && body.contains("12.5 %") && body.contains("45.0 %"));
+        assert!(body.contains(r#"aria-current="page">Releases<"#));
+        // The costliest first: cart's release burned 45 % of its budget, checkout's 12.5 %.
+        let (_, burned, _) = get("/releases?sort=burned").await;
+        assert!(burned.find("/slos/prod/shop/cart").unwrap() < burned.find("/slos/prod/shop/checkout").unwrap());
+        let (_, none, _) = get("/releases?q=nothing-like-it").await;
+        assert!(none.contains("0 of 2 releases.") && none.contains("matches these filters"));
+        let (status, bad, _) = get("/releases?sort=oldest").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(bad.contains("sort: one of newest, burned"));
+    }
+
+    #[tokio::test]
     async fn unknown_objects_and_pages_are_404s() {
         for uri in [
             "/slos/prod/shop/nope",
@@ -514,5 +633,31 @@ mod tests {
         assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/css"));
         assert!(!css.is_empty());
         assert_eq!(get("/assets/ui.js").await.0, StatusCode::OK);
+        let (status, css, _) = get(super::super::chart::STYLESHEET).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(css.contains("rect.at:hover"));
+    }
+
+    #[tokio::test]
+    async fn a_chart_may_be_framed_by_the_ui_only_and_loads_its_stylesheet_only() {
+        let (status, svg, headers) = get("/charts/prod/shop/checkout/budget.svg").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(svg.contains("no Prometheus is configured for this cluster"), "{svg}");
+        assert_eq!(headers[header::CONTENT_TYPE], "image/svg+xml");
+        assert_eq!(headers[header::CONTENT_SECURITY_POLICY], CHART_CSP);
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "SAMEORIGIN");
+        // The pages embed charts as documents, and may not be framed themselves.
+        let (_, page, headers) = get("/slos/prod/shop/checkout").await;
+        assert!(
+            headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .contains("object-src 'self'; frame-src 'self'")
+        );
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+        assert!(!page.contains("/charts/"), "no charts without a Prometheus: {page}");
+        // No chart of an SLO the cache does not hold, nor of an unknown kind.
+        assert_eq!(get("/charts/prod/shop/nope/budget.svg").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(get("/charts/prod/shop/checkout/x.svg").await.0, StatusCode::NOT_FOUND);
     }
 }

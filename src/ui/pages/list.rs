@@ -13,19 +13,15 @@ fn link(query: &Query, change: (&str, &str)) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
     let words = query.words.join(" ");
     let sort = query.sort.key();
-    let page = query.page.to_string();
-    let per = query.per_page.to_string();
+    let [page, per] = query.paging.pairs();
     let pairs = [
         ("q", (!words.is_empty()).then_some(words.as_str())),
         ("namespace", query.namespace.as_deref()),
         ("cluster", query.cluster.as_deref()),
         ("state", query.state.map(State::as_str)),
         ("sort", (query.sort != Sort::default()).then_some(sort)),
-        ("page", (query.page != 1).then_some(page.as_str())),
-        (
-            "per",
-            (query.per_page != crate::ui::list::PER_PAGE).then_some(per.as_str()),
-        ),
+        (page.0, page.1.as_deref()),
+        (per.0, per.1.as_deref()),
     ];
     for (key, value) in pairs {
         let value = if key == change.0 { Some(change.1) } else { value };
@@ -37,8 +33,7 @@ fn link(query: &Query, change: (&str, &str)) -> String {
 }
 
 pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
-    let first = (listed.page - 1) * query.per_page + usize::from(!listed.rows.is_empty());
-    let last = first + listed.rows.len().saturating_sub(1);
+    let (first, last) = (listed.first, listed.first + listed.rows.len().saturating_sub(1));
     html! {
         h1 { "Service level objectives" }
         form.filters method="get" action="/" role="search" {
@@ -82,7 +77,7 @@ pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
                 }
             }
         }
-        table.slos {
+        div.scroll role="region" aria-label="SLOs" tabindex="0" { table.slos {
             caption.visually-hidden { "SLOs, " (Sort::ALL.iter().find(|(s, _, _)| *s == query.sort).map_or("", |(_, _, w)| *w)) }
             thead {
                 tr {
@@ -120,13 +115,7 @@ pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
                     }
                 }
             }
-        }
-        @if listed.pages > 1 {
-            nav.pager aria-label="Pages of SLOs" {
-                @if listed.page > 1 { a rel="prev" href=(link(query, ("page", &(listed.page - 1).to_string()))) { "← Previous" } }
-                span { "Page " (listed.page) " of " (listed.pages) }
-                @if listed.page < listed.pages { a rel="next" href=(link(query, ("page", &(listed.page + 1).to_string()))) { "Next →" } }
-            }
-        }
+        } }
+        (super::pager("Pages of SLOs", listed.page, listed.pages, |n| link(query, ("page", &n.to_string()))))
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod list;
 pub mod policies;
+pub mod releases;
 pub mod slo;
 
 use maud::{DOCTYPE, Markup, html};
@@ -30,6 +31,7 @@ pub fn layout(title: &str, current: &str, clusters: &[Cluster], now: jiff::Times
                         span.brand { "slo-warden" }
                         a href="/" aria-current=[(current == "slos").then_some("page")] { "SLOs" }
                         a href="/policies" aria-current=[(current == "policies").then_some("page")] { "Policies" }
+                        a href="/releases" aria-current=[(current == "releases").then_some("page")] { "Releases" }
                     }
                     ul.clusters aria-label="Clusters" {
                         @for c in clusters {
@@ -48,6 +50,19 @@ pub fn layout(title: &str, current: &str, clusters: &[Cluster], now: jiff::Times
                     }
                 }
                 main #main { (body) }
+            }
+        }
+    }
+}
+
+/// Previous / next links of a paged list (nothing when it fits one page); `link(n)` is page n's.
+pub fn pager(label: &str, page: usize, pages: usize, link: impl Fn(usize) -> String) -> Markup {
+    html! {
+        @if pages > 1 {
+            nav.pager aria-label=(label) {
+                @if page > 1 { a rel="prev" href=(link(page - 1)) { "← Previous" } }
+                span { "Page " (page) " of " (pages) }
+                @if page < pages { a rel="next" href=(link(page + 1)) { "Next →" } }
             }
         }
     }

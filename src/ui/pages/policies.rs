@@ -11,6 +11,7 @@ use super::path;
 use crate::api::{ErrorBudgetOverride, ErrorBudgetPolicy, OverrideState, ServiceLevelObjective};
 use crate::ui::clusters::Cluster;
 use crate::ui::format;
+use crate::ui::paging::{Paged, Paging};
 
 /// One policy of the list.
 pub struct Row {
@@ -22,6 +23,11 @@ pub struct Row {
 
 fn stage(p: &ErrorBudgetPolicy) -> Option<&str> {
     p.status.as_ref().map(|s| s.stage.as_str()).filter(|s| !s.is_empty())
+}
+
+/// Whether a stage of the policy is in force.
+pub fn in_force(p: &ErrorBudgetPolicy) -> bool {
+    stage(p).is_some()
 }
 
 fn overrides_of(cluster: &Cluster, policy: &ErrorBudgetPolicy) -> Vec<Arc<ErrorBudgetOverride>> {
@@ -71,6 +77,9 @@ pub fn rows(clusters: &[Cluster], cluster: Option<&str>, namespace: Option<&str>
 /// What the policies list was asked for.
 pub struct Filter<'a> {
     pub in_force: bool,
+    /// Of the policies the filters keep (every page), how many are in force.
+    pub in_force_count: usize,
+    pub paging: Paging,
     pub cluster: Option<&'a str>,
     pub namespace: Option<&'a str>,
     /// Every cluster's name, and every namespace with a policy, for the choices.
@@ -78,8 +87,30 @@ pub struct Filter<'a> {
     pub namespaces: std::collections::BTreeSet<String>,
 }
 
-pub fn render_list(rows: &[Row], filter: &Filter, now: jiff::Timestamp) -> Markup {
+/// The list's query string with another page.
+fn link(filter: &Filter, page: usize) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    let [_, per] = filter.paging.pairs();
+    let page = (page != 1).then(|| page.to_string());
+    let pairs = [
+        ("cluster", filter.cluster),
+        ("namespace", filter.namespace),
+        ("inForce", filter.in_force.then_some("true")),
+        ("page", page.as_deref()),
+        (per.0, per.1.as_deref()),
+    ];
+    for (key, value) in pairs {
+        if let Some(v) = value {
+            s.append_pair(key, v);
+        }
+    }
+    format!("/policies?{}", s.finish())
+}
+
+pub fn render_list(paged: &Paged<Row>, filter: &Filter, now: jiff::Timestamp) -> Markup {
     let in_force = filter.in_force;
+    let rows = &paged.rows;
+    let n = paged.matching;
     html! {
         h1 { "Error budget policies" }
         form.filters method="get" action="/policies" {
@@ -98,9 +129,10 @@ pub fn render_list(rows: &[Row], filter: &Filter, now: jiff::Timestamp) -> Marku
             label { input type="checkbox" name="inForce" value="true" checked[in_force]; " Only those in force" }
             button type="submit" { "Show" }
         }
-        p.counts { (rows.len()) " polic" (if rows.len() == 1 { "y" } else { "ies" }) ", "
-            (rows.iter().filter(|r| stage(&r.policy).is_some()).count()) " in force." }
-        table {
+        p.counts { (n) " polic" (if n == 1 { "y" } else { "ies" }) ", " (filter.in_force_count) " in force"
+            @if paged.pages > 1 { "; " (paged.first) "–" (paged.first + rows.len().saturating_sub(1)) " shown" } "." }
+        div.scroll role="region" aria-label="Policies" tabindex="0" { table {
+            caption.visually-hidden { "Error budget policies, those in force first" }
             thead { tr {
                 th scope="col" { "Cluster" } th scope="col" { "Namespace" } th scope="col" { "Name" }
                 th scope="col" title="The stage in force; none when the budget is fine" { "Stage" }
@@ -125,7 +157,8 @@ pub fn render_list(rows: &[Row], filter: &Filter, now: jiff::Timestamp) -> Marku
                     }
                 }
             }
-        }
+        } }
+        (super::pager("Pages of policies", paged.page, paged.pages, |p| link(filter, p)))
     }
 }
 
@@ -162,17 +195,17 @@ pub fn render(page: &Page) -> Markup {
         h2 { "Holding" }
         @match st.filter(|s| !s.enforced.is_empty()) {
             None => p { "Nothing is held for this policy." },
-            Some(st) => table {
+            Some(st) => div.scroll role="region" aria-label="Held objects" tabindex="0" { table {
                 thead { tr { th scope="col" { "Kind" } th scope="col" { "Name" } th scope="col" { "Action" } th scope="col" { "Since" } } }
                 tbody { @for e in &st.enforced { tr { td { (e.kind) } td { (e.name) } td { (e.action) } td { @if let Some(s) = &e.since { (t(s)) } } } } }
-            },
+            } },
         }
         h2 { "Overrides" }
         @if overrides.is_empty() {
             p { "No override of this policy. To lift it for a while (at most " (p.spec.max_override) "): "
                 code { "slo-warden override " (p.name_any()) " -n " (ns) " --for 1h --reason \"INC-1234: why\"" } }
         } @else {
-            table {
+            div.scroll role="region" aria-label="Overrides" tabindex="0" { table {
                 thead { tr { th scope="col" { "Requested by" } th scope="col" { "Why" } th scope="col" { "For" } th scope="col" { "Created" } th scope="col" { "State" } th scope="col" { "Until" } } }
                 tbody {
                     @for o in &overrides {
@@ -188,7 +221,7 @@ pub fn render(page: &Page) -> Markup {
                         }
                     }
                 }
-            }
+            } }
         }
         h2 { "SLOs it selects" }
         @if page.slos.is_empty() { p { "None: check spec.slos." } } @else {
@@ -204,17 +237,17 @@ pub fn render(page: &Page) -> Markup {
         }
         @if let Some(st) = st.filter(|s| !s.rollbacks.is_empty()) {
             h2 { "Rollbacks" }
-            table {
+            div.scroll role="region" aria-label="Rollbacks" tabindex="0" { table {
                 thead { tr { th scope="col" { "Workload" } th scope="col" { "From" } th scope="col" { "To" } th scope="col" { "Result" } th scope="col" { "Message" } th scope="col" { "When" } } }
                 tbody { @for r in &st.rollbacks { tr { td { (r.kind) " " (r.name) } td { (r.from) } td { (r.to.as_deref().unwrap_or("—")) } td { (r.result) } td { (r.message) } td { (t(&r.time)) } } } }
-            }
+            } }
         }
         @if let Some(st) = st.filter(|s| !s.history.is_empty()) {
             h2 { "History" }
-            table {
+            div.scroll role="region" aria-label="History" tabindex="0" { table {
                 thead { tr { th scope="col" { "When" } th scope="col" { "From" } th scope="col" { "To" } th scope="col" { "Reason" } } }
                 tbody { @for h in &st.history { tr { td { (t(&h.time)) } td { (h.from) } td { (h.to) } td { (h.reason) } } } }
-            }
+            } }
         }
     }
 }

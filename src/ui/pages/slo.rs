@@ -129,8 +129,10 @@ pub fn render(page: &Page) -> Markup {
         @if page.charts {
             @let chart = |which: &str| format!("{}/{which}", path("charts", page.cluster, &ns, &name));
             h2 { "Over time" }
+            p.hint { "Point at a chart for the time and value of each point." }
             figure {
-                img src=(chart("budget.svg")) width="720" height="200" alt=(format!("The budget left of {ns}/{name} over its {} window, from Prometheus", slo.spec.window)) title="The error budget left over the window, as the SLO's rules record it every 5 minutes";
+                @let alt = format!("The budget left of {ns}/{name} over its {} window, from Prometheus", slo.spec.window);
+                object type="image/svg+xml" data=(chart("budget.svg")) width="720" height="200" aria-label=(alt) { (alt) }
                 figcaption { "Budget left over the " (slo.spec.window) " window" }
             }
             nav.ranges aria-label="Time range of the charts below" {
@@ -141,16 +143,18 @@ pub fn render(page: &Page) -> Markup {
                 }
             }
             figure {
-                img src=(format!("{}?range={}", chart("errors.svg"), page.range)) width="720" height="200" alt=(format!("The error ratio of {ns}/{name} over the last {}, per 5-minute tile", page.range)) title="Errors over requests of each 5-minute tile";
+                @let alt = format!("The error ratio (errors over requests) of {ns}/{name} over the last {}, per 5-minute tile", page.range);
+                object type="image/svg+xml" data=(format!("{}?range={}", chart("errors.svg"), page.range)) width="720" height="200" aria-label=(alt) { (alt) }
                 figcaption { "Error ratio, per 5-minute tile" }
             }
             figure {
-                img src=(format!("{}?range={}", chart("requests.svg"), page.range)) width="720" height="200" alt=(format!("The requests per second of {ns}/{name} over the last {}, per 5-minute tile", page.range)) title="Requests per second of each 5-minute tile";
+                @let alt = format!("The requests per second of {ns}/{name} over the last {}, per 5-minute tile", page.range);
+                object type="image/svg+xml" data=(format!("{}?range={}", chart("requests.svg"), page.range)) width="720" height="200" aria-label=(alt) { (alt) }
                 figcaption { "Requests per second, per 5-minute tile" }
             }
         }
         h2 { "Alert tiers" }
-        table {
+        div.scroll role="region" aria-label="Alert tiers" tabindex="0" { table {
             caption.visually-hidden { "Each multiwindow burn-rate alert: both windows must burn faster than the threshold" }
             thead { tr {
                 th scope="col" { "Severity" }
@@ -174,7 +178,7 @@ pub fn render(page: &Page) -> Markup {
                     }
                 }
             }
-        }
+        } }
         h2 { "Signal" }
         dl.facts {
             dt title="How often the indicator's request series are sampled, as measured" { "Sampled every" } dd { (budget.and_then(|b| b.scrape_interval.as_deref()).unwrap_or("—")) }
@@ -185,7 +189,7 @@ pub fn render(page: &Page) -> Markup {
             }
         }
         @if let Some(status) = status.filter(|s| !s.conditions.is_empty()) {
-            table {
+            div.scroll role="region" aria-label="Conditions" tabindex="0" { table {
                 caption { "Conditions" }
                 thead { tr { th scope="col" { "Type" } th scope="col" { "Status" } th scope="col" { "Reason" } th scope="col" { "Message" } th scope="col" { "Since" } } }
                 tbody {
@@ -194,13 +198,13 @@ pub fn render(page: &Page) -> Markup {
                              td { time datetime=(format::time(c.last_transition_time.0)) title=(format::time(c.last_transition_time.0)) { (format::ago(c.last_transition_time.0, page.now)) } } }
                     }
                 }
-            }
+            } }
         }
         h2 { "Policies acting on it" }
         @if page.policies.is_empty() {
             p { "No ErrorBudgetPolicy selects this SLO: its budget is shown, nothing is enforced." }
         } @else {
-            table {
+            div.scroll role="region" aria-label="Policies selecting it" tabindex="0" { table {
                 thead { tr { th scope="col" { "Policy" } th scope="col" { "Stage" } th scope="col" { "Since" } th scope="col" { "Reason" } } }
                 tbody {
                     @for p in &page.policies {
@@ -213,7 +217,7 @@ pub fn render(page: &Page) -> Markup {
                         }
                     }
                 }
-            }
+            } }
             details.override {
                 summary { "How to get an override (break-glass)" }
                 p { "An override lifts a policy for a while, at most its maxOverride, and is recorded with who asked and why. With access to create ErrorBudgetOverrides in " code { (ns) } ":" }
@@ -225,7 +229,7 @@ pub fn render(page: &Page) -> Markup {
         }
         @if let Some(status) = status.filter(|s| !s.releases.is_empty()) {
             h2 { "Releases" }
-            table {
+            div.scroll role="region" aria-label="Releases" tabindex="0" { table {
                 caption.visually-hidden { "The last releases of the workloads its policies follow, newest first, and the budget each burned" }
                 thead { tr {
                     th scope="col" { "Workload" } th scope="col" { "Revision" } th scope="col" { "Images" } th scope="col" { "By" }
@@ -244,7 +248,7 @@ pub fn render(page: &Page) -> Markup {
                         }
                     }
                 }
-            }
+            } }
         }
     }
 }
