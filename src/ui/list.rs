@@ -74,16 +74,7 @@ impl Query {
                 continue;
             }
             match key {
-                "q" => {
-                    if value.chars().count() > MAX_SEARCH {
-                        return Err(format!("q: at most {MAX_SEARCH} characters"));
-                    }
-                    q.words = value
-                        .split_whitespace()
-                        .take(MAX_WORDS)
-                        .map(str::to_lowercase)
-                        .collect();
-                }
+                "q" => q.words = words(value)?,
                 "namespace" => q.namespace = bounded("namespace", value, 253)?,
                 "cluster" => q.cluster = bounded("cluster", value, 63)?,
                 "state" if value.is_empty() => q.state = None,
@@ -93,14 +84,7 @@ impl Query {
                             .ok_or_else(|| format!("state: one of {}", State::ALL.map(State::as_str).join(", ")))?,
                     )
                 }
-                "sort" if value.is_empty() => q.sort = Sort::default(),
-                "sort" => {
-                    q.sort = Sort::ALL
-                        .iter()
-                        .find(|(_, k, _)| *k == value)
-                        .map(|(s, _, _)| *s)
-                        .ok_or_else(|| format!("sort: one of {}", Sort::ALL.map(|(_, k, _)| k).join(", ")))?
-                }
+                "sort" => q.sort = pick("sort", value, &Sort::ALL)?,
                 // Anything else is ignored, as a browser's form may add.
                 _ => {}
             }
@@ -136,6 +120,40 @@ impl Query {
                 })
         })
     }
+}
+
+/// The words of a search box (lower case, at most [`MAX_WORDS`] of them); at most
+/// [`MAX_SEARCH`] characters in all.
+pub(crate) fn words(value: &str) -> Result<Vec<String>, String> {
+    if value.chars().count() > MAX_SEARCH {
+        return Err(format!("q: at most {MAX_SEARCH} characters"));
+    }
+    Ok(value
+        .split_whitespace()
+        .take(MAX_WORDS)
+        .map(str::to_lowercase)
+        .collect())
+}
+
+/// One of a short list of `(value, key, words)` by its key (`sort=burn`); an empty value is the
+/// default; an error names the parameter and the keys it takes.
+pub(crate) fn pick<T: Copy + Default>(
+    what: &str,
+    value: &str,
+    all: &[(T, &'static str, &'static str)],
+) -> Result<T, String> {
+    if value.is_empty() {
+        return Ok(T::default());
+    }
+    all.iter()
+        .find(|(_, k, _)| *k == value)
+        .map(|(t, _, _)| *t)
+        .ok_or_else(|| {
+            format!(
+                "{what}: one of {}",
+                all.iter().map(|(_, k, _)| *k).collect::<Vec<_>>().join(", ")
+            )
+        })
 }
 
 pub(crate) fn bounded(what: &str, value: &str, max: usize) -> Result<Option<String>, String> {

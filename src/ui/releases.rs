@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kube::ResourceExt;
 
 use super::clusters::Cluster;
-use super::list::{bounded, contains_folded};
+use super::list::{bounded, contains_folded, pick, words};
 use super::paging::{Paged, Paging};
 use crate::api::{ReleaseStatus, ServiceLevelObjective};
 use crate::cache::Guarded;
@@ -56,22 +56,10 @@ impl Query {
                 continue;
             }
             match key {
-                "q" => {
-                    if value.chars().count() > super::list::MAX_SEARCH {
-                        return Err(format!("q: at most {} characters", super::list::MAX_SEARCH));
-                    }
-                    q.words = value.split_whitespace().take(16).map(str::to_lowercase).collect();
-                }
+                "q" => q.words = words(value)?,
                 "namespace" => q.namespace = bounded("namespace", value, 253)?,
                 "cluster" => q.cluster = bounded("cluster", value, 63)?,
-                "sort" if value.is_empty() => q.sort = Sort::default(),
-                "sort" => {
-                    q.sort = Sort::ALL
-                        .iter()
-                        .find(|(_, k, _)| *k == value)
-                        .map(|(s, _, _)| *s)
-                        .ok_or_else(|| format!("sort: one of {}", Sort::ALL.map(|(_, k, _)| k).join(", ")))?
-                }
+                "sort" => q.sort = pick("sort", value, &Sort::ALL)?,
                 _ => {}
             }
         }

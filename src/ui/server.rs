@@ -477,6 +477,9 @@ mod tests {
         assert!(!body.contains("<script>alert(1)</script>"), "escaped");
         assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(
+            body.contains("web:&lt;1.7&gt;") && body.contains(r#"href="/releases?cluster=prod&amp;namespace=shop""#)
+        );
+        assert!(
             body.contains("above: firing once held"),
             "1h at 20 and 5m at 30 are over 14.4"
         );

@@ -43,12 +43,14 @@ fn axe() -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn browser() -> Browser {
+/// Headless Chromium with a window `width` CSS pixels wide (640: a 1280-pixel screen zoomed to
+/// 200 %).
+fn browser(width: u32) -> Browser {
     Browser::new(
         LaunchOptions::default_builder()
             .path(Some(chromium()))
             .sandbox(false)
-            .window_size(Some((1280, 900)))
+            .window_size(Some((width, 900)))
             .idle_browser_timeout(Duration::from_secs(600))
             .build()
             .expect("launch options"),
@@ -154,6 +156,19 @@ impl Page {
         stops
     }
 
+    /// The page does not scroll sideways at this width (WCAG's reflow): only a wide table
+    /// scrolls, in its own region.
+    fn reflows(&self) {
+        let widths = self.json("[document.documentElement.scrollWidth, innerWidth]");
+        self.check(
+            widths[0]
+                .as_f64()
+                .zip(widths[1].as_f64())
+                .is_some_and(|(page, window)| page <= window),
+            || format!("{} scrolls sideways: [page, window] = {widths}", self.tab.get_url()),
+        );
+    }
+
     /// What has the focus after `n` presses of Tab on page `path`, freshly opened.
     fn tab_to(&self, path: &str, n: usize) -> String {
         self.open(path);
@@ -211,7 +226,7 @@ fn the_ui_shows_budgets_freezes_and_overrides_in_a_browser() {
             support::http_ok("GET", &ui.url("/readyz")).map(drop)
         })
         .await;
-        let browser = browser();
+        let browser = browser(1280);
         let page = Page {
             tab: browser.new_tab().expect("a tab"),
             base: format!("http://{addr}"),
@@ -576,7 +591,7 @@ fn the_ui_shows_two_clusters_and_says_when_one_fails() {
             support::http_ok("GET", &ui.url("/readyz")).map(drop)
         })
         .await;
-        let browser = browser();
+        let browser = browser(640);
         let page = Page {
             tab: browser.new_tab().expect("a tab"),
             base: format!("http://{addr}"),
@@ -615,6 +630,12 @@ fn the_ui_shows_two_clusters_and_says_when_one_fails() {
             || format!("west's checkout should show 12.3 % left, burning: {all}"),
         );
         page.accessible(&axe);
+        // A 640-pixel window (200 % zoom): the list's table scrolls in its region, the page not.
+        page.reflows();
+        let table = page.json("(r => [r.scrollWidth, r.clientWidth])(document.querySelector('.scroll'))");
+        page.check(table[0].as_f64() > table[1].as_f64(), || {
+            format!("the list's table should scroll within its region at 640 px: {table}")
+        });
         let only_west = rows(&page, "&cluster=west");
         page.check(clusters_of(&only_west) == ["west"], || {
             format!("cluster=west should keep west's checkout only: {only_west}")
@@ -624,6 +645,8 @@ fn the_ui_shows_two_clusters_and_says_when_one_fails() {
         page.check(text.contains("12.3 %") && text.contains("west"), || {
             format!("west's SLO page: {text}")
         });
+        page.reflows();
+        page.accessible(&axe);
 
         // Each cluster's charts from its own source: e2e's through Thanos by its label, west's
         // from Prometheus itself (the same series here: west's checkout mirrors e2e's).

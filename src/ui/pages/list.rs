@@ -37,19 +37,9 @@ pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
     html! {
         h1 { "Service level objectives" }
         form.filters method="get" action="/" role="search" {
-            label { "Search " input type="search" name="q" value=(query.words.join(" ")) placeholder="name, namespace, service, label=value" maxlength=(crate::ui::list::MAX_SEARCH); }
-            label { "Cluster "
-                select name="cluster" {
-                    option value="" { "all" }
-                    @for c in clusters { option value=(c) selected[query.cluster.as_deref() == Some(c)] { (c) } }
-                }
-            }
-            label { "Namespace "
-                select name="namespace" {
-                    option value="" { "all" }
-                    @for ns in &listed.namespaces { option value=(ns) selected[query.namespace.as_deref() == Some(ns.as_str())] { (ns) } }
-                }
-            }
+            (super::search_box(&query.words, "name, namespace, service, label=value"))
+            (super::choice("Cluster", "cluster", clusters.iter().map(String::as_str), query.cluster.as_deref()))
+            (super::choice("Namespace", "namespace", listed.namespaces.iter().map(String::as_str), query.namespace.as_deref()))
             label { "State "
                 select name="state" {
                     option value="" { "any" }

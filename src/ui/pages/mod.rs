@@ -55,6 +55,25 @@ pub fn layout(title: &str, current: &str, clusters: &[Cluster], now: jiff::Times
     }
 }
 
+/// A filter's choice of one of `options` ("all" first: no filter), `chosen` selected.
+pub fn choice<'a>(label: &str, name: &str, options: impl IntoIterator<Item = &'a str>, chosen: Option<&str>) -> Markup {
+    html! {
+        label { (label) " "
+            select name=(name) {
+                option value="" { "all" }
+                @for o in options { option value=(o) selected[chosen == Some(o)] { (o) } }
+            }
+        }
+    }
+}
+
+/// The search box of a list: the words searched, what they may name.
+pub fn search_box(words: &[String], placeholder: &str) -> Markup {
+    html! {
+        label { "Search " input type="search" name="q" value=(words.join(" ")) placeholder=(placeholder) maxlength=(crate::ui::list::MAX_SEARCH); }
+    }
+}
+
 /// Previous / next links of a paged list (nothing when it fits one page); `link(n)` is page n's.
 pub fn pager(label: &str, page: usize, pages: usize, link: impl Fn(usize) -> String) -> Markup {
     html! {

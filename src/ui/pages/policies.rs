@@ -114,18 +114,8 @@ pub fn render_list(paged: &Paged<Row>, filter: &Filter, now: jiff::Timestamp) ->
     html! {
         h1 { "Error budget policies" }
         form.filters method="get" action="/policies" {
-            label { "Cluster "
-                select name="cluster" {
-                    option value="" { "all" }
-                    @for c in &filter.clusters { option value=(c) selected[filter.cluster == Some(*c)] { (c) } }
-                }
-            }
-            label { "Namespace "
-                select name="namespace" {
-                    option value="" { "all" }
-                    @for ns in &filter.namespaces { option value=(ns) selected[filter.namespace == Some(ns.as_str())] { (ns) } }
-                }
-            }
+            (super::choice("Cluster", "cluster", filter.clusters.iter().copied(), filter.cluster))
+            (super::choice("Namespace", "namespace", filter.namespaces.iter().map(String::as_str), filter.namespace))
             label { input type="checkbox" name="inForce" value="true" checked[in_force]; " Only those in force" }
             button type="submit" { "Show" }
         }

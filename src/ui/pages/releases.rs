@@ -35,19 +35,9 @@ pub fn render(ledger: &Ledger, query: &Query, clusters: &[String], now: jiff::Ti
         h1 { "Releases" }
         p.description { "Each release of a workload that an SLO's policies follow, as the operator's ledger records it in the SLO's status: who changed it, and how much of the SLO's error budget it burned from its start to the next release (or now)." }
         form.filters method="get" action="/releases" role="search" {
-            label { "Search " input type="search" name="q" value=(query.words.join(" ")) placeholder="workload, image, who, SLO" maxlength=(crate::ui::list::MAX_SEARCH); }
-            label { "Cluster "
-                select name="cluster" {
-                    option value="" { "all" }
-                    @for c in clusters { option value=(c) selected[query.cluster.as_deref() == Some(c)] { (c) } }
-                }
-            }
-            label { "Namespace "
-                select name="namespace" {
-                    option value="" { "all" }
-                    @for ns in &ledger.namespaces { option value=(ns) selected[query.namespace.as_deref() == Some(ns.as_str())] { (ns) } }
-                }
-            }
+            (super::search_box(&query.words, "workload, image, who, SLO"))
+            (super::choice("Cluster", "cluster", clusters.iter().map(String::as_str), query.cluster.as_deref()))
+            (super::choice("Namespace", "namespace", ledger.namespaces.iter().map(String::as_str), query.namespace.as_deref()))
             label { "Sort by "
                 select name="sort" {
                     @for (s, key, label) in Sort::ALL { option value=(key) selected[query.sort == s] { (label) } }

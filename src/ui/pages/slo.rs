@@ -229,6 +229,7 @@ pub fn render(page: &Page) -> Markup {
         }
         @if let Some(status) = status.filter(|s| !s.releases.is_empty()) {
             h2 { "Releases" }
+            p { a href=(format!("/releases?cluster={}&namespace={}", enc(page.cluster), enc(&ns))) { "The release ledger of every SLO in " (ns) } }
             div.scroll role="region" aria-label="Releases" tabindex="0" { table {
                 caption.visually-hidden { "The last releases of the workloads its policies follow, newest first, and the budget each burned" }
                 thead { tr {
