@@ -189,7 +189,7 @@ pub async fn patch_ca_bundle(client: &Client, configurations: &[String], ca_pem:
     let bundle = base64(ca_pem.as_bytes());
     for name in configurations {
         let mut found = false;
-        for kind in ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+        for kind in CONFIGURATION_KINDS {
             let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind));
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
             let Some(config) = api
@@ -228,6 +228,57 @@ pub async fn patch_ca_bundle(client: &Client, configurations: &[String], ca_pem:
         }
     }
     Ok(())
+}
+
+const CONFIGURATION_KINDS: [&str; 2] = ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"];
+
+/// Wakes `nudge` whenever a named webhook configuration is created or changed: one added after
+/// the operator started, or rewritten without the caBundle (an upgrade, a GitOps sync that
+/// replaces it), gets the CA at once instead of at the next check (up to 10 minutes, or the
+/// backoff's 5 while it does not exist). Each watch reads one name only; without list and watch
+/// on them (an older chart's role) the periodic check still sets the caBundle.
+pub fn watch_configurations(
+    client: &Client,
+    configurations: &[String],
+    nudge: std::sync::Arc<tokio::sync::Notify>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    for name in configurations {
+        for kind in CONFIGURATION_KINDS {
+            let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind));
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+            let (nudge, shutdown, name) = (nudge.clone(), shutdown.clone(), name.clone());
+            tokio::spawn(async move {
+                let mut events = std::pin::pin!(watcher(api, config).default_backoff());
+                let mut warned = false;
+                loop {
+                    let event = tokio::select! {
+                        e = events.next() => e,
+                        _ = shutdown.cancelled() => return,
+                    };
+                    match event {
+                        None => return,
+                        Some(Ok(watcher::Event::Apply(_) | watcher::Event::InitApply(_))) => {
+                            warned = false;
+                            nudge.notify_one();
+                        }
+                        Some(Ok(_)) => {}
+                        // Once until it works again: the periodic check covers what it misses.
+                        Some(Err(e)) if !warned => {
+                            warned = true;
+                            tracing::warn!(configuration = %name, kind, error = %e, "cannot watch the webhook configuration; its caBundle is checked every 10 minutes only");
+                        }
+                        Some(Err(e)) => {
+                            tracing::debug!(configuration = %name, kind, error = %e, "watch of the webhook configuration")
+                        }
+                    }
+                }
+            });
+        }
+    }
 }
 
 pub fn base64(bytes: &[u8]) -> String {

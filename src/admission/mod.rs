@@ -322,7 +322,8 @@ async fn reload_files(config: RustlsConfig, args: WebhookArgs, shutdown: Cancell
 }
 
 /// The managed certificate: issued or renewed in the Secret, served from memory, its CA in the
-/// webhook configurations; checked again every [`CERT_REFRESH`].
+/// webhook configurations; checked again every [`CERT_REFRESH`], and at once when a named
+/// configuration is created or changed.
 async fn manage(
     config: RustlsConfig,
     client: Client,
@@ -333,6 +334,8 @@ async fn manage(
 ) {
     let mut served = None;
     let mut failures = 0;
+    let nudge = Arc::new(tokio::sync::Notify::new());
+    certs::watch_configurations(&client, &args.webhook_configurations, nudge.clone(), shutdown.clone());
     loop {
         let wait = match certs::ensure(&client, &namespace, &secret, &args.webhook_dns_names).await {
             Ok(bundle) => {
@@ -365,6 +368,8 @@ async fn manage(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            // A configuration was created or changed: its caBundle at once.
+            _ = nudge.notified() => {}
             _ = shutdown.cancelled() => return,
         }
     }

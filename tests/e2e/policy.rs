@@ -1539,6 +1539,54 @@ pub(super) async fn register_release_webhook(ctx: &Ctx, failure_policy: &str) ->
     name
 }
 
+/// A webhook configuration created long after the operator started, or rewritten without the
+/// CA (an upgrade, a GitOps sync that replaces it), gets its caBundle within seconds: the
+/// operator watches the configurations it names. Its periodic check alone would take a minute
+/// here (its tries back off while the configuration does not exist) and 10 minutes after a wipe.
+#[test]
+#[ignore = "needs a cluster and Prometheus: make e2e"]
+fn a_webhook_configuration_gets_its_ca_at_once() {
+    let options = Options {
+        webhook: true,
+        ..Options::default()
+    };
+    support::run_with("ca-watch", options, async |ctx: &Ctx| {
+        // Tries at 0, 2, 6, 14, 30 and 62 s found no configuration: the next is at 126 s.
+        tokio::time::sleep(Duration::from_secs(65)).await;
+        let created = Instant::now();
+        let name = register_release_webhook(ctx, "Ignore").await;
+        let took = created.elapsed();
+        ctx.log(format!(
+            "a configuration created late had its caBundle {:.1}s later",
+            took.as_secs_f64()
+        ));
+        assert!(took < Duration::from_secs(15), "the caBundle came only after {took:?}");
+
+        // Rewritten without the CA: back at once.
+        let wiped = Instant::now();
+        for kind in WEBHOOK_KINDS {
+            let api = webhook_configurations(ctx, kind);
+            let mut config = api.get(&name).await.unwrap();
+            for hook in config.data["webhooks"].as_array_mut().into_iter().flatten() {
+                hook["clientConfig"]
+                    .as_object_mut()
+                    .expect("a clientConfig")
+                    .remove("caBundle");
+            }
+            api.replace(&name, &PostParams::default(), &config)
+                .await
+                .unwrap_or_else(|e| panic!("replace the {kind} without its caBundle: {e}"));
+        }
+        wait_ca_bundles(ctx, &name).await;
+        let took = wiped.elapsed();
+        ctx.log(format!("a caBundle wiped came back {:.1}s later", took.as_secs_f64()));
+        assert!(
+            took < Duration::from_secs(15),
+            "the caBundle came back only after {took:?}"
+        );
+    });
+}
+
 /// In a frozen namespace a new image is refused with a message that says why and how to get
 /// an override; scaling goes through; an override lets the release through.
 #[test]
