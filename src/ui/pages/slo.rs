@@ -205,6 +205,7 @@ pub fn render(page: &Page) -> Markup {
             p { "No ErrorBudgetPolicy selects this SLO: its budget is shown, nothing is enforced." }
         } @else {
             div.scroll role="region" aria-label="Policies selecting it" tabindex="0" { table {
+                caption.visually-hidden { "The error budget policies that select this SLO, their stage and why" }
                 thead { tr { th scope="col" { "Policy" } th scope="col" { "Stage" } th scope="col" { "Since" } th scope="col" { "Reason" } } }
                 tbody {
                     @for p in &page.policies {
