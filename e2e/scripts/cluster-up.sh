@@ -59,10 +59,15 @@ wanted=()
 ((control_plane)) && wanted+=("${CONTROL_PLANE[@]}")
 ((suite)) && wanted+=("${SUITE_COMPONENTS[@]}")
 
-for b in "$ETCD" "$KWOK" "$ARGO_ROLLOUTS_CONTROLLER" "$THANOS" "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$K8S_BIN/kube-scheduler" "$KUBECTL"; do
+# Only what the wanted half starts (a bare control plane needs no Prometheus; attaching to
+# another cluster needs no etcd).
+binaries=("$KUBECTL") commands=(python3)
+((control_plane)) && binaries+=("$ETCD" "$K8S_BIN/kube-apiserver" "$K8S_BIN/kube-controller-manager" "$K8S_BIN/kube-scheduler") && commands+=(openssl)
+((suite)) && binaries+=("$KWOK" "$ARGO_ROLLOUTS_CONTROLLER" "$THANOS") && commands+=("$PROMETHEUS" "$PROMTOOL" go)
+for b in "${binaries[@]}"; do
   [[ -x $b ]] || die "$b is missing: run e2e/scripts/setup.sh (or build-tools.sh) first"
 done
-for b in "$PROMETHEUS" "$PROMTOOL" openssl python3 go; do
+for b in "${commands[@]}"; do
   command -v "$b" >/dev/null || die "$b is missing: run e2e/scripts/setup.sh first"
 done
 
