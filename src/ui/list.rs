@@ -12,16 +12,46 @@ use super::paging::Paging;
 use super::summary::{self, State, Summary};
 use crate::cache::Guarded;
 
+/// What every list's query string may ask (the SLOs, the ledger): search words, a cluster, a
+/// namespace, a page; every field bounded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scope {
+    /// Words that must all appear in what the list searches.
+    pub words: Vec<String>,
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    pub paging: Paging,
+}
+
+impl Scope {
+    /// Reads `q`, `cluster`, `namespace`, `page` or `per`: `Ok(false)` for another key, an error
+    /// that names the parameter.
+    pub fn read(&mut self, key: &str, value: &str) -> Result<bool, String> {
+        if self.paging.read(key, value)? {
+            return Ok(true);
+        }
+        match key {
+            "q" => self.words = words(value)?,
+            "namespace" => self.namespace = bounded("namespace", value, 253)?,
+            "cluster" => self.cluster = bounded("cluster", value, 63)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Whether the cluster and namespace filters keep an object of `cluster` and `namespace`.
+    pub fn keeps(&self, cluster: &str, namespace: &str) -> bool {
+        self.cluster.as_deref().is_none_or(|c| c == cluster) && self.namespace.as_deref().is_none_or(|n| n == namespace)
+    }
+}
+
 /// What a request asks of the list, as its query string says it; every field bounded.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Query {
-    /// Words that must all appear in the cluster, namespace, name, service or a `label=value`.
-    pub words: Vec<String>,
-    pub namespace: Option<String>,
-    pub cluster: Option<String>,
+    /// The words must all appear in the cluster, namespace, name, service or a `label=value`.
+    pub scope: Scope,
     pub state: Option<State>,
     pub sort: Sort,
-    pub paging: Paging,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,13 +100,10 @@ impl Query {
         let mut q = Query::default();
         for (key, value) in params {
             let value = value.trim();
-            if q.paging.read(key, value)? {
+            if q.scope.read(key, value)? {
                 continue;
             }
             match key {
-                "q" => q.words = words(value)?,
-                "namespace" => q.namespace = bounded("namespace", value, 253)?,
-                "cluster" => q.cluster = bounded("cluster", value, 63)?,
                 "state" if value.is_empty() => q.state = None,
                 "state" => {
                     q.state = Some(
@@ -94,10 +121,10 @@ impl Query {
 
     fn matches(&self, cluster: &str, slo: &Guarded) -> bool {
         let ns = slo.namespace().unwrap_or_default();
-        if self.cluster.as_deref().is_some_and(|c| c != cluster) || self.namespace.as_deref().is_some_and(|n| n != ns) {
+        if !self.scope.keeps(cluster, &ns) {
             return false;
         }
-        if self.words.is_empty() {
+        if self.scope.words.is_empty() {
             return true;
         }
         let name = slo.name_any();
@@ -107,7 +134,7 @@ impl Query {
             .ok()
             .and_then(|s| s.spec.service.as_deref())
             .unwrap_or_default();
-        self.words.iter().all(|word| {
+        self.scope.words.iter().all(|word| {
             [cluster, ns.as_str(), name.as_str(), service]
                 .iter()
                 .any(|text| contains_folded(text, word))
@@ -229,7 +256,7 @@ pub fn list(clusters: &[Cluster], query: &Query) -> Listed {
         }
     }
     sort(&mut rows, query.sort);
-    let paged = query.paging.slice(rows);
+    let paged = query.scope.paging.slice(rows);
     Listed {
         rows: paged.rows,
         matching: paged.matching,

@@ -7,20 +7,17 @@ use std::sync::Arc;
 use kube::ResourceExt;
 
 use super::clusters::Cluster;
-use super::list::{bounded, contains_folded, pick, words};
-use super::paging::{Paged, Paging};
+use super::list::{Scope, contains_folded, pick};
+use super::paging::Paged;
 use crate::api::{ReleaseStatus, ServiceLevelObjective};
 use crate::cache::Guarded;
 
 /// What a request asks of the ledger; every field bounded.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Query {
-    /// Words that must all appear in the cluster, namespace, SLO, workload, an image or who.
-    pub words: Vec<String>,
-    pub cluster: Option<String>,
-    pub namespace: Option<String>,
+    /// The words must all appear in the cluster, namespace, SLO, workload, an image or who.
+    pub scope: Scope,
     pub sort: Sort,
-    pub paging: Paging,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,15 +49,9 @@ impl Query {
         let mut q = Query::default();
         for (key, value) in params {
             let value = value.trim();
-            if q.paging.read(key, value)? {
-                continue;
-            }
-            match key {
-                "q" => q.words = words(value)?,
-                "namespace" => q.namespace = bounded("namespace", value, 253)?,
-                "cluster" => q.cluster = bounded("cluster", value, 63)?,
-                "sort" => q.sort = pick("sort", value, &Sort::ALL)?,
-                _ => {}
+            // Anything else is ignored, as a browser's form may add.
+            if !q.scope.read(key, value)? && key == "sort" {
+                q.sort = pick("sort", value, &Sort::ALL)?;
             }
         }
         Ok(q)
@@ -106,15 +97,13 @@ pub fn ledger(clusters: &[Cluster], query: &Query) -> Ledger {
             };
             total += status.releases.len();
             let ns = slo.namespace().unwrap_or_default();
-            if query.cluster.as_deref().is_some_and(|c| c != &*cluster.name)
-                || query.namespace.as_deref().is_some_and(|n| n != ns)
-            {
+            if !query.scope.keeps(&cluster.name, &ns) {
                 namespaces.insert(ns);
                 continue;
             }
             let name = slo.name_any();
             for (index, r) in status.releases.iter().enumerate() {
-                let matches = query.words.iter().all(|word| {
+                let matches = query.scope.words.iter().all(|word| {
                     [
                         &*cluster.name,
                         ns.as_str(),
@@ -167,7 +156,7 @@ pub fn ledger(clusters: &[Cluster], query: &Query) -> Ledger {
     }
     let rows: Vec<Row> = keyed.into_iter().map(|(_, row)| row).collect();
     Ledger {
-        paged: query.paging.slice(rows),
+        paged: query.scope.paging.slice(rows),
         total,
         namespaces,
     }

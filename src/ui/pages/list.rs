@@ -11,13 +11,13 @@ use crate::ui::summary::State;
 /// The query string of this list with one parameter changed (`page`, `sort`).
 fn link(query: &Query, change: (&str, &str)) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
-    let words = query.words.join(" ");
+    let words = query.scope.words.join(" ");
     let sort = query.sort.key();
-    let [page, per] = query.paging.pairs();
+    let [page, per] = query.scope.paging.pairs();
     let pairs = [
         ("q", (!words.is_empty()).then_some(words.as_str())),
-        ("namespace", query.namespace.as_deref()),
-        ("cluster", query.cluster.as_deref()),
+        ("namespace", query.scope.namespace.as_deref()),
+        ("cluster", query.scope.cluster.as_deref()),
         ("state", query.state.map(State::as_str)),
         ("sort", (query.sort != Sort::default()).then_some(sort)),
         (page.0, page.1.as_deref()),
@@ -37,9 +37,9 @@ pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
     html! {
         h1 { "Service level objectives" }
         form.filters method="get" action="/" role="search" {
-            (super::search_box(&query.words, "name, namespace, service, label=value"))
-            (super::choice("Cluster", "cluster", clusters.iter().map(String::as_str), query.cluster.as_deref()))
-            (super::choice("Namespace", "namespace", listed.namespaces.iter().map(String::as_str), query.namespace.as_deref()))
+            (super::search_box(&query.scope.words, "name, namespace, service, label=value"))
+            (super::choice("Cluster", "cluster", clusters.iter().map(String::as_str), query.scope.cluster.as_deref()))
+            (super::choice("Namespace", "namespace", listed.namespaces.iter().map(String::as_str), query.scope.namespace.as_deref()))
             label { "State "
                 select name="state" {
                     option value="" { "any" }

@@ -10,13 +10,13 @@ use crate::ui::releases::{Ledger, Query, Sort};
 /// The query string of this ledger on another page.
 fn link(query: &Query, page: usize) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
-    let words = query.words.join(" ");
-    let [_, per] = query.paging.pairs();
+    let words = query.scope.words.join(" ");
+    let [_, per] = query.scope.paging.pairs();
     let page = (page != 1).then(|| page.to_string());
     let pairs = [
         ("q", (!words.is_empty()).then_some(words.as_str())),
-        ("cluster", query.cluster.as_deref()),
-        ("namespace", query.namespace.as_deref()),
+        ("cluster", query.scope.cluster.as_deref()),
+        ("namespace", query.scope.namespace.as_deref()),
         ("sort", (query.sort != Sort::default()).then_some(query.sort.key())),
         ("page", page.as_deref()),
         (per.0, per.1.as_deref()),
@@ -35,9 +35,9 @@ pub fn render(ledger: &Ledger, query: &Query, clusters: &[String], now: jiff::Ti
         h1 { "Releases" }
         p.description { "Each release of a workload that an SLO's policies follow, as the operator's ledger records it in the SLO's status: who changed it, and how much of the SLO's error budget it burned from its start to the next release (or now)." }
         form.filters method="get" action="/releases" role="search" {
-            (super::search_box(&query.words, "workload, image, who, SLO"))
-            (super::choice("Cluster", "cluster", clusters.iter().map(String::as_str), query.cluster.as_deref()))
-            (super::choice("Namespace", "namespace", ledger.namespaces.iter().map(String::as_str), query.namespace.as_deref()))
+            (super::search_box(&query.scope.words, "workload, image, who, SLO"))
+            (super::choice("Cluster", "cluster", clusters.iter().map(String::as_str), query.scope.cluster.as_deref()))
+            (super::choice("Namespace", "namespace", ledger.namespaces.iter().map(String::as_str), query.scope.namespace.as_deref()))
             label { "Sort by "
                 select name="sort" {
                     @for (s, key, label) in Sort::ALL { option value=(key) selected[query.sort == s] { (label) } }
