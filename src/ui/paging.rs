@@ -47,15 +47,6 @@ impl Paging {
         Ok(true)
     }
 
-    /// From a query string's parameters; other keys are left to the caller.
-    pub fn parse<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
-        let mut paging = Self::default();
-        for (key, value) in params {
-            paging.read(key, value.trim())?;
-        }
-        Ok(paging)
-    }
-
     /// The page of `rows` (already filtered and sorted) asked for.
     pub fn slice<T>(self, rows: Vec<T>) -> Paged<T> {
         let per = self.per_page.max(1);
@@ -82,7 +73,7 @@ impl Paging {
     }
 }
 
-pub(crate) fn number(what: &str, value: &str, min: usize, max: usize) -> Result<usize, String> {
+fn number(what: &str, value: &str, min: usize, max: usize) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(format!("{what}: a whole number from {min} to {max}")),
@@ -107,22 +98,30 @@ mod tests {
         assert_eq!((none.rows.len(), none.page, none.pages, none.first), (0, 1, 1, 0));
     }
 
+    fn parse<'a>(params: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Paging, String> {
+        let mut paging = Paging::default();
+        for (key, value) in params {
+            paging.read(key, value)?;
+        }
+        Ok(paging)
+    }
+
     #[test]
     fn parameters_are_bounded_and_named() {
         assert_eq!(
-            Paging::parse([("page", "3"), ("per", "50"), ("q", "x")]),
+            parse([("page", "3"), ("per", "50"), ("q", "x")]),
             Ok(Paging { page: 3, per_page: 50 })
         );
         assert_eq!(
-            Paging::parse([("page", "0")]).unwrap_err(),
+            parse([("page", "0")]).unwrap_err(),
             "page: a whole number from 1 to 1000000"
         );
         assert_eq!(
-            Paging::parse([("per", "100000")]).unwrap_err(),
+            parse([("per", "100000")]).unwrap_err(),
             "per: a whole number from 10 to 500"
         );
         assert_eq!(
-            Paging::parse([("per", "-1")]).unwrap_err(),
+            parse([("per", "-1")]).unwrap_err(),
             "per: a whole number from 10 to 500"
         );
         assert_eq!(

@@ -15,7 +15,6 @@ use kube::runtime::reflector::ObjectRef;
 use maud::Markup;
 
 use super::clusters::{Cluster, GuardedPolicy, readable};
-use super::paging::Paging;
 use super::{list, pages};
 use crate::cache::Guarded;
 use crate::serving::{self, Limits};
@@ -291,29 +290,24 @@ async fn releases(State(ui): State<Ui>, RawQuery(query): RawQuery) -> Response {
 }
 
 async fn policies(State(ui): State<Ui>, RawQuery(query): RawQuery) -> Response {
-    let pairs = params(&query);
-    // An empty choice is no filter; a value past the longest name matches nothing anyway.
-    let get = |key: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    };
-    let in_force = get("inForce") == Some("true");
-    let paging = match Paging::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
-        Ok(p) => p,
-        Err(e) => return problem(&ui, StatusCode::BAD_REQUEST, "Bad request", &e),
-    };
-    let rows = pages::policies::rows(&ui.clusters, get("cluster"), get("namespace"), in_force);
+    // The lists' common parameters (an empty choice is no filter), and `inForce`.
+    let mut scope = list::Scope::default();
+    let mut in_force = false;
+    for (key, value) in params(&query) {
+        match scope.read(&key, value.trim()) {
+            Ok(true) => {}
+            Ok(false) if key == "inForce" => in_force = value.trim() == "true",
+            Ok(false) => {}
+            Err(e) => return problem(&ui, StatusCode::BAD_REQUEST, "Bad request", &e),
+        }
+    }
+    let rows = pages::policies::rows(&ui.clusters, &scope, in_force);
     let in_force_count = rows.iter().filter(|r| pages::policies::in_force(&r.policy)).count();
-    let rows = paging.slice(rows);
+    let rows = scope.paging.slice(rows);
     let filter = pages::policies::Filter {
+        scope: &scope,
         in_force,
         in_force_count,
-        paging,
-        cluster: get("cluster"),
-        namespace: get("namespace"),
         clusters: ui.clusters.iter().map(|c| &*c.name).collect(),
         namespaces: ui
             .clusters

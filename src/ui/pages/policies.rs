@@ -2,6 +2,7 @@
 //! {name}`: one policy, what it holds and since when, its history, its rollbacks and the
 //! overrides of it (who, why, until when).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use kube::ResourceExt;
@@ -11,7 +12,8 @@ use super::path;
 use crate::api::{ErrorBudgetOverride, ErrorBudgetPolicy, OverrideState, ServiceLevelObjective};
 use crate::ui::clusters::Cluster;
 use crate::ui::format;
-use crate::ui::paging::{Paged, Paging};
+use crate::ui::list::Scope;
+use crate::ui::paging::Paged;
 
 /// One policy of the list.
 pub struct Row {
@@ -35,21 +37,29 @@ fn overrides_of(cluster: &Cluster, policy: &ErrorBudgetPolicy) -> Vec<Arc<ErrorB
     crate::ui::clusters::readable(&cluster.overrides, |o| o.namespace() == ns && o.spec.policy == name)
 }
 
-/// Every readable policy of the clusters, those in force first (latest first), then by name.
-pub fn rows(clusters: &[Cluster], cluster: Option<&str>, namespace: Option<&str>, in_force: bool) -> Vec<Row> {
+/// Every readable policy of the clusters that `scope`'s cluster and namespace keep (those in
+/// force only, with `in_force`), those in force first (latest first), then by name.
+pub fn rows(clusters: &[Cluster], scope: &Scope, in_force: bool) -> Vec<Row> {
     let mut rows = Vec::new();
-    for c in clusters.iter().filter(|c| cluster.is_none_or(|n| *c.name == *n)) {
+    for c in clusters {
+        // The overrides in force of each policy, in one pass over the cluster's overrides.
+        let mut active: HashMap<(String, String), usize> = HashMap::new();
+        for o in c.overrides.state() {
+            if let Ok(o) = &o.0
+                && o.status.as_ref().and_then(|s| s.state) == Some(OverrideState::Active)
+            {
+                *active
+                    .entry((o.namespace().unwrap_or_default(), o.spec.policy.clone()))
+                    .or_default() += 1;
+            }
+        }
         for p in c.policies.state() {
             let Ok(policy) = &p.0 else { continue };
-            if namespace.is_some_and(|ns| policy.namespace().as_deref() != Some(ns))
-                || (in_force && stage(policy).is_none())
-            {
+            let ns = policy.namespace().unwrap_or_default();
+            if !scope.keeps(&c.name, &ns) || (in_force && stage(policy).is_none()) {
                 continue;
             }
-            let active_overrides = overrides_of(c, policy)
-                .iter()
-                .filter(|o| o.status.as_ref().and_then(|s| s.state) == Some(OverrideState::Active))
-                .count();
+            let active_overrides = active.get(&(ns, policy.name_any())).copied().unwrap_or(0);
             rows.push(Row {
                 cluster: c.name.clone(),
                 policy: Arc::new(policy.clone()),
@@ -74,14 +84,13 @@ pub fn rows(clusters: &[Cluster], cluster: Option<&str>, namespace: Option<&str>
     rows
 }
 
-/// What the policies list was asked for.
+/// What the policies list was asked for (its scope's words are read, not searched: the list has
+/// no search box).
 pub struct Filter<'a> {
+    pub scope: &'a Scope,
     pub in_force: bool,
     /// Of the policies the filters keep (every page), how many are in force.
     pub in_force_count: usize,
-    pub paging: Paging,
-    pub cluster: Option<&'a str>,
-    pub namespace: Option<&'a str>,
     /// Every cluster's name, and every namespace with a policy, for the choices.
     pub clusters: Vec<&'a str>,
     pub namespaces: std::collections::BTreeSet<String>,
@@ -90,11 +99,11 @@ pub struct Filter<'a> {
 /// The list's query string with another page.
 fn link(filter: &Filter, page: usize) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
-    let [_, per] = filter.paging.pairs();
+    let [_, per] = filter.scope.paging.pairs();
     let page = (page != 1).then(|| page.to_string());
     let pairs = [
-        ("cluster", filter.cluster),
-        ("namespace", filter.namespace),
+        ("cluster", filter.scope.cluster.as_deref()),
+        ("namespace", filter.scope.namespace.as_deref()),
         ("inForce", filter.in_force.then_some("true")),
         ("page", page.as_deref()),
         (per.0, per.1.as_deref()),
@@ -114,8 +123,8 @@ pub fn render_list(paged: &Paged<Row>, filter: &Filter, now: jiff::Timestamp) ->
     html! {
         h1 { "Error budget policies" }
         form.filters method="get" action="/policies" {
-            (super::choice("Cluster", "cluster", filter.clusters.iter().copied(), filter.cluster))
-            (super::choice("Namespace", "namespace", filter.namespaces.iter().map(String::as_str), filter.namespace))
+            (super::choice("Cluster", "cluster", filter.clusters.iter().copied(), filter.scope.cluster.as_deref()))
+            (super::choice("Namespace", "namespace", filter.namespaces.iter().map(String::as_str), filter.scope.namespace.as_deref()))
             label { input type="checkbox" name="inForce" value="true" checked[in_force]; " Only those in force" }
             button type="submit" { "Show" }
         }
