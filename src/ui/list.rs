@@ -39,6 +39,30 @@ impl Scope {
         Ok(true)
     }
 
+    /// The link to page `page` of a list at `path` asked for with this scope and the list's own
+    /// parameters (`extra`): `path?q=..&cluster=..&namespace=..&<extra>&page=..&per=..`, what is
+    /// empty or the default left out.
+    pub fn link(&self, path: &str, extra: &[(&str, Option<&str>)], page: usize) -> String {
+        let words = self.words.join(" ");
+        let [page, per] = Paging { page, ..self.paging }.pairs();
+        let own = [
+            ("q", Some(words.as_str())),
+            ("cluster", self.cluster.as_deref()),
+            ("namespace", self.namespace.as_deref()),
+        ];
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in own
+            .into_iter()
+            .chain(extra.iter().copied())
+            .chain([(page.0, page.1.as_deref()), (per.0, per.1.as_deref())])
+        {
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                s.append_pair(key, v);
+            }
+        }
+        format!("{path}?{}", s.finish())
+    }
+
     /// Whether the cluster and namespace filters keep an object of `cluster` and `namespace`.
     pub fn keeps(&self, cluster: &str, namespace: &str) -> bool {
         self.cluster.as_deref().is_none_or(|c| c == cluster) && self.namespace.as_deref().is_none_or(|n| n == namespace)
@@ -413,6 +437,20 @@ mod tests {
         // The state counts are of what the other filters let through, whatever the state filter.
         let burning = list(&clusters(), &query("namespace=shop&state=Burning"));
         assert_eq!((burning.matching, burning.by_state), (1, [0, 1, 1, 0, 1]));
+    }
+
+    #[test]
+    fn a_page_link_keeps_what_was_asked_and_leaves_out_the_defaults() {
+        let q = query("q=Check+east&namespace=shop&per=50&page=3&state=Burning");
+        assert_eq!(
+            q.scope.link("/", &[("state", Some("Burning")), ("sort", None)], 4),
+            "/?q=check+east&namespace=shop&state=Burning&page=4&per=50"
+        );
+        assert_eq!(
+            query("cluster=a+b").scope.link("/releases", &[], 1),
+            "/releases?cluster=a+b",
+            "page 1 and 100 a page are the defaults"
+        );
     }
 
     #[test]

@@ -8,28 +8,13 @@ use crate::ui::format;
 use crate::ui::list::{Listed, Query, Sort};
 use crate::ui::summary::State;
 
-/// The query string of this list with one parameter changed (`page`, `sort`).
-fn link(query: &Query, change: (&str, &str)) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    let words = query.scope.words.join(" ");
-    let sort = query.sort.key();
-    let [page, per] = query.scope.paging.pairs();
-    let pairs = [
-        ("q", (!words.is_empty()).then_some(words.as_str())),
-        ("namespace", query.scope.namespace.as_deref()),
-        ("cluster", query.scope.cluster.as_deref()),
+/// This list's link to page `page`.
+fn link(query: &Query, page: usize) -> String {
+    let extra = [
         ("state", query.state.map(State::as_str)),
-        ("sort", (query.sort != Sort::default()).then_some(sort)),
-        (page.0, page.1.as_deref()),
-        (per.0, per.1.as_deref()),
+        ("sort", (query.sort != Sort::default()).then_some(query.sort.key())),
     ];
-    for (key, value) in pairs {
-        let value = if key == change.0 { Some(change.1) } else { value };
-        if let Some(v) = value.filter(|v| !v.is_empty()) {
-            s.append_pair(key, v);
-        }
-    }
-    format!("/?{}", s.finish())
+    query.scope.link("/", &extra, page)
 }
 
 pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
@@ -106,6 +91,6 @@ pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
                 }
             }
         } }
-        (super::pager("Pages of SLOs", listed.page, listed.pages, |n| link(query, ("page", &n.to_string()))))
+        (super::pager("Pages of SLOs", listed.page, listed.pages, |n| link(query, n)))
     }
 }

@@ -96,24 +96,10 @@ pub struct Filter<'a> {
     pub namespaces: std::collections::BTreeSet<String>,
 }
 
-/// The list's query string with another page.
+/// The list's link to page `page`.
 fn link(filter: &Filter, page: usize) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    let [_, per] = filter.scope.paging.pairs();
-    let page = (page != 1).then(|| page.to_string());
-    let pairs = [
-        ("cluster", filter.scope.cluster.as_deref()),
-        ("namespace", filter.scope.namespace.as_deref()),
-        ("inForce", filter.in_force.then_some("true")),
-        ("page", page.as_deref()),
-        (per.0, per.1.as_deref()),
-    ];
-    for (key, value) in pairs {
-        if let Some(v) = value {
-            s.append_pair(key, v);
-        }
-    }
-    format!("/policies?{}", s.finish())
+    let extra = [("inForce", filter.in_force.then_some("true"))];
+    filter.scope.link("/policies", &extra, page)
 }
 
 pub fn render_list(paged: &Paged<Row>, filter: &Filter, now: jiff::Timestamp) -> Markup {

@@ -7,26 +7,10 @@ use super::path;
 use crate::ui::format;
 use crate::ui::releases::{Ledger, Query, Sort};
 
-/// The query string of this ledger on another page.
+/// The ledger's link to page `page`.
 fn link(query: &Query, page: usize) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    let words = query.scope.words.join(" ");
-    let [_, per] = query.scope.paging.pairs();
-    let page = (page != 1).then(|| page.to_string());
-    let pairs = [
-        ("q", (!words.is_empty()).then_some(words.as_str())),
-        ("cluster", query.scope.cluster.as_deref()),
-        ("namespace", query.scope.namespace.as_deref()),
-        ("sort", (query.sort != Sort::default()).then_some(query.sort.key())),
-        ("page", page.as_deref()),
-        (per.0, per.1.as_deref()),
-    ];
-    for (key, value) in pairs {
-        if let Some(v) = value {
-            s.append_pair(key, v);
-        }
-    }
-    format!("/releases?{}", s.finish())
+    let extra = [("sort", (query.sort != Sort::default()).then_some(query.sort.key()))];
+    query.scope.link("/releases", &extra, page)
 }
 
 pub fn render(ledger: &Ledger, query: &Query, clusters: &[String], now: jiff::Timestamp) -> Markup {
