@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kube::{Resource, ResourceExt};
 
 use super::clusters::Cluster;
-use super::paging::Paging;
+use super::paging::{Paged, Paging};
 use super::summary::{self, State, Summary};
 use crate::cache::Guarded;
 
@@ -237,18 +237,13 @@ pub struct Row {
 /// A page of the list, and what the filters and the page picker need.
 #[derive(Debug)]
 pub struct Listed {
-    pub rows: Vec<Row>,
-    /// SLOs that pass the filters.
-    pub matching: usize,
+    /// The page asked for of the SLOs that pass the filters.
+    pub paged: Paged<Row>,
     /// Every SLO of the connected clusters.
     pub total: usize,
     /// Of the matching SLOs, how many are in each state (in [`State::ALL`]'s order).
     pub by_state: [usize; 5],
     pub namespaces: BTreeSet<String>,
-    pub page: usize,
-    pub pages: usize,
-    /// The position of the page's first row among the matching (from 1; 0 when none).
-    pub first: usize,
 }
 
 pub fn list(clusters: &[Cluster], query: &Query) -> Listed {
@@ -280,16 +275,11 @@ pub fn list(clusters: &[Cluster], query: &Query) -> Listed {
         }
     }
     sort(&mut rows, query.sort);
-    let paged = query.scope.paging.slice(rows);
     Listed {
-        rows: paged.rows,
-        matching: paged.matching,
+        paged: query.scope.paging.slice(rows),
         total,
         by_state,
         namespaces,
-        page: paged.page,
-        pages: paged.pages,
-        first: paged.first,
     }
 }
 
@@ -373,6 +363,7 @@ mod tests {
 
     fn names(listed: &Listed) -> Vec<String> {
         listed
+            .paged
             .rows
             .iter()
             .map(|r| format!("{}/{}/{}", r.cluster, r.slo.namespace().unwrap(), r.slo.name_any()))
@@ -397,7 +388,7 @@ mod tests {
                 "east/search/query"
             ]
         );
-        assert_eq!((listed.total, listed.matching, listed.pages), (5, 5, 1));
+        assert_eq!((listed.total, listed.paged.matching, listed.paged.pages), (5, 5, 1));
         assert_eq!(listed.by_state, [0, 1, 1, 1, 2]);
         assert_eq!(listed.namespaces.iter().collect::<Vec<_>>(), ["pay", "search", "shop"]);
     }
@@ -428,7 +419,7 @@ mod tests {
         );
         let searched = list(&clusters(), &query("q=CHECK+east"));
         assert_eq!(names(&searched), ["east/shop/checkout"]);
-        assert_eq!(searched.matching, 1);
+        assert_eq!(searched.paged.matching, 1);
         assert_eq!(
             names(&list(&clusters(), &query("q=team=team-pay"))),
             ["west/pay/charge"]
@@ -436,7 +427,7 @@ mod tests {
         assert_eq!(names(&list(&clusters(), &query("q=cart-svc"))), ["east/shop/cart"]);
         // The state counts are of what the other filters let through, whatever the state filter.
         let burning = list(&clusters(), &query("namespace=shop&state=Burning"));
-        assert_eq!((burning.matching, burning.by_state), (1, [0, 1, 1, 0, 1]));
+        assert_eq!((burning.paged.matching, burning.by_state), (1, [0, 1, 1, 0, 1]));
     }
 
     #[test]
@@ -456,9 +447,9 @@ mod tests {
     #[test]
     fn pages_hold_what_was_asked_and_a_page_past_the_end_shows_the_last() {
         let second = list(&clusters(), &query("per=10&page=1"));
-        assert_eq!((second.rows.len(), second.pages), (5, 1));
+        assert_eq!((second.paged.rows.len(), second.paged.pages), (5, 1));
         let past = list(&clusters(), &query("page=9"));
-        assert_eq!((past.page, past.rows.len()), (1, 5));
+        assert_eq!((past.paged.page, past.paged.rows.len()), (1, 5));
     }
 
     #[test]

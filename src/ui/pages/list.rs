@@ -18,7 +18,10 @@ fn link(query: &Query, page: usize) -> String {
 }
 
 pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
-    let (first, last) = (listed.first, listed.first + listed.rows.len().saturating_sub(1));
+    let (first, last) = (
+        listed.paged.first,
+        listed.paged.first + listed.paged.rows.len().saturating_sub(1),
+    );
     html! {
         h1 { "Service level objectives" }
         form.filters method="get" action="/" role="search" {
@@ -41,11 +44,11 @@ pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
             button type="submit" { "Show" }
         }
         p.counts aria-live="polite" {
-            @if listed.matching == 0 {
+            @if listed.paged.matching == 0 {
                 "No SLO matches (" (listed.total) " in all)."
             } @else {
-                "SLOs " (first) "–" (last) " of " (listed.matching)
-                @if listed.matching != listed.total { " matching (" (listed.total) " in all)" }
+                "SLOs " (first) "–" (last) " of " (listed.paged.matching)
+                @if listed.paged.matching != listed.total { " matching (" (listed.total) " in all)" }
                 ". "
                 @for (i, s) in State::ALL.iter().enumerate() {
                     @if listed.by_state[i] > 0 { span class={ "count state-" (s.as_str().to_lowercase()) } { (listed.by_state[i]) " " (s.as_str()) } " " }
@@ -69,7 +72,7 @@ pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
                 }
             }
             tbody {
-                @for row in &listed.rows {
+                @for row in &listed.paged.rows {
                     @let ns = row.slo.namespace().unwrap_or_default();
                     @let name = row.slo.name_any();
                     @let spec = row.slo.0.as_ref().ok().map(|s| &s.spec);
@@ -91,6 +94,6 @@ pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
                 }
             }
         } }
-        (super::pager("Pages of SLOs", listed.page, listed.pages, |n| link(query, n)))
+        (super::pager("Pages of SLOs", listed.paged.page, listed.paged.pages, |n| link(query, n)))
     }
 }
