@@ -190,8 +190,7 @@ pub async fn patch_ca_bundle(client: &Client, configurations: &[String], ca_pem:
     for name in configurations {
         let mut found = false;
         for kind in CONFIGURATION_KINDS {
-            let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind));
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let (api, resource) = configuration_api(client, kind);
             let Some(config) = api
                 .get_opt(name)
                 .await
@@ -232,6 +231,12 @@ pub async fn patch_ca_bundle(client: &Client, configurations: &[String], ca_pem:
 
 const CONFIGURATION_KINDS: [&str; 2] = ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"];
 
+/// The API of one kind of webhook configuration (and its resource, for messages).
+fn configuration_api(client: &Client, kind: &str) -> (Api<DynamicObject>, ApiResource) {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind));
+    (Api::all_with(client.clone(), &resource), resource)
+}
+
 /// Wakes `nudge` whenever a named webhook configuration is created or changed: one added after
 /// the operator started, or rewritten without the caBundle (an upgrade, a GitOps sync that
 /// replaces it), gets the CA at once instead of at the next check (up to 10 minutes, or the
@@ -247,8 +252,7 @@ pub fn watch_configurations(
     use kube::runtime::{WatchStreamExt, watcher};
     for name in configurations {
         for kind in CONFIGURATION_KINDS {
-            let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind));
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let (api, _) = configuration_api(client, kind);
             let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
             let (nudge, shutdown, name) = (nudge.clone(), shutdown.clone(), name.clone());
             tokio::spawn(async move {
