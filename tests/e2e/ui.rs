@@ -187,6 +187,30 @@ impl Page {
     }
 }
 
+/// Starts `slo-warden ui` with `flags` (and `env`) on a free port, waits until it has listed
+/// every cluster, and opens a browser `width` pixels wide on it. The browser lives as long as
+/// what is returned is kept.
+async fn start_ui(ctx: &Ctx, flags: &[&str], env: &[(&str, &str)], width: u32) -> (Operator, Browser, Page) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let args: Vec<String> = ["ui", "--http-addr", &addr]
+        .iter()
+        .chain(flags)
+        .map(|a| a.to_string())
+        .collect();
+    let ui = Operator::spawn(&args, env, &ctx.dir.join("ui.log"));
+    ctx.eventually("the UI to list every cluster", K8S, async || {
+        support::http_ok("GET", &ui.url("/readyz")).map(drop)
+    })
+    .await;
+    let browser = browser(width);
+    let page = Page {
+        tab: browser.new_tab().expect("a tab"),
+        base: format!("http://{addr}"),
+        dir: ctx.dir.clone(),
+    };
+    (ui, browser, page)
+}
+
 /// The list shows the test's SLO with the budget its status holds; a burn turns it red, the
 /// policy page shows the stage and the Deployment it holds; an override shows who and why;
 /// every page passes axe-core's WCAG A/AA checks and can be walked with the keyboard.
@@ -208,30 +232,13 @@ fn the_ui_shows_budgets_freezes_and_overrides_in_a_browser() {
         create_policy(ctx, "checkout", burn_policy("checkout", &["freezeDeployments"], "10m")).await;
         wait_evaluated(ctx, "checkout").await;
 
-        let addr = format!("127.0.0.1:{}", free_port());
-        let ui = Operator::spawn(
-            &[
-                "ui".into(),
-                "--cluster".into(),
-                "e2e".into(),
-                "--http-addr".into(),
-                addr.clone(),
-                "--prometheus-url".into(),
-                ctx.env.prometheus_url.clone(),
-            ],
+        let (ui, _browser, page) = start_ui(
+            ctx,
+            &["--cluster", "e2e", "--prometheus-url", &ctx.env.prometheus_url],
             &[],
-            &ctx.dir.join("ui.log"),
-        );
-        ctx.eventually("the UI to list every cluster", K8S, async || {
-            support::http_ok("GET", &ui.url("/readyz")).map(drop)
-        })
+            1280,
+        )
         .await;
-        let browser = browser(1280);
-        let page = Page {
-            tab: browser.new_tab().expect("a tab"),
-            base: format!("http://{addr}"),
-            dir: ctx.dir.clone(),
-        };
         let axe = axe();
         let list = format!("/?namespace={}", ctx.ns);
 
@@ -564,16 +571,13 @@ fn the_ui_shows_two_clusters_and_says_when_one_fails() {
             .unwrap(),
         )
         .unwrap();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let ui = Operator::spawn(
+        let (ui, _browser, page) = start_ui(
+            ctx,
             &[
-                "ui",
                 "--cluster",
                 "e2e=e2e",
                 "--cluster",
                 "west=west",
-                "--http-addr",
-                &addr,
                 "--prometheus-url",
                 &thanos,
                 "--prometheus-cluster-label",
@@ -582,21 +586,11 @@ fn the_ui_shows_two_clusters_and_says_when_one_fails() {
                 &format!("X-Scope-OrgID={}", support::THANOS_TENANT),
                 "--cluster-prometheus-url",
                 &format!("west={}", ctx.env.prometheus_url),
-            ]
-            .map(String::from),
+            ],
             &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
-            &ctx.dir.join("ui.log"),
-        );
-        ctx.eventually("the UI to list both clusters", K8S, async || {
-            support::http_ok("GET", &ui.url("/readyz")).map(drop)
-        })
+            640,
+        )
         .await;
-        let browser = browser(640);
-        let page = Page {
-            tab: browser.new_tab().expect("a tab"),
-            base: format!("http://{addr}"),
-            dir: ctx.dir.clone(),
-        };
         let axe = axe();
 
         // Both clusters' checkout, each row naming its cluster; the second one's budget is the
