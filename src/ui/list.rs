@@ -106,10 +106,7 @@ impl Sort {
     ];
 
     pub fn key(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(s, _, _)| *s == self)
-            .map_or("budget", |(_, k, _)| k)
+        named(&Self::ALL, self).0
     }
 }
 
@@ -205,6 +202,13 @@ pub(crate) fn pick<T: Copy + Default>(
                 all.iter().map(|(_, k, _)| *k).collect::<Vec<_>>().join(", ")
             )
         })
+}
+
+/// The key and the words of `value` in its short list ([`pick`]'s other way round).
+pub(crate) fn named<T: PartialEq>(all: &[(T, &'static str, &'static str)], value: T) -> (&'static str, &'static str) {
+    all.iter()
+        .find(|(t, _, _)| *t == value)
+        .map_or(("", ""), |(_, k, w)| (*k, *w))
 }
 
 pub(crate) fn bounded(what: &str, value: &str, max: usize) -> Result<Option<String>, String> {
@@ -428,6 +432,14 @@ mod tests {
         // The state counts are of what the other filters let through, whatever the state filter.
         let burning = list(&clusters(), &query("namespace=shop&state=Burning"));
         assert_eq!((burning.paged.matching, burning.by_state), (1, [0, 1, 1, 0, 1]));
+    }
+
+    #[test]
+    fn each_sort_has_its_key_and_words_both_ways() {
+        for (sort, key, words) in Sort::ALL {
+            assert_eq!((sort.key(), named(&Sort::ALL, sort).1), (key, words));
+            assert_eq!(pick("sort", key, &Sort::ALL), Ok(sort));
+        }
     }
 
     #[test]

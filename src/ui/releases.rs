@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kube::ResourceExt;
 
 use super::clusters::Cluster;
-use super::list::{Scope, contains_folded, pick};
+use super::list::{Scope, contains_folded, named, pick};
 use super::paging::Paged;
 use crate::api::{ReleaseStatus, ServiceLevelObjective};
 use crate::cache::Guarded;
@@ -36,10 +36,7 @@ impl Sort {
     ];
 
     pub fn key(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(s, _, _)| *s == self)
-            .map_or("newest", |(_, k, _)| k)
+        named(&Self::ALL, self).0
     }
 }
 
@@ -284,6 +281,11 @@ mod tests {
         assert_eq!((none.paged.rows.len(), none.total), (0, 4));
         // The choices list every namespace with releases, whatever the filters keep.
         assert_eq!(ledger(&clusters(), &query("cluster=staging")).namespaces.len(), 2);
+    }
+
+    #[test]
+    fn each_sort_has_its_key() {
+        assert_eq!((Sort::Newest.key(), Sort::Burned.key()), ("newest", "burned"));
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
             }
         }
         div.scroll role="region" aria-label="SLOs" tabindex="0" { table.slos {
-            caption.visually-hidden { "SLOs, " (Sort::ALL.iter().find(|(s, _, _)| *s == query.sort).map_or("", |(_, _, w)| *w)) }
+            caption.visually-hidden { "SLOs, " (crate::ui::list::named(&Sort::ALL, query.sort).1) }
             thead {
                 tr {
                     th scope="col" { "Cluster" }
