@@ -21,6 +21,8 @@ pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";
 /// The condition type saying whether an SLO's signal can be trusted.
 pub const SIGNAL_HEALTHY: &str = "SignalHealthy";
+/// Its reason while Prometheus holds less of the window than the window (a new SLO).
+pub const HISTORY_SHORT: &str = "HistoryShort";
 
 /// The longest condition message kept (characters), as `metav1.Condition` bounds it: a message
 /// naming every SLO a policy selects grows with them, and the status must stay writable.

@@ -231,7 +231,7 @@ fn signal_condition(
         ),
         Some(s) => match (&s.blind, &s.history) {
             (Some(why), _) => ("False", "ScrapeIntervalLonger", why.clone()),
-            (None, Some(history)) => ("False", "HistoryShort", history.describe()),
+            (None, Some(history)) => ("False", crate::api::condition::HISTORY_SHORT, history.describe()),
             (None, None)
                 if min_requests > 0
                     && s.requests
