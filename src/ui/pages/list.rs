@@ -55,7 +55,7 @@ pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
                 }
             }
         }
-        div.scroll role="region" aria-label="SLOs" tabindex="0" { table.slos {
+        (super::scrolling("SLOs", html! { table.slos {
             caption.visually-hidden { "SLOs, " (crate::ui::list::named(&Sort::ALL, query.sort).1) }
             thead {
                 tr {
@@ -93,7 +93,7 @@ pub fn render(listed: &Listed, query: &Query, clusters: &[String]) -> Markup {
                     }
                 }
             }
-        } }
+        } }))
         (super::pager("Pages of SLOs", listed.paged.page, listed.paged.pages, |n| link(query, n)))
     }
 }

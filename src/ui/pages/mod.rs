@@ -74,6 +74,12 @@ pub fn search_box(words: &[String], placeholder: &str) -> Markup {
     }
 }
 
+/// A table in a labelled region of its own that scrolls sideways on a narrow screen (or zoomed
+/// in), so the page does not; focusable, so the keyboard can scroll it.
+pub fn scrolling(label: &str, table: Markup) -> Markup {
+    html! { div.scroll role="region" aria-label=(label) tabindex="0" { (table) } }
+}
+
 /// Previous / next links of a paged list (nothing when it fits one page); `link(n)` is page n's.
 pub fn pager(label: &str, page: usize, pages: usize, link: impl Fn(usize) -> String) -> Markup {
     html! {

@@ -116,7 +116,7 @@ pub fn render_list(paged: &Paged<Row>, filter: &Filter, now: jiff::Timestamp) ->
         }
         p.counts { (n) " polic" (if n == 1 { "y" } else { "ies" }) ", " (filter.in_force_count) " in force"
             @if paged.pages > 1 { "; " (paged.first) "–" (paged.first + rows.len().saturating_sub(1)) " shown" } "." }
-        div.scroll role="region" aria-label="Policies" tabindex="0" { table {
+        (super::scrolling("Policies", html! { table {
             caption.visually-hidden { "Error budget policies, those in force first" }
             thead { tr {
                 th scope="col" { "Cluster" } th scope="col" { "Namespace" } th scope="col" { "Name" }
@@ -142,7 +142,7 @@ pub fn render_list(paged: &Paged<Row>, filter: &Filter, now: jiff::Timestamp) ->
                     }
                 }
             }
-        } }
+        } }))
         (super::pager("Pages of policies", paged.page, paged.pages, |p| link(filter, p)))
     }
 }
@@ -180,18 +180,18 @@ pub fn render(page: &Page) -> Markup {
         h2 { "Holding" }
         @match st.filter(|s| !s.enforced.is_empty()) {
             None => p { "Nothing is held for this policy." },
-            Some(st) => div.scroll role="region" aria-label="Held objects" tabindex="0" { table {
+            Some(st) => (super::scrolling("Held objects", html! { table {
                 caption.visually-hidden { "What the operator holds for this policy, and since when" }
                 thead { tr { th scope="col" { "Kind" } th scope="col" { "Name" } th scope="col" { "Action" } th scope="col" { "Since" } } }
                 tbody { @for e in &st.enforced { tr { td { (e.kind) } td { (e.name) } td { (e.action) } td { @if let Some(s) = &e.since { (t(s)) } } } } }
-            } },
+            } })),
         }
         h2 { "Overrides" }
         @if overrides.is_empty() {
             p { "No override of this policy. To lift it for a while (at most " (p.spec.max_override) "): "
                 code { "slo-warden override " (p.name_any()) " -n " (ns) " --for 1h --reason \"INC-1234: why\"" } }
         } @else {
-            div.scroll role="region" aria-label="Overrides" tabindex="0" { table {
+            (super::scrolling("Overrides", html! { table {
                 caption.visually-hidden { "Break-glass overrides of this policy, newest first: who asked, why, for how long, and their state" }
                 thead { tr { th scope="col" { "Requested by" } th scope="col" { "Why" } th scope="col" { "For" } th scope="col" { "Created" } th scope="col" { "State" } th scope="col" { "Until" } } }
                 tbody {
@@ -208,7 +208,7 @@ pub fn render(page: &Page) -> Markup {
                         }
                     }
                 }
-            } }
+            } }))
         }
         h2 { "SLOs it selects" }
         @if page.slos.is_empty() { p { "None: check spec.slos." } } @else {
@@ -224,19 +224,19 @@ pub fn render(page: &Page) -> Markup {
         }
         @if let Some(st) = st.filter(|s| !s.rollbacks.is_empty()) {
             h2 { "Rollbacks" }
-            div.scroll role="region" aria-label="Rollbacks" tabindex="0" { table {
+            (super::scrolling("Rollbacks", html! { table {
                 caption.visually-hidden { "What rollbackRelease did, would do or would not do about each suspect release, and why" }
                 thead { tr { th scope="col" { "Workload" } th scope="col" { "From" } th scope="col" { "To" } th scope="col" { "Result" } th scope="col" { "Message" } th scope="col" { "When" } } }
                 tbody { @for r in &st.rollbacks { tr { td { (r.kind) " " (r.name) } td { (r.from) } td { (r.to.as_deref().unwrap_or("—")) } td { (r.result) } td { (r.message) } td { (t(&r.time)) } } } }
-            } }
+            } }))
         }
         @if let Some(st) = st.filter(|s| !s.history.is_empty()) {
             h2 { "History" }
-            div.scroll role="region" aria-label="History" tabindex="0" { table {
+            (super::scrolling("History", html! { table {
                 caption.visually-hidden { "The policy's changes of stage, newest first" }
                 thead { tr { th scope="col" { "When" } th scope="col" { "From" } th scope="col" { "To" } th scope="col" { "Reason" } } }
                 tbody { @for h in &st.history { tr { td { (t(&h.time)) } td { (h.from) } td { (h.to) } td { (h.reason) } } } }
-            } }
+            } }))
         }
     }
 }

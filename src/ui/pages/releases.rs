@@ -36,7 +36,7 @@ pub fn render(ledger: &Ledger, query: &Query, clusters: &[String], now: jiff::Ti
         @if paged.rows.is_empty() {
             p { "No release recorded" @if ledger.total > 0 { " matches these filters" } ". An SLO records the releases of the Deployments and Rollouts its policies follow." }
         } @else {
-            div.scroll role="region" aria-label="Releases" tabindex="0" { table.releases {
+            (super::scrolling("Releases", html! { table.releases {
                 caption.visually-hidden { "Releases and the error budget each burned, " (if query.sort == Sort::Burned { "most burned first" } else { "latest first" }) }
                 thead { tr {
                     th scope="col" { "Cluster" } th scope="col" { "SLO" } th scope="col" { "Workload" } th scope="col" { "Revision" }
@@ -64,7 +64,7 @@ pub fn render(ledger: &Ledger, query: &Query, clusters: &[String], now: jiff::Ti
                         }
                     }
                 }
-            } }
+            } }))
         }
         (super::pager("Pages of releases", paged.page, paged.pages, |p| link(query, p)))
     }

@@ -94,9 +94,9 @@ pub fn render(page: &Page) -> Markup {
     let budget = status.and_then(|s| s.budget.as_ref());
     let runbook = slo.spec.alerting.annotations.get("runbook_url");
     let history_short = status.is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == crate::api::condition::SIGNAL_HEALTHY && c.reason == "HistoryShort")
+        s.conditions.iter().any(|c| {
+            c.type_ == crate::api::condition::SIGNAL_HEALTHY && c.reason == crate::api::condition::HISTORY_SHORT
+        })
     });
     html! {
         p.crumbs { a href="/" { "SLOs" } " / " (page.cluster) " / " (ns) }
@@ -127,14 +127,11 @@ pub fn render(page: &Page) -> Markup {
             }
         }
         @if page.charts {
-            @let chart = |which: &str| format!("{}/{which}", path("charts", page.cluster, &ns, &name));
+            @let base = path("charts", page.cluster, &ns, &name);
+            @let range = format!("?range={}", page.range);
             h2 { "Over time" }
             p.hint { "Point at a chart for the time and value of each point." }
-            figure {
-                @let alt = format!("The budget left of {ns}/{name} over its {} window, from Prometheus", slo.spec.window);
-                object type="image/svg+xml" data=(chart("budget.svg")) width="720" height="200" aria-label=(alt) { (alt) }
-                figcaption { "Budget left over the " (slo.spec.window) " window" }
-            }
+            (chart(&format!("{base}/budget.svg"), &format!("The budget left of {ns}/{name} over its {} window, from Prometheus", slo.spec.window), &format!("Budget left over the {} window", slo.spec.window)))
             nav.ranges aria-label="Time range of the charts below" {
                 "Last: "
                 @for (key, _) in crate::ui::series::RANGES {
@@ -142,19 +139,11 @@ pub fn render(page: &Page) -> Markup {
                     " "
                 }
             }
-            figure {
-                @let alt = format!("The error ratio (errors over requests) of {ns}/{name} over the last {}, per 5-minute tile", page.range);
-                object type="image/svg+xml" data=(format!("{}?range={}", chart("errors.svg"), page.range)) width="720" height="200" aria-label=(alt) { (alt) }
-                figcaption { "Error ratio, per 5-minute tile" }
-            }
-            figure {
-                @let alt = format!("The requests per second of {ns}/{name} over the last {}, per 5-minute tile", page.range);
-                object type="image/svg+xml" data=(format!("{}?range={}", chart("requests.svg"), page.range)) width="720" height="200" aria-label=(alt) { (alt) }
-                figcaption { "Requests per second, per 5-minute tile" }
-            }
+            (chart(&format!("{base}/errors.svg{range}"), &format!("The error ratio (errors over requests) of {ns}/{name} over the last {}, per 5-minute tile", page.range), "Error ratio, per 5-minute tile"))
+            (chart(&format!("{base}/requests.svg{range}"), &format!("The requests per second of {ns}/{name} over the last {}, per 5-minute tile", page.range), "Requests per second, per 5-minute tile"))
         }
         h2 { "Alert tiers" }
-        div.scroll role="region" aria-label="Alert tiers" tabindex="0" { table {
+        (super::scrolling("Alert tiers", html! { table {
             caption.visually-hidden { "Each multiwindow burn-rate alert: both windows must burn faster than the threshold" }
             thead { tr {
                 th scope="col" { "Severity" }
@@ -178,7 +167,7 @@ pub fn render(page: &Page) -> Markup {
                     }
                 }
             }
-        } }
+        } }))
         h2 { "Signal" }
         dl.facts {
             dt title="How often the indicator's request series are sampled, as measured" { "Sampled every" } dd { (budget.and_then(|b| b.scrape_interval.as_deref()).unwrap_or("—")) }
@@ -189,7 +178,7 @@ pub fn render(page: &Page) -> Markup {
             }
         }
         @if let Some(status) = status.filter(|s| !s.conditions.is_empty()) {
-            div.scroll role="region" aria-label="Conditions" tabindex="0" { table {
+            (super::scrolling("Conditions", html! { table {
                 caption { "Conditions" }
                 thead { tr { th scope="col" { "Type" } th scope="col" { "Status" } th scope="col" { "Reason" } th scope="col" { "Message" } th scope="col" { "Since" } } }
                 tbody {
@@ -198,13 +187,13 @@ pub fn render(page: &Page) -> Markup {
                              td { time datetime=(format::time(c.last_transition_time.0)) title=(format::time(c.last_transition_time.0)) { (format::ago(c.last_transition_time.0, page.now)) } } }
                     }
                 }
-            } }
+            } }))
         }
         h2 { "Policies acting on it" }
         @if page.policies.is_empty() {
             p { "No ErrorBudgetPolicy selects this SLO: its budget is shown, nothing is enforced." }
         } @else {
-            div.scroll role="region" aria-label="Policies selecting it" tabindex="0" { table {
+            (super::scrolling("Policies selecting it", html! { table {
                 caption.visually-hidden { "The error budget policies that select this SLO, their stage and why" }
                 thead { tr { th scope="col" { "Policy" } th scope="col" { "Stage" } th scope="col" { "Since" } th scope="col" { "Reason" } } }
                 tbody {
@@ -218,7 +207,7 @@ pub fn render(page: &Page) -> Markup {
                         }
                     }
                 }
-            } }
+            } }))
             details.override {
                 summary { "How to get an override (break-glass)" }
                 p { "An override lifts a policy for a while, at most its maxOverride, and is recorded with who asked and why. With access to create ErrorBudgetOverrides in " code { (ns) } ":" }
@@ -231,7 +220,7 @@ pub fn render(page: &Page) -> Markup {
         @if let Some(status) = status.filter(|s| !s.releases.is_empty()) {
             h2 { "Releases" }
             p { a href=(format!("/releases?cluster={}&namespace={}", enc(page.cluster), enc(&ns))) { "The release ledger of every SLO in " (ns) } }
-            div.scroll role="region" aria-label="Releases" tabindex="0" { table {
+            (super::scrolling("Releases", html! { table {
                 caption.visually-hidden { "The last releases of the workloads its policies follow, newest first, and the budget each burned" }
                 thead { tr {
                     th scope="col" { "Workload" } th scope="col" { "Revision" } th scope="col" { "Images" } th scope="col" { "By" }
@@ -250,7 +239,18 @@ pub fn render(page: &Page) -> Markup {
                         }
                     }
                 }
-            } }
+            } }))
+        }
+    }
+}
+
+/// A chart: its SVG document (drawn by `/charts/...`, its points named on hover), what it shows
+/// in words for whoever cannot see it, and its caption.
+fn chart(src: &str, alt: &str, caption: &str) -> Markup {
+    html! {
+        figure {
+            object type="image/svg+xml" data=(src) width="720" height="200" aria-label=(alt) { (alt) }
+            figcaption { (caption) }
         }
     }
 }
@@ -273,6 +273,40 @@ mod tests {
                                    "burnRates": {"5m": 20.0, "1h": 15.0, "30m": 3.0, "6h": 4.0, "2h": 1.0, "1d": 1.0, "3d": 0.5}}},
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn with_a_prometheus_the_page_embeds_three_charts_said_in_words() {
+        let slo = slo(json!({}));
+        let page = |charts| {
+            render(&Page {
+                cluster: "prod eu",
+                slo: &slo,
+                policies: vec![],
+                grafana: None,
+                charts,
+                range: "6h",
+                now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+            })
+            .into_string()
+        };
+        let html = page(true);
+        let objects: Vec<&str> = html
+            .split("<object type=\"image/svg+xml\" data=\"")
+            .skip(1)
+            .map(|o| o.split('"').next().unwrap())
+            .collect();
+        assert_eq!(
+            objects,
+            [
+                "/charts/prod+eu/shop/checkout/budget.svg",
+                "/charts/prod+eu/shop/checkout/errors.svg?range=6h",
+                "/charts/prod+eu/shop/checkout/requests.svg?range=6h"
+            ]
+        );
+        assert!(html.contains(r#"aria-label="The requests per second of shop/checkout over the last 6h, per 5-minute tile">The requests per second of shop/checkout over the last 6h, per 5-minute tile</object><figcaption>Requests per second, per 5-minute tile</figcaption>"#), "{html}");
+        assert!(html.contains("<figcaption>Budget left over the 30d window</figcaption>"));
+        assert!(!page(false).contains("<object"), "no charts without a Prometheus");
     }
 
     #[test]
